@@ -1,0 +1,54 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// PeerStack: peer-to-peer protocol libraries and the `peerstack` command.
+/// The module map follows ../shared/DESIGN.md; a module imports only modules below it.
+let package = Package(
+    name: "PeerStack",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Bencode", targets: ["Bencode"]),
+        .library(name: "BitTorrent", targets: ["BitTorrent"]),
+        .executable(name: "peerstack", targets: ["peerstack"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // Encodings
+        .target(name: "Bencode"),
+        // Application
+        .target(
+            name: "BitTorrent",
+            dependencies: [
+                "Bencode",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Command
+        .executableTarget(
+            name: "peerstack",
+            dependencies: [
+                "Bencode",
+                "BitTorrent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
+        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode"]),
+        .testTarget(name: "PeerstackTests", dependencies: ["BitTorrent"]),
+        .testTarget(
+            name: "InteropTests",
+            dependencies: ["BitTorrent", "Bencode"],
+            path: "Tests/Interop",
+            resources: [.copy("Scripts")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,258 @@
+import Bencode
+
+/// Bounds applied when reading metainfo from an untrusted source.
+public struct MetainfoLimits: Sendable, Hashable {
+    /// Largest `.torrent` file, in bytes.
+    public var maxTorrentSize: Int = 64 << 20
+    /// Deepest nesting of bencode lists and dictionaries.
+    public var maxDepth: Int = 100
+    /// Most bencode values in the file.
+    public var maxElements: Int = 4_000_000
+    /// Most pieces (libtorrent's default `max_pieces` is the same).
+    public var maxPieces: Int = 0x20_0000
+    /// Most files.
+    public var maxFiles: Int = 1_000_000
+    /// Most components in one file path.
+    public var maxPathDepth: Int = 128
+    /// Largest piece length, which is also the memory one hashing worker needs.
+    public var maxPieceLength: Int = 256 << 20
+
+    public init() {}
+
+    /// The defaults.
+    public static let standard = MetainfoLimits()
+
+    var bencode: BencodeDecoder.Limits {
+        BencodeDecoder.Limits(maxDepth: maxDepth, maxElements: maxElements, maxInputSize: maxTorrentSize)
+    }
+}
+
+/// A torrent's info dictionary (BEP 3): the part its info-hash covers.
+///
+/// Every key is kept in ``fields``, unknown ones too, so that re-encoding keeps them
+/// (`meta version`, `file tree` of hybrid torrents, `source`, …). The typed properties are
+/// checked views of those fields.
+public struct InfoDictionary: Hashable, Sendable {
+    /// All keys of the dictionary as read.
+    public let fields: [[UInt8]: BencodeValue]
+    /// The suggested name of the file (single-file) or directory (multi-file); `name.utf-8`
+    /// is preferred when present.
+    public let name: String
+    /// Bytes per piece (the last piece may be shorter).
+    public let pieceLength: Int
+    /// The concatenated 20-byte SHA-1 of every piece.
+    public let pieceHashes: [UInt8]
+    /// The files in torrent order, padding files included.
+    public let files: [FileEntry]
+    /// Whether the torrent uses the `files` list (a directory) rather than `length` (one file).
+    public let isMultiFile: Bool
+    /// BEP 27: peers come only from the torrent's trackers (no DHT, PEX or LSD).
+    public let isPrivate: Bool
+    /// Sum of all file lengths, padding included.
+    public let totalLength: Int64
+
+    /// Number of pieces.
+    public var pieceCount: Int { pieceHashes.count / 20 }
+
+    /// The SHA-1 expected for piece `index`.
+    public func pieceHash(_ index: Int) -> ArraySlice<UInt8> {
+        pieceHashes[index * 20..<index * 20 + 20]
+    }
+
+    /// The size of piece `index`: `pieceLength`, or less for the last piece.
+    public func pieceSize(_ index: Int) -> Int {
+        let start = Int64(index) * Int64(pieceLength)
+        return Int(min(Int64(pieceLength), totalLength - start))
+    }
+
+    /// Where `file` goes below a download directory: `name/path…` for a multi-file torrent,
+    /// `name` for a single file.
+    public func relativePath(of file: FileEntry) -> [String] {
+        isMultiFile ? [name] + file.path : [name]
+    }
+
+    /// The canonical bencoding of every field (unknown ones included).
+    public func encoded() -> [UInt8] {
+        BencodeValue.dictionary(fields).encoded()
+    }
+
+    /// Reads and checks an info dictionary; offsets in errors are those of `node`'s input.
+    public init(node: BencodeNode, limits: MetainfoLimits = .standard) throws(MetainfoError) {
+        guard case .dictionary = node.kind else {
+            throw .wrongType("info", expected: "a dictionary", offset: node.range.lowerBound)
+        }
+        guard case .dictionary(let fields) = node.value else {
+            throw .wrongType("info", expected: "a dictionary", offset: node.range.lowerBound)
+        }
+        self.fields = fields
+
+        let nameNode = try Self.required(node, "name", in: "info")
+        let rawName = try Self.text(nameNode, field: "info.name")
+        let utf8Name = node["name.utf-8"].flatMap { $0.string }
+        let name = utf8Name ?? rawName
+        try Self.checkSafe([name], offset: nameNode.range.lowerBound)
+        self.name = name
+
+        let pieceLengthNode = try Self.required(node, "piece length", in: "info")
+        guard let pieceLength = pieceLengthNode.integer else {
+            throw .wrongType("info.piece length", expected: "an integer", offset: pieceLengthNode.range.lowerBound)
+        }
+        guard pieceLength > 0, pieceLength <= limits.maxPieceLength else {
+            throw .invalidValue(
+                "info.piece length", reason: "must be between 1 and \(limits.maxPieceLength), not \(pieceLength)",
+                offset: pieceLengthNode.range.lowerBound)
+        }
+        self.pieceLength = Int(pieceLength)
+
+        let piecesNode = try Self.required(node, "pieces", in: "info")
+        guard let pieces = piecesNode.bytes else {
+            throw .wrongType("info.pieces", expected: "a byte string", offset: piecesNode.range.lowerBound)
+        }
+        guard pieces.count % 20 == 0 else {
+            throw .invalidValue(
+                "info.pieces", reason: "has \(pieces.count) bytes, not a multiple of 20",
+                offset: piecesNode.range.lowerBound)
+        }
+        guard pieces.count / 20 <= limits.maxPieces else {
+            throw .limitExceeded(
+                "more than \(limits.maxPieces) pieces (\(pieces.count / 20))", offset: piecesNode.range.lowerBound)
+        }
+        self.pieceHashes = pieces
+
+        if let privateNode = node["private"], let flag = privateNode.integer {
+            self.isPrivate = flag == 1
+        } else {
+            self.isPrivate = false
+        }
+
+        let lengthNode = node["length"]
+        let filesNode = node["files"]
+        var files: [FileEntry] = []
+        var total: Int64 = 0
+        if let filesNode {
+            guard let list = filesNode.list else {
+                throw .wrongType("info.files", expected: "a list", offset: filesNode.range.lowerBound)
+            }
+            guard !list.isEmpty else {
+                throw .invalidValue("info.files", reason: "is empty", offset: filesNode.range.lowerBound)
+            }
+            guard list.count <= limits.maxFiles else {
+                throw .limitExceeded("more than \(limits.maxFiles) files", offset: filesNode.range.lowerBound)
+            }
+            files.reserveCapacity(list.count)
+            for (index, entry) in list.enumerated() {
+                let file = try Self.fileEntry(entry, index: index, offset: total, limits: limits)
+                let (sum, overflow) = total.addingReportingOverflow(file.length)
+                guard !overflow else {
+                    throw .invalidValue("info.files", reason: "lengths add up past 2^63", offset: entry.range.lowerBound)
+                }
+                total = sum
+                files.append(file)
+            }
+            self.isMultiFile = true
+        } else if let lengthNode {
+            guard let length = lengthNode.integer else {
+                throw .wrongType("info.length", expected: "an integer", offset: lengthNode.range.lowerBound)
+            }
+            guard length >= 0 else {
+                throw .invalidValue("info.length", reason: "is negative", offset: lengthNode.range.lowerBound)
+            }
+            let attributes = node["attr"]?.bytes.map(FileAttributes.init(attr:)) ?? []
+            files = [FileEntry(path: [name], length: length, offset: 0, attributes: attributes)]
+            total = length
+            self.isMultiFile = false
+        } else {
+            throw .missingField("info.length' or 'info.files", offset: node.range.lowerBound)
+        }
+        guard total > 0 else {
+            throw .invalidValue(
+                isMultiFile ? "info.files" : "info.length", reason: "adds up to 0 bytes: the torrent holds no data",
+                offset: (filesNode ?? lengthNode ?? node).range.lowerBound)
+        }
+        self.files = files
+        self.totalLength = total
+
+        let (quotient, remainder) = total.quotientAndRemainder(dividingBy: pieceLength)
+        let expected = quotient + (remainder > 0 ? 1 : 0)
+        guard expected == Int64(pieces.count / 20) else {
+            throw .pieceCountMismatch(
+                expected: Int(clamping: expected), found: pieces.count / 20, offset: piecesNode.range.lowerBound)
+        }
+    }
+
+    private static func fileEntry(
+        _ node: BencodeNode, index: Int, offset: Int64, limits: MetainfoLimits
+    ) throws(MetainfoError) -> FileEntry {
+        let field = "info.files[\(index)]"
+        guard case .dictionary = node.kind else {
+            throw .wrongType(field, expected: "a dictionary", offset: node.range.lowerBound)
+        }
+        let lengthNode = try required(node, "length", in: field)
+        guard let length = lengthNode.integer else {
+            throw .wrongType("\(field).length", expected: "an integer", offset: lengthNode.range.lowerBound)
+        }
+        guard length >= 0 else {
+            throw .invalidValue("\(field).length", reason: "is negative", offset: lengthNode.range.lowerBound)
+        }
+        let pathNode = try required(node, "path", in: field)
+        var path = try components(pathNode, field: "\(field).path", limits: limits)
+        if let utf8Node = node["path.utf-8"],
+            let utf8Path = try? components(utf8Node, field: "\(field).path.utf-8", limits: limits)
+        {
+            path = utf8Path
+        }
+        let attributes = node["attr"]?.bytes.map(FileAttributes.init(attr:)) ?? []
+        guard !path.isEmpty || attributes.contains(.padding) else {
+            throw .unsafePath(path, offset: pathNode.range.lowerBound)
+        }
+        try checkSafe(path, offset: pathNode.range.lowerBound)
+        var target: [String]?
+        if attributes.contains(.symlink), let targetNode = node["symlink path"] {
+            target = try components(targetNode, field: "\(field).symlink path", limits: limits)
+        }
+        return FileEntry(path: path, length: length, offset: offset, attributes: attributes, symlinkTarget: target)
+    }
+
+    private static func components(
+        _ node: BencodeNode, field: String, limits: MetainfoLimits
+    ) throws(MetainfoError) -> [String] {
+        guard let list = node.list else {
+            throw .wrongType(field, expected: "a list of strings", offset: node.range.lowerBound)
+        }
+        guard list.count <= limits.maxPathDepth else {
+            throw .limitExceeded("'\(field)' has more than \(limits.maxPathDepth) components", offset: node.range.lowerBound)
+        }
+        var result: [String] = []
+        result.reserveCapacity(list.count)
+        for component in list {
+            result.append(try text(component, field: field))
+        }
+        return result
+    }
+
+    /// A byte string as text; invalid UTF-8 is replaced rather than refused, as libtorrent does.
+    private static func text(_ node: BencodeNode, field: String) throws(MetainfoError) -> String {
+        guard let bytes = node.bytes else {
+            throw .wrongType(field, expected: "a string", offset: node.range.lowerBound)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func required(_ node: BencodeNode, _ key: String, in parent: String) throws(MetainfoError) -> BencodeNode {
+        guard let value = node[key] else {
+            throw .missingField("\(parent).\(key)", offset: node.range.lowerBound)
+        }
+        return value
+    }
+
+    /// Rejects any path that could escape the download directory or names nothing.
+    static func checkSafe(_ components: [String], offset: Int) throws(MetainfoError) {
+        for component in components {
+            if component.isEmpty || component == "." || component == ".."
+                || component.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "/") })
+            {
+                throw .unsafePath(components, offset: offset)
+            }
+        }
+    }
+}

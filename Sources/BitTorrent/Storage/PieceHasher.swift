@@ -1,0 +1,170 @@
+import Crypto
+import Dispatch
+import Synchronization
+import SystemPackage
+
+/// How far a hashing run has got.
+public struct HashingProgress: Sendable, Hashable {
+    public var bytesDone: Int64
+    public var bytesTotal: Int64
+    public var piecesDone: Int
+    public var pieceCount: Int
+}
+
+/// The SHA-1 of each piece read from disk, or why it could not be read.
+public struct PieceDigests: Sendable {
+    /// 20 bytes per piece, zeros where ``readable`` is false.
+    public let digests: [UInt8]
+    /// Whether each piece could be read in full.
+    public let readable: [Bool]
+    /// The first read failure, if any: the file index and the error.
+    public let firstFailure: (fileIndex: Int, error: Errno?)?
+
+    public func digest(_ index: Int) -> ArraySlice<UInt8>? {
+        readable[index] ? digests[index * 20..<index * 20 + 20] : nil
+    }
+}
+
+/// Hashes the pieces of files on disk with SHA-1 on several threads, one piece buffer per
+/// thread: each worker claims the next piece, reads it with positional reads (spanning file
+/// boundaries, padding as zeros) and hashes it. Used to create torrents and to check data.
+public enum PieceHasher {
+    /// Hashes every piece of `layout`. `paths[i]` is where file `i` is on disk (ignored for
+    /// padding files). A piece whose file is missing or short is marked unreadable, not fatal.
+    /// Runs on its own threads, not on Swift's cooperative pool, because reads block.
+    public static func hash(
+        layout: FileLayout, paths: [FilePath], workers: Int,
+        progress: (@Sendable (HashingProgress) -> Void)? = nil
+    ) async -> PieceDigests {
+        let job = HashJob(layout: layout, paths: paths)
+        let workerCount = max(1, min(workers, layout.pieceCount))
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                DispatchQueue.concurrentPerform(iterations: workerCount) { _ in
+                    job.work(progress: progress)
+                }
+                continuation.resume()
+            }
+        }
+        return job.result()
+    }
+}
+
+/// State shared by the hashing workers. Each piece's digest slot is written by exactly one
+/// worker (the one that claimed it from the atomic counter), so the slots need no lock.
+private final class HashJob: @unchecked Sendable {
+    let layout: FileLayout
+    let paths: [FilePath]
+    let nextPiece = Atomic<Int>(0)
+    let bytesDone = Atomic<Int64>(0)
+    let piecesDone = Atomic<Int>(0)
+    let digests: UnsafeMutableBufferPointer<UInt8>
+    let readable: UnsafeMutableBufferPointer<Bool>
+    let failure = Mutex<(fileIndex: Int, error: Errno?)?>(nil)
+
+    init(layout: FileLayout, paths: [FilePath]) {
+        self.layout = layout
+        self.paths = paths
+        digests = .allocate(capacity: layout.pieceCount * 20)
+        digests.initialize(repeating: 0)
+        readable = .allocate(capacity: layout.pieceCount)
+        readable.initialize(repeating: false)
+    }
+
+    deinit {
+        digests.deallocate()
+        readable.deallocate()
+    }
+
+    func result() -> PieceDigests {
+        PieceDigests(digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 })
+    }
+
+    func work(progress: (@Sendable (HashingProgress) -> Void)?) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.pieceLength, alignment: 4096)
+        defer { buffer.deallocate() }
+        var reader = SequentialFileCache(paths: paths)
+        defer { reader.close() }
+        let pieceCount = layout.pieceCount
+        while true {
+            let piece = nextPiece.wrappingAdd(1, ordering: .relaxed).oldValue
+            guard piece < pieceCount else { return }
+            let range = layout.pieceRange(piece)
+            let size = Int(range.count)
+            var ok = true
+            var filled = 0
+            for segment in layout.segments(in: range) {
+                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + segment.length])
+                if layout.files[segment.fileIndex].isPadding {
+                    target.initializeMemory(as: UInt8.self, repeating: 0)
+                } else if let error = reader.read(file: segment.fileIndex, at: segment.fileOffset, into: target) {
+                    ok = false
+                    failure.withLock { if $0 == nil { $0 = (segment.fileIndex, error.errno) } }
+                    break
+                }
+                filled += segment.length
+            }
+            if ok {
+                var hasher = Insecure.SHA1()
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<size]))
+                hasher.finalize().withUnsafeBytes { bytes in
+                    for index in 0..<20 { digests[piece * 20 + index] = bytes[index] }
+                }
+                readable[piece] = true
+            }
+            let done = bytesDone.wrappingAdd(Int64(size), ordering: .relaxed).newValue
+            let pieces = piecesDone.wrappingAdd(1, ordering: .relaxed).newValue
+            progress?(
+                HashingProgress(bytesDone: done, bytesTotal: layout.totalLength, piecesDone: pieces, pieceCount: pieceCount)
+            )
+        }
+    }
+}
+
+/// Why a positional read failed: an OS error, or the file ended early (`errno` nil).
+struct ReadFailure: Error {
+    var errno: Errno?
+}
+
+/// Keeps the most recently used file open, since a worker reads files in ascending order.
+struct SequentialFileCache {
+    let paths: [FilePath]
+    private var open: (index: Int, descriptor: FileDescriptor)?
+
+    init(paths: [FilePath]) {
+        self.paths = paths
+    }
+
+    /// Fills `buffer` from `file` at `offset`; nil on success.
+    mutating func read(file: Int, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> ReadFailure? {
+        let descriptor: FileDescriptor
+        if let open, open.index == file {
+            descriptor = open.descriptor
+        } else {
+            close()
+            do {
+                descriptor = try FileDescriptor.open(paths[file], .readOnly, options: [.closeOnExec])
+            } catch {
+                return ReadFailure(errno: error as? Errno)
+            }
+            open = (file, descriptor)
+        }
+        var done = 0
+        while done < buffer.count {
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[done...])
+            do {
+                let count = try descriptor.read(fromAbsoluteOffset: offset + Int64(done), into: target)
+                if count == 0 { return ReadFailure(errno: nil) }
+                done += count
+            } catch {
+                return ReadFailure(errno: error as? Errno)
+            }
+        }
+        return nil
+    }
+
+    mutating func close() {
+        if let open { try? open.descriptor.close() }
+        open = nil
+    }
+}
