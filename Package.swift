@@ -42,7 +42,7 @@ let package = Package(
         ),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode"]),
-        .testTarget(name: "PeerstackTests", dependencies: ["BitTorrent"]),
+        .testTarget(name: "PeerstackTests", dependencies: ["peerstack"]),
         .testTarget(
             name: "InteropTests",
             dependencies: ["BitTorrent", "Bencode"],
