@@ -45,9 +45,9 @@ let package = Package(
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack"]),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["BitTorrent", "Bencode"],
+            dependencies: ["BitTorrent", "Bencode", .product(name: "SystemPackage", package: "swift-system")],
             path: "Tests/Interop",
-            resources: [.copy("Scripts")]
+            exclude: ["Scripts"]
         ),
     ],
     swiftLanguageModes: [.v6]

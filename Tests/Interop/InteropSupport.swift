@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+
+/// Running real third-party programs from tests, with deadlines.
+///
+/// With `PEERSTACK_INTEROP=required` (CI) a missing program makes its tests fail; otherwise
+/// those tests are skipped, with the reason in the trait's comment.
+enum Interop {
+    static var required: Bool { ProcessInfo.processInfo.environment["PEERSTACK_INTEROP"] == "required" }
+
+    /// Debian's libtorrent binding is importable from the system Python only.
+    static let python = "/usr/bin/python3"
+
+    static let libtorrentScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts/lt_tool.py").path
+
+    static func onPath(_ program: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static let hasLibtorrent: Bool = {
+        guard FileManager.default.isExecutableFile(atPath: python) else { return false }
+        return (try? run(python, ["-c", "import libtorrent"], timeout: 30).status) == 0
+    }()
+
+    /// Whether tests needing `program` run: it is installed, or CI requires it (and then a
+    /// missing program fails the test instead of skipping it).
+    static func enabled(_ program: String) -> Bool {
+        if required { return true }
+        return program == "libtorrent" ? hasLibtorrent : onPath(program) != nil
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Runs a program to completion or until `timeout` seconds pass (then kills it and throws).
+    /// Output goes through files, so a chatty program cannot stall on a full pipe.
+    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double) throws -> Result {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw Failure(description: "\(executable) is not installed (scripts/test installs it)")
+        }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("interop-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let outURL = scratch.appendingPathComponent("out")
+        let errURL = scratch.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            throw Failure(description: "\(executable) \(arguments.joined(separator: " ")) took longer than \(timeout) s")
+        }
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        return Result(
+            status: process.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
+            stderr: try String(contentsOf: errURL, encoding: .utf8))
+    }
+
+    /// Runs a program that must succeed and returns its standard output.
+    @discardableResult
+    static func check(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double = 120)
+        throws -> String
+    {
+        let result = try run(executable, arguments, in: directory, timeout: timeout)
+        guard result.status == 0 else {
+            throw Failure(
+                description: "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
+        }
+        return result.stdout
+    }
+
+    /// Runs `lt_tool.py` (libtorrent) and decodes its JSON answer.
+    static func libtorrent<T: Decodable>(_ type: T.Type, _ arguments: [String], timeout: Double = 120) throws -> T {
+        let output = try check(python, [libtorrentScript] + arguments, timeout: timeout)
+        return try JSONDecoder().decode(T.self, from: Data(output.utf8))
+    }
+
+    static func program(_ name: String) throws -> String {
+        guard let path = onPath(name) else { throw Failure(description: "\(name) is not installed (scripts/test installs it)") }
+        return path
+    }
+}
+
+/// libtorrent's view of a torrent (`lt_tool.py info`).
+struct LibtorrentInfo: Decodable {
+    struct File: Decodable, Equatable {
+        var path: String
+        var size: Int64
+        var pad: Bool
+        var offset: Int64
+    }
+    var info_hash: String
+    var name: String
+    var piece_length: Int
+    var num_pieces: Int
+    var total_size: Int64
+    var `private`: Bool
+    var files: [File]
+    var trackers: [String]
+    var web_seeds: [String]
+    var comment: String
+}
+
+/// The result of libtorrent checking data against a torrent (`lt_tool.py recheck`).
+struct LibtorrentRecheck: Decodable {
+    var checked: Bool
+    var info_hash: String
+    var num_pieces: Int
+    var valid_pieces: Int
+    var is_seeding: Bool
+}
+
+struct LibtorrentPieceLength: Decodable {
+    var piece_length: Int
+}
+
+/// SplitMix64, for payloads that are the same on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Payloads made at test time in a temporary directory.
+struct Payloads {
+    let root: URL
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("peerstack-interop-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: root) }
+
+    func write(_ relative: String, size: Int, seed: UInt64) throws {
+        var rng = SeededGenerator(state: seed)
+        var bytes = [UInt8](repeating: 0, count: size)
+        for index in 0..<size { bytes[index] = UInt8(truncatingIfNeeded: rng.next()) }
+        let url = root.appendingPathComponent(relative)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(bytes).write(to: url)
+    }
+
+    /// The shapes every tool is tried on: `single.bin` (1,000,003 bytes, not a multiple of any
+    /// piece length) and `tree/` (unicode names, an empty file, odd sizes, nested directories).
+    static func standard() throws -> Payloads {
+        let payloads = try Payloads()
+        try payloads.write("single.bin", size: 1_000_003, seed: 1)
+        try payloads.write("tree/a.bin", size: 70_001, seed: 2)
+        try payloads.write("tree/empty.dat", size: 0, seed: 3)
+        try payloads.write("tree/ünïcödé α.txt", size: 5_555, seed: 4)
+        try payloads.write("tree/日本語/データ.bin", size: 300_007, seed: 5)
+        try payloads.write("tree/日本語/deeper/z.bin", size: 16_384, seed: 6)
+        return payloads
+    }
+}
