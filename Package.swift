@@ -45,7 +45,9 @@ let package = Package(
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack"]),
         .testTarget(
             name: "InteropTests",
-            dependencies: ["BitTorrent", "Bencode", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "BitTorrent", "Bencode", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/Interop",
             exclude: ["Scripts"]
         ),

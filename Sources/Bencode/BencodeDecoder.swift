@@ -66,8 +66,11 @@ public struct BencodeDecoder: Sendable {
 
     /// Decodes the value at the start of `bytes` and says how many bytes it took; what follows
     /// is left to the caller (BEP 9 metadata messages carry raw data after a dictionary).
-    public func decodePrefix(_ bytes: ArraySlice<UInt8>) throws(BencodeError) -> (value: BencodeValue, length: Int) {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(BencodeError) -> (value: BencodeValue, length: Int) in
+    public func decodePrefix(_ bytes: ArraySlice<UInt8>) throws(BencodeError) -> (
+        value: BencodeValue, length: Int
+    ) {
+        try bytes.withUnsafeBufferPointer {
+            (buffer) throws(BencodeError) -> (value: BencodeValue, length: Int) in
             let result: (value: BencodeValue, end: Int) = try run(buffer, whole: false)
             return (result.value, result.end)
         }
@@ -94,7 +97,8 @@ protocol DecodedTree {
     static func makeInteger(_ value: Int64, range: Range<Int>) -> Self
     static func makeBytes(_ value: [UInt8], range: Range<Int>) -> Self
     static func makeList(_ elements: [Self], range: Range<Int>) -> Self
-    static func makeDictionary(_ entries: [(key: [UInt8], keyOffset: Int, value: Self)], range: Range<Int>) -> Self
+    static func makeDictionary(_ entries: [(key: [UInt8], keyOffset: Int, value: Self)], range: Range<Int>)
+        -> Self
 }
 
 extension BencodeValue: DecodedTree {
@@ -124,7 +128,9 @@ extension BencodeNode: DecodedTree {
     static func makeDictionary(
         _ entries: [(key: [UInt8], keyOffset: Int, value: BencodeNode)], range: Range<Int>
     ) -> BencodeNode {
-        BencodeNode(range: range, kind: .dictionary(entries.map { Entry(key: $0.key, keyOffset: $0.keyOffset, value: $0.value) }))
+        BencodeNode(
+            range: range,
+            kind: .dictionary(entries.map { Entry(key: $0.key, keyOffset: $0.keyOffset, value: $0.value) }))
     }
 }
 
@@ -168,7 +174,9 @@ private struct Parser<Tree: DecodedTree> {
             return .makeBytes(bytes, range: start..<position)
         case UInt8(ascii: "l"):
             try countElement()
-            guard depth < limits.maxDepth else { throw .depthLimitExceeded(limit: limits.maxDepth, offset: start) }
+            guard depth < limits.maxDepth else {
+                throw .depthLimitExceeded(limit: limits.maxDepth, offset: start)
+            }
             position += 1
             var elements: [Tree] = []
             while try peek() != UInt8(ascii: "e") {
@@ -178,7 +186,9 @@ private struct Parser<Tree: DecodedTree> {
             return .makeList(elements, range: start..<position)
         case UInt8(ascii: "d"):
             try countElement()
-            guard depth < limits.maxDepth else { throw .depthLimitExceeded(limit: limits.maxDepth, offset: start) }
+            guard depth < limits.maxDepth else {
+                throw .depthLimitExceeded(limit: limits.maxDepth, offset: start)
+            }
             position += 1
             var entries: [(key: [UInt8], keyOffset: Int, value: Tree)] = []
             while try peek() != UInt8(ascii: "e") {
@@ -227,12 +237,15 @@ private struct Parser<Tree: DecodedTree> {
         }
         let digitsStart = position
         var magnitude: Int64 = 0
-        while position < input.count, input[position] >= UInt8(ascii: "0"), input[position] <= UInt8(ascii: "9") {
+        while position < input.count, input[position] >= UInt8(ascii: "0"),
+            input[position] <= UInt8(ascii: "9")
+        {
             let digit = Int64(input[position] - UInt8(ascii: "0"))
             let (times10, overflow1) = magnitude.multipliedReportingOverflow(by: 10)
             // Accumulate negatively so Int64.min is representable.
             let (next, overflow2) =
-                negative ? times10.subtractingReportingOverflow(digit) : times10.addingReportingOverflow(digit)
+                negative
+                ? times10.subtractingReportingOverflow(digit) : times10.addingReportingOverflow(digit)
             if overflow1 || overflow2 {
                 throw isString ? .invalidStringLength(offset: start) : .integerOverflow(offset: start)
             }
@@ -251,7 +264,9 @@ private struct Parser<Tree: DecodedTree> {
             throw .unexpectedByte(input[position], offset: position)
         }
         if strict {
-            if digitCount > 1 && input[digitsStart] == UInt8(ascii: "0") { throw .nonCanonicalInteger(offset: start) }
+            if digitCount > 1 && input[digitsStart] == UInt8(ascii: "0") {
+                throw .nonCanonicalInteger(offset: start)
+            }
             if negative && magnitude == 0 { throw .nonCanonicalInteger(offset: start) }
         }
         position += 1

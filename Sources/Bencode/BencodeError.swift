@@ -49,16 +49,20 @@ public enum BencodeError: Error, Hashable, Sendable {
     public var reason: String {
         switch self {
         case .emptyInput: return "empty input"
-        case .inputTooLarge(let size, let limit): return "input of \(size) bytes exceeds the limit of \(limit)"
+        case .inputTooLarge(let size, let limit):
+            return "input of \(size) bytes exceeds the limit of \(limit)"
         case .unexpectedEnd: return "input ends in the middle of a value"
         case .unexpectedByte(let byte, _):
-            let shown = byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "0x\(String(byte, radix: 16))"
+            let shown =
+                byte >= 0x20 && byte < 0x7F
+                ? "'\(Character(Unicode.Scalar(byte)))'" : "0x\(String(byte, radix: 16))"
             return "unexpected byte \(shown)"
         case .emptyInteger: return "integer has no digits"
         case .nonCanonicalInteger: return "integer has a leading zero or is -0"
         case .integerOverflow: return "integer does not fit in 64 bits"
         case .invalidStringLength: return "invalid string length"
-        case .stringBeyondEnd(let length, _): return "string of \(length) bytes runs past the end of the input"
+        case .stringBeyondEnd(let length, _):
+            return "string of \(length) bytes runs past the end of the input"
         case .nonStringKey: return "dictionary key is not a string"
         case .unsortedKey: return "dictionary keys are not sorted"
         case .duplicateKey: return "dictionary key appears twice"

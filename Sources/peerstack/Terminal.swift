@@ -85,7 +85,8 @@ final class ProgressBar: Sendable {
                 state.drewBar = true
                 let width = 28
                 let filled = min(width, Int(fraction * Double(width)))
-                let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+                let bar =
+                    String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
                 let line = String(
                     format: "\r%@ [%@] %5.1f%%  %@ / %@  %@  ETA %@\u{1B}[K", title, bar, fraction * 100,
                     Units.bytes(progress.bytesDone), Units.bytes(progress.bytesTotal), Units.rate(rate),
@@ -94,7 +95,8 @@ final class ProgressBar: Sendable {
             } else {
                 // A plain line per 10 % step, at most one a second; quick jobs print none.
                 let decile = Int(fraction * 10)
-                guard decile > state.lastDecile, decile < 10, now - (state.lastDraw ?? start) >= .seconds(1) else { return }
+                guard decile > state.lastDecile, decile < 10, now - (state.lastDraw ?? start) >= .seconds(1)
+                else { return }
                 state.lastDecile = decile
                 state.lastDraw = now
                 Terminal.status(

@@ -16,10 +16,15 @@ struct TorrentCreate: AsyncParsableCommand {
     @Argument(help: "The file or directory to share.")
     var path: String
 
-    @Option(name: [.customShort("t"), .customLong("tracker")], help: "Tracker announce URL; repeat for more (each its own tier).")
+    @Option(
+        name: [.customShort("t"), .customLong("tracker")],
+        help: "Tracker announce URL; repeat for more (each its own tier).")
     var trackers: [String] = []
 
-    @Option(help: "Piece length: 'auto', or bytes as a power of two from 16 KiB to 256 MiB (e.g. 262144, 256K, 1M).")
+    @Option(
+        help:
+            "Piece length: 'auto', or bytes as a power of two from 16 KiB to 256 MiB (e.g. 262144, 256K, 1M)."
+    )
     var pieceLength: String = "auto"
 
     @Flag(help: "Mark the torrent private (BEP 27): peers only from its trackers.")
@@ -31,7 +36,9 @@ struct TorrentCreate: AsyncParsableCommand {
     @Option(name: .customLong("web-seed"), help: "A web seed URL (BEP 19); repeat for more.")
     var webSeeds: [String] = []
 
-    @Option(name: .shortAndLong, help: "Where to write the torrent (default: <name>.torrent in the current directory).")
+    @Option(
+        name: .shortAndLong,
+        help: "Where to write the torrent (default: <name>.torrent in the current directory).")
     var output: String?
 
     @Option(help: "Hashing threads (default: one per core).")
@@ -50,7 +57,8 @@ struct TorrentCreate: AsyncParsableCommand {
         var options = TorrentCreationOptions()
         if pieceLength != "auto" {
             guard let length = Self.parseSize(pieceLength) else {
-                throw Terminal.badInput("--piece-length", "'\(pieceLength)' is not 'auto' or a size such as 256K")
+                throw Terminal.badInput(
+                    "--piece-length", "'\(pieceLength)' is not 'auto' or a size such as 256K")
             }
             options.pieceLength = length
         }
@@ -84,7 +92,8 @@ struct TorrentCreate: AsyncParsableCommand {
         Terminal.status(
             "hashed \(Units.bytes(total)) in \(info.files.count) file\(info.files.count == 1 ? "" : "s"), "
                 + "\(info.pieceCount) pieces of \(Units.bytes(Int64(info.pieceLength))), "
-                + "in \(String(format: "%.2f", seconds)) s (\(Units.rate(seconds > 0 ? Double(total) / seconds : 0)))")
+                + "in \(String(format: "%.2f", seconds)) s (\(Units.rate(seconds > 0 ? Double(total) / seconds : 0)))"
+        )
         print("torrent:   \(destination)")
         print("info-hash: \(metainfo.infoHash.hex)")
         print("magnet:    \(metainfo.magnetLink.uri)")

@@ -39,7 +39,8 @@ struct TorrentInfo: AsyncParsableCommand {
         if json {
             let files = info.files.map { file in
                 FileJSON(
-                    path: info.relativePath(of: file).joined(separator: "/"), length: file.length, offset: file.offset,
+                    path: info.relativePath(of: file).joined(separator: "/"), length: file.length,
+                    offset: file.offset,
                     padding: file.isPadding, attributes: file.attributes.attr)
             }
             let document = TorrentJSON(
@@ -55,7 +56,9 @@ struct TorrentInfo: AsyncParsableCommand {
         print("name:         \(info.name)")
         print("info-hash:    \(metainfo.infoHash.hex)")
         print("magnet:       \(metainfo.magnetLink.uri)")
-        print("size:         \(Units.bytes(info.totalLength)) (\(info.totalLength) bytes) in \(dataFiles.count) file\(dataFiles.count == 1 ? "" : "s")")
+        print(
+            "size:         \(Units.bytes(info.totalLength)) (\(info.totalLength) bytes) in \(dataFiles.count) file\(dataFiles.count == 1 ? "" : "s")"
+        )
         print("pieces:       \(info.pieceCount) × \(Units.bytes(Int64(info.pieceLength)))")
         print("private:      \(info.isPrivate ? "yes" : "no")")
         for (index, tier) in metainfo.trackerTiers.enumerated() {
@@ -68,7 +71,9 @@ struct TorrentInfo: AsyncParsableCommand {
         if let comment = metainfo.comment { print("comment:      \(comment)") }
         if let createdBy = metainfo.createdBy { print("created by:   \(createdBy)") }
         if let date = metainfo.creationDate {
-            print("created:      \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(date))))")
+            print(
+                "created:      \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(date))))"
+            )
         }
         print("files:")
         for file in info.files {
@@ -81,14 +86,18 @@ struct TorrentInfo: AsyncParsableCommand {
     private func show(_ magnet: MagnetLink) throws {
         if json {
             let document = MagnetJSON(
-                infoHash: magnet.infoHash?.hex, infoHashV2: magnet.infoHashV2.map { $0.map { String(format: "%02x", $0) }.joined() },
-                name: magnet.displayName, trackers: magnet.trackers, peers: magnet.peers, webSeeds: magnet.webSeeds,
+                infoHash: magnet.infoHash?.hex,
+                infoHashV2: magnet.infoHashV2.map { $0.map { String(format: "%02x", $0) }.joined() },
+                name: magnet.displayName, trackers: magnet.trackers, peers: magnet.peers,
+                webSeeds: magnet.webSeeds,
                 selectOnly: magnet.selectOnly.map { [$0.lowerBound, $0.upperBound] }, magnet: magnet.uri)
             try printJSON(document)
             return
         }
         if let hash = magnet.infoHash { print("info-hash:    \(hash.hex)") }
-        if let v2 = magnet.infoHashV2 { print("info-hash v2: \(v2.map { String(format: "%02x", $0) }.joined())") }
+        if let v2 = magnet.infoHashV2 {
+            print("info-hash v2: \(v2.map { String(format: "%02x", $0) }.joined())")
+        }
         if let name = magnet.displayName { print("name:         \(name)") }
         for tracker in magnet.trackers { print("tracker:      \(tracker)") }
         for peer in magnet.peers { print("peer:         \(peer)") }

@@ -33,7 +33,9 @@ struct TorrentVerify: AsyncParsableCommand {
             throw Terminal.badInput(torrent, error)
         }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory),
+            isDirectory.boolValue
+        else {
             throw Terminal.badInput(directory, "not a directory")
         }
         let bar = ProgressBar(title: "checking")
@@ -56,7 +58,9 @@ struct TorrentVerify: AsyncParsableCommand {
             for file in report.files {
                 let percent = file.length == 0 ? 100 : Double(file.verifiedBytes) * 100 / Double(file.length)
                 let state = !file.exists && file.length > 0 ? "missing" : String(format: "%5.1f%%", percent)
-                print("  \(state.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Units.bytes(file.length).padding(toLength: 11, withPad: " ", startingAt: 0)) \(file.path.joined(separator: "/"))")
+                print(
+                    "  \(state.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Units.bytes(file.length).padding(toLength: 11, withPad: " ", startingAt: 0)) \(file.path.joined(separator: "/"))"
+                )
             }
             print(
                 "\(report.goodPieceCount) of \(report.goodPieces.count) pieces good: "

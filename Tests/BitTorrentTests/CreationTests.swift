@@ -57,12 +57,14 @@ struct CreationTests {
         #expect(TorrentCreator.automaticPieceLength(forTotalLength: total) == expected)
     }
 
-    @Test("a directory becomes a multi-file torrent in byte order; verify finds it complete, then finds damage")
+    @Test(
+        "a directory becomes a multi-file torrent in byte order; verify finds it complete, then finds damage")
     func createAndVerify() async throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
         let tree = root.appendingPathComponent("tree")
-        try FileManager.default.createDirectory(at: tree.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: tree.appendingPathComponent("sub"), withIntermediateDirectories: true)
         try payload(50_000, seed: 1).write(to: tree.appendingPathComponent("b.bin"))
         try payload(70_001, seed: 2).write(to: tree.appendingPathComponent("sub/z.bin"))
         try Data().write(to: tree.appendingPathComponent("a-empty"))
@@ -123,7 +125,8 @@ struct CreationTests {
         try payload(100_000, seed: 9).write(to: file)
         var options = TorrentCreationOptions()
         options.pieceLength = 32_768
-        let metainfo = try await TorrentCreator.create(from: try TorrentCreator.scan(file.path), options: options)
+        let metainfo = try await TorrentCreator.create(
+            from: try TorrentCreator.scan(file.path), options: options)
         #expect(!metainfo.info.isMultiFile)
         #expect(metainfo.info.pieceCount == 4)
         #expect(metainfo.info.pieceSize(3) == 100_000 - 3 * 32_768)
@@ -135,7 +138,9 @@ struct CreationTests {
     func badSources() async throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
-        #expect(throws: TorrentCreationError.self) { try TorrentCreator.scan(root.appendingPathComponent("nope").path) }
+        #expect(throws: TorrentCreationError.self) {
+            try TorrentCreator.scan(root.appendingPathComponent("nope").path)
+        }
         #expect(throws: TorrentCreationError.noFiles(path: root.path)) { try TorrentCreator.scan(root.path) }
         try Data().write(to: root.appendingPathComponent("empty"))
         let empty = try TorrentCreator.scan(root.path)

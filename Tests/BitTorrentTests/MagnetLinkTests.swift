@@ -42,22 +42,34 @@ struct MagnetLinkTests {
                 + "&tr=http%3A%2F%2Ft%3A1%2Fa%3Fx%3D1%26y%3D2")
     }
 
-    @Test("bad links are refused with a reason", arguments: [
-        ("http://x", MagnetLinkError.notAMagnetLink),
-        ("magnet:?dn=x", .missingInfoHash),
-        ("magnet:?xt=urn:btih:1234", .invalidInfoHash("1234")),
-        ("magnet:?xt=urn:btih:7b5e918f364908afab937ecdd84059dfb61102b7&dn=%zz", .badPercentEncoding(parameter: "dn")),
-        ("magnet:?xt=urn:btih:7b5e918f364908afab937ecdd84059dfb61102b7&dn=%ff", .invalidUTF8(parameter: "dn")),
-        ("magnet:?xt=urn:btih:7b5e918f364908afab937ecdd84059dfb61102b7&so=3-1", .invalidSelectOnly("3-1")),
-        ("magnet:?xt=urn:btmh:1120abcd", .invalidInfoHash("1120abcd")),
-    ])
+    @Test(
+        "bad links are refused with a reason",
+        arguments: [
+            ("http://x", MagnetLinkError.notAMagnetLink),
+            ("magnet:?dn=x", .missingInfoHash),
+            ("magnet:?xt=urn:btih:1234", .invalidInfoHash("1234")),
+            (
+                "magnet:?xt=urn:btih:7b5e918f364908afab937ecdd84059dfb61102b7&dn=%zz",
+                .badPercentEncoding(parameter: "dn")
+            ),
+            (
+                "magnet:?xt=urn:btih:7b5e918f364908afab937ecdd84059dfb61102b7&dn=%ff",
+                .invalidUTF8(parameter: "dn")
+            ),
+            (
+                "magnet:?xt=urn:btih:7b5e918f364908afab937ecdd84059dfb61102b7&so=3-1",
+                .invalidSelectOnly("3-1")
+            ),
+            ("magnet:?xt=urn:btmh:1120abcd", .invalidInfoHash("1120abcd")),
+        ])
     func badLinks(text: String, expected: MagnetLinkError) {
         #expect(throws: expected) { try MagnetLink(parsing: text) }
     }
 
     @Test("a torrent's magnet link carries its name, trackers and web seeds")
     func fromMetainfo() throws {
-        let info = bytes("d6:lengthi12e4:name9:hello.txt12:piece lengthi16384e6:pieces20:") + helloPiece + bytes("e")
+        let info =
+            bytes("d6:lengthi12e4:name9:hello.txt12:piece lengthi16384e6:pieces20:") + helloPiece + bytes("e")
         let metainfo = try Metainfo(
             parsing: bytes("d8:announce8:http://a4:info") + info + bytes("8:url-list9:http://s/e"))
         let link = metainfo.magnetLink

@@ -26,7 +26,9 @@ func multiFileInfo(_ files: [(path: [String], length: Int64, attr: String?)], pi
         "pieces": .bytes([UInt8](repeating: 0xAB, count: 20 * count)),
         "files": .list(
             files.map { file in
-                var entry: BencodeValue = ["length": .integer(file.length), "path": .list(file.path.map(BencodeValue.string))]
+                var entry: BencodeValue = [
+                    "length": .integer(file.length), "path": .list(file.path.map(BencodeValue.string)),
+                ]
                 if let attr = file.attr, case .dictionary(var dict) = entry {
                     dict[bytes("attr")] = .string(attr)
                     entry = .dictionary(dict)
@@ -40,7 +42,8 @@ func multiFileInfo(_ files: [(path: [String], length: Int64, attr: String?)], pi
 struct MetainfoTests {
     @Test("known answer: the info-hash is the SHA-1 of the info dictionary (checked with Python's hashlib)")
     func knownInfoHash() throws {
-        let info = bytes("d6:lengthi12e4:name9:hello.txt12:piece lengthi16384e6:pieces20:") + helloPiece + bytes("e")
+        let info =
+            bytes("d6:lengthi12e4:name9:hello.txt12:piece lengthi16384e6:pieces20:") + helloPiece + bytes("e")
         let torrent = bytes("d8:announce30:http://127.0.0.1:6969/announce4:info") + info + bytes("e")
         let metainfo = try Metainfo(parsing: torrent)
         #expect(metainfo.infoHash.hex == "7b5e918f364908afab937ecdd84059dfb61102b7")
@@ -54,7 +57,8 @@ struct MetainfoTests {
 
     @Test("an unsorted info dictionary keeps the hash of its bytes as found, and is written back untouched")
     func unsortedInfo() throws {
-        let info = bytes("d4:name9:hello.txt6:lengthi12e12:piece lengthi16384e6:pieces20:") + helloPiece + bytes("e")
+        let info =
+            bytes("d4:name9:hello.txt6:lengthi12e12:piece lengthi16384e6:pieces20:") + helloPiece + bytes("e")
         let torrent = bytes("d4:info") + info + bytes("e")
         let metainfo = try Metainfo(parsing: torrent)
         #expect(metainfo.infoHash.hex == "9bfb9ff3b281b58b8de579c2fb39db1917a0b1f6")
@@ -76,7 +80,8 @@ struct MetainfoTests {
         let torrent = torrentBytes(
             info: info,
             [
-                "announce": "http://a/announce", "announce-list": [["http://a/announce", "udp://b:1"], ["http://c"]],
+                "announce": "http://a/announce",
+                "announce-list": [["http://a/announce", "udp://b:1"], ["http://c"]],
                 "url-list": ["http://seed/", "http://seed2/"], "comment": "c", "created by": "me",
                 "creation date": 1_700_000_000, "nodes": [["127.0.0.1", 6881]],
             ])
@@ -90,7 +95,8 @@ struct MetainfoTests {
         #expect(metainfo.info.relativePath(of: files[2]) == ["root", "sub", "b.bin"])
         #expect(metainfo.trackerTiers == [["http://a/announce", "udp://b:1"], ["http://c"]])
         #expect(metainfo.webSeeds == ["http://seed/", "http://seed2/"])
-        #expect(metainfo.comment == "c" && metainfo.createdBy == "me" && metainfo.creationDate == 1_700_000_000)
+        #expect(
+            metainfo.comment == "c" && metainfo.createdBy == "me" && metainfo.creationDate == 1_700_000_000)
         #expect(metainfo.extraFields[bytes("nodes")] != nil)
         #expect(metainfo.info.fields[bytes("source")] == "unknown key kept")
         // Everything, unknown keys included, survives a re-encode.
@@ -109,7 +115,9 @@ struct MetainfoTests {
         #expect(metainfo.info.files[0].path == ["ünïcode"])
     }
 
-    @Test("unsafe paths are refused", arguments: [["..", "etc"], ["a", ".."], [""], ["a", "", "b"], ["/etc"], ["a/b"], ["a\0b"], ["."]])
+    @Test(
+        "unsafe paths are refused",
+        arguments: [["..", "etc"], ["a", ".."], [""], ["a", "", "b"], ["/etc"], ["a/b"], ["a\0b"], ["."]])
     func unsafePaths(path: [String]) throws {
         let info = multiFileInfo([(path, 12, nil)])
         #expect(throws: MetainfoError.self) { try Metainfo(parsing: torrentBytes(info: info)) }
@@ -126,8 +134,12 @@ struct MetainfoTests {
 
     @Test("an unsafe name is refused too")
     func unsafeName() {
-        let info: BencodeValue = ["name": "..", "length": 12, "piece length": 16_384, "pieces": .bytes(helloPiece)]
-        #expect(throws: MetainfoError.unsafePath([".."], offset: 26)) { try Metainfo(parsing: torrentBytes(info: info)) }
+        let info: BencodeValue = [
+            "name": "..", "length": 12, "piece length": 16_384, "pieces": .bytes(helloPiece),
+        ]
+        #expect(throws: MetainfoError.unsafePath([".."], offset: 26)) {
+            try Metainfo(parsing: torrentBytes(info: info))
+        }
     }
 
     @Test("the piece count must match the total length")
@@ -142,7 +154,9 @@ struct MetainfoTests {
 
     @Test("bad input: wrong types, missing fields and hostile sizes name the field and the byte")
     func badInput() {
-        let wrongType: BencodeValue = ["name": "x", "length": 12, "piece length": "big", "pieces": .bytes(helloPiece)]
+        let wrongType: BencodeValue = [
+            "name": "x", "length": 12, "piece length": "big", "pieces": .bytes(helloPiece),
+        ]
         #expect(throws: MetainfoError.wrongType("info.piece length", expected: "an integer", offset: 44)) {
             try Metainfo(parsing: torrentBytes(info: wrongType))
         }
@@ -154,21 +168,25 @@ struct MetainfoTests {
             try Metainfo(parsing: bytes("d4:info999999999999:xe"))
         }
         let deep = bytes("d4:info" + String(repeating: "l", count: 5_000))
-        #expect(throws: MetainfoError.bencode(.depthLimitExceeded(limit: 100, offset: 106))) { try Metainfo(parsing: deep) }
+        #expect(throws: MetainfoError.bencode(.depthLimitExceeded(limit: 100, offset: 106))) {
+            try Metainfo(parsing: deep)
+        }
         let zero: BencodeValue = ["name": "x", "length": 0, "piece length": 16_384, "pieces": ""]
         #expect(throws: MetainfoError.self) { try Metainfo(parsing: torrentBytes(info: zero)) }
         let negative: BencodeValue = ["name": "x", "length": -1, "piece length": 16_384, "pieces": ""]
         #expect(throws: MetainfoError.invalidValue("info.length", reason: "is negative", offset: 16)) {
             try Metainfo(parsing: torrentBytes(info: negative))
         }
-        #expect(MetainfoError.missingField("info", offset: 0).description == "missing field 'info' (at byte 0)")
+        #expect(
+            MetainfoError.missingField("info", offset: 0).description == "missing field 'info' (at byte 0)")
     }
 
     @Test("hostile mutations of a real torrent never trap")
     func mutations() throws {
         var rng = SeededGenerator(state: 99)
         let base = torrentBytes(
-            info: multiFileInfo([(["a"], 20_000, nil), (["b", "c"], 30_000, "x")]), ["announce": "http://t/a"])
+            info: multiFileInfo([(["a"], 20_000, nil), (["b", "c"], 30_000, "x")]), ["announce": "http://t/a"]
+        )
         for _ in 0..<3_000 {
             var input = base
             for _ in 0..<Int.random(in: 1...4, using: &rng) {

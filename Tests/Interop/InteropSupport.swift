@@ -47,11 +47,14 @@ enum Interop {
 
     /// Runs a program to completion or until `timeout` seconds pass (then kills it and throws).
     /// Output goes through files, so a chatty program cannot stall on a full pipe.
-    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double) throws -> Result {
+    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double)
+        throws -> Result
+    {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw Failure(description: "\(executable) is not installed (scripts/test installs it)")
         }
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("interop-\(UUID().uuidString)")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "interop-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let outURL = scratch.appendingPathComponent("out")
@@ -73,7 +76,9 @@ enum Interop {
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()
-            throw Failure(description: "\(executable) \(arguments.joined(separator: " ")) took longer than \(timeout) s")
+            throw Failure(
+                description: "\(executable) \(arguments.joined(separator: " ")) took longer than \(timeout) s"
+            )
         }
         process.waitUntilExit()
         try out.close()
@@ -85,25 +90,35 @@ enum Interop {
 
     /// Runs a program that must succeed and returns its standard output.
     @discardableResult
-    static func check(_ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double = 120)
+    static func check(
+        _ executable: String, _ arguments: [String], in directory: URL? = nil, timeout: Double = 120
+    )
         throws -> String
     {
         let result = try run(executable, arguments, in: directory, timeout: timeout)
         guard result.status == 0 else {
             throw Failure(
-                description: "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
+                description:
+                    "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)"
+            )
         }
         return result.stdout
     }
 
     /// Runs `lt_tool.py` (libtorrent) and decodes its JSON answer.
-    static func libtorrent<T: Decodable>(_ type: T.Type, _ arguments: [String], timeout: Double = 120) throws -> T {
+    static func libtorrent<T: Decodable>(_ type: T.Type, _ arguments: [String], timeout: Double = 120) throws
+        -> T
+    {
         let output = try check(python, [libtorrentScript] + arguments, timeout: timeout)
-        return try JSONDecoder().decode(T.self, from: Data(output.utf8))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(T.self, from: Data(output.utf8))
     }
 
     static func program(_ name: String) throws -> String {
-        guard let path = onPath(name) else { throw Failure(description: "\(name) is not installed (scripts/test installs it)") }
+        guard let path = onPath(name) else {
+            throw Failure(description: "\(name) is not installed (scripts/test installs it)")
+        }
         return path
     }
 }
@@ -116,29 +131,29 @@ struct LibtorrentInfo: Decodable {
         var pad: Bool
         var offset: Int64
     }
-    var info_hash: String
+    var infoHash: String
     var name: String
-    var piece_length: Int
-    var num_pieces: Int
-    var total_size: Int64
+    var pieceLength: Int
+    var numPieces: Int
+    var totalSize: Int64
     var `private`: Bool
     var files: [File]
     var trackers: [String]
-    var web_seeds: [String]
+    var webSeeds: [String]
     var comment: String
 }
 
 /// The result of libtorrent checking data against a torrent (`lt_tool.py recheck`).
 struct LibtorrentRecheck: Decodable {
     var checked: Bool
-    var info_hash: String
-    var num_pieces: Int
-    var valid_pieces: Int
-    var is_seeding: Bool
+    var infoHash: String
+    var numPieces: Int
+    var validPieces: Int
+    var isSeeding: Bool
 }
 
 struct LibtorrentPieceLength: Decodable {
-    var piece_length: Int
+    var pieceLength: Int
 }
 
 /// SplitMix64, for payloads that are the same on every run.
@@ -158,7 +173,8 @@ struct Payloads {
     let root: URL
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("peerstack-interop-\(UUID().uuidString)")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-interop-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
@@ -169,7 +185,8 @@ struct Payloads {
         var bytes = [UInt8](repeating: 0, count: size)
         for index in 0..<size { bytes[index] = UInt8(truncatingIfNeeded: rng.next()) }
         let url = root.appendingPathComponent(relative)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(bytes).write(to: url)
     }
 

@@ -5,7 +5,8 @@ import Testing
 @testable import BitTorrent
 
 /// PeerStack's reading of a torrent, in libtorrent's terms, to compare the two.
-func peerstackView(_ metainfo: Metainfo) -> (infoHash: String, pieceLength: Int, files: [LibtorrentInfo.File]) {
+func peerstackView(_ metainfo: Metainfo) -> (infoHash: String, pieceLength: Int, files: [LibtorrentInfo.File])
+{
     let info = metainfo.info
     let files = info.files.map { file in
         LibtorrentInfo.File(
@@ -41,9 +42,11 @@ enum Maker: String, CaseIterable, Sendable {
         case .libtorrentHybrid:
             _ = try Interop.libtorrent(LibtorrentPieceLength.self, ["create", path.path, out.path, "hybrid"])
         case .mktorrent:
-            try Interop.check(try Interop.program("mktorrent"), ["-a", tracker, "-l", "15", "-o", out.path, path.path])
+            try Interop.check(
+                try Interop.program("mktorrent"), ["-a", tracker, "-l", "15", "-o", out.path, path.path])
         case .transmission:
-            try Interop.check(try Interop.program("transmission-create"), ["-t", tracker, "-o", out.path, path.path])
+            try Interop.check(
+                try Interop.program("transmission-create"), ["-t", tracker, "-o", out.path, path.path])
         }
     }
 }
@@ -63,10 +66,10 @@ struct MetainfoInteropTests {
         let metainfo = try Metainfo(contentsOf: FilePath(torrent.path))
         let libtorrent = try Interop.libtorrent(LibtorrentInfo.self, ["info", torrent.path])
         let ours = peerstackView(metainfo)
-        #expect(ours.infoHash == libtorrent.info_hash)
-        #expect(ours.pieceLength == libtorrent.piece_length)
-        #expect(metainfo.info.pieceCount == libtorrent.num_pieces)
-        #expect(metainfo.info.totalLength == libtorrent.total_size)
+        #expect(ours.infoHash == libtorrent.infoHash)
+        #expect(ours.pieceLength == libtorrent.pieceLength)
+        #expect(metainfo.info.pieceCount == libtorrent.numPieces)
+        #expect(metainfo.info.totalLength == libtorrent.totalSize)
         #expect(ours.files == libtorrent.files)
         #expect(metainfo.info.name == libtorrent.name)
         if maker == .libtorrentPadded && shape == "tree" {
@@ -76,7 +79,9 @@ struct MetainfoInteropTests {
         #expect(try Metainfo(parsing: metainfo.encoded()).infoHash == metainfo.infoHash)
 
         let report = await TorrentVerifier.verify(metainfo, in: FilePath(payloads.root.path))
-        #expect(report.isComplete, "PeerStack's verify found \(report.goodPieceCount) of \(report.goodPieces.count) pieces")
+        #expect(
+            report.isComplete,
+            "PeerStack's verify found \(report.goodPieceCount) of \(report.goodPieces.count) pieces")
     }
 
     @Test(
@@ -99,23 +104,25 @@ struct MetainfoInteropTests {
 
         let libtorrent = try Interop.libtorrent(LibtorrentInfo.self, ["info", torrent.path])
         let ours = peerstackView(metainfo)
-        #expect(libtorrent.info_hash == ours.infoHash)
+        #expect(libtorrent.infoHash == ours.infoHash)
         #expect(libtorrent.files == ours.files)
-        #expect(libtorrent.piece_length == ours.pieceLength)
+        #expect(libtorrent.pieceLength == ours.pieceLength)
         #expect(libtorrent.trackers == ["http://127.0.0.1:9/announce", "udp://127.0.0.1:9/announce"])
-        #expect(libtorrent.web_seeds == ["http://127.0.0.1:9/seed/"])
+        #expect(libtorrent.webSeeds == ["http://127.0.0.1:9/seed/"])
         #expect(libtorrent.comment == "made by PeerStack")
         #expect(libtorrent.private == options.isPrivate)
         if pieceLength == nil {
-            let auto = try Interop.libtorrent(LibtorrentPieceLength.self, ["autopiece", "\(metainfo.info.totalLength)"])
-            #expect(ours.pieceLength == auto.piece_length, "automatic piece length differs from libtorrent's")
+            let auto = try Interop.libtorrent(
+                LibtorrentPieceLength.self, ["autopiece", "\(metainfo.info.totalLength)"])
+            #expect(ours.pieceLength == auto.pieceLength, "automatic piece length differs from libtorrent's")
         }
 
-        let recheck = try Interop.libtorrent(LibtorrentRecheck.self, ["recheck", torrent.path, payloads.root.path, "60"])
+        let recheck = try Interop.libtorrent(
+            LibtorrentRecheck.self, ["recheck", torrent.path, payloads.root.path, "60"])
         #expect(recheck.checked)
-        #expect(recheck.info_hash == ours.infoHash)
-        #expect(recheck.valid_pieces == metainfo.info.pieceCount)
-        #expect(recheck.is_seeding)
+        #expect(recheck.infoHash == ours.infoHash)
+        #expect(recheck.validPieces == metainfo.info.pieceCount)
+        #expect(recheck.isSeeding)
     }
 
     @Test("libtorrent's recheck of a PeerStack torrent notices a damaged byte (the check can fail)")
@@ -124,16 +131,18 @@ struct MetainfoInteropTests {
         let payloads = try Payloads.standard()
         defer { payloads.remove() }
         let metainfo = try await TorrentCreator.create(
-            from: try TorrentCreator.scan(payloads.root.appendingPathComponent("single.bin").path), options: .init())
+            from: try TorrentCreator.scan(payloads.root.appendingPathComponent("single.bin").path),
+            options: .init())
         let torrent = payloads.root.appendingPathComponent("ours.torrent")
         try Data(metainfo.encoded()).write(to: torrent)
         let file = payloads.root.appendingPathComponent("single.bin")
         var data = try Data(contentsOf: file)
         data[500_000] ^= 1
         try data.write(to: file)
-        let recheck = try Interop.libtorrent(LibtorrentRecheck.self, ["recheck", torrent.path, payloads.root.path, "60"])
-        #expect(recheck.valid_pieces == metainfo.info.pieceCount - 1)
+        let recheck = try Interop.libtorrent(
+            LibtorrentRecheck.self, ["recheck", torrent.path, payloads.root.path, "60"])
+        #expect(recheck.validPieces == metainfo.info.pieceCount - 1)
         let ours = await TorrentVerifier.verify(metainfo, in: FilePath(payloads.root.path))
-        #expect(ours.goodPieceCount == recheck.valid_pieces)
+        #expect(ours.goodPieceCount == recheck.validPieces)
     }
 }

@@ -9,7 +9,9 @@ struct CommandResult {
 }
 
 func peerstackExecutable() throws -> URL {
-    if let override = ProcessInfo.processInfo.environment["PEERSTACK_BIN"] { return URL(fileURLWithPath: override) }
+    if let override = ProcessInfo.processInfo.environment["PEERSTACK_BIN"] {
+        return URL(fileURLWithPath: override)
+    }
     // The test bundle runs from the build directory, beside the executable.
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {
@@ -47,9 +49,12 @@ struct CommandTests {
     let root: URL
 
     init() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("peerstack-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("data/sub"), withIntermediateDirectories: true)
-        try Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: root.appendingPathComponent("data/a.bin"))
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("data/sub"), withIntermediateDirectories: true)
+        try Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(
+            to: root.appendingPathComponent("data/a.bin"))
         try Data("hello\n".utf8).write(to: root.appendingPathComponent("data/sub/h.txt"))
     }
 
@@ -57,7 +62,10 @@ struct CommandTests {
     func roundTrip() throws {
         defer { try? FileManager.default.removeItem(at: root) }
         let created = try peerstack(
-            ["torrent", "create", "data", "-t", "http://127.0.0.1:9/announce", "--comment", "c", "-o", "d.torrent"],
+            [
+                "torrent", "create", "data", "-t", "http://127.0.0.1:9/announce", "--comment", "c", "-o",
+                "d.torrent",
+            ],
             in: root)
         #expect(created.status == 0, "\(created.stderr)")
         let hashLine = created.stdout.split(separator: "\n").first { $0.hasPrefix("info-hash:") }
@@ -69,7 +77,10 @@ struct CommandTests {
         let json = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
         #expect(json?["infoHash"] as? String == infoHash)
         #expect(json?["totalLength"] as? Int == 100_006)
-        #expect((json?["files"] as? [[String: Any]])?.map { $0["path"] as? String } == ["data/a.bin", "data/sub/h.txt"])
+        #expect(
+            (json?["files"] as? [[String: Any]])?.map { $0["path"] as? String } == [
+                "data/a.bin", "data/sub/h.txt",
+            ])
 
         let verified = try peerstack(["torrent", "verify", "d.torrent", "."], in: root)
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
@@ -85,13 +96,18 @@ struct CommandTests {
         #expect(magnet.stdout.contains("info-hash:    \(infoHash)"))
     }
 
-    @Test("bad torrents print one error line with the byte offset and exit 2", arguments: [
-        ("truncated", Data("d4:infod4:name".utf8), "input ends in the middle of a value (at byte 14)"),
-        ("garbage", Data([0xFF, 0x00, 0x13]), "unexpected byte 0xff (at byte 0)"),
-        ("huge", Data("d4:info99999999999999:x".utf8), "runs past the end of the input (at byte 7)"),
-        ("deep", Data(("d4:info" + String(repeating: "l", count: 100_000)).utf8), "nesting deeper than 100 levels"),
-        ("wrongtype", Data("d4:infoi1ee".utf8), "field 'info' must be a dictionary (at byte 7)"),
-    ])
+    @Test(
+        "bad torrents print one error line with the byte offset and exit 2",
+        arguments: [
+            ("truncated", Data("d4:infod4:name".utf8), "input ends in the middle of a value (at byte 14)"),
+            ("garbage", Data([0xFF, 0x00, 0x13]), "unexpected byte 0xff (at byte 0)"),
+            ("huge", Data("d4:info99999999999999:x".utf8), "runs past the end of the input (at byte 7)"),
+            (
+                "deep", Data(("d4:info" + String(repeating: "l", count: 100_000)).utf8),
+                "nesting deeper than 100 levels"
+            ),
+            ("wrongtype", Data("d4:infoi1ee".utf8), "field 'info' must be a dictionary (at byte 7)"),
+        ])
     func badInput(name: String, content: Data, message: String) throws {
         defer { try? FileManager.default.removeItem(at: root) }
         let file = root.appendingPathComponent("\(name).torrent")

@@ -95,11 +95,13 @@ public struct InfoDictionary: Hashable, Sendable {
 
         let pieceLengthNode = try Self.required(node, "piece length", in: "info")
         guard let pieceLength = pieceLengthNode.integer else {
-            throw .wrongType("info.piece length", expected: "an integer", offset: pieceLengthNode.range.lowerBound)
+            throw .wrongType(
+                "info.piece length", expected: "an integer", offset: pieceLengthNode.range.lowerBound)
         }
         guard pieceLength > 0, pieceLength <= limits.maxPieceLength else {
             throw .invalidValue(
-                "info.piece length", reason: "must be between 1 and \(limits.maxPieceLength), not \(pieceLength)",
+                "info.piece length",
+                reason: "must be between 1 and \(limits.maxPieceLength), not \(pieceLength)",
                 offset: pieceLengthNode.range.lowerBound)
         }
         self.pieceLength = Int(pieceLength)
@@ -115,7 +117,8 @@ public struct InfoDictionary: Hashable, Sendable {
         }
         guard pieces.count / 20 <= limits.maxPieces else {
             throw .limitExceeded(
-                "more than \(limits.maxPieces) pieces (\(pieces.count / 20))", offset: piecesNode.range.lowerBound)
+                "more than \(limits.maxPieces) pieces (\(pieces.count / 20))",
+                offset: piecesNode.range.lowerBound)
         }
         self.pieceHashes = pieces
 
@@ -144,7 +147,8 @@ public struct InfoDictionary: Hashable, Sendable {
                 let file = try Self.fileEntry(entry, index: index, offset: total, limits: limits)
                 let (sum, overflow) = total.addingReportingOverflow(file.length)
                 guard !overflow else {
-                    throw .invalidValue("info.files", reason: "lengths add up past 2^63", offset: entry.range.lowerBound)
+                    throw .invalidValue(
+                        "info.files", reason: "lengths add up past 2^63", offset: entry.range.lowerBound)
                 }
                 total = sum
                 files.append(file)
@@ -166,7 +170,8 @@ public struct InfoDictionary: Hashable, Sendable {
         }
         guard total > 0 else {
             throw .invalidValue(
-                isMultiFile ? "info.files" : "info.length", reason: "adds up to 0 bytes: the torrent holds no data",
+                isMultiFile ? "info.files" : "info.length",
+                reason: "adds up to 0 bytes: the torrent holds no data",
                 offset: (filesNode ?? lengthNode ?? node).range.lowerBound)
         }
         self.files = files
@@ -176,7 +181,8 @@ public struct InfoDictionary: Hashable, Sendable {
         let expected = quotient + (remainder > 0 ? 1 : 0)
         guard expected == Int64(pieces.count / 20) else {
             throw .pieceCountMismatch(
-                expected: Int(clamping: expected), found: pieces.count / 20, offset: piecesNode.range.lowerBound)
+                expected: Int(clamping: expected), found: pieces.count / 20,
+                offset: piecesNode.range.lowerBound)
         }
     }
 
@@ -210,7 +216,8 @@ public struct InfoDictionary: Hashable, Sendable {
         if attributes.contains(.symlink), let targetNode = node["symlink path"] {
             target = try components(targetNode, field: "\(field).symlink path", limits: limits)
         }
-        return FileEntry(path: path, length: length, offset: offset, attributes: attributes, symlinkTarget: target)
+        return FileEntry(
+            path: path, length: length, offset: offset, attributes: attributes, symlinkTarget: target)
     }
 
     private static func components(
@@ -220,7 +227,8 @@ public struct InfoDictionary: Hashable, Sendable {
             throw .wrongType(field, expected: "a list of strings", offset: node.range.lowerBound)
         }
         guard list.count <= limits.maxPathDepth else {
-            throw .limitExceeded("'\(field)' has more than \(limits.maxPathDepth) components", offset: node.range.lowerBound)
+            throw .limitExceeded(
+                "'\(field)' has more than \(limits.maxPathDepth) components", offset: node.range.lowerBound)
         }
         var result: [String] = []
         result.reserveCapacity(list.count)
@@ -238,7 +246,9 @@ public struct InfoDictionary: Hashable, Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func required(_ node: BencodeNode, _ key: String, in parent: String) throws(MetainfoError) -> BencodeNode {
+    private static func required(_ node: BencodeNode, _ key: String, in parent: String) throws(MetainfoError)
+        -> BencodeNode
+    {
         guard let value = node[key] else {
             throw .missingField("\(parent).\(key)", offset: node.range.lowerBound)
         }

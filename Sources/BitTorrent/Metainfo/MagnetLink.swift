@@ -46,11 +46,13 @@ public struct MagnetLink: Hashable, Sendable {
         let parameters = query.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true)
         guard parameters.count <= Self.maxParameters else { throw .tooManyParameters(Self.maxParameters) }
         for parameter in parameters {
-            let parts = parameter.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            let parts = parameter.split(
+                separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             let rawKey = String(decoding: parts[0], as: UTF8.self).lowercased()
             // BEP 9 allows numbered repeats such as `tr.1`, `xt.2`.
             var key = rawKey
-            if let dot = rawKey.lastIndex(of: "."), rawKey[rawKey.index(after: dot)...].allSatisfy(\.isNumber),
+            if let dot = rawKey.lastIndex(of: "."),
+                rawKey[rawKey.index(after: dot)...].allSatisfy(\.isNumber),
                 rawKey != "x.pe", dot != rawKey.index(before: rawKey.endIndex)
             {
                 key = String(rawKey[..<dot])
@@ -85,7 +87,8 @@ public struct MagnetLink: Hashable, Sendable {
             infoHash = parsed
         } else if lower.hasPrefix("urn:btmh:") {
             let hash = value.dropFirst("urn:btmh:".count)
-            guard let bytes = Hex.decode(Array(hash.utf8)), bytes.count == 34, bytes[0] == 0x12, bytes[1] == 0x20
+            guard let bytes = Hex.decode(Array(hash.utf8)), bytes.count == 34, bytes[0] == 0x12,
+                bytes[1] == 0x20
             else {
                 throw .invalidInfoHash(String(hash))
             }
@@ -124,7 +127,9 @@ public struct MagnetLink: Hashable, Sendable {
         parts += webSeeds.map { "ws=" + Self.percentEncode($0) }
         parts += peers.map { "x.pe=" + Self.percentEncode($0) }
         if !selectOnly.isEmpty {
-            let items = selectOnly.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            let items = selectOnly.map {
+                $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
+            }
             parts.append("so=" + items.joined(separator: ","))
         }
         return "magnet:?" + parts.joined(separator: "&")
@@ -136,7 +141,8 @@ public struct MagnetLink: Hashable, Sendable {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "_"),
                 UInt8(ascii: "~"):
                 out.append(byte)
             default:
@@ -146,14 +152,17 @@ public struct MagnetLink: Hashable, Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func percentDecode(_ bytes: [UInt8], plusIsSpace: Bool, parameter: String) throws(MagnetLinkError) -> String {
+    static func percentDecode(_ bytes: [UInt8], plusIsSpace: Bool, parameter: String) throws(MagnetLinkError)
+        -> String
+    {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var index = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let high = Hex.value(bytes[index + 1]), let low = Hex.value(bytes[index + 2])
+                guard index + 2 < bytes.count, let high = Hex.value(bytes[index + 1]),
+                    let low = Hex.value(bytes[index + 2])
                 else {
                     throw .badPercentEncoding(parameter: parameter)
                 }
@@ -164,7 +173,9 @@ public struct MagnetLink: Hashable, Sendable {
                 index += 1
             }
         }
-        guard let text = String(validating: out, as: UTF8.self) else { throw .invalidUTF8(parameter: parameter) }
+        guard let text = String(validating: out, as: UTF8.self) else {
+            throw .invalidUTF8(parameter: parameter)
+        }
         return text
     }
 }
@@ -187,9 +198,11 @@ public enum MagnetLinkError: Error, Hashable, Sendable, CustomStringConvertible 
         switch self {
         case .notAMagnetLink: return "not a magnet link (must start with 'magnet:?')"
         case .missingInfoHash: return "magnet link has no 'xt=urn:btih:' or 'xt=urn:btmh:' info-hash"
-        case .invalidInfoHash(let text): return "invalid info-hash '\(text)' (want 40 hex or 32 base32 characters)"
+        case .invalidInfoHash(let text):
+            return "invalid info-hash '\(text)' (want 40 hex or 32 base32 characters)"
         case .badPercentEncoding(let parameter): return "bad percent-encoding in parameter '\(parameter)'"
-        case .invalidUTF8(let parameter): return "parameter '\(parameter)' is not UTF-8 after percent-decoding"
+        case .invalidUTF8(let parameter):
+            return "parameter '\(parameter)' is not UTF-8 after percent-decoding"
         case .invalidSelectOnly(let value): return "invalid 'so' file selection '\(value)'"
         case .tooManyParameters(let limit): return "more than \(limit) parameters"
         }

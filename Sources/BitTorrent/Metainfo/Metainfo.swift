@@ -35,7 +35,8 @@ public struct Metainfo: Hashable, Sendable {
     /// Reads a `.torrent` file. Errors name the field and byte offset.
     public init(parsing bytes: [UInt8], limits: MetainfoLimits = .standard) throws(MetainfoError) {
         guard bytes.count <= limits.maxTorrentSize else {
-            throw .limitExceeded("file of \(bytes.count) bytes is larger than \(limits.maxTorrentSize)", offset: 0)
+            throw .limitExceeded(
+                "file of \(bytes.count) bytes is larger than \(limits.maxTorrentSize)", offset: 0)
         }
         let decoder = BencodeDecoder(mode: .lenient, limits: limits.bencode)
         let root: BencodeNode
@@ -122,7 +123,9 @@ public struct Metainfo: Hashable, Sendable {
                     "file of \(size) bytes is larger than the limit of \(limits.maxTorrentSize)", offset: 0)
             }
             var buffer = [UInt8](repeating: 0, count: Int(size))
-            let count = try buffer.withUnsafeMutableBytes { try descriptor.read(fromAbsoluteOffset: 0, into: $0) }
+            let count = try buffer.withUnsafeMutableBytes {
+                try descriptor.read(fromAbsoluteOffset: 0, into: $0)
+            }
             bytes = Array(buffer.prefix(count))
         } catch let error as MetainfoError {
             throw error
@@ -155,7 +158,8 @@ public struct Metainfo: Hashable, Sendable {
         var fields = extraFields
         if let announce { fields[Array("announce".utf8)] = .string(announce) }
         if !announceList.isEmpty {
-            fields[Array("announce-list".utf8)] = .list(announceList.map { .list($0.map(BencodeValue.string)) })
+            fields[Array("announce-list".utf8)] = .list(
+                announceList.map { .list($0.map(BencodeValue.string)) })
         }
         if let comment { fields[Array("comment".utf8)] = .string(comment) }
         if let createdBy { fields[Array("created by".utf8)] = .string(createdBy) }

@@ -60,7 +60,8 @@ public struct SourceFiles: Sendable, Hashable {
 
     public static func == (lhs: SourceFiles, rhs: SourceFiles) -> Bool {
         lhs.name == rhs.name && lhs.isDirectory == rhs.isDirectory
-            && lhs.files.map(\.path) == rhs.files.map(\.path) && lhs.files.map(\.length) == rhs.files.map(\.length)
+            && lhs.files.map(\.path) == rhs.files.map(\.path)
+            && lhs.files.map(\.length) == rhs.files.map(\.length)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -100,7 +101,9 @@ public enum TorrentCreator {
             guard !files.isEmpty else { throw .noFiles(path: path) }
             return SourceFiles(name: name, isDirectory: true, files: files)
         }
-        guard status.isRegular else { throw .cannotRead(path: path, reason: "not a regular file or directory") }
+        guard status.isRegular else {
+            throw .cannotRead(path: path, reason: "not a regular file or directory")
+        }
         return SourceFiles(name: name, isDirectory: false, files: [([name], status.size, root)])
     }
 
@@ -122,7 +125,9 @@ public enum TorrentCreator {
             offset += file.length
         }
         let layout = FileLayout(files: entries, pieceLength: pieceLength)
-        guard layout.pieceCount <= MetainfoLimits.standard.maxPieces else { throw .tooManyPieces(layout.pieceCount) }
+        guard layout.pieceCount <= MetainfoLimits.standard.maxPieces else {
+            throw .tooManyPieces(layout.pieceCount)
+        }
         let hashed = await PieceHasher.hash(
             layout: layout, paths: source.files.map(\.diskPath), workers: options.workers, progress: progress)
         if let failure = hashed.firstFailure {
@@ -156,7 +161,8 @@ public enum TorrentCreator {
         }
         let urls = options.trackerTiers.flatMap { $0 }
         return Metainfo(
-            info: infoDictionary, announce: urls.first, announceList: urls.count > 1 ? options.trackerTiers : [],
+            info: infoDictionary, announce: urls.first,
+            announceList: urls.count > 1 ? options.trackerTiers : [],
             webSeeds: options.webSeeds, comment: options.comment, createdBy: options.createdBy,
             creationDate: options.creationDate)
     }
@@ -168,7 +174,9 @@ public enum TorrentCreator {
         var size: Int64
     }
 
-    private static func status(of path: FilePath, path display: String, follow: Bool) throws(TorrentCreationError) -> Status {
+    private static func status(of path: FilePath, path display: String, follow: Bool)
+        throws(TorrentCreationError) -> Status
+    {
         var info = Glibc.stat()
         let result = path.withPlatformString { follow ? stat($0, &info) : lstat($0, &info) }
         guard result == 0 else {
@@ -181,7 +189,8 @@ public enum TorrentCreator {
     }
 
     private static func walk(
-        _ directory: FilePath, relative: [String], into files: inout [(path: [String], length: Int64, diskPath: FilePath)],
+        _ directory: FilePath, relative: [String],
+        into files: inout [(path: [String], length: Int64, diskPath: FilePath)],
         display: String
     ) throws(TorrentCreationError) {
         guard let handle = directory.withPlatformString({ opendir($0) }) else {
@@ -216,8 +225,12 @@ extension TorrentCreator {
     /// `directory/name` from the raw bytes of a name as the file system gave them, so that a
     /// name that is not valid UTF-8 is still opened by its real bytes.
     fileprivate static func appending(_ rawName: [UInt8], to directory: FilePath) -> FilePath {
-        var raw: [CChar] = directory.withPlatformString { Array(UnsafeBufferPointer(start: $0, count: strlen($0))) }
-        if raw.last != CChar(bitPattern: UInt8(ascii: "/")) { raw.append(CChar(bitPattern: UInt8(ascii: "/"))) }
+        var raw: [CChar] = directory.withPlatformString {
+            Array(UnsafeBufferPointer(start: $0, count: strlen($0)))
+        }
+        if raw.last != CChar(bitPattern: UInt8(ascii: "/")) {
+            raw.append(CChar(bitPattern: UInt8(ascii: "/")))
+        }
         raw += rawName.map { CChar(bitPattern: $0) }
         raw.append(0)
         return raw.withUnsafeBufferPointer { buffer in

@@ -45,7 +45,8 @@ public struct FileLayout: Hashable, Sendable {
             let start = max(file.offset, range.lowerBound)
             let end = min(file.offset + file.length, range.upperBound)
             if end > start {
-                result.append(Segment(fileIndex: index, fileOffset: start - file.offset, length: Int(end - start)))
+                result.append(
+                    Segment(fileIndex: index, fileOffset: start - file.offset, length: Int(end - start)))
             }
             index += 1
         }

@@ -77,7 +77,8 @@ private final class HashJob: @unchecked Sendable {
     }
 
     func result() -> PieceDigests {
-        PieceDigests(digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 })
+        PieceDigests(
+            digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 })
     }
 
     func work(progress: (@Sendable (HashingProgress) -> Void)?) {
@@ -97,7 +98,9 @@ private final class HashJob: @unchecked Sendable {
                 let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + segment.length])
                 if layout.files[segment.fileIndex].isPadding {
                     target.initializeMemory(as: UInt8.self, repeating: 0)
-                } else if let error = reader.read(file: segment.fileIndex, at: segment.fileOffset, into: target) {
+                } else if let error = reader.read(
+                    file: segment.fileIndex, at: segment.fileOffset, into: target)
+                {
                     ok = false
                     failure.withLock { if $0 == nil { $0 = (segment.fileIndex, error.errno) } }
                     break
@@ -115,7 +118,9 @@ private final class HashJob: @unchecked Sendable {
             let done = bytesDone.wrappingAdd(Int64(size), ordering: .relaxed).newValue
             let pieces = piecesDone.wrappingAdd(1, ordering: .relaxed).newValue
             progress?(
-                HashingProgress(bytesDone: done, bytesTotal: layout.totalLength, piecesDone: pieces, pieceCount: pieceCount)
+                HashingProgress(
+                    bytesDone: done, bytesTotal: layout.totalLength, piecesDone: pieces,
+                    pieceCount: pieceCount)
             )
         }
     }
@@ -136,7 +141,9 @@ struct SequentialFileCache {
     }
 
     /// Fills `buffer` from `file` at `offset`; nil on success.
-    mutating func read(file: Int, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> ReadFailure? {
+    mutating func read(file: Int, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer)
+        -> ReadFailure?
+    {
         let descriptor: FileDescriptor
         if let open, open.index == file {
             descriptor = open.descriptor

@@ -36,10 +36,13 @@ public enum TorrentVerifier {
         let paths = info.files.map { file in
             info.relativePath(of: file).reduce(directory) { $0.appending($1) }
         }
-        let hashed = await PieceHasher.hash(layout: layout, paths: paths, workers: workers, progress: progress)
+        let hashed = await PieceHasher.hash(
+            layout: layout, paths: paths, workers: workers, progress: progress)
         var good = [Bool](repeating: false, count: info.pieceCount)
         for piece in 0..<info.pieceCount {
-            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) { good[piece] = true }
+            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) {
+                good[piece] = true
+            }
         }
         var files: [VerificationReport.FileReport] = []
         for (index, file) in info.files.enumerated() where !file.isPadding {
@@ -50,7 +53,9 @@ public enum TorrentVerifier {
             }
             let exists = paths[index].withPlatformString { access($0, F_OK) == 0 }
             files.append(
-                .init(path: info.relativePath(of: file), length: file.length, verifiedBytes: verified, exists: exists))
+                .init(
+                    path: info.relativePath(of: file), length: file.length, verifiedBytes: verified,
+                    exists: exists))
         }
         return VerificationReport(goodPieces: good, files: files)
     }

@@ -1,0 +1,23 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// libFuzzer targets, kept in their own package so that `-sanitize=fuzzer` applies only when
+/// this package is built (see Fuzz/README.md), never to the main build.
+let package = Package(
+    name: "PeerStackFuzz",
+    dependencies: [.package(name: "PeerStack", path: "..")],
+    targets: [
+        .executableTarget(
+            name: "FuzzBencode",
+            dependencies: [.product(name: "Bencode", package: "PeerStack")]
+        ),
+        .executableTarget(
+            name: "FuzzMetainfo",
+            dependencies: [
+                .product(name: "Bencode", package: "PeerStack"),
+                .product(name: "BitTorrent", package: "PeerStack"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
