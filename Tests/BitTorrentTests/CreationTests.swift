@@ -115,6 +115,9 @@ struct CreationTests {
         let missing = await TorrentVerifier.verify(metainfo, in: FilePath(root.path), workers: 1)
         #expect(missing.files.first { $0.path == ["tree", "b.bin"] }?.exists == false)
         #expect(missing.goodPieces.prefix(4).allSatisfy { !$0 })
+        // The pieces are read in one batch, yet only those holding the missing file's bytes (and
+        // the one damaged above) are bad.
+        #expect(missing.goodPieces == [false, false, false, false, true, false, true, true])
     }
 
     @Test("a single file with an explicit piece length")

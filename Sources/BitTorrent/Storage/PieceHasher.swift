@@ -3,6 +3,10 @@ import Dispatch
 import Synchronization
 import SystemPackage
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How far a hashing run has got.
 public struct HashingProgress: Sendable, Hashable {
     public var bytesDone: Int64
@@ -26,8 +30,8 @@ public struct PieceDigests: Sendable {
 }
 
 /// Hashes the pieces of files on disk with SHA-1 on several threads, one piece buffer per
-/// thread: each worker claims the next piece, reads it with positional reads (spanning file
-/// boundaries, padding as zeros) and hashes it. Used to create torrents and to check data.
+/// thread: each worker claims the next piece (or a run of small pieces, so reads stay large),
+/// reads it with positional reads (spanning file boundaries, padding as zeros) and hashes it. Used to create torrents and to check data.
 public enum PieceHasher {
     /// Hashes every piece of `layout`. `paths[i]` is where file `i` is on disk (ignored for
     /// padding files). A piece whose file is missing or short is marked unreadable, not fatal.
@@ -81,18 +85,25 @@ private final class HashJob: @unchecked Sendable {
             digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 })
     }
 
+    /// Bytes a worker reads in one go when pieces are small; pieces at least this long are
+    /// read one at a time, so memory stays at one piece per worker.
+    static let minimumReadSize = 256 << 10
+
     func work(progress: (@Sendable (HashingProgress) -> Void)?) {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.pieceLength, alignment: 4096)
+        let pieceLength = layout.pieceLength
+        let batch = max(1, Self.minimumReadSize / pieceLength)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * pieceLength, alignment: 4096)
         defer { buffer.deallocate() }
         var reader = SequentialFileCache(paths: paths)
         defer { reader.close() }
         let pieceCount = layout.pieceCount
         while true {
-            let piece = nextPiece.wrappingAdd(1, ordering: .relaxed).oldValue
-            guard piece < pieceCount else { return }
-            let range = layout.pieceRange(piece)
-            let size = Int(range.count)
-            var ok = true
+            let first = nextPiece.wrappingAdd(batch, ordering: .relaxed).oldValue
+            guard first < pieceCount else { return }
+            let end = min(first + batch, pieceCount)
+            let range = layout.pieceRange(first).lowerBound..<layout.pieceRange(end - 1).upperBound
+            // Read every segment; a failed one spoils only the pieces that overlap it.
+            var failed: [Range<Int>] = []
             var filled = 0
             for segment in layout.segments(in: range) {
                 let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + segment.length])
@@ -101,27 +112,30 @@ private final class HashJob: @unchecked Sendable {
                 } else if let error = reader.read(
                     file: segment.fileIndex, at: segment.fileOffset, into: target)
                 {
-                    ok = false
+                    failed.append(filled..<filled + segment.length)
                     failure.withLock { if $0 == nil { $0 = (segment.fileIndex, error.errno) } }
-                    break
                 }
                 filled += segment.length
             }
-            if ok {
+            var bytes: Int64 = 0
+            for piece in first..<end {
+                let start = (piece - first) * pieceLength
+                let size = Int(layout.pieceRange(piece).count)
+                bytes += Int64(size)
+                guard !failed.contains(where: { $0.overlaps(start..<start + size) }) else { continue }
                 var hasher = Insecure.SHA1()
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<size]))
-                hasher.finalize().withUnsafeBytes { bytes in
-                    for index in 0..<20 { digests[piece * 20 + index] = bytes[index] }
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[start..<start + size]))
+                hasher.finalize().withUnsafeBytes { digest in
+                    for index in 0..<20 { digests[piece * 20 + index] = digest[index] }
                 }
                 readable[piece] = true
             }
-            let done = bytesDone.wrappingAdd(Int64(size), ordering: .relaxed).newValue
-            let pieces = piecesDone.wrappingAdd(1, ordering: .relaxed).newValue
+            let done = bytesDone.wrappingAdd(bytes, ordering: .relaxed).newValue
+            let pieces = piecesDone.wrappingAdd(end - first, ordering: .relaxed).newValue
             progress?(
                 HashingProgress(
                     bytesDone: done, bytesTotal: layout.totalLength, piecesDone: pieces,
-                    pieceCount: pieceCount)
-            )
+                    pieceCount: pieceCount))
         }
     }
 }
@@ -155,6 +169,9 @@ struct SequentialFileCache {
                 return ReadFailure(errno: error as? Errno)
             }
             open = (file, descriptor)
+            #if canImport(Glibc)
+                _ = posix_fadvise(descriptor.rawValue, 0, 0, POSIX_FADV_SEQUENTIAL)
+            #endif
         }
         var done = 0
         while done < buffer.count {
