@@ -14,7 +14,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
@@ -26,7 +25,6 @@ let package = Package(
             dependencies: [
                 "Bencode",
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -37,11 +35,12 @@ let package = Package(
                 "Bencode",
                 "BitTorrent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
-        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode"]),
+        // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
+        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "TestSupport"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack"]),
         .testTarget(
             name: "InteropTests",

@@ -7,13 +7,15 @@ let package = Package(
     name: "PeerStackFuzz",
     dependencies: [.package(name: "PeerStack", path: "..")],
     targets: [
+        .target(name: "FuzzSupport"),
         .executableTarget(
             name: "FuzzBencode",
-            dependencies: [.product(name: "Bencode", package: "PeerStack")]
+            dependencies: ["FuzzSupport", .product(name: "Bencode", package: "PeerStack")]
         ),
         .executableTarget(
             name: "FuzzMetainfo",
             dependencies: [
+                "FuzzSupport",
                 .product(name: "Bencode", package: "PeerStack"),
                 .product(name: "BitTorrent", package: "PeerStack"),
             ]

@@ -40,7 +40,7 @@ struct TorrentVerify: AsyncParsableCommand {
         }
         let bar = ProgressBar(title: "checking")
         let report = await TorrentVerifier.verify(
-            metainfo, in: .init(directory), workers: threads ?? System.coreCount
+            metainfo, in: .init(directory), workers: threads ?? Machine.coreCount
         ) { bar.update($0) }
         bar.finish()
 

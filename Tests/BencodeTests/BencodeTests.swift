@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 
 @testable import Bencode
@@ -115,18 +116,6 @@ struct BencodeDecodingTests {
         #expect(throws: BencodeError.stringBeyondEnd(length: 9_000_000_000_000, offset: 0)) {
             try strict.decode(bytes("9000000000000:x"))
         }
-    }
-}
-
-/// SplitMix64: a small seeded generator so property tests are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

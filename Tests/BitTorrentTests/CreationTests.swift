@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import BitTorrent
@@ -13,10 +14,7 @@ func temporaryDirectory() throws -> URL {
 
 /// Deterministic pseudo-random bytes.
 func payload(_ count: Int, seed: UInt64) -> Data {
-    var rng = SeededGenerator(state: seed)
-    var bytes = [UInt8](repeating: 0, count: count)
-    for index in 0..<count { bytes[index] = UInt8(truncatingIfNeeded: rng.next()) }
-    return Data(bytes)
+    Data(SeededGenerator.bytes(count, seed: seed))
 }
 
 @Suite("File layout")

@@ -1,5 +1,6 @@
 import Bencode
 import Crypto
+import TestSupport
 import Testing
 
 @testable import BitTorrent
@@ -200,17 +201,5 @@ struct MetainfoTests {
                 #expect(error.offset >= 0 && error.offset <= input.count)
             }
         }
-    }
-}
-
-/// SplitMix64, for reproducible random tests.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

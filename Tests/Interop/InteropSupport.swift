@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Running real third-party programs from tests, with deadlines.
@@ -156,18 +157,6 @@ struct LibtorrentPieceLength: Decodable {
     var pieceLength: Int
 }
 
-/// SplitMix64, for payloads that are the same on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Payloads made at test time in a temporary directory.
 struct Payloads {
     let root: URL
@@ -181,9 +170,7 @@ struct Payloads {
     func remove() { try? FileManager.default.removeItem(at: root) }
 
     func write(_ relative: String, size: Int, seed: UInt64) throws {
-        var rng = SeededGenerator(state: seed)
-        var bytes = [UInt8](repeating: 0, count: size)
-        for index in 0..<size { bytes[index] = UInt8(truncatingIfNeeded: rng.next()) }
+        let bytes = SeededGenerator.bytes(size, seed: seed)
         let url = root.appendingPathComponent(relative)
         try FileManager.default.createDirectory(
             at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -123,8 +123,15 @@ public struct Metainfo: Hashable, Sendable {
                     "file of \(size) bytes is larger than the limit of \(limits.maxTorrentSize)", offset: 0)
             }
             var buffer = [UInt8](repeating: 0, count: Int(size))
-            let count = try buffer.withUnsafeMutableBytes {
-                try descriptor.read(fromAbsoluteOffset: 0, into: $0)
+            var count = 0
+            while count < buffer.count {
+                let read = try buffer.withUnsafeMutableBytes {
+                    try descriptor.read(
+                        fromAbsoluteOffset: Int64(count),
+                        into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
+                }
+                if read == 0 { break }
+                count += read
             }
             bytes = Array(buffer.prefix(count))
         } catch let error as MetainfoError {

@@ -21,7 +21,7 @@ public struct TorrentCreationOptions: Sendable {
     /// Seconds since 1970; nil leaves `creation date` out.
     public var creationDate: Int64?
     /// Hashing threads; defaults to the number of cores.
-    public var workers: Int = System.coreCount
+    public var workers: Int = Machine.coreCount
 
     public init() {}
 }
@@ -241,7 +241,7 @@ extension TorrentCreator {
 }
 
 /// Facts about this machine that defaults depend on.
-public enum System {
+public enum Machine {
     /// Number of online cores.
     public static var coreCount: Int {
         max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))

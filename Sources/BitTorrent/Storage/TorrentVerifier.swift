@@ -28,7 +28,7 @@ public enum TorrentVerifier {
     /// Hashes every piece of `metainfo` from under `directory` on `workers` threads. Missing or
     /// short files make their pieces bad; nothing is written.
     public static func verify(
-        _ metainfo: Metainfo, in directory: FilePath, workers: Int = System.coreCount,
+        _ metainfo: Metainfo, in directory: FilePath, workers: Int = Machine.coreCount,
         progress: (@Sendable (HashingProgress) -> Void)? = nil
     ) async -> VerificationReport {
         let info = metainfo.info
