@@ -13,7 +13,8 @@ public struct ExtensionHandshake: Hashable, Sendable {
     public var metadataSize: Int?
 
     public init(
-        messageIDs: [String: UInt8] = [:], client: String? = nil, listenPort: UInt16? = nil, yourIP: [UInt8]? = nil,
+        messageIDs: [String: UInt8] = [:], client: String? = nil, listenPort: UInt16? = nil,
+        yourIP: [UInt8]? = nil,
         requestQueueLength: Int? = nil, metadataSize: Int? = nil
     ) {
         self.messageIDs = messageIDs
@@ -34,7 +35,9 @@ public struct ExtensionHandshake: Hashable, Sendable {
         } catch {
             throw .badExtensionMessage("extension handshake: \(error)")
         }
-        guard case .dictionary = value else { throw .badExtensionMessage("extension handshake is not a dictionary") }
+        guard case .dictionary = value else {
+            throw .badExtensionMessage("extension handshake is not a dictionary")
+        }
         var ids: [String: UInt8] = [:]
         if let m = value["m"]?.dictionary {
             for (key, id) in m {
@@ -57,7 +60,8 @@ public struct ExtensionHandshake: Hashable, Sendable {
     public func encoded() -> [UInt8] {
         var dict: [[UInt8]: BencodeValue] = [
             Array("m".utf8): .dictionary(
-                Dictionary(uniqueKeysWithValues: messageIDs.map { (Array($0.key.utf8), .integer(Int64($0.value))) }))
+                Dictionary(
+                    uniqueKeysWithValues: messageIDs.map { (Array($0.key.utf8), .integer(Int64($0.value))) }))
         ]
         if let client { dict[Array("v".utf8)] = .string(client) }
         if let listenPort { dict[Array("p".utf8)] = .integer(Int64(listenPort)) }
@@ -92,7 +96,8 @@ public enum MetadataMessage: Hashable, Sendable {
         switch type {
         case 0: self = .request(piece: Int(piece))
         case 1:
-            guard let total = value["total_size"]?.integer, total > 0, total <= Int64(ExtensionHandshake.maxMetadataSize)
+            guard let total = value["total_size"]?.integer, total > 0,
+                total <= Int64(ExtensionHandshake.maxMetadataSize)
             else {
                 throw .badExtensionMessage("ut_metadata data without a valid total_size")
             }

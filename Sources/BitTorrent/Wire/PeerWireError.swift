@@ -25,7 +25,8 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notBitTorrent: return "not a BitTorrent handshake"
         case .wrongInfoHash(let hash): return "handshake for another torrent (\(hash.hex))"
         case .connectedToSelf: return "connected to ourselves"
-        case .frameTooLong(let length, let limit): return "message of \(length) bytes exceeds the limit of \(limit)"
+        case .frameTooLong(let length, let limit):
+            return "message of \(length) bytes exceeds the limit of \(limit)"
         case .badLength(let message, let length): return "\(message) message with a \(length)-byte payload"
         case .bitfieldSize(let expected, let got): return "bitfield of \(got) bytes, expected \(expected)"
         case .bitfieldNotFirst: return "bitfield after other messages"

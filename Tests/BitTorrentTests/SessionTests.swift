@@ -1,0 +1,215 @@
+import Bencode
+import Crypto
+import TestSupport
+import Testing
+
+@testable import BitTorrent
+
+/// An in-memory swarm: sessions wired to each other, storage as byte arrays, virtual time.
+/// No sockets, no clock: every message and disk operation is delivered by this loop.
+struct SimulatedSwarm {
+    struct Node {
+        var session: TorrentSession
+        var data: [UInt8]
+        var address: PeerAddress
+        /// Flip a byte in every block this node serves.
+        var corrupt = false
+    }
+
+    var nodes: [Node]
+    /// Connection key → (node index, remote node index, remote's key for this link).
+    var links: [Int: (node: Int, remote: Int, remoteKey: Int)] = [:]
+    var queue: [(node: Int, action: SessionAction)] = []
+    var now: Moment = .zero
+    var nextKey = 1
+    var delivered = 0
+    var banned: [(by: Int, address: PeerAddress)] = []
+
+    init(info: InfoDictionary, payload: [UInt8], seeders: [Bool], corrupt: Set<Int> = []) {
+        nodes = seeders.enumerated().map { index, isSeeder in
+            var configuration = SessionConfiguration()
+            configuration.listenPort = UInt16(7000 + index)
+            let peerID = Array("-PS0100-".utf8) + [UInt8](repeating: UInt8(index), count: 12)
+            var session = TorrentSession(
+                info: info, peerID: peerID, configuration: configuration, seed: UInt64(index + 1))
+            _ = session.storageReady(have: Bitfield(count: info.pieceCount, allSet: isSeeder), now: .zero)
+            return Node(
+                session: session, data: isSeeder ? payload : [UInt8](repeating: 0, count: payload.count),
+                address: PeerAddress(ip: [127, 0, 0, 1], port: UInt16(7000 + index))!,
+                corrupt: corrupt.contains(index))
+        }
+    }
+
+    /// Connects node `a` (dialling) to node `b`.
+    mutating func connect(_ a: Int, _ b: Int) {
+        let keyA = nextKey
+        let keyB = nextKey + 1
+        nextKey += 2
+        links[keyA] = (a, b, keyB)
+        links[keyB] = (b, a, keyA)
+        var reserved = ReservedBits()
+        reserved.fastExtension = true
+        reserved.extensionProtocol = true
+        let handshakeFromB = Handshake(
+            reserved: reserved, infoHash: nodes[b].session.infoHash, peerID: nodes[b].session.peerID)
+        let handshakeFromA = Handshake(
+            reserved: reserved, infoHash: nodes[a].session.infoHash, peerID: nodes[a].session.peerID)
+        enqueue(
+            a,
+            nodes[a].session.peerConnected(
+                PeerKey(keyA), address: nodes[b].address, outgoing: true, handshake: handshakeFromB, now: now)
+        )
+        enqueue(
+            b,
+            nodes[b].session.peerConnected(
+                PeerKey(keyB), address: nodes[a].address, outgoing: false, handshake: handshakeFromA, now: now
+            ))
+    }
+
+    mutating func enqueue(_ node: Int, _ actions: [SessionAction]) {
+        queue += actions.map { (node, $0) }
+    }
+
+    /// Runs until nothing is left to do or `seconds` of virtual time pass.
+    mutating func run(seconds: Int, until done: (SimulatedSwarm) -> Bool) {
+        for _ in 0..<seconds {
+            var steps = 0
+            while !queue.isEmpty && steps < 200_000 {
+                let (node, action) = queue.removeFirst()
+                perform(node, action)
+                steps += 1
+            }
+            if done(self) { return }
+            now += .seconds(1)
+            for index in nodes.indices { enqueue(index, nodes[index].session.tick(now: now)) }
+        }
+    }
+
+    mutating func perform(_ node: Int, _ action: SessionAction) {
+        let info = nodes[node].session.info!
+        switch action {
+        case .send(let key, let message):
+            guard let link = links[key.id], link.node == node else { return }
+            // Through the real codec, both ways.
+            let frame = PeerWireCodec.encode(message)
+            let decoded = try! PeerWireCodec.decode(frame[4...])
+            delivered += 1
+            enqueue(
+                link.remote,
+                nodes[link.remote].session.received(decoded, from: PeerKey(link.remoteKey), now: now))
+        case .close(let key, _, _):
+            guard let link = links.removeValue(forKey: key.id) else { return }
+            links[link.remoteKey] = nil
+            enqueue(
+                link.remote, nodes[link.remote].session.peerDisconnected(PeerKey(link.remoteKey), now: now))
+            enqueue(node, nodes[node].session.peerDisconnected(key, now: now))
+        case .connect:
+            break
+        case .write(let request, let data):
+            let start = request.piece * info.pieceLength + request.offset
+            nodes[node].data.replaceSubrange(start..<start + data.count, with: data)
+            enqueue(node, nodes[node].session.blockWritten(request))
+        case .verify(let piece, _):
+            let start = piece * info.pieceLength
+            let bytes = Array(nodes[node].data[start..<start + info.pieceSize(piece)])
+            let passed = Array(Insecure.SHA1.hash(data: bytes)) == Array(info.pieceHash(piece))
+            let digests = stride(from: 0, to: bytes.count, by: 16_384).map {
+                Array(Insecure.SHA1.hash(data: bytes[$0..<min($0 + 16_384, bytes.count)]))
+            }
+            enqueue(
+                node,
+                nodes[node].session.pieceVerified(piece, passed: passed, blockDigests: digests, now: now))
+        case .read(let request, let key):
+            let start = request.piece * info.pieceLength + request.offset
+            var data = Array(nodes[node].data[start..<start + request.length])
+            if nodes[node].corrupt { data[0] ^= 0xFF }
+            enqueue(node, nodes[node].session.blockRead(request, for: key, data: data, now: now))
+        case .banned(let address, _):
+            banned.append((node, address))
+        case .metadataReceived, .pieceCompleted, .downloadCompleted:
+            break
+        }
+    }
+}
+
+/// A torrent over random bytes, made in memory.
+func makeTorrent(size: Int, pieceLength: Int, seed: UInt64) throws -> (InfoDictionary, [UInt8]) {
+    let payload = SeededGenerator.bytes(size, seed: seed)
+    var pieces: [UInt8] = []
+    for start in stride(from: 0, to: size, by: pieceLength) {
+        pieces += Array(Insecure.SHA1.hash(data: payload[start..<min(start + pieceLength, size)]))
+    }
+    let info: BencodeValue = [
+        "name": "payload.bin", "length": .integer(Int64(size)), "piece length": .integer(Int64(pieceLength)),
+        "pieces": .bytes(pieces),
+    ]
+    let node = try BencodeDecoder().decodeNode(info.encoded())
+    return (try InfoDictionary(node: node), payload)
+}
+
+@Suite("Torrent session state machine, driven in memory")
+struct SessionTests {
+    @Test("a leecher downloads everything from a seeder and the data is exact")
+    func seederToLeecher() throws {
+        let (info, payload) = try makeTorrent(size: 1_000_000, pieceLength: 65_536, seed: 5)
+        var swarm = SimulatedSwarm(info: info, payload: payload, seeders: [true, false])
+        swarm.connect(1, 0)
+        swarm.run(seconds: 60) { $0.nodes[1].session.isComplete }
+        #expect(swarm.nodes[1].session.isComplete)
+        #expect(swarm.nodes[1].data == payload)
+        #expect(swarm.nodes[0].session.uploaded == 1_000_000)
+        #expect(swarm.nodes[1].session.wasted == 0)
+    }
+
+    @Test("three leechers and one seeder: everyone completes, leechers trade with each other")
+    func swarmOfFour() throws {
+        let (info, payload) = try makeTorrent(size: 2_000_000, pieceLength: 32_768, seed: 6)
+        var swarm = SimulatedSwarm(info: info, payload: payload, seeders: [true, false, false, false])
+        for a in 0..<4 { for b in (a + 1)..<4 { swarm.connect(b, a) } }
+        swarm.run(seconds: 120) { swarm in (1..<4).allSatisfy { swarm.nodes[$0].session.isComplete } }
+        for index in 1..<4 {
+            #expect(swarm.nodes[index].session.isComplete)
+            #expect(swarm.nodes[index].data == payload)
+        }
+        let leecherUploads = (1..<4).map { swarm.nodes[$0].session.uploaded }.reduce(0, +)
+        #expect(leecherUploads > 0, "leechers should serve each other, not only the seeder")
+    }
+
+    @Test("a peer serving corrupt blocks is banned and the download completes from the honest one")
+    func smartBan() throws {
+        let (info, payload) = try makeTorrent(size: 600_000, pieceLength: 65_536, seed: 7)
+        var swarm = SimulatedSwarm(info: info, payload: payload, seeders: [true, true, false], corrupt: [1])
+        swarm.connect(2, 0)
+        swarm.connect(2, 1)
+        swarm.run(seconds: 120) { $0.nodes[2].session.isComplete }
+        #expect(swarm.nodes[2].session.isComplete)
+        #expect(swarm.nodes[2].data == payload)
+        #expect(swarm.banned.contains { $0.by == 2 && $0.address == swarm.nodes[1].address })
+        #expect(!swarm.banned.contains { $0.address == swarm.nodes[0].address })
+        #expect(swarm.nodes[2].session.isBanned(swarm.nodes[1].address))
+    }
+
+    @Test(
+        "protocol violations close only the offending connection",
+        arguments: [
+            PeerMessage.bitfield([0xFF]),  // wrong size for 10 pieces
+            .have(piece: 10),  // beyond the torrent
+            .request(BlockRequest(piece: 9, offset: 0, length: 16_384)),  // past the end of the last piece
+            .piece(piece: 0, offset: 0, data: [1, 2, 3]),  // never requested
+        ])
+    func violations(message: PeerMessage) throws {
+        let (info, payload) = try makeTorrent(size: 600_000, pieceLength: 65_536, seed: 8)
+        var swarm = SimulatedSwarm(info: info, payload: payload, seeders: [true, false, false])
+        swarm.connect(1, 0)
+        swarm.connect(2, 0)
+        let before = swarm.nodes[0].session.connectedPeers
+        // Node 2 misbehaves towards node 0 (its connection key there is 4).
+        let actions = swarm.nodes[0].session.received(message, from: PeerKey(4), now: swarm.now)
+        #expect(
+            actions.contains { if case .close(PeerKey(4), _, _) = $0 { return true } else { return false } })
+        #expect(swarm.nodes[0].session.connectedPeers == before - 1)
+        swarm.enqueue(0, actions)
+        swarm.run(seconds: 60) { $0.nodes[1].session.isComplete }
+        #expect(swarm.nodes[1].session.isComplete, "the honest peer is unaffected")
+    }
+}
