@@ -92,7 +92,10 @@ struct SimulatedSwarm {
             guard let link = links[key.id], link.node == node else { return }
             // Through the real codec, both ways.
             let frame = PeerWireCodec.encode(message)
-            let decoded = try! PeerWireCodec.decode(frame[4...])
+            guard let decoded = try? PeerWireCodec.decode(frame[4...]) else {
+                Issue.record("the codec could not read back \(message.name)")
+                return
+            }
             delivered += 1
             enqueue(
                 link.remote,

@@ -36,12 +36,13 @@ public enum PieceHasher {
     /// Hashes every piece of `layout`. `paths[i]` is where file `i` is on disk (ignored for
     /// padding files). A piece whose file is missing or short is marked unreadable, not fatal.
     /// Runs on its own threads, not on Swift's cooperative pool, because reads block.
+    /// `pieces` limits the work to those pieces (the others stay unreadable).
     public static func hash(
-        layout: FileLayout, paths: [FilePath], workers: Int,
+        layout: FileLayout, paths: [FilePath], workers: Int, pieces: [Int]? = nil,
         progress: (@Sendable (HashingProgress) -> Void)? = nil
     ) async -> PieceDigests {
-        let job = HashJob(layout: layout, paths: paths)
-        let workerCount = max(1, min(workers, layout.pieceCount))
+        let job = HashJob(layout: layout, paths: paths, subset: pieces)
+        let workerCount = max(1, min(workers, pieces?.count ?? layout.pieceCount))
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
                 DispatchQueue.concurrentPerform(iterations: workerCount) { _ in
@@ -65,10 +66,13 @@ private final class HashJob: @unchecked Sendable {
     let digests: UnsafeMutableBufferPointer<UInt8>
     let readable: UnsafeMutableBufferPointer<Bool>
     let failure = Mutex<(fileIndex: Int, error: Errno?)?>(nil)
+    /// When set, only these pieces, one at a time.
+    let subset: [Int]?
 
-    init(layout: FileLayout, paths: [FilePath]) {
+    init(layout: FileLayout, paths: [FilePath], subset: [Int]?) {
         self.layout = layout
         self.paths = paths
+        self.subset = subset
         digests = .allocate(capacity: layout.pieceCount * 20)
         digests.initialize(repeating: 0)
         readable = .allocate(capacity: layout.pieceCount)
@@ -91,15 +95,19 @@ private final class HashJob: @unchecked Sendable {
 
     func work(progress: (@Sendable (HashingProgress) -> Void)?) {
         let pieceLength = layout.pieceLength
-        let batch = max(1, Self.minimumReadSize / pieceLength)
+        let batch = subset == nil ? max(1, Self.minimumReadSize / pieceLength) : 1
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * pieceLength, alignment: 4096)
         defer { buffer.deallocate() }
         var reader = SequentialFileCache(paths: paths)
         defer { reader.close() }
         let pieceCount = layout.pieceCount
+        let claimable = subset?.count ?? pieceCount
+        let totalBytes =
+            subset.map { $0.reduce(Int64(0)) { $0 + Int64(layout.pieceRange($1).count) } } ?? layout.totalLength
         while true {
-            let first = nextPiece.wrappingAdd(batch, ordering: .relaxed).oldValue
-            guard first < pieceCount else { return }
+            let claimed = nextPiece.wrappingAdd(batch, ordering: .relaxed).oldValue
+            guard claimed < claimable else { return }
+            let first = subset?[claimed] ?? claimed
             let end = min(first + batch, pieceCount)
             let range = layout.pieceRange(first).lowerBound..<layout.pieceRange(end - 1).upperBound
             // Read every segment; a failed one spoils only the pieces that overlap it.
@@ -134,8 +142,7 @@ private final class HashJob: @unchecked Sendable {
             let pieces = piecesDone.wrappingAdd(end - first, ordering: .relaxed).newValue
             progress?(
                 HashingProgress(
-                    bytesDone: done, bytesTotal: layout.totalLength, piecesDone: pieces,
-                    pieceCount: pieceCount))
+                    bytesDone: done, bytesTotal: totalBytes, piecesDone: pieces, pieceCount: claimable))
         }
     }
 }

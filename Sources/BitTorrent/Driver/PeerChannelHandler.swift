@@ -1,0 +1,115 @@
+import NIOCore
+
+/// Reads a peer connection: the 68-byte handshake, then length-prefixed frames bounded by the
+/// driver's limit, each decoded and handed to the driver. Any error closes this connection
+/// only. Runs on the driver's event loop.
+final class PeerChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Role {
+        /// We dialled `address` for this driver's torrent.
+        case outgoing(SessionDriver, PeerAddress)
+        /// Someone dialled us; the torrent is found by the info-hash in their handshake.
+        case incoming(PeerListener)
+    }
+
+    private let role: Role
+    private var driver: SessionDriver?
+    private var key: PeerKey?
+    private var buffer: ByteBuffer?
+
+    init(role: Role) {
+        self.role = role
+        if case .outgoing(let driver, _) = role { self.driver = driver }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if case .outgoing(let driver, _) = role {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if buffer == nil {
+            buffer = incoming
+        } else {
+            buffer?.writeBuffer(&incoming)
+        }
+        do {
+            try process(context: context)
+        } catch {
+            fail(context: context, error)
+        }
+        if let readerIndex = buffer?.readerIndex, readerIndex > 1 << 16 { buffer?.discardReadBytes() }
+    }
+
+    private func process(context: ChannelHandlerContext) throws {
+        guard var bytes = buffer else { return }
+        defer { buffer = bytes }
+        if key == nil {
+            guard bytes.readableBytes >= Handshake.length, let raw = bytes.readBytes(length: Handshake.length) else {
+                return
+            }
+            let handshake = try Handshake(decoding: raw)
+            let address = context.channel.remoteAddress.flatMap(PeerAddress.init(socketAddress:))
+            switch role {
+            case .outgoing(let driver, let dialled):
+                key = driver.register(context.channel, address: dialled, outgoing: true, handshake: handshake)
+            case .incoming(let listener):
+                guard let driver = listener.driver(for: handshake.infoHash), let address else {
+                    throw PeerWireError.wrongInfoHash(handshake.infoHash)
+                }
+                self.driver = driver
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
+                key = driver.register(context.channel, address: address, outgoing: false, handshake: handshake)
+            }
+        }
+        guard let driver, let key else { return }
+        let limit = driver.maxFrameLength
+        while bytes.readableBytes >= 4, let length = bytes.getInteger(at: bytes.readerIndex, as: UInt32.self) {
+            guard Int(length) <= limit else { throw PeerWireError.frameTooLong(length: Int(length), limit: limit) }
+            guard bytes.readableBytes >= 4 + Int(length) else { break }
+            bytes.moveReaderIndex(forwardBy: 4)
+            guard let body = bytes.readBytes(length: Int(length)) else { break }
+            let message = try PeerWireCodec.decode(body[...])
+            driver.received(message, from: key)
+            // The driver may have closed this connection while handling the message.
+            guard context.channel.isActive else { return }
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: Error) {
+        driver?.log("closing \(context.channel.remoteAddress?.description ?? "peer"): \(error)")
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let key { driver?.disconnected(key) }
+        key = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(context: context, error)
+    }
+}
+
+extension PeerAddress {
+    /// The IP and port of a NIO socket address.
+    init?(socketAddress: SocketAddress) {
+        guard let port = socketAddress.port else { return nil }
+        switch socketAddress {
+        case .v4(let address):
+            let value = address.address.sin_addr.s_addr.bigEndian
+            self.init(ip: [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)], port: UInt16(port))
+        case .v6(let address):
+            let bytes = withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
+            self.init(ip: bytes, port: UInt16(port))
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,298 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import SystemPackage
+
+/// Runs a ``TorrentSession`` on one event loop: feeds it socket, disk and timer events and
+/// performs the actions it returns. Every method runs on `loop`; nothing else touches the
+/// session, so it needs no lock.
+final class SessionDriver: @unchecked Sendable {
+    let loop: EventLoop
+    private(set) var session: TorrentSession
+    private(set) var storage: PieceStorage?
+    let pool: NIOThreadPool
+    let directory: FilePath
+    let handshakeBytes: [UInt8]
+    let onEvent: @Sendable (TorrentEvent) -> Void
+    let workers: Int
+    private var channels: [PeerKey: Channel] = [:]
+    private var nextKey = 1
+    private let origin = NIODeadline.now()
+    private var dirty: Set<PeerKey> = []
+    private var tickTask: RepeatedTask?
+    private var lastResumeSave: Moment = .zero
+    private var savingResume = false
+    private(set) var finished: EventLoopPromise<Void>
+    var keepSeeding: Bool
+    var fileSelection: [Int]?
+    private(set) var failure: Error?
+
+    init(
+        session: TorrentSession, loop: EventLoop, pool: NIOThreadPool, directory: FilePath, keepSeeding: Bool,
+        workers: Int, onEvent: @escaping @Sendable (TorrentEvent) -> Void
+    ) {
+        self.session = session
+        self.loop = loop
+        self.pool = pool
+        self.directory = directory
+        self.keepSeeding = keepSeeding
+        self.workers = workers
+        self.onEvent = onEvent
+        var reserved = ReservedBits()
+        reserved.extensionProtocol = true
+        reserved.fastExtension = true
+        handshakeBytes = Handshake(reserved: reserved, infoHash: session.infoHash, peerID: session.peerID).encoded()
+        finished = loop.makePromise()
+    }
+
+    var now: Moment { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - origin.uptimeNanoseconds)) }
+
+    /// The largest frame a peer may send: a 16 KiB block with headroom, or the bitfield.
+    var maxFrameLength: Int {
+        max(1 << 17, ((session.picker?.pieceCount ?? (1 << 21)) + 7) / 8 + 16)
+    }
+
+    var resumePath: FilePath {
+        directory.appending(".peerstack").appending("\(session.infoHash.hex).resume")
+    }
+
+    func log(_ message: String) { onEvent(.log(message)) }
+
+    // MARK: Start and stop
+
+    /// Opens storage for known metadata, works out what is on disk, and starts the timer.
+    func start() -> EventLoopFuture<Void> {
+        loop.assertInEventLoop()
+        tickTask = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { [weak self] _ in
+            self?.tick()
+        }
+        guard let info = session.info else {
+            onEvent(.progress(progress))
+            return loop.makeSucceededVoidFuture()
+        }
+        return openStorage(info)
+    }
+
+    private func openStorage(_ info: InfoDictionary) -> EventLoopFuture<Void> {
+        let storage = PieceStorage(info: info, directory: directory, pool: pool)
+        self.storage = storage
+        let resumeBytes = try? readFile(resumePath, limit: 64 << 20)
+        let resume = resumeBytes.flatMap {
+            ResumeState(decoding: $0, for: session.infoHash, pieceCount: info.pieceCount, fileCount: info.files.count)
+        }
+        let promise = loop.makePromise(of: Bitfield.self)
+        let onEvent = self.onEvent
+        let workers = self.workers
+        promise.completeWithTask {
+            await storage.check(resume: resume, workers: workers) { onEvent(.checking($0)) }
+        }
+        return promise.futureResult.map { have in
+            if let selection = self.fileSelection {
+                let priorities = info.files.indices.map { selection.contains($0) ? UInt8(1) : 0 }
+                self.perform(self.session.setFilePriorities(priorities, now: self.now))
+            }
+            self.perform(self.session.storageReady(have: have, now: self.now))
+            self.onEvent(.progress(self.progress))
+        }
+    }
+
+    /// Saves the resume state and closes every connection.
+    func stop() -> EventLoopFuture<Void> {
+        loop.assertInEventLoop()
+        tickTask?.cancel()
+        tickTask = nil
+        for channel in channels.values { channel.close(promise: nil) }
+        return saveResume().recover { _ in }
+    }
+
+    private func finish(_ error: Error? = nil) {
+        if let error { failure = error }
+        finished.succeed()
+    }
+
+    // MARK: Connections
+
+    func register(_ channel: Channel, address: PeerAddress, outgoing: Bool, handshake: Handshake) -> PeerKey {
+        loop.assertInEventLoop()
+        let key = PeerKey(nextKey)
+        nextKey += 1
+        channels[key] = channel
+        perform(session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
+        return key
+    }
+
+    func addPeers(_ addresses: [PeerAddress]) {
+        session.addPeers(addresses)
+    }
+
+    func received(_ message: PeerMessage, from key: PeerKey) {
+        perform(session.received(message, from: key, now: now))
+    }
+
+    func disconnected(_ key: PeerKey) {
+        channels[key] = nil
+        dirty.remove(key)
+        perform(session.peerDisconnected(key, now: now))
+    }
+
+    private func connect(_ address: PeerAddress) {
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(5))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        PeerChannelHandler(role: .outgoing(self, address)))
+                }
+            }
+        bootstrap.connect(host: address.host, port: Int(address.port)).whenFailure { _ in
+            self.session.connectFailed(address, now: self.now)
+        }
+    }
+
+    // MARK: Actions
+
+    func perform(_ actions: [SessionAction]) {
+        loop.assertInEventLoop()
+        for action in actions {
+            switch action {
+            case .send(let key, let message):
+                guard let channel = channels[key] else { continue }
+                var bytes: [UInt8] = []
+                PeerWireCodec.encode(message, into: &bytes)
+                channel.write(ByteBuffer(bytes: bytes), promise: nil)
+                dirty.insert(key)
+            case .close(let key, let reason, _):
+                if let channel = channels.removeValue(forKey: key) {
+                    log("closing \(channel.remoteAddress?.description ?? "\(key)"): \(reason)")
+                    channel.close(promise: nil)
+                }
+            case .connect(let address):
+                connect(address)
+            case .write(let request, let data):
+                guard let storage else { continue }
+                storage.write(request, data: data, on: loop).whenComplete { result in
+                    switch result {
+                    case .success: self.perform(self.session.blockWritten(request))
+                    case .failure(let error): self.storageFailed(error)
+                    }
+                }
+            case .verify(let piece, let blockDigests):
+                guard let storage else { continue }
+                storage.verify(piece, blockDigests: blockDigests, on: loop).whenComplete { result in
+                    switch result {
+                    case .success(let outcome):
+                        self.perform(
+                            self.session.pieceVerified(
+                                piece, passed: outcome.passed, blockDigests: outcome.digests, now: self.now))
+                    case .failure(let error): self.storageFailed(error)
+                    }
+                }
+            case .read(let request, let key):
+                guard let storage else { continue }
+                storage.read(request, on: loop).whenComplete { result in
+                    switch result {
+                    case .success(let data):
+                        self.perform(self.session.blockRead(request, for: key, data: data, now: self.now))
+                    case .failure(let error):
+                        self.log("cannot read \(request): \(error)")
+                    }
+                }
+            case .metadataReceived(let info):
+                onEvent(.metadataReceived(name: info.name))
+                openStorage(info).whenFailure { self.storageFailed($0) }
+            case .pieceCompleted:
+                break
+            case .downloadCompleted:
+                onEvent(.completed)
+                saveResume().whenComplete { _ in
+                    if !self.keepSeeding { self.finish() }
+                }
+            case .banned(let address, let reason):
+                onEvent(.peerBanned(address, reason: reason))
+            }
+        }
+        for key in dirty { channels[key]?.flush() }
+        dirty.removeAll(keepingCapacity: true)
+    }
+
+    private func storageFailed(_ error: Error) {
+        log("storage failed: \(error)")
+        finish(error)
+    }
+
+    // MARK: Time
+
+    private func tick() {
+        let now = self.now
+        perform(session.tick(now: now))
+        onEvent(.progress(progress))
+        if now - lastResumeSave >= .seconds(30) { _ = saveResume() }
+    }
+
+    /// Flushes written data, then records the verified pieces (never the other way round).
+    @discardableResult
+    func saveResume() -> EventLoopFuture<Void> {
+        guard let storage, let picker = session.picker, session.isReady, !savingResume else {
+            return loop.makeSucceededVoidFuture()
+        }
+        savingResume = true
+        lastResumeSave = now
+        let have = picker.have
+        let path = resumePath
+        let infoHash = session.infoHash
+        return storage.flush(on: loop).flatMap {
+            self.pool.runIfActive(eventLoop: self.loop) {
+                try PieceStorage.makeDirectories(path.removingLastComponent())
+                let state = ResumeState(infoHash: infoHash, pieces: have, files: storage.stamps())
+                try ResumeState.writeAtomically(state.encoded(), to: path)
+            }
+        }.always { _ in self.savingResume = false }
+    }
+
+    var progress: TorrentProgress {
+        let picker = session.picker
+        var done: Int64 = 0
+        var wanted: Int64 = 0
+        if let picker {
+            for piece in 0..<picker.pieceCount where picker.priority[piece] > 0 {
+                let size = Int64(picker.pieceSize(piece))
+                wanted += size
+                if picker.have[piece] { done += size }
+            }
+        }
+        return TorrentProgress(
+            name: session.info?.name, state: !session.isReady ? (session.info == nil ? .fetchingMetadata : .checking)
+                : (session.isComplete ? .seeding : .downloading),
+            bytesDone: done, bytesWanted: wanted, downloadRate: session.downloadRate, uploadRate: session.uploadRate,
+            peers: session.connectedPeers, piecesDone: picker?.have.setCount ?? 0, pieceCount: picker?.pieceCount ?? 0,
+            downloaded: session.downloaded, uploaded: session.uploaded, wasted: session.wasted)
+    }
+}
+
+/// Reads a whole small file, refusing one larger than `limit`.
+func readFile(_ path: FilePath, limit: Int) throws -> [UInt8] {
+    let descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+    defer { try? descriptor.close() }
+    let size = try descriptor.seek(offset: 0, from: .end)
+    guard size <= Int64(limit) else { throw StorageError(path: path.string, reason: "larger than \(limit) bytes") }
+    var buffer = [UInt8](repeating: 0, count: Int(size))
+    var count = 0
+    while count < buffer.count {
+        let read = try buffer.withUnsafeMutableBytes {
+            try descriptor.read(fromAbsoluteOffset: Int64(count), into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
+        }
+        if read == 0 { break }
+        count += read
+    }
+    return Array(buffer.prefix(count))
+}
+
+/// Accepts incoming connections and hands each to the torrent named in its handshake.
+final class PeerListener: Sendable {
+    private let drivers = Mutex<[InfoHash: SessionDriver]>([:])
+
+    func add(_ driver: SessionDriver) { drivers.withLock { $0[driver.session.infoHash] = driver } }
+    func remove(_ infoHash: InfoHash) { _ = drivers.withLock { $0.removeValue(forKey: infoHash) } }
+    func driver(for infoHash: InfoHash) -> SessionDriver? { drivers.withLock { $0[infoHash] } }
+}

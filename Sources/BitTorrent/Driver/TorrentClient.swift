@@ -1,0 +1,157 @@
+import NIOCore
+import NIOPosix
+import SystemPackage
+
+/// A snapshot of a torrent's progress, reported about once a second.
+public struct TorrentProgress: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable {
+        case fetchingMetadata = "fetching metadata"
+        case checking
+        case downloading
+        case seeding
+    }
+
+    public var name: String?
+    public var state: State
+    /// Verified bytes of the wanted pieces, and their total.
+    public var bytesDone: Int64
+    public var bytesWanted: Int64
+    public var downloadRate: Double
+    public var uploadRate: Double
+    public var peers: Int
+    public var piecesDone: Int
+    public var pieceCount: Int
+    public var downloaded: Int64
+    public var uploaded: Int64
+    public var wasted: Int64
+}
+
+/// What a running torrent reports.
+public enum TorrentEvent: Sendable {
+    case progress(TorrentProgress)
+    /// Checking data already on disk.
+    case checking(HashingProgress)
+    case metadataReceived(name: String)
+    case completed
+    case peerBanned(PeerAddress, reason: String)
+    case log(String)
+}
+
+/// How a ``TorrentClient`` runs.
+public struct TorrentClientOptions: Sendable {
+    /// Where the data goes (`directory/name…`), and the resume state (`directory/.peerstack/`).
+    public var directory: FilePath
+    /// Address and port to accept peers on; port 0 picks a free one.
+    public var listenHost = "0.0.0.0"
+    public var listenPort = 6881
+    /// Peers to connect to from the start.
+    public var peers: [PeerAddress] = []
+    /// Keep seeding after the download completes, until cancelled.
+    public var seed = false
+    /// Indices of the files to download (nil: all).
+    public var fileSelection: [Int]?
+    public var session = SessionConfiguration()
+    /// Threads for hashing when checking existing data.
+    public var hashWorkers = Machine.coreCount
+
+    public init(directory: FilePath) {
+        self.directory = directory
+    }
+}
+
+/// Downloads and seeds one torrent: the NIO driver around ``TorrentSession``, with storage on a
+/// thread pool. `run` returns when the download is complete and verified (or, with
+/// ``TorrentClientOptions/seed``, when the task is cancelled); cancelling saves the resume state.
+public final class TorrentClient: Sendable {
+    public let infoHash: InfoHash
+    private let metainfo: Metainfo?
+    private let options: TorrentClientOptions
+
+    public init(metainfo: Metainfo, options: TorrentClientOptions) {
+        self.metainfo = metainfo
+        infoHash = metainfo.infoHash
+        self.options = options
+    }
+
+    /// A torrent known by a magnet link: the metadata comes from peers (BEP 9).
+    public init(magnet: MagnetLink, options: TorrentClientOptions) throws {
+        guard let hash = magnet.infoHash else { throw StorageError(path: magnet.uri, reason: "no v1 info-hash") }
+        infoHash = hash
+        metainfo = nil
+        var options = options
+        options.peers += magnet.peers.compactMap(PeerAddress.init)
+        self.options = options
+    }
+
+    /// Runs the torrent. `onEvent` is called from the client's event loop thread.
+    /// `onListening` is told the port peers can reach us on.
+    public func run(
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }, onEvent: @escaping @Sendable (TorrentEvent) -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let result: Result<Void, Error>
+        do {
+            try await run(group: group, pool: pool, onListening: onListening, onEvent: onEvent)
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+        try? await pool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        try result.get()
+    }
+
+    private func run(
+        group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, onListening: @escaping @Sendable (Int) -> Void,
+        onEvent: @escaping @Sendable (TorrentEvent) -> Void
+    ) async throws {
+        let loop = group.next()
+        var generator = SystemRandomNumberGenerator()
+        let peerID = Handshake.makePeerID(using: &generator)
+        let seed = UInt64.random(in: 0...UInt64.max, using: &generator)
+        let listener = PeerListener()
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(role: .incoming(listener)))
+                }
+            }
+            .bind(host: options.listenHost, port: options.listenPort).get()
+        let port = server.localAddress?.port ?? options.listenPort
+        onListening(port)
+
+        var configuration = options.session
+        configuration.listenPort = UInt16(clamping: port)
+        let session =
+            metainfo.map { TorrentSession(info: $0.info, peerID: peerID, configuration: configuration, seed: seed) }
+            ?? TorrentSession(infoHash: infoHash, peerID: peerID, configuration: configuration, seed: seed)
+        let options = self.options
+        let driver = try await loop.submit {
+            SessionDriver(
+                session: session, loop: loop, pool: pool, directory: options.directory, keepSeeding: options.seed,
+                workers: options.hashWorkers, onEvent: onEvent)
+        }.get()
+        listener.add(driver)
+        try await withTaskCancellationHandler {
+            try await loop.flatSubmit {
+                driver.fileSelection = options.fileSelection
+                return driver.start().map {
+                    driver.addPeers(options.peers)
+                }
+            }.get()
+            try await driver.finished.futureResult.get()
+        } onCancel: {
+            loop.execute { driver.finished.succeed() }
+        }
+        listener.remove(infoHash)
+        try await loop.flatSubmit { driver.stop() }.get()
+        try await server.close().get()
+        if let failure = try await loop.submit({ driver.failure }).get() { throw failure }
+    }
+}
+

@@ -1,0 +1,198 @@
+import Crypto
+import NIOCore
+import NIOPosix
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Why storage failed.
+public struct StorageError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// A torrent's files on disk, laid out as its info dictionary says (padding files are never
+/// stored). Files are created sparse on first write; blocks are written and read with
+/// positional I/O, and pieces hashed, on a thread pool, never on the event loop.
+public final class PieceStorage: Sendable {
+    public let info: InfoDictionary
+    public let layout: FileLayout
+    /// Where each file lives.
+    public let paths: [FilePath]
+    private let pool: NIOThreadPool
+    private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
+    private let written = Mutex<Set<Int>>([])
+
+    /// Files go to `directory/name/…` (multi-file) or `directory/name` (single file).
+    public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool) {
+        self.info = info
+        layout = FileLayout(info: info)
+        paths = info.files.map { file in info.relativePath(of: file).reduce(directory) { $0.appending($1) } }
+        self.pool = pool
+    }
+
+    deinit {
+        open.withLock { files in
+            for entry in files.values { try? entry.descriptor.close() }
+        }
+    }
+
+    private func descriptor(_ index: Int, writable: Bool) throws -> SystemPackage.FileDescriptor {
+        try open.withLock { files in
+            if let entry = files[index], entry.writable || !writable { return entry.descriptor }
+            if let entry = files[index] { try? entry.descriptor.close() }
+            let path = paths[index]
+            let descriptor: SystemPackage.FileDescriptor
+            if writable {
+                try Self.makeDirectories(path.removingLastComponent())
+                descriptor = try SystemPackage.FileDescriptor.open(
+                    path, .readWrite, options: [.create, .closeOnExec],
+                    permissions: [.ownerReadWrite, .groupRead, .otherRead])
+                // Full length at once, sparse: no blocks are allocated until written.
+                let size = try descriptor.seek(offset: 0, from: .end)
+                if size < info.files[index].length {
+                    guard ftruncate(descriptor.rawValue, off_t(info.files[index].length)) == 0 else {
+                        throw Errno(rawValue: errno)
+                    }
+                }
+            } else {
+                descriptor = try SystemPackage.FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+            }
+            files[index] = (descriptor, writable)
+            return descriptor
+        }
+    }
+
+    static func makeDirectories(_ path: FilePath) throws {
+        guard !path.isEmpty, path.string != "/" else { return }
+        var info = stat()
+        if path.withPlatformString({ stat($0, &info) }) == 0 { return }
+        try makeDirectories(path.removingLastComponent())
+        if path.withPlatformString({ mkdir($0, 0o755) }) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
+    }
+
+    /// Creates the empty files (they hold no piece, so nothing else would create them).
+    public func createEmptyFiles() throws {
+        for (index, file) in info.files.enumerated() where file.length == 0 && !file.isPadding {
+            _ = try descriptor(index, writable: true)
+        }
+    }
+
+    // MARK: Block I/O (on the thread pool)
+
+    public func write(_ request: BlockRequest, data: [UInt8], on loop: EventLoop) -> EventLoopFuture<Void> {
+        pool.runIfActive(eventLoop: loop) {
+            let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
+            var done = 0
+            for segment in self.layout.segments(in: start..<start + Int64(data.count)) {
+                defer { done += segment.length }
+                if self.info.files[segment.fileIndex].isPadding { continue }
+                let descriptor = try self.descriptor(segment.fileIndex, writable: true)
+                try data[done..<done + segment.length].withUnsafeBytes { bytes in
+                    _ = try descriptor.writeAll(toAbsoluteOffset: segment.fileOffset, bytes)
+                }
+                _ = self.written.withLock { $0.insert(segment.fileIndex) }
+            }
+        }
+    }
+
+    public func read(_ request: BlockRequest, on loop: EventLoop) -> EventLoopFuture<[UInt8]> {
+        pool.runIfActive(eventLoop: loop) {
+            let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
+            return try self.readRange(start..<start + Int64(request.length))
+        }
+    }
+
+    private func readRange(_ range: Range<Int64>) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(range.count))
+        var done = 0
+        for segment in layout.segments(in: range) {
+            defer { done += segment.length }
+            if info.files[segment.fileIndex].isPadding { continue }
+            let descriptor = try descriptor(segment.fileIndex, writable: false)
+            let count = try out[done..<done + segment.length].withUnsafeMutableBytes { buffer in
+                var total = 0
+                while total < buffer.count {
+                    let read = try descriptor.read(
+                        fromAbsoluteOffset: segment.fileOffset + Int64(total),
+                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[total...]))
+                    if read == 0 { break }
+                    total += read
+                }
+                return total
+            }
+            guard count == segment.length else {
+                throw StorageError(path: paths[segment.fileIndex].string, reason: "file is shorter than the torrent says")
+            }
+        }
+        return out
+    }
+
+    /// Hashes a piece from disk. On failure, or when asked, also the SHA-1 of each 16 KiB block.
+    public func verify(_ piece: Int, blockDigests: Bool, on loop: EventLoop)
+        -> EventLoopFuture<(passed: Bool, digests: [[UInt8]]?)>
+    {
+        pool.runIfActive(eventLoop: loop) {
+            let data = try self.readRange(self.layout.pieceRange(piece))
+            let passed = Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
+            guard !passed || blockDigests else { return (passed, nil) }
+            let digests = stride(from: 0, to: data.count, by: BlockRequest.standardLength).map {
+                Array(Insecure.SHA1.hash(data: data[$0..<min($0 + BlockRequest.standardLength, data.count)]))
+            }
+            return (passed, digests)
+        }
+    }
+
+    /// fsyncs every file written since the last call, so that what was verified is durable
+    /// before the resume state records it.
+    public func flush(on loop: EventLoop) -> EventLoopFuture<Void> {
+        pool.runIfActive(eventLoop: loop) {
+            let files = self.written.withLock { files in
+                defer { files = [] }
+                return files
+            }
+            for index in files.sorted() {
+                let descriptor = try self.descriptor(index, writable: true)
+                guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }
+            }
+        }
+    }
+
+    /// Each file's current size and modification time.
+    public func stamps() -> [ResumeState.FileStamp?] {
+        paths.enumerated().map { info.files[$0.offset].isPadding ? nil : ResumeState.stamp(of: $0.element) }
+    }
+
+    /// Works out which pieces are on disk: trusts `resume` for files unchanged since it was
+    /// written, and re-hashes every piece that touches a changed or unknown file.
+    public func check(resume: ResumeState?, workers: Int, progress: (@Sendable (HashingProgress) -> Void)? = nil)
+        async -> Bitfield
+    {
+        let current = stamps()
+        var have = Bitfield(count: info.pieceCount)
+        var doubtful: [Int] = []
+        for piece in 0..<info.pieceCount {
+            let files = layout.segments(in: layout.pieceRange(piece)).map(\.fileIndex)
+                .filter { !info.files[$0].isPadding }
+            // Nothing on disk for this piece: nothing to check.
+            if files.allSatisfy({ current[$0] == nil }) { continue }
+            let trusted = resume.map { resume in files.allSatisfy { resume.files[$0] != nil && resume.files[$0] == current[$0] } }
+            if trusted == true, let resume {
+                have[piece] = resume.pieces[piece]
+            } else {
+                doubtful.append(piece)
+            }
+        }
+        guard !doubtful.isEmpty else { return have }
+        let hashed = await PieceHasher.hash(
+            layout: layout, paths: paths, workers: workers, pieces: doubtful, progress: progress)
+        for piece in doubtful {
+            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) { have[piece] = true }
+        }
+        return have
+    }
+}

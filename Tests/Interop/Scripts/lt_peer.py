@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""A libtorrent peer for PeerStack's interop tests and benchmarks, on loopback only.
+
+  lt_peer.py seed <file.torrent> <save_path> <port> <seconds>
+      Seeds (seed_mode: no initial check) and prints a JSON line {"port": P} once listening,
+      then a final JSON line with upload totals. Exits after <seconds> or when stdin closes.
+  lt_peer.py get <file.torrent|magnet> <save_path> <port> <seconds> [host:port ...]
+      Downloads, connecting to the given peers, and prints {"complete": bool, "seconds": s, ...}.
+
+DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine.
+"""
+import json
+import os
+import select
+import sys
+import time
+
+import libtorrent as lt
+
+
+def session(port):
+    return lt.session({
+        "listen_interfaces": f"127.0.0.1:{port}",
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True, "min_reconnect_time": 1,
+        "dht_bootstrap_nodes": "",
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
+    })
+
+
+def params(source, save_path):
+    if source.startswith("magnet:"):
+        atp = lt.parse_magnet_uri(source)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(source)
+    atp.save_path = os.path.abspath(save_path)
+    atp.flags = atp.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    return atp
+
+
+def stdin_closed():
+    ready, _, _ = select.select([sys.stdin], [], [], 0)
+    return bool(ready) and sys.stdin.read(1) == ""
+
+
+def seed(source, save_path, port, seconds):
+    ses = session(port)
+    atp = params(source, save_path)
+    atp.flags |= lt.torrent_flags.seed_mode
+    handle = ses.add_torrent(atp)
+    print(json.dumps({"port": ses.listen_port()}), flush=True)
+    deadline = time.time() + float(seconds)
+    while time.time() < deadline and not stdin_closed():
+        time.sleep(0.1)
+    status = handle.status()
+    print(json.dumps({"uploaded": status.all_time_upload, "peers": status.num_peers}), flush=True)
+
+
+def get(source, save_path, port, seconds, *peers):
+    ses = session(port)
+    handle = ses.add_torrent(params(source, save_path))
+    print(json.dumps({"port": ses.listen_port()}), flush=True)
+    for peer in peers:
+        host, _, peer_port = peer.rpartition(":")
+        handle.connect_peer((host.strip("[]"), int(peer_port)))
+    start = time.time()
+    deadline = start + float(seconds)
+    complete = False
+    while time.time() < deadline:
+        status = handle.status()
+        if status.is_seeding:
+            complete = True
+            break
+        time.sleep(0.05)
+    elapsed = time.time() - start
+    status = handle.status()
+    print(json.dumps({"complete": complete, "seconds": elapsed, "downloaded": status.all_time_download,
+                      "valid_pieces": sum(1 for p in status.pieces if p)}), flush=True)
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    {"seed": seed, "get": get}[command](*args)
