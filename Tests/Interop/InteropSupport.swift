@@ -15,6 +15,10 @@ enum Interop {
     static let libtorrentScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Scripts/lt_tool.py").path
 
+    /// A libtorrent peer (seed or download) on loopback.
+    static let peerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts/lt_peer.py").path
+
     static func onPath(_ program: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") {

@@ -18,7 +18,17 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     public static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
         var generator = SeededGenerator(state: seed)
         var bytes = [UInt8](repeating: 0, count: count)
-        for index in 0..<count { bytes[index] = UInt8(truncatingIfNeeded: generator.next()) }
+        bytes.withUnsafeMutableBytes { raw in
+            var index = 0
+            while index < count {
+                var word = generator.next()
+                let take = min(8, count - index)
+                withUnsafeBytes(of: &word) { source in
+                    for offset in 0..<take { raw[index + offset] = source[offset] }
+                }
+                index += take
+            }
+        }
         return bytes
     }
 }

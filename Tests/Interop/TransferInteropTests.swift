@@ -1,0 +1,148 @@
+import BitTorrent
+import Foundation
+import SystemPackage
+import TestSupport
+import Testing
+
+/// Runs `body`, failing if it takes longer than `seconds`.
+func withDeadline<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T)
+    async throws -> T
+{
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        guard let first = try await group.next(), let value = first else {
+            group.cancelAll()
+            throw Interop.Failure(description: "\(what) did not finish within \(seconds) s")
+        }
+        group.cancelAll()
+        return value
+    }
+}
+
+/// The payloads for transfers: one file of 33 MiB + 1 byte, or a tree of 34 MiB in five files
+/// (one empty), neither a multiple of the piece length.
+struct TransferPayload {
+    let payloads: Payloads
+    let seedDirectory: URL
+    let metainfo: Metainfo
+
+    init(multiFile: Bool) async throws {
+        payloads = try Payloads()
+        seedDirectory = payloads.root.appendingPathComponent("seed")
+        let shared: URL
+        if multiFile {
+            try payloads.write("seed/tree/a.bin", size: 20_000_001, seed: 11)
+            try payloads.write("seed/tree/empty", size: 0, seed: 12)
+            try payloads.write("seed/tree/sub/b.bin", size: 14_000_003, seed: 13)
+            try payloads.write("seed/tree/sub/c.txt", size: 1_234, seed: 14)
+            try payloads.write("seed/tree/ünï.bin", size: 300_000, seed: 15)
+            shared = seedDirectory.appendingPathComponent("tree")
+        } else {
+            try payloads.write("seed/single.bin", size: 33 * 1_048_576 + 1, seed: 10)
+            shared = seedDirectory.appendingPathComponent("single.bin")
+        }
+        metainfo = try await TorrentCreator.create(from: try TorrentCreator.scan(shared.path), options: .init())
+        try Data(metainfo.encoded()).write(to: torrentFile)
+    }
+
+    var torrentFile: URL { payloads.root.appendingPathComponent("payload.torrent") }
+
+    func directory(_ name: String) throws -> URL {
+        let url = payloads.root.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Every piece of the torrent checks out under `directory`.
+    func isComplete(in directory: URL) async -> Bool {
+        await TorrentVerifier.verify(metainfo, in: FilePath(directory.path)).isComplete
+    }
+}
+
+/// Options for a PeerStack client on loopback.
+func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed: Bool = false) -> TorrentClientOptions {
+    var options = TorrentClientOptions(directory: FilePath(directory.path))
+    options.listenHost = "127.0.0.1"
+    options.listenPort = port
+    options.peers = peers.compactMap(PeerAddress.init)
+    options.seed = seed
+    return options
+}
+
+@Suite("Transfers with libtorrent", .serialized)
+struct LibtorrentTransferTests {
+    func startLibtorrentSeeder(_ payload: TransferPayload) async throws -> (BackgroundProgram, Int) {
+        let seeder = try BackgroundProgram(
+            Interop.python,
+            [Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())", "120"])
+        let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
+        return (seeder, port)
+    }
+
+    @Test("PeerStack downloads from a libtorrent seeder", arguments: [false, true])
+    func downloadFromLibtorrent(multiFile: Bool) async throws {
+        try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
+        let payload = try await TransferPayload(multiFile: multiFile)
+        defer { payload.payloads.remove() }
+        let (seeder, port) = try await startLibtorrentSeeder(payload)
+        defer { seeder.stop() }
+        let target = try payload.directory("get")
+        let client = TorrentClient(
+            metainfo: payload.metainfo, options: loopbackOptions(target, peers: ["127.0.0.1:\(port)"]))
+        try await withDeadline(90, "download from libtorrent") { try await client.run { _ in } }
+        #expect(await payload.isComplete(in: target))
+    }
+
+    @Test("libtorrent downloads from a PeerStack seeder", arguments: [false, true])
+    func libtorrentDownloadsFromUs(multiFile: Bool) async throws {
+        try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
+        let payload = try await TransferPayload(multiFile: multiFile)
+        defer { payload.payloads.remove() }
+        let port = freePort()
+        let seeder = TorrentClient(
+            metainfo: payload.metainfo, options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
+        let seeding = Task { try await seeder.run { _ in } }
+        defer { seeding.cancel() }
+        let target = try payload.directory("lt")
+        let leecher = try BackgroundProgram(
+            Interop.python,
+            [Interop.peerScript, "get", payload.torrentFile.path, target.path, "\(freePort())", "90", "127.0.0.1:\(port)"])
+        defer { leecher.stop() }
+        let result = try await leecher.waitForJSON("complete", timeout: 100)
+        #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")
+        #expect(await payload.isComplete(in: target))
+        seeding.cancel()
+        _ = try? await seeding.value
+    }
+
+    @Test("a magnet link with a direct peer fetches the metadata from libtorrent (BEP 9) and downloads")
+    func magnetFromLibtorrent() async throws {
+        try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
+        let payload = try await TransferPayload(multiFile: true)
+        defer { payload.payloads.remove() }
+        let (seeder, port) = try await startLibtorrentSeeder(payload)
+        defer { seeder.stop() }
+        let target = try payload.directory("magnet")
+        let magnet = try MagnetLink(parsing: "magnet:?xt=urn:btih:\(payload.metainfo.infoHash.hex)&x.pe=127.0.0.1:\(port)")
+        let client = try TorrentClient(magnet: magnet, options: loopbackOptions(target))
+        let names = NamesSeen()
+        try await withDeadline(90, "magnet download from libtorrent") {
+            try await client.run { event in
+                if case .metadataReceived(let name) = event { names.add(name) }
+            }
+        }
+        #expect(names.all == ["tree"])
+        #expect(await payload.isComplete(in: target))
+    }
+}
+
+final class NamesSeen: @unchecked Sendable {
+    private let lock = NSLock()
+    private var names: [String] = []
+    func add(_ name: String) { lock.withLock { names.append(name) } }
+    var all: [String] { lock.withLock { names } }
+}
