@@ -192,6 +192,8 @@ final class TransferView: Sendable {
             if let summary { line(summary) }
         case .peerBanned(let address, let reason):
             line("banned \(address): \(reason)")
+        case .trackerError(let url, let reason):
+            line("tracker \(url): \(reason)")
         case .log:
             break
         }

@@ -25,6 +25,7 @@ final class SessionDriver: @unchecked Sendable {
     private(set) var finished: EventLoopPromise<Void>
     var keepSeeding: Bool
     var fileSelection: [Int]?
+    var announcer: TrackerAnnouncer?
     private(set) var failure: Error?
 
     init(
@@ -102,7 +103,23 @@ final class SessionDriver: @unchecked Sendable {
         tickTask?.cancel()
         tickTask = nil
         for channel in channels.values { channel.close(promise: nil) }
-        return saveResume().recover { _ in }
+        let stopped =
+            announcer?.stopped(announceRequest(.stopped), timeout: .seconds(3), on: loop)
+            ?? loop.makeSucceededVoidFuture()
+        return saveResume().recover { _ in }.and(stopped).map { _ in }
+    }
+
+    /// The numbers a tracker wants.
+    func announceRequest(_ event: AnnounceEvent) -> AnnounceRequest {
+        var request = AnnounceRequest(
+            infoHash: session.infoHash, peerID: session.peerID, port: session.configuration.listenPort ?? 6881)
+        request.event = event
+        request.uploaded = session.uploaded
+        request.downloaded = session.downloaded
+        // Unknown before the metadata arrives: a non-zero guess, so we are not taken for a seed.
+        request.left = session.info == nil ? 16_384 : session.bytesLeft
+        request.numWant = 200
+        return request
     }
 
     private func finish(_ error: Error? = nil) {
@@ -205,6 +222,7 @@ final class SessionDriver: @unchecked Sendable {
                 break
             case .downloadCompleted:
                 onEvent(.completed)
+                announcer?.completed()
                 saveResume().whenComplete { _ in
                     if !self.keepSeeding { self.finish() }
                 }
@@ -226,6 +244,11 @@ final class SessionDriver: @unchecked Sendable {
     private func tick() {
         let now = self.now
         perform(session.tick(now: now))
+        if session.isReady || session.info == nil {
+            announcer?.tick(now: now, request: announceRequest) { peers in
+                self.session.addPeers(peers)
+            }
+        }
         onEvent(.progress(progress))
         if now - lastResumeSave >= .seconds(30) { _ = saveResume() }
     }

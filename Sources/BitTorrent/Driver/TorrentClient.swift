@@ -34,6 +34,8 @@ public enum TorrentEvent: Sendable {
     case metadataReceived(name: String)
     case completed
     case peerBanned(PeerAddress, reason: String)
+    /// A tracker could not be reached or refused the announce.
+    case trackerError(String, String)
     case log(String)
 }
 
@@ -46,6 +48,8 @@ public struct TorrentClientOptions: Sendable {
     public var listenPort = 6881
     /// Peers to connect to from the start.
     public var peers: [PeerAddress] = []
+    /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
+    public var trackers: [[String]]?
     /// Keep seeding after the download completes, until cancelled.
     public var seed = false
     /// Indices of the files to download (nil: all).
@@ -80,6 +84,7 @@ public final class TorrentClient: Sendable {
         metainfo = nil
         var options = options
         options.peers += magnet.peers.compactMap(PeerAddress.init)
+        if options.trackers == nil { options.trackers = magnet.trackers.map { [$0] } }
         self.options = options
     }
 
@@ -136,6 +141,19 @@ public final class TorrentClient: Sendable {
                 session: session, loop: loop, pool: pool, directory: options.directory, keepSeeding: options.seed,
                 workers: options.hashWorkers, onEvent: onEvent)
         }.get()
+        let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
+        if !tiers.isEmpty {
+            try await loop.submit {
+                let announcer = TrackerAnnouncer(tiers: tiers, loop: loop)
+                announcer.onResult = { url, result in
+                    switch result {
+                    case .success(let response): onEvent(.log("\(url): \(response.peers.count) peers"))
+                    case .failure(let error): onEvent(.trackerError(url, "\(error)"))
+                    }
+                }
+                driver.announcer = announcer
+            }.get()
+        }
         listener.add(driver)
         try await withTaskCancellationHandler {
             try await loop.flatSubmit {

@@ -1,0 +1,92 @@
+import NIOCore
+
+/// Announces a torrent to its trackers (BEP 3, 12, 15): every tier in parallel, the URLs of
+/// a tier in order until one answers (which then moves to the front, as BEP 12 says), again
+/// at the interval the tracker asks for. Runs on the driver's loop.
+final class TrackerAnnouncer: @unchecked Sendable {
+    private var tiers: [[String]]
+    private let client: TrackerClient
+    private var trackerIDs: [String: String] = [:]
+    private var nextAnnounce: Moment = .zero
+    private var inFlight = 0
+    private var sentStarted = false
+    private var completedPending = false
+    private let key = UInt32.random(in: 0...UInt32.max)
+    /// Outcome reports for the log and the progress view.
+    var onResult: (String, Result<AnnounceResponse, Error>) -> Void = { _, _ in }
+
+    init(tiers: [[String]], loop: EventLoop) {
+        self.tiers = tiers.filter { !$0.isEmpty }
+        client = TrackerClient(loop: loop)
+    }
+
+    var isEmpty: Bool { tiers.isEmpty }
+
+    /// The download completed: tell the trackers at once.
+    func completed() {
+        guard sentStarted else { return }
+        completedPending = true
+        nextAnnounce = .zero
+    }
+
+    /// Announces when due; `request` fills in the numbers, `addPeers` takes what comes back.
+    func tick(now: Moment, request: (AnnounceEvent) -> AnnounceRequest, addPeers: @escaping ([PeerAddress]) -> Void) {
+        guard !tiers.isEmpty, inFlight == 0, now >= nextAnnounce else { return }
+        let event: AnnounceEvent = !sentStarted ? .started : completedPending ? .completed : .none
+        sentStarted = true
+        completedPending = false
+        var base = request(event)
+        base.key = key
+        var interval = 1_800
+        inFlight = tiers.count
+        for index in tiers.indices {
+            announce(tier: index, position: 0, base) { response in
+                if let response {
+                    interval = min(interval, max(response.minInterval ?? 0, response.interval))
+                    addPeers(response.peers)
+                }
+                self.inFlight -= 1
+                if self.inFlight == 0 {
+                    // A failed round is retried sooner than a good one.
+                    let seconds = response == nil && interval == 1_800 ? 60 : max(30, interval)
+                    self.nextAnnounce = now + .seconds(seconds)
+                }
+            }
+        }
+    }
+
+    private func announce(
+        tier: Int, position: Int, _ request: AnnounceRequest, done: @escaping (AnnounceResponse?) -> Void
+    ) {
+        guard position < tiers[tier].count else { return done(nil) }
+        let url = tiers[tier][position]
+        var request = request
+        request.trackerID = trackerIDs[url]
+        client.announce(url, request, timeout: .seconds(20)).whenComplete { result in
+            self.onResult(url, result)
+            switch result {
+            case .success(let response):
+                if let id = response.trackerID { self.trackerIDs[url] = id }
+                if position > 0 {
+                    self.tiers[tier].remove(at: position)
+                    self.tiers[tier].insert(url, at: 0)
+                }
+                done(response)
+            case .failure:
+                self.announce(tier: tier, position: position + 1, request, done: done)
+            }
+        }
+    }
+
+    /// The `stopped` event, to the first tracker of each tier, bounded by `timeout`.
+    func stopped(_ request: AnnounceRequest, timeout: TimeAmount, on loop: EventLoop) -> EventLoopFuture<Void> {
+        guard sentStarted else { return loop.makeSucceededVoidFuture() }
+        var stop = request
+        stop.event = .stopped
+        stop.key = key
+        let futures = tiers.compactMap { $0.first }.map {
+            client.announce($0, stop, timeout: timeout).map { _ in }.recover { _ in }
+        }
+        return EventLoopFuture.andAllComplete(futures, on: loop)
+    }
+}

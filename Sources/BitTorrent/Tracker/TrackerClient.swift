@@ -1,0 +1,277 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A tracker URL split into its parts.
+struct TrackerURL: Hashable, Sendable {
+    enum Scheme: String, Sendable { case http, udp }
+    var scheme: Scheme
+    var host: String
+    var port: Int
+    var path: String
+    var query: String?
+
+    init(_ text: String) throws(TrackerError) {
+        let lower = text.lowercased()
+        let scheme: Scheme
+        if lower.hasPrefix("http://") {
+            scheme = .http
+        } else if lower.hasPrefix("udp://") {
+            scheme = .udp
+        } else {
+            throw .unsupportedURL(text)  // https needs TLS, not here yet
+        }
+        self.scheme = scheme
+        var rest = Substring(text.dropFirst(scheme == .http ? 7 : 6))
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        rest = rest[authorityEnd...]
+        var host = authority
+        var port = scheme == .http ? 80 : 80
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let parsed = Int(after.dropFirst()) else { throw .unsupportedURL(text) }
+                port = parsed
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            guard let parsed = Int(authority[authority.index(after: colon)...]) else { throw .unsupportedURL(text) }
+            port = parsed
+        }
+        guard !host.isEmpty, port > 0, port < 65_536 else { throw .unsupportedURL(text) }
+        self.host = String(host)
+        self.port = port
+        if let question = rest.firstIndex(of: "?") {
+            path = String(rest[..<question])
+            query = String(rest[rest.index(after: question)...])
+        } else {
+            path = String(rest)
+            query = nil
+        }
+        if path.isEmpty { path = "/" }
+    }
+}
+
+/// Announces to HTTP and UDP trackers from an event loop.
+final class TrackerClient: Sendable {
+    let loop: EventLoop
+    /// BEP 15 connection IDs, reusable for a minute.
+    private let connections = Mutex<[String: (id: UInt64, until: NIODeadline)]>([:])
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    /// One announce. `timeout` bounds the whole exchange (UDP retransmits within it, BEP 15).
+    func announce(_ url: String, _ request: AnnounceRequest, timeout: TimeAmount) -> EventLoopFuture<AnnounceResponse> {
+        let parsed: TrackerURL
+        do {
+            parsed = try TrackerURL(url)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        switch parsed.scheme {
+        case .http: return announceHTTP(parsed, request, timeout: timeout)
+        case .udp: return announceUDP(parsed, request, timeout: timeout)
+        }
+    }
+
+    // MARK: HTTP
+
+    private func announceHTTP(_ url: TrackerURL, _ request: AnnounceRequest, timeout: TimeAmount)
+        -> EventLoopFuture<AnnounceResponse>
+    {
+        let promise = loop.makePromise(of: [UInt8].self)
+        let target = url.path + "?" + HTTPTrackerCodec.query(for: request, existingQuery: url.query)
+        let hostHeader = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPGetHandler(target: target, host: hostHeader, promise: promise))
+                }
+            }
+        bootstrap.connect(host: url.host, port: url.port).whenComplete { result in
+            switch result {
+            case .success(let channel):
+                let timer = channel.eventLoop.scheduleTask(in: timeout) {
+                    promise.fail(TrackerError.timedOut)
+                    channel.close(promise: nil)
+                }
+                promise.futureResult.whenComplete { _ in
+                    timer.cancel()
+                    channel.close(promise: nil)
+                }
+            case .failure(let error):
+                promise.fail(TrackerError.transport("cannot reach \(url.host):\(url.port): \(error)"))
+            }
+        }
+        return promise.futureResult.flatMapThrowing { body in try HTTPTrackerCodec.parse(body) }
+    }
+
+    // MARK: UDP
+
+    private func announceUDP(_ url: TrackerURL, _ request: AnnounceRequest, timeout: TimeAmount)
+        -> EventLoopFuture<AnnounceResponse>
+    {
+        let key = "\(url.host):\(url.port)"
+        let exchange = UDPExchange(loop: loop, deadline: .now() + timeout)
+        let bootstrap = DatagramBootstrap(group: loop).channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(exchange) }
+        }
+        let cached = connections.withLock { cache -> UInt64? in
+            guard let entry = cache[key], entry.until > .now() else { return nil }
+            return entry.id
+        }
+        let urlData = url.path == "/" && url.query == nil ? nil : url.path + (url.query.map { "?" + $0 } ?? "")
+        let isIPv6 = url.host.contains(":")
+        return bootstrap.bind(host: isIPv6 ? "::" : "0.0.0.0", port: 0).flatMap { channel in
+            exchange.resolve(host: url.host, port: url.port).flatMap { remote -> EventLoopFuture<AnnounceResponse> in
+                exchange.remote = remote
+                let connect: EventLoopFuture<UInt64>
+                if let cached {
+                    connect = channel.eventLoop.makeSucceededFuture(cached)
+                } else {
+                    let transaction = UInt32.random(in: 0...UInt32.max)
+                    connect = exchange.send(UDPTrackerCodec.connectRequest(transaction: transaction), on: channel)
+                        .flatMapThrowing { try UDPTrackerCodec.parseConnect($0, transaction: transaction) }
+                        .map { id in
+                            self.connections.withLock { $0[key] = (id, .now() + .seconds(60)) }
+                            return id
+                        }
+                }
+                return connect.flatMap { id in
+                    let transaction = UInt32.random(in: 0...UInt32.max)
+                    let packet = UDPTrackerCodec.announceRequest(
+                        request, connection: id, transaction: transaction, urlData: urlData)
+                    return exchange.send(packet, on: channel).flatMapThrowing { reply in
+                        try UDPTrackerCodec.parseAnnounce(reply, transaction: transaction, ipv6: remote.protocol == .inet6)
+                    }
+                }
+            }.always { _ in channel.close(promise: nil) }
+        }.flatMapErrorThrowing { error in
+            if error is TrackerError { throw error }
+            throw TrackerError.transport("\(key): \(error)")
+        }
+    }
+}
+
+/// Sends one HTTP GET and collects the body (at most 4 MiB).
+private final class HTTPGetHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let target: String
+    let host: String
+    let promise: EventLoopPromise<[UInt8]>
+    var body: [UInt8] = []
+    var status: HTTPResponseStatus = .ok
+
+    init(target: String, host: String, promise: EventLoopPromise<[UInt8]>) {
+        self.target = target
+        self.host = host
+        self.promise = promise
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target)
+        head.headers.add(name: "Host", value: host)
+        head.headers.add(name: "User-Agent", value: "PeerStack/0.1.0")
+        head.headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = head.status
+        case .body(var buffer):
+            guard body.count + buffer.readableBytes <= 4 << 20 else {
+                promise.fail(TrackerError.badResponse("body over 4 MiB"))
+                context.close(promise: nil)
+                return
+            }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            if status == .ok {
+                promise.succeed(body)
+            } else {
+                promise.fail(TrackerError.badResponse("HTTP \(status.code)"))
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(TrackerError.badResponse("connection closed before the response ended"))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        promise.fail(TrackerError.transport("\(error)"))
+        context.close(promise: nil)
+    }
+}
+
+/// One request/response at a time over a UDP socket, retransmitted with doubling timeouts
+/// (BEP 15) until the overall deadline.
+private final class UDPExchange: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    let loop: EventLoop
+    let deadline: NIODeadline
+    var remote: SocketAddress?
+    private var pending: EventLoopPromise<[UInt8]>?
+    private var retransmit: Scheduled<Void>?
+
+    init(loop: EventLoop, deadline: NIODeadline) {
+        self.loop = loop
+        self.deadline = deadline
+    }
+
+    func resolve(host: String, port: Int) -> EventLoopFuture<SocketAddress> {
+        loop.makeCompletedFuture { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+    }
+
+    func send(_ packet: [UInt8], on channel: Channel) -> EventLoopFuture<[UInt8]> {
+        let promise = loop.makePromise(of: [UInt8].self)
+        pending = promise
+        transmit(packet, on: channel, wait: .seconds(2))
+        return promise.futureResult
+    }
+
+    private func transmit(_ packet: [UInt8], on channel: Channel, wait: TimeAmount) {
+        guard let remote else { return }
+        guard NIODeadline.now() < deadline else {
+            pending?.fail(TrackerError.timedOut)
+            pending = nil
+            return
+        }
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: packet)), promise: nil)
+        let next = min(NIODeadline.now() + wait, deadline)
+        retransmit = loop.scheduleTask(deadline: next) { [weak self] in
+            self?.transmit(packet, on: channel, wait: wait * 2)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var envelope = unwrapInboundIn(data)
+        guard envelope.remoteAddress == remote, let promise = pending else { return }
+        // Bounded by the datagram size; peers beyond are ignored by the parser's strides.
+        let bytes = envelope.data.readBytes(length: min(envelope.data.readableBytes, 65_536)) ?? []
+        retransmit?.cancel()
+        pending = nil
+        promise.succeed(bytes)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        retransmit?.cancel()
+        pending?.fail(TrackerError.transport("\(error)"))
+        pending = nil
+    }
+}

@@ -1,0 +1,230 @@
+import Bencode
+
+/// BEP 3 announce events.
+public enum AnnounceEvent: String, Sendable, Hashable {
+    case none = ""
+    case started
+    case completed
+    case stopped
+
+    /// BEP 15 numbering.
+    var udpCode: UInt32 {
+        switch self {
+        case .none: return 0
+        case .completed: return 1
+        case .started: return 2
+        case .stopped: return 3
+        }
+    }
+}
+
+/// What a client tells a tracker (BEP 3, 15, 23).
+public struct AnnounceRequest: Sendable, Hashable {
+    public var infoHash: InfoHash
+    public var peerID: [UInt8]
+    public var port: UInt16
+    public var uploaded: Int64 = 0
+    public var downloaded: Int64 = 0
+    public var left: Int64 = 0
+    public var event: AnnounceEvent = .none
+    public var numWant: Int = 50
+    /// A random number that stays the same for the session, so the tracker can tell us apart.
+    public var key: UInt32 = 0
+    /// BEP 3 `trackerid` the tracker gave us earlier.
+    public var trackerID: String?
+
+    public init(infoHash: InfoHash, peerID: [UInt8], port: UInt16) {
+        self.infoHash = infoHash
+        self.peerID = peerID
+        self.port = port
+    }
+}
+
+/// What a tracker answers.
+public struct AnnounceResponse: Sendable, Hashable {
+    public var interval: Int
+    public var minInterval: Int?
+    public var seeders: Int?
+    public var leechers: Int?
+    public var peers: [PeerAddress]
+    public var warning: String?
+    public var trackerID: String?
+}
+
+/// Why an announce failed.
+public enum TrackerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The tracker said no (`failure reason`, or a BEP 15 error).
+    case failure(String)
+    case badResponse(String)
+    case unsupportedURL(String)
+    case timedOut
+    case transport(String)
+
+    public var description: String {
+        switch self {
+        case .failure(let reason): return "tracker refused: \(reason)"
+        case .badResponse(let what): return "bad tracker response: \(what)"
+        case .unsupportedURL(let url): return "unsupported tracker URL \(url)"
+        case .timedOut: return "tracker did not answer"
+        case .transport(let what): return what
+        }
+    }
+}
+
+/// HTTP tracker protocol (BEP 3, compact peers BEP 23, IPv6 peers BEP 7): the query and the
+/// bencoded answer.
+public enum HTTPTrackerCodec {
+    /// Percent-encodes raw bytes for a query string (RFC 3986 unreserved bytes kept).
+    static func escape(_ bytes: [UInt8]) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                out.append(byte)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The path and query of the announce GET for `announceURL`'s path and query.
+    public static func query(for request: AnnounceRequest, existingQuery: String?) -> String {
+        var parts = [
+            "info_hash=" + escape(request.infoHash.bytes), "peer_id=" + escape(request.peerID), "port=\(request.port)",
+            "uploaded=\(request.uploaded)", "downloaded=\(request.downloaded)", "left=\(request.left)", "compact=1",
+            "numwant=\(request.numWant)", "key=\(String(request.key, radix: 16))",
+        ]
+        if request.event != .none { parts.append("event=\(request.event.rawValue)") }
+        if let trackerID = request.trackerID { parts.append("trackerid=" + escape(Array(trackerID.utf8))) }
+        if let existingQuery, !existingQuery.isEmpty { parts.insert(existingQuery, at: 0) }
+        return parts.joined(separator: "&")
+    }
+
+    /// Reads a tracker's bencoded answer.
+    public static func parse(_ body: [UInt8]) throws(TrackerError) -> AnnounceResponse {
+        let value: BencodeValue
+        do {
+            value = try BencodeDecoder(mode: .lenient, limits: .init(maxDepth: 8, maxElements: 100_000, maxInputSize: 4 << 20))
+                .decode(body)
+        } catch {
+            throw .badResponse("\(error)")
+        }
+        guard case .dictionary = value else { throw .badResponse("not a dictionary") }
+        if let reason = value["failure reason"]?.string { throw .failure(reason) }
+        guard let interval = value["interval"]?.integer, interval > 0 else { throw .badResponse("no interval") }
+        var peers: [PeerAddress] = []
+        switch value["peers"] {
+        case .bytes(let compact)?:
+            peers = PeerAddress.parseCompact(compact, ipLength: 4)
+        case .list(let entries)?:
+            // The original, non-compact form: dictionaries with `ip` and `port`.
+            for entry in entries.prefix(1_000) {
+                if let ip = entry["ip"]?.string, let port = entry["port"]?.integer, port > 0, port < 65_536,
+                    let address = PeerAddress(ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+                {
+                    peers.append(address)
+                }
+            }
+        default:
+            break
+        }
+        if let compact6 = value["peers6"]?.bytes { peers += PeerAddress.parseCompact(compact6, ipLength: 16) }
+        return AnnounceResponse(
+            interval: Int(clamping: interval), minInterval: value["min interval"]?.integer.map { Int(clamping: $0) },
+            seeders: value["complete"]?.integer.map { Int(clamping: $0) },
+            leechers: value["incomplete"]?.integer.map { Int(clamping: $0) }, peers: peers,
+            warning: value["warning message"]?.string, trackerID: value["tracker id"]?.string)
+    }
+}
+
+/// UDP tracker protocol (BEP 15): connect, announce and the replies, every length checked.
+public enum UDPTrackerCodec {
+    static let protocolID: UInt64 = 0x417_2710_1980
+
+    public static func connectRequest(transaction: UInt32) -> [UInt8] {
+        var out: [UInt8] = []
+        append(protocolID, to: &out)
+        append(UInt32(0), to: &out)
+        append(transaction, to: &out)
+        return out
+    }
+
+    /// The connection ID from a connect reply to `transaction`.
+    public static func parseConnect(_ packet: [UInt8], transaction: UInt32) throws(TrackerError) -> UInt64 {
+        try checkHeader(packet, action: 0, transaction: transaction, minimum: 16)
+        return read64(packet, 8)
+    }
+
+    /// BEP 41: a URL's path and query travel as an option after the announce.
+    public static func announceRequest(
+        _ request: AnnounceRequest, connection: UInt64, transaction: UInt32, urlData: String?
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        append(connection, to: &out)
+        append(UInt32(1), to: &out)
+        append(transaction, to: &out)
+        out += request.infoHash.bytes + request.peerID
+        append(UInt64(bitPattern: request.downloaded), to: &out)
+        append(UInt64(bitPattern: request.left), to: &out)
+        append(UInt64(bitPattern: request.uploaded), to: &out)
+        append(request.event.udpCode, to: &out)
+        append(UInt32(0), to: &out)  // IP: the sender's
+        append(request.key, to: &out)
+        append(UInt32(bitPattern: Int32(request.numWant)), to: &out)
+        out += [UInt8(request.port >> 8), UInt8(request.port & 0xFF)]
+        if let urlData, !urlData.isEmpty {
+            for chunk in Array(urlData.utf8).chunked(255) { out += [2, UInt8(chunk.count)] + chunk }
+        }
+        return out
+    }
+
+    /// An announce reply; peers are 6 bytes each (18 when the tracker speaks IPv6).
+    public static func parseAnnounce(_ packet: [UInt8], transaction: UInt32, ipv6: Bool) throws(TrackerError)
+        -> AnnounceResponse
+    {
+        try checkHeader(packet, action: 1, transaction: transaction, minimum: 20)
+        let peers = PeerAddress.parseCompact(packet[20...], ipLength: ipv6 ? 16 : 4)
+        return AnnounceResponse(
+            interval: Int(read32(packet, 8)), minInterval: nil, seeders: Int(read32(packet, 16)),
+            leechers: Int(read32(packet, 12)), peers: peers, warning: nil, trackerID: nil)
+    }
+
+    private static func checkHeader(_ packet: [UInt8], action: UInt32, transaction: UInt32, minimum: Int)
+        throws(TrackerError)
+    {
+        guard packet.count >= 8 else { throw .badResponse("UDP packet of \(packet.count) bytes") }
+        guard read32(packet, 4) == transaction else { throw .badResponse("transaction ID does not match") }
+        let got = read32(packet, 0)
+        if got == 3 { throw .failure(String(decoding: packet[8...], as: UTF8.self)) }
+        guard got == action else { throw .badResponse("action \(got), expected \(action)") }
+        guard packet.count >= minimum else { throw .badResponse("UDP reply of \(packet.count) bytes, need \(minimum)") }
+    }
+
+    static func read32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+        UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8
+            | UInt32(bytes[offset + 3])
+    }
+
+    static func read64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
+        UInt64(read32(bytes, offset)) << 32 | UInt64(read32(bytes, offset + 4))
+    }
+
+    static func append(_ value: UInt32, to out: inout [UInt8]) {
+        out += [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+    }
+
+    static func append(_ value: UInt64, to out: inout [UInt8]) {
+        append(UInt32(value >> 32), to: &out)
+        append(UInt32(value & 0xFFFF_FFFF), to: &out)
+    }
+}
+
+extension Array {
+    fileprivate func chunked(_ size: Int) -> [[Element]] {
+        stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
+    }
+}
