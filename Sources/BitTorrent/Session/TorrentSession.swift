@@ -365,7 +365,6 @@ public struct TorrentSession: Sendable {
             }
             return try afterAvailabilityChange(key, now)
         case .bitfield(let bytes):
-            guard first else { throw .bitfieldNotFirst }
             guard let picker else {
                 peers[key]?.pendingBitfield = bytes
                 return []
@@ -373,20 +372,15 @@ public struct TorrentSession: Sendable {
             guard let bitfield = Bitfield(bytes: bytes, count: picker.pieceCount) else {
                 throw .bitfieldSize(expected: (picker.pieceCount + 7) / 8, got: bytes.count)
             }
-            peers[key]?.has = bitfield
-            self.picker?.peerHas(bitfield)
-            return try afterAvailabilityChange(key, now)
+            return try replaceAvailability(key, bitfield, first: first, now)
         case .haveAll, .haveNone:
             try requireFast(message.name)
-            guard first else { throw .bitfieldNotFirst }
             guard let picker else {
                 peers[key]?.pendingHaveAll = message == .haveAll
                 return []
             }
-            let bitfield = Bitfield(count: picker.pieceCount, allSet: message == .haveAll)
-            peers[key]?.has = bitfield
-            self.picker?.peerHas(bitfield)
-            return try afterAvailabilityChange(key, now)
+            return try replaceAvailability(
+                key, Bitfield(count: picker.pieceCount, allSet: message == .haveAll), first: first, now)
         case .request(let request):
             return try peerRequested(request, key, now)
         case .piece(let piece, let offset, let data):
@@ -409,6 +403,17 @@ public struct TorrentSession: Sendable {
         case .extended(let id, let payload):
             return try extended(id, payload, key, now)
         }
+    }
+
+    /// BEP 3 sends the bitfield first, but some clients (aria2) send `have none` and later a
+    /// full bitfield as an update; a later one replaces what the peer had, rather than closing.
+    private mutating func replaceAvailability(_ key: PeerKey, _ bitfield: Bitfield, first: Bool, _ now: Moment)
+        throws(PeerWireError) -> [SessionAction]
+    {
+        if !first, let old = peers[key]?.has { picker?.peerLeft(old) }
+        peers[key]?.has = bitfield
+        picker?.peerHas(bitfield)
+        return try afterAvailabilityChange(key, now)
     }
 
     private mutating func afterAvailabilityChange(_ key: PeerKey, _ now: Moment) throws(PeerWireError)

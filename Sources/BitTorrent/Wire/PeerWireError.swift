@@ -9,7 +9,6 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A message whose payload has the wrong size for its ID.
     case badLength(message: String, length: Int)
     case bitfieldSize(expected: Int, got: Int)
-    case bitfieldNotFirst
     case pieceIndexOutOfRange(Int)
     case requestOutOfRange(BlockRequest)
     case blockTooLarge(BlockRequest)
@@ -29,7 +28,6 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
             return "message of \(length) bytes exceeds the limit of \(limit)"
         case .badLength(let message, let length): return "\(message) message with a \(length)-byte payload"
         case .bitfieldSize(let expected, let got): return "bitfield of \(got) bytes, expected \(expected)"
-        case .bitfieldNotFirst: return "bitfield after other messages"
         case .pieceIndexOutOfRange(let index): return "piece index \(index) out of range"
         case .requestOutOfRange(let request): return "request beyond the torrent: \(request)"
         case .blockTooLarge(let request): return "request larger than 16 KiB: \(request)"
