@@ -154,8 +154,9 @@ final class SessionDriver: @unchecked Sendable {
 
     private func connect(_ address: PeerAddress) {
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(5))
+                        .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: peerReceiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -174,10 +175,21 @@ final class SessionDriver: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let key, let message):
-                guard let channel = channels[key] else { continue }
-                var bytes: [UInt8] = []
-                PeerWireCodec.encode(message, into: &bytes)
-                channel.write(ByteBuffer(bytes: bytes), promise: nil)
+                                guard let channel = channels[key] else { continue }
+                var buffer: ByteBuffer
+                if case .piece(let piece, let offset, let data) = message {
+                    buffer = channel.allocator.buffer(capacity: 13 + data.count)
+                    buffer.writeInteger(UInt32(9 + data.count))
+                    buffer.writeInteger(UInt8(7))
+                    buffer.writeInteger(UInt32(truncatingIfNeeded: piece))
+                    buffer.writeInteger(UInt32(truncatingIfNeeded: offset))
+                    buffer.writeBytes(data)
+                } else {
+                    var bytes: [UInt8] = []
+                    PeerWireCodec.encode(message, into: &bytes)
+                    buffer = ByteBuffer(bytes: bytes)
+                }
+                channel.write(buffer, promise: nil)
                 dirty.insert(key)
             case .close(let key, let reason, _):
                 if let channel = channels.removeValue(forKey: key) {
@@ -292,6 +304,9 @@ final class SessionDriver: @unchecked Sendable {
             downloaded: session.downloaded, uploaded: session.uploaded, wasted: session.wasted)
     }
 }
+
+/// Reads of up to 256 KiB per syscall when a peer streams blocks.
+let peerReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1_024, initial: 16_384, maximum: 262_144)
 
 /// Reads a whole small file, refusing one larger than `limit`.
 func readFile(_ path: FilePath, limit: Int) throws -> [UInt8] {

@@ -121,7 +121,7 @@ public struct PiecePicker: Sendable {
     /// Up to `count` blocks to request from a peer having `bitfield`, none of `exclude` (already
     /// requested from that peer).
     public mutating func pick(
-        count: Int, from bitfield: Bitfield, excluding exclude: Set<BlockRequest>,
+        count: Int, from bitfield: Bitfield, excluding exclude: (BlockRequest) -> Bool,
         using generator: inout some RandomNumberGenerator
     ) -> [BlockRequest] {
         guard count > 0 else { return [] }
@@ -146,7 +146,7 @@ public struct PiecePicker: Sendable {
             for index in state.blocks.indices {
                 guard case .requested(let requesters) = state.blocks[index] else { continue }
                 let request = block(piece, index)
-                guard !exclude.contains(request) else { continue }
+                guard !exclude(request) else { continue }
                 state.blocks[index] = .requested(requesters + 1)
                 picked.append(request)
                 if picked.count >= count { break }

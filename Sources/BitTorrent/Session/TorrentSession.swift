@@ -311,29 +311,30 @@ public struct TorrentSession: Sendable {
     private mutating func handle(_ message: PeerMessage, from key: PeerKey, now: Moment) throws(PeerWireError)
         -> [SessionAction]
     {
-        guard var peer = peers[key] else { return [] }
-        let first = !peer.sawMessage && message != .keepAlive
-        if case .extended = message {} else if message != .keepAlive { peer.sawMessage = true }
-        peer.lastReceived = now
-        peers[key] = peer
+                // Read what is needed and mutate in place: a live copy of the peer would make every
+        // in-place change copy its dictionaries (copy-on-write).
+        guard let sawMessage = peers[key]?.sawMessage, let fast = peers[key]?.fast else { return [] }
+        let first = !sawMessage && message != .keepAlive
+        if case .extended = message {} else if message != .keepAlive { peers[key]?.sawMessage = true }
+        peers[key]?.lastReceived = now
         let pieceCount = picker?.pieceCount
 
         func checkPiece(_ piece: Int) throws(PeerWireError) {
             if let pieceCount, piece < 0 || piece >= pieceCount { throw .pieceIndexOutOfRange(piece) }
         }
-        func requireFast(_ name: String) throws(PeerWireError) {
-            if !peer.fast { throw .fastMessageWithoutFastExtension(name) }
+                func requireFast(_ name: String) throws(PeerWireError) {
+            if !fast { throw .fastMessageWithoutFastExtension(name) }
         }
 
         switch message {
         case .keepAlive, .port, .suggest, .unknown:
             return []
         case .choke:
-            peers[key]?.peerChoking = true
-            if !peer.fast {
+                        peers[key]?.peerChoking = true
+            if !fast, let outstanding = peers[key]?.outstanding {
                 // Without the fast extension a choke discards every pending request (BEP 3).
-                for request in peer.outstanding.keys { picker?.release(request) }
                 peers[key]?.outstanding = [:]
+                for request in outstanding.keys { picker?.release(request) }
             }
             return []
         case .unchoke:
@@ -347,14 +348,13 @@ public struct TorrentSession: Sendable {
             return []
         case .have(let piece):
             try checkPiece(piece)
-            guard let picker else {
-                if peer.pendingHaves.count < 1 << 20 { peers[key]?.pendingHaves.insert(piece) }
+                        guard let picker else {
+                if (peers[key]?.pendingHaves.count ?? 0) < 1 << 20 { peers[key]?.pendingHaves.insert(piece) }
                 return []
             }
-            if var has = peer.has {
-                if !has[piece] {
-                    has[piece] = true
-                    peers[key]?.has = has
+            if peers[key]?.has != nil {
+                if peers[key]?.has?[piece] == false {
+                    peers[key]?.has?[piece] = true
                     self.picker?.peerHas(piece: piece)
                 }
             } else {
@@ -397,8 +397,8 @@ public struct TorrentSession: Sendable {
             return []
         case .allowedFast(let piece):
             try requireFast("allowed fast")
-            try checkPiece(piece)
-            if peer.allowedFast.count < 64 { peers[key]?.allowedFast.insert(piece) }
+                        try checkPiece(piece)
+            if (peers[key]?.allowedFast.count ?? 0) < 64 { peers[key]?.allowedFast.insert(piece) }
             return fillRequests(key, now)
         case .extended(let id, let payload):
             return try extended(id, payload, key, now)
@@ -430,47 +430,48 @@ public struct TorrentSession: Sendable {
         throws(PeerWireError)
         -> [SessionAction]
     {
-        guard let peer = peers[key] else { return [] }
+                guard let fast = peers[key]?.fast, let amChoking = peers[key]?.amChoking,
+            let queued = peers[key]?.incoming.count
+        else { return [] }
         guard let picker, isReady else {
-            return peer.fast ? [send(key, .reject(request), now)] : []
+            return fast ? [send(key, .reject(request), now)] : []
         }
         guard request.piece >= 0, request.piece < picker.pieceCount, request.offset >= 0, request.length > 0,
             request.offset + request.length <= picker.pieceSize(request.piece)
         else {
             throw .requestOutOfRange(request)
         }
-        guard request.length <= BlockRequest.standardLength else {
-            if peer.fast { return [send(key, .reject(request), now)] }
+                guard request.length <= BlockRequest.standardLength else {
+            if fast { return [send(key, .reject(request), now)] }
             throw .blockTooLarge(request)
         }
-        guard peer.incoming.count < configuration.maxIncomingRequests else {
+        guard queued < configuration.maxIncomingRequests else {
             throw .tooManyRequests(limit: configuration.maxIncomingRequests)
         }
-        guard picker.have[request.piece], !peer.amChoking else {
-            return peer.fast ? [send(key, .reject(request), now)] : []
+        guard picker.have[request.piece], !amChoking else {
+            return fast ? [send(key, .reject(request), now)] : []
         }
-        guard !peer.incoming.contains(request) else { return [] }
-        peers[key]?.incoming.insert(request)
+        guard peers[key]?.incoming.insert(request).inserted == true else { return [] }
         return [.read(request, for: key)]
     }
 
     private mutating func blockArrived(
         _ request: BlockRequest, _ data: [UInt8], _ key: PeerKey, _ now: Moment
     ) throws(PeerWireError) -> [SessionAction] {
-        guard var peer = peers[key] else { return [] }
-        guard peer.outstanding.removeValue(forKey: request) != nil || peer.cancelled.remove(request) != nil
+                guard let address = peers[key]?.address else { return [] }
+        guard peers[key]?.outstanding.removeValue(forKey: request) != nil
+            || peers[key]?.cancelled.remove(request) != nil
         else {
             throw .unrequestedBlock(request)
         }
-        peer.download.add(data.count)
-        peer.lastBlock = now
-        peers[key] = peer
+        peers[key]?.download.add(data.count)
+        peers[key]?.lastBlock = now
         guard picker?.received(request) == true else {
             wasted += Int64(data.count)
             return fillRequests(key, now)
         }
         downloaded += Int64(data.count)
-        contributors[request.piece, default: [:]][request.offset / BlockRequest.standardLength] = peer.address
+                contributors[request.piece, default: [:]][request.offset / BlockRequest.standardLength] = address
         var actions: [SessionAction] = [.write(request, data: data)]
         // Endgame: others asked for the same block; cancel it there.
         for other in peers.keys.sorted() where other != key {
@@ -796,25 +797,27 @@ public struct TorrentSession: Sendable {
 
     /// Tops up a peer's request pipeline to about `requestQueueTime` of data at its rate.
     private mutating func fillRequests(_ key: PeerKey, _ now: Moment) -> [SessionAction] {
-        guard isReady, picker != nil, let peer = peers[key], peer.amInterested, let has = peer.has else {
-            return []
-        }
-        var available = has
-        if peer.peerChoking {
-            guard peer.fast, !peer.allowedFast.isEmpty else { return [] }
-            available = Bitfield(count: has.count)
-            for piece in peer.allowedFast where piece < has.count && has[piece] { available[piece] = true }
-        }
-        let seconds = Double(configuration.requestQueueTime.components.seconds)
-        let byRate = Int(peer.download.rate * seconds) / BlockRequest.standardLength
-        var target = max(configuration.minRequestsPerPeer, min(byRate, configuration.maxRequestsPerPeer))
-        target = min(target, peer.requestQueueLimit)
-        if isSnubbed(peer, now) { target = 1 }
-        let need = target - peer.outstanding.count
-        guard need > 0 else { return [] }
-        let blocks =
-            picker?.pick(count: need, from: available, excluding: Set(peer.outstanding.keys), using: &rng)
-            ?? []
+                guard isReady, picker != nil else { return [] }
+        // The peer's fields are read in this closure, so no copy of it is alive when its
+        // requests are recorded below (that would copy its dictionaries).
+        let blocks: [BlockRequest] = {
+            guard let peer = peers[key], peer.amInterested, let has = peer.has else { return [] }
+            var available = has
+            if peer.peerChoking {
+                guard peer.fast, !peer.allowedFast.isEmpty else { return [] }
+                available = Bitfield(count: has.count)
+                for piece in peer.allowedFast where piece < has.count && has[piece] { available[piece] = true }
+            }
+            let seconds = Double(configuration.requestQueueTime.components.seconds)
+            let byRate = Int(peer.download.rate * seconds) / BlockRequest.standardLength
+            var target = max(configuration.minRequestsPerPeer, min(byRate, configuration.maxRequestsPerPeer))
+            target = min(target, peer.requestQueueLimit)
+            if isSnubbed(peer, now) { target = 1 }
+            let need = target - peer.outstanding.count
+            guard need > 0 else { return [] }
+            let outstanding = peer.outstanding
+            return picker?.pick(count: need, from: available, excluding: { outstanding[$0] != nil }, using: &rng) ?? []
+        }()
         guard !blocks.isEmpty else { return [] }
         var actions: [SessionAction] = []
         for block in blocks {

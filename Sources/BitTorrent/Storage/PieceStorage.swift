@@ -24,12 +24,24 @@ public final class PieceStorage: Sendable {
     /// Where each file lives.
     public let paths: [FilePath]
     private let pool: NIOThreadPool
-    private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
+        private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
     private let written = Mutex<Set<Int>>([])
+    private let cache = Mutex(PieceCache())
+    /// Most bytes of unverified pieces held in memory; past it blocks go straight to disk.
+    public let cacheLimit: Int
+
+    /// Pieces being assembled in memory: hashed there, written once if they pass.
+    struct PieceCache {
+        var pieces: [Int: (buffer: [UInt8], filled: Int)] = [:]
+        var bytes = 0
+        /// Pieces whose blocks already went to disk: never cached, checked from disk.
+        var writtenThrough: Set<Int> = []
+    }
 
     /// Files go to `directory/name/…` (multi-file) or `directory/name` (single file).
-    public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool) {
+        public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool, cacheLimit: Int = 32 << 20) {
         self.info = info
+        self.cacheLimit = cacheLimit
         layout = FileLayout(info: info)
         paths = info.files.map { file in info.relativePath(of: file).reduce(directory) { $0.appending($1) } }
         self.pool = pool
@@ -84,19 +96,30 @@ public final class PieceStorage: Sendable {
 
     // MARK: Block I/O (on the thread pool)
 
+        /// Takes a received block: into the piece's memory buffer when the cache has room (no
+    /// disk I/O until the piece is verified), else straight to disk on the pool.
     public func write(_ request: BlockRequest, data: [UInt8], on loop: EventLoop) -> EventLoopFuture<Void> {
-        pool.runIfActive(eventLoop: loop) {
-            let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
-            var done = 0
-            for segment in self.layout.segments(in: start..<start + Int64(data.count)) {
-                defer { done += segment.length }
-                if self.info.files[segment.fileIndex].isPadding { continue }
-                let descriptor = try self.descriptor(segment.fileIndex, writable: true)
-                try data[done..<done + segment.length].withUnsafeBytes { bytes in
-                    _ = try descriptor.writeAll(toAbsoluteOffset: segment.fileOffset, bytes)
+        let pieceSize = info.pieceSize(request.piece)
+        let limit = cacheLimit
+        let cached = cache.withLock { cache -> Bool in
+            if cache.pieces[request.piece] == nil {
+                guard !cache.writtenThrough.contains(request.piece), cache.bytes + pieceSize <= limit else {
+                    cache.writtenThrough.insert(request.piece)
+                    return false
                 }
-                _ = self.written.withLock { $0.insert(segment.fileIndex) }
+                cache.pieces[request.piece] = ([UInt8](repeating: 0, count: pieceSize), 0)
+                cache.bytes += pieceSize
             }
+            guard request.offset + data.count <= pieceSize else { return false }
+            cache.pieces[request.piece]?.buffer.replaceSubrange(
+                request.offset..<request.offset + data.count, with: data)
+            cache.pieces[request.piece]?.filled += data.count
+            return true
+        }
+        if cached { return loop.makeSucceededVoidFuture() }
+        return pool.runIfActive(eventLoop: loop) {
+            let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
+            try self.writeRange(data, at: start)
         }
     }
 
@@ -104,6 +127,19 @@ public final class PieceStorage: Sendable {
         pool.runIfActive(eventLoop: loop) {
             let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
             return try self.readRange(start..<start + Int64(request.length))
+        }
+    }
+
+        private func writeRange(_ data: [UInt8], at start: Int64) throws {
+        var done = 0
+        for segment in layout.segments(in: start..<start + Int64(data.count)) {
+            defer { done += segment.length }
+            if info.files[segment.fileIndex].isPadding { continue }
+            let descriptor = try descriptor(segment.fileIndex, writable: true)
+            try data[done..<done + segment.length].withUnsafeBytes { bytes in
+                _ = try descriptor.writeAll(toAbsoluteOffset: segment.fileOffset, bytes)
+            }
+            _ = written.withLock { $0.insert(segment.fileIndex) }
         }
     }
 
@@ -136,9 +172,17 @@ public final class PieceStorage: Sendable {
     public func verify(_ piece: Int, blockDigests: Bool, on loop: EventLoop)
         -> EventLoopFuture<(passed: Bool, digests: [[UInt8]]?)>
     {
-        pool.runIfActive(eventLoop: loop) {
-            let data = try self.readRange(self.layout.pieceRange(piece))
+                pool.runIfActive(eventLoop: loop) {
+            let entry = self.cache.withLock { cache -> (buffer: [UInt8], filled: Int)? in
+                cache.writtenThrough.remove(piece)
+                guard let entry = cache.pieces.removeValue(forKey: piece) else { return nil }
+                cache.bytes -= entry.buffer.count
+                return entry
+            }
+            let data = try entry?.buffer ?? self.readRange(self.layout.pieceRange(piece))
             let passed = Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
+            // From memory, a piece reaches the disk only once it has passed.
+            if passed, entry != nil { try self.writeRange(data, at: self.layout.pieceRange(piece).lowerBound) }
             guard !passed || blockDigests else { return (passed, nil) }
             let digests = stride(from: 0, to: data.count, by: BlockRequest.standardLength).map {
                 Array(Insecure.SHA1.hash(data: data[$0..<min($0 + BlockRequest.standardLength, data.count)]))
