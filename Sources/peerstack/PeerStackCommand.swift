@@ -1,7 +1,37 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+#if canImport(Glibc)
+    /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
+    @_silgen_name("mallopt")
+    func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
+
 @main
 struct PeerStackCommand: AsyncParsableCommand {
+    static func main() async {
+        #if canImport(Glibc)
+            // Piece buffers are large and short-lived: serve them with mmap so freed memory goes
+            // back to the system (glibc's adaptive threshold would keep them in the heap), and
+            // keep two arenas rather than one per thread.
+                        _ = mallopt(-3, 256 << 10)  // M_MMAP_THRESHOLD
+            _ = mallopt(-8, 2)  // M_ARENA_MAX
+        #endif
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "peerstack",
         abstract:

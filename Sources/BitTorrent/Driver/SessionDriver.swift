@@ -21,7 +21,11 @@ final class SessionDriver: @unchecked Sendable {
     private var dirty: Set<PeerKey> = []
     private var tickTask: RepeatedTask?
     private var lastResumeSave: Moment = .zero
-    private var savingResume = false
+        private var savingResume = false
+    /// Reading from peers is paused while storage is this far behind.
+    private var readsPaused = false
+    static let backlogHigh = 24 << 20
+    static let backlogLow = 8 << 20
     private(set) var finished: EventLoopPromise<Void>
     var keepSeeding: Bool
     var fileSelection: [Int]?
@@ -131,9 +135,10 @@ final class SessionDriver: @unchecked Sendable {
 
     func register(_ channel: Channel, address: PeerAddress, outgoing: Bool, handshake: Handshake) -> PeerKey {
         loop.assertInEventLoop()
-        let key = PeerKey(nextKey)
+                let key = PeerKey(nextKey)
         nextKey += 1
         channels[key] = channel
+        if readsPaused { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
         perform(session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
         return key
     }
@@ -200,22 +205,25 @@ final class SessionDriver: @unchecked Sendable {
                 connect(address)
             case .write(let request, let data):
                 guard let storage else { continue }
-                storage.write(request, data: data, on: loop).whenComplete { result in
+                                storage.write(request, data: data, on: loop).whenComplete { result in
                     switch result {
                     case .success: self.perform(self.session.blockWritten(request))
                     case .failure(let error): self.storageFailed(error)
                     }
+                    self.applyBackpressure()
                 }
+                applyBackpressure()
             case .verify(let piece, let blockDigests):
                 guard let storage else { continue }
                 storage.verify(piece, blockDigests: blockDigests, on: loop).whenComplete { result in
                     switch result {
-                    case .success(let outcome):
+                                        case .success(let outcome):
                         self.perform(
                             self.session.pieceVerified(
                                 piece, passed: outcome.passed, blockDigests: outcome.digests, now: self.now))
                     case .failure(let error): self.storageFailed(error)
                     }
+                    self.applyBackpressure()
                 }
             case .read(let request, let key):
                 guard let storage else { continue }
@@ -244,6 +252,24 @@ final class SessionDriver: @unchecked Sendable {
         }
         for key in dirty { channels[key]?.flush() }
         dirty.removeAll(keepingCapacity: true)
+    }
+
+        /// Stops reading sockets while the disk is behind (TCP then slows the senders), so memory
+    /// stays bounded; resumes once most of the backlog is written.
+    private func applyBackpressure() {
+        guard let storage else { return }
+        let backlog = storage.backlog
+        if !readsPaused && backlog > Self.backlogHigh {
+            readsPaused = true
+        } else if readsPaused && backlog < Self.backlogLow {
+            readsPaused = false
+        } else {
+            return
+        }
+        for channel in channels.values {
+            channel.setOption(.autoRead, value: !readsPaused).whenComplete { _ in }
+            if !readsPaused { channel.read() }
+        }
     }
 
     private func storageFailed(_ error: Error) {

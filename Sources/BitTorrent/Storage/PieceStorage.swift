@@ -26,7 +26,12 @@ public final class PieceStorage: Sendable {
     private let pool: NIOThreadPool
         private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
     private let written = Mutex<Set<Int>>([])
-    private let cache = Mutex(PieceCache())
+        private let cache = Mutex(PieceCache())
+    private let pendingBytes = Atomic<Int>(0)
+
+    /// Bytes handed to `write` that are not yet on disk (or discarded): what the driver
+    /// watches to stop reading from peers when the disk falls behind.
+    public var backlog: Int { pendingBytes.load(ordering: .relaxed) }
     /// Most bytes of unverified pieces held in memory; past it blocks go straight to disk.
     public let cacheLimit: Int
 
@@ -39,7 +44,7 @@ public final class PieceStorage: Sendable {
     }
 
     /// Files go to `directory/name/…` (multi-file) or `directory/name` (single file).
-        public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool, cacheLimit: Int = 32 << 20) {
+            public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool, cacheLimit: Int = 24 << 20) {
         self.info = info
         self.cacheLimit = cacheLimit
         layout = FileLayout(info: info)
@@ -99,8 +104,9 @@ public final class PieceStorage: Sendable {
         /// Takes a received block: into the piece's memory buffer when the cache has room (no
     /// disk I/O until the piece is verified), else straight to disk on the pool.
     public func write(_ request: BlockRequest, data: [UInt8], on loop: EventLoop) -> EventLoopFuture<Void> {
-        let pieceSize = info.pieceSize(request.piece)
+                let pieceSize = info.pieceSize(request.piece)
         let limit = cacheLimit
+        pendingBytes.wrappingAdd(data.count, ordering: .relaxed)
         let cached = cache.withLock { cache -> Bool in
             if cache.pieces[request.piece] == nil {
                 guard !cache.writtenThrough.contains(request.piece), cache.bytes + pieceSize <= limit else {
@@ -118,6 +124,7 @@ public final class PieceStorage: Sendable {
         }
         if cached { return loop.makeSucceededVoidFuture() }
         return pool.runIfActive(eventLoop: loop) {
+                        defer { self.pendingBytes.wrappingSubtract(data.count, ordering: .relaxed) }
             let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
             try self.writeRange(data, at: start)
         }
@@ -179,6 +186,7 @@ public final class PieceStorage: Sendable {
                 cache.bytes -= entry.buffer.count
                 return entry
             }
+                        defer { if let entry { self.pendingBytes.wrappingSubtract(entry.filled, ordering: .relaxed) } }
             let data = try entry?.buffer ?? self.readRange(self.layout.pieceRange(piece))
             let passed = Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
             // From memory, a piece reaches the disk only once it has passed.
