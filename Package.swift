@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "TestSupport"]),
-        .testTarget(name: "PeerstackTests", dependencies: ["peerstack"]),
+        .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
             name: "InteropTests",
             dependencies: [

@@ -186,8 +186,9 @@ final class TransferView: Sendable {
                 state.completedAt = .now
                 guard let last = state.last else { return nil }
                 let seconds = ProgressBar.seconds(ContinuousClock.now - state.started)
-                return
-                    "complete: \(last.name ?? "torrent"), \(Units.bytes(last.bytesWanted)) verified in \(String(format: "%.1f", seconds)) s"
+                                return
+                    "complete: \(last.name ?? "torrent"), \(Units.bytes(last.bytesWanted)) verified in \(String(format: "%.1f", seconds)) s, "
+                    + "\(last.downloaded) bytes downloaded from peers"
             }
             if let summary { line(summary) }
         case .peerBanned(let address, let reason):

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `peerstack` command and captures its output.
@@ -8,19 +9,7 @@ struct CommandResult {
     var stderr: String
 }
 
-func peerstackExecutable() throws -> URL {
-    if let override = ProcessInfo.processInfo.environment["PEERSTACK_BIN"] {
-        return URL(fileURLWithPath: override)
-    }
-    // The test bundle runs from the build directory, beside the executable.
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent("peerstack")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory.deleteLastPathComponent()
-    }
-    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "peerstack executable (build it first)"])
-}
+
 
 func peerstack(_ arguments: [String], in directory: URL? = nil) throws -> CommandResult {
     let process = Process()

@@ -240,7 +240,8 @@ final class SessionDriver: @unchecked Sendable {
                 openStorage(info).whenFailure { self.storageFailed($0) }
             case .pieceCompleted:
                 break
-            case .downloadCompleted:
+                        case .downloadCompleted:
+                onEvent(.progress(progress))
                 onEvent(.completed)
                 announcer?.completed()
                 saveResume().whenComplete { _ in

@@ -3,7 +3,8 @@
 
   lt_peer.py seed <file.torrent> <save_path> <port> <seconds>
       Seeds (seed_mode: no initial check) and prints a JSON line {"port": P} once listening,
-      then a final JSON line with upload totals. Exits after <seconds> or when stdin closes.
+      then a final JSON line with upload totals. Exits after <seconds> or when stdin closes;
+      a line "connect host:port" on stdin makes it dial that peer.
   lt_peer.py get <file.torrent|magnet> <save_path> <port> <seconds> [host:port ...]
       Downloads, connecting to the given peers, and prints {"complete": bool, "seconds": s, ...}.
 
@@ -40,9 +41,18 @@ def params(source, save_path):
     return atp
 
 
-def stdin_closed():
+def stdin_commands(handle):
+    """Handles waiting stdin lines; returns False once stdin is closed."""
     ready, _, _ = select.select([sys.stdin], [], [], 0)
-    return bool(ready) and sys.stdin.read(1) == ""
+    if not ready:
+        return True
+    line = sys.stdin.readline()
+    if line == "":
+        return False
+    if line.startswith("connect "):
+        host, _, port = line.split()[1].rpartition(":")
+        handle.connect_peer((host.strip("[]"), int(port)))
+    return True
 
 
 def seed(source, save_path, port, seconds):
@@ -52,8 +62,8 @@ def seed(source, save_path, port, seconds):
     handle = ses.add_torrent(atp)
     print(json.dumps({"port": ses.listen_port()}), flush=True)
     deadline = time.time() + float(seconds)
-    while time.time() < deadline and not stdin_closed():
-        time.sleep(0.1)
+    while time.time() < deadline and stdin_commands(handle):
+        time.sleep(0.05)
     status = handle.status()
     print(json.dumps({"uploaded": status.all_time_upload, "peers": status.num_peers}), flush=True)
 

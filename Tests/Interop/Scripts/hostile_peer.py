@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""A misbehaving BitTorrent peer for PeerStack's hostile-peer tests, on 127.0.0.1 only.
+
+  hostile_peer.py <mode> <file.torrent> <data_path> <port> <seconds>
+
+Listens on <port>, prints {"port": P}, and for every connection completes the handshake and then:
+  corrupt     claims every piece and serves blocks with one byte flipped
+  oversized   sends a length prefix of 2^31 - 1
+  bitfield    sends a bitfield one byte too long
+  request     asks for a block beyond the end of the torrent
+Exits after <seconds>.
+"""
+import hashlib, json, socket, struct, sys, threading, time
+
+
+def bdecode(data, i=0):
+    c = data[i:i + 1]
+    if c == b"i":
+        j = data.index(b"e", i); return int(data[i + 1:j]), j + 1
+    if c == b"l":
+        i += 1; out = []
+        while data[i:i + 1] != b"e":
+            v, i = bdecode(data, i); out.append(v)
+        return out, i + 1
+    if c == b"d":
+        i += 1; out = {}; start = {}
+        while data[i:i + 1] != b"e":
+            k, i = bdecode(data, i); s = i; v, i = bdecode(data, i); out[k] = v; start[k] = (s, i)
+        out[b"__spans__"] = start
+        return out, i + 1
+    j = data.index(b":", i); n = int(data[i:j]); return data[j + 1:j + 1 + n], j + 1 + n
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def serve(conn, mode, info_hash, info, data_path):
+    piece_length = info[b"piece length"]
+    total = info[b"length"]
+    count = (total + piece_length - 1) // piece_length
+    try:
+        theirs = recv_exact(conn, 68)
+        conn.sendall(b"\x13BitTorrent protocol" + bytes(8) + info_hash + b"-XX0001-" + b"h" * 12)
+        if mode == "oversized":
+            conn.sendall(struct.pack(">I", 0x7FFFFFFF)); time.sleep(2); return
+        bits = bytearray((count + 7) // 8)
+        for p in range(count):
+            bits[p // 8] |= 0x80 >> (p % 8)
+        if mode == "bitfield":
+            bits += b"\x00"
+        conn.sendall(struct.pack(">IB", 1 + len(bits), 5) + bits)
+        if mode == "request":
+            conn.sendall(struct.pack(">IBIII", 13, 6, count + 5, 0, 16384)); time.sleep(2); return
+        conn.sendall(struct.pack(">IB", 1, 1))  # unchoke
+        with open(data_path, "rb") as f:
+            while True:
+                length = struct.unpack(">I", recv_exact(conn, 4))[0]
+                body = recv_exact(conn, length) if length else b""
+                if body[:1] == b"\x06":
+                    index, begin, size = struct.unpack(">III", body[1:13])
+                    f.seek(index * piece_length + begin)
+                    block = bytearray(f.read(size))
+                    block[0] ^= 0xFF
+                    conn.sendall(struct.pack(">IBII", 9 + len(block), 7, index, begin) + block)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        conn.close()
+
+
+def main():
+    mode, torrent, data_path, port, seconds = sys.argv[1:6]
+    raw = open(torrent, "rb").read()
+    top, _ = bdecode(raw)
+    s, e = top[b"__spans__"][b"info"]
+    info_hash = hashlib.sha1(raw[s:e]).digest()
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", int(port)))
+    server.listen(8)
+    server.settimeout(0.2)
+    print(json.dumps({"port": server.getsockname()[1]}), flush=True)
+    deadline = time.time() + float(seconds)
+    while time.time() < deadline:
+        try:
+            conn, _ = server.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=serve, args=(conn, mode, info_hash, top[b"info"], data_path), daemon=True).start()
+
+
+main()
