@@ -20,6 +20,10 @@ let package = Package(
                 .product(name: "BitTorrent", package: "PeerStack"),
             ]
         ),
+        .executableTarget(
+            name: "FuzzPeerWire",
+            dependencies: ["FuzzSupport", .product(name: "BitTorrent", package: "PeerStack")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -195,7 +195,7 @@ final class TransferView: Sendable {
             line("banned \(address): \(reason)")
         case .trackerError(let url, let reason):
             line("tracker \(url): \(reason)")
-        case .log:
+                case .log, .peerConnected:
             break
         }
     }

@@ -129,7 +129,7 @@ struct SimulatedSwarm {
             enqueue(node, nodes[node].session.blockRead(request, for: key, data: data, now: now))
         case .banned(let address, _):
             banned.append((node, address))
-        case .metadataReceived, .pieceCompleted, .downloadCompleted:
+                case .metadataReceived, .pieceCompleted, .downloadCompleted, .learnedPeers:
             break
         }
     }

@@ -72,6 +72,11 @@ final class BackgroundProgram: Sendable {
         return process.terminationStatus
     }
 
+        /// Writes to the program's standard input.
+    func send(_ text: String) {
+        try? stdin.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
     func signal(_ number: Int32) {
         if process.isRunning { kill(process.processIdentifier, number) }
     }

@@ -10,7 +10,9 @@ final class EventLog: Sendable {
     func add(_ event: TorrentEvent) {
         switch event {
         case .peerBanned(let address, let reason): events.withLock { $0.append("banned \(address): \(reason)") }
-        case .log(let text): events.withLock { $0.append(text) }
+                case .log(let text): events.withLock { $0.append(text) }
+        case .peerConnected(let address, let outgoing):
+            events.withLock { $0.append("connected \(address) \(outgoing ? "out" : "in")") }
         default: break
         }
     }

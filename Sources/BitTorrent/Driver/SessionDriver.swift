@@ -139,7 +139,8 @@ final class SessionDriver: @unchecked Sendable {
         nextKey += 1
         channels[key] = channel
         if readsPaused { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
-        perform(session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
+                perform(session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
+        if channels[key] != nil { onEvent(.peerConnected(address, outgoing: outgoing)) }
         return key
     }
 
@@ -247,8 +248,10 @@ final class SessionDriver: @unchecked Sendable {
                 saveResume().whenComplete { _ in
                     if !self.keepSeeding { self.finish() }
                 }
-            case .banned(let address, let reason):
+                        case .banned(let address, let reason):
                 onEvent(.peerBanned(address, reason: reason))
+            case .learnedPeers(let key, let count):
+                log("PEX from \(channels[key]?.remoteAddress?.description ?? "\(key)"): \(count) peers")
             }
         }
         for key in dirty { channels[key]?.flush() }

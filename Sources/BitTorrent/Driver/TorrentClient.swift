@@ -33,7 +33,9 @@ public enum TorrentEvent: Sendable {
     case checking(HashingProgress)
     case metadataReceived(name: String)
     case completed
-    case peerBanned(PeerAddress, reason: String)
+        case peerBanned(PeerAddress, reason: String)
+    /// A peer completed the handshake (`outgoing`: we dialled it).
+    case peerConnected(PeerAddress, outgoing: Bool)
     /// A tracker could not be reached or refused the announce.
     case trackerError(String, String)
     case log(String)

@@ -508,9 +508,9 @@ public struct TorrentSession: Sendable {
             return try metadataMessage(try MetadataMessage(decoding: payload), key, now)
         case Self.pexID:
             guard configuration.enablePEX else { return [] }
-            let message = try PEXMessage(decoding: payload)
+                        let message = try PEXMessage(decoding: payload)
             addPeers(message.added)
-            return []
+            return [.learnedPeers(from: key, count: message.added.count)]
         default:
             return []
         }

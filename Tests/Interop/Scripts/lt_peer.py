@@ -7,6 +7,7 @@
       a line "connect host:port" on stdin makes it dial that peer.
   lt_peer.py get <file.torrent|magnet> <save_path> <port> <seconds> [host:port ...]
       Downloads, connecting to the given peers, and prints {"complete": bool, "seconds": s, ...}.
+      With --upload-mode among the peers it requests nothing and stays a leecher.
 
 DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine.
 """
@@ -70,7 +71,12 @@ def seed(source, save_path, port, seconds):
 
 def get(source, save_path, port, seconds, *peers):
     ses = session(port)
-    handle = ses.add_torrent(params(source, save_path))
+    atp = params(source, save_path)
+    if "--upload-mode" in peers:
+        # Stays a leecher that requests nothing (keeps its connections up, for PEX tests).
+        atp.flags |= lt.torrent_flags.upload_mode
+        peers = tuple(p for p in peers if p != "--upload-mode")
+    handle = ses.add_torrent(atp)
     print(json.dumps({"port": ses.listen_port()}), flush=True)
     for peer in peers:
         host, _, peer_port = peer.rpartition(":")
