@@ -17,7 +17,7 @@ struct PeerStackCommand: AsyncParsableCommand {
             // Piece buffers are large and short-lived: serve them with mmap so freed memory goes
             // back to the system (glibc's adaptive threshold would keep them in the heap), and
             // keep two arenas rather than one per thread.
-                        _ = mallopt(-3, 256 << 10)  // M_MMAP_THRESHOLD
+            _ = mallopt(-3, 256 << 10)  // M_MMAP_THRESHOLD
             _ = mallopt(-8, 2)  // M_ARENA_MAX
         #endif
         do {

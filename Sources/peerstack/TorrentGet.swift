@@ -186,7 +186,7 @@ final class TransferView: Sendable {
                 state.completedAt = .now
                 guard let last = state.last else { return nil }
                 let seconds = ProgressBar.seconds(ContinuousClock.now - state.started)
-                                return
+                return
                     "complete: \(last.name ?? "torrent"), \(Units.bytes(last.bytesWanted)) verified in \(String(format: "%.1f", seconds)) s, "
                     + "\(last.downloaded) bytes downloaded from peers"
             }
@@ -195,7 +195,7 @@ final class TransferView: Sendable {
             line("banned \(address): \(reason)")
         case .trackerError(let url, let reason):
             line("tracker \(url): \(reason)")
-                case .log, .peerConnected:
+        case .log, .peerConnected:
             break
         }
     }
@@ -221,20 +221,23 @@ final class TransferView: Sendable {
         let now = ContinuousClock.now
         state.withLock { state in
             state.last = progress
-            let fraction = progress.bytesWanted > 0 ? Double(progress.bytesDone) / Double(progress.bytesWanted) : 0
+            let fraction =
+                progress.bytesWanted > 0 ? Double(progress.bytesDone) / Double(progress.bytesWanted) : 0
             let remaining =
                 progress.downloadRate > 0
                 ? Double(progress.bytesWanted - progress.bytesDone) / progress.downloadRate : .infinity
             let name = progress.name ?? "torrent"
             let text = String(
-                format: "%@ %@ %5.1f%%  %@/%@  down %@  up %@  %d peers  ETA %@", name, progress.state.rawValue,
+                format: "%@ %@ %5.1f%%  %@/%@  down %@  up %@  %d peers  ETA %@", name,
+                progress.state.rawValue,
                 fraction * 100, Units.bytes(progress.bytesDone), Units.bytes(progress.bytesWanted),
                 Units.rate(progress.downloadRate), Units.rate(progress.uploadRate), progress.peers,
                 progress.state == .downloading ? Units.duration(remaining) : "-")
             if interactive {
                 let width = 24
                 let filled = min(width, Int(fraction * Double(width)))
-                let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+                let bar =
+                    String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
                 FileHandle.standardError.write(Data("\r[\(bar)] \(text)\u{1B}[K".utf8))
                 state.drew = true
             } else if state.lastLine.map({ now - $0 >= .seconds(5) }) ?? true {

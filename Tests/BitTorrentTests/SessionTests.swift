@@ -129,7 +129,7 @@ struct SimulatedSwarm {
             enqueue(node, nodes[node].session.blockRead(request, for: key, data: data, now: now))
         case .banned(let address, _):
             banned.append((node, address))
-                case .metadataReceived, .pieceCompleted, .downloadCompleted, .learnedPeers:
+        case .metadataReceived, .pieceCompleted, .downloadCompleted, .learnedPeers:
             break
         }
     }
@@ -196,7 +196,7 @@ struct SessionTests {
         "protocol violations close only the offending connection",
         arguments: [
             PeerMessage.bitfield([0xFF]),  // wrong size for 10 pieces
-        .bitfield([0xFF, 0xF0]),  // spare bits set
+            .bitfield([0xFF, 0xF0]),  // spare bits set
             .have(piece: 10),  // beyond the torrent
             .request(BlockRequest(piece: 9, offset: 0, length: 16_384)),  // past the end of the last piece
             .piece(piece: 0, offset: 0, data: [1, 2, 3]),  // never requested

@@ -5,13 +5,17 @@ import Testing
 
 @Suite("Peer wire, extension and tracker codecs")
 struct WireTests {
-    @Test("every message round-trips through the codec, with BEP 3's byte layout", arguments: [
-        PeerMessage.keepAlive, .choke, .unchoke, .interested, .notInterested, .have(piece: 7),
-        .bitfield([0xFF, 0x80]), .request(BlockRequest(piece: 1, offset: 16_384, length: 16_384)),
-        .piece(piece: 2, offset: 0, data: [1, 2, 3]), .cancel(BlockRequest(piece: 1, offset: 0, length: 16_384)),
-        .port(6881), .suggest(piece: 3), .haveAll, .haveNone, .reject(BlockRequest(piece: 0, offset: 0, length: 1)),
-        .allowedFast(piece: 9), .extended(id: 0, payload: Array("de".utf8)),
-    ])
+    @Test(
+        "every message round-trips through the codec, with BEP 3's byte layout",
+        arguments: [
+            PeerMessage.keepAlive, .choke, .unchoke, .interested, .notInterested, .have(piece: 7),
+            .bitfield([0xFF, 0x80]), .request(BlockRequest(piece: 1, offset: 16_384, length: 16_384)),
+            .piece(piece: 2, offset: 0, data: [1, 2, 3]),
+            .cancel(BlockRequest(piece: 1, offset: 0, length: 16_384)),
+            .port(6881), .suggest(piece: 3), .haveAll, .haveNone,
+            .reject(BlockRequest(piece: 0, offset: 0, length: 1)),
+            .allowedFast(piece: 9), .extended(id: 0, payload: Array("de".utf8)),
+        ])
     func roundTrip(message: PeerMessage) throws {
         let frame = PeerWireCodec.encode(message)
         let length = Int(PeerWireCodec.readUInt32(frame[...], 0))
@@ -29,7 +33,9 @@ struct WireTests {
 
     @Test("payloads of the wrong size are typed errors; unknown IDs are kept to be ignored")
     func badFrames() throws {
-        #expect(throws: PeerWireError.badLength(message: "have", length: 3)) { try PeerWireCodec.decode([4, 0, 0, 1][...]) }
+        #expect(throws: PeerWireError.badLength(message: "have", length: 3)) {
+            try PeerWireCodec.decode([4, 0, 0, 1][...])
+        }
         #expect(throws: PeerWireError.badLength(message: "piece", length: 4)) {
             try PeerWireCodec.decode([7, 0, 0, 0, 1][...])
         }
@@ -50,17 +56,21 @@ struct WireTests {
         reserved.extensionProtocol = true
         reserved.fastExtension = true
         let hash = try #require(InfoHash("7b5e918f364908afab937ecdd84059dfb61102b7"))
-        let bytes = Handshake(reserved: reserved, infoHash: hash, peerID: [UInt8](repeating: 65, count: 20)).encoded()
+        let bytes = Handshake(reserved: reserved, infoHash: hash, peerID: [UInt8](repeating: 65, count: 20))
+            .encoded()
         #expect(bytes.count == 68)
         #expect(Array(bytes[20..<28]) == [0, 0, 0, 0, 0, 0x10, 0, 0x04])
         #expect(try Handshake(decoding: bytes).infoHash == hash)
-        #expect(throws: PeerWireError.notBitTorrent) { try Handshake(decoding: [UInt8](repeating: 0, count: 68)) }
+        #expect(throws: PeerWireError.notBitTorrent) {
+            try Handshake(decoding: [UInt8](repeating: 0, count: 68))
+        }
     }
 
     @Test("extension handshake, ut_metadata and ut_pex payloads")
     func extensions() throws {
         let handshake = ExtensionHandshake(
-            messageIDs: ["ut_metadata": 3, "ut_pex": 1], client: "x", listenPort: 6881, requestQueueLength: 250,
+            messageIDs: ["ut_metadata": 3, "ut_pex": 1], client: "x", listenPort: 6881,
+            requestQueueLength: 250,
             metadataSize: 1_000)
         #expect(try ExtensionHandshake(decoding: handshake.encoded()) == handshake)
         let data = MetadataMessage.data(piece: 0, totalSize: 5, bytes: [1, 2, 3, 4, 5])
@@ -77,7 +87,10 @@ struct WireTests {
         #expect(PeerAddress("10.0.0.1:80")?.compact == [10, 0, 0, 1, 0, 80])
         #expect(PeerAddress("[::1]:80")?.description == "[0:0:0:0:0:0:0:1]:80")
         #expect(PeerAddress("1.2.3:4") == nil)
-        #expect(PeerAddress.parseCompact([127, 0, 0, 1, 0x1A, 0xE1, 9], ipLength: 4) == [PeerAddress("127.0.0.1:6881")!])
+        #expect(
+            PeerAddress.parseCompact([127, 0, 0, 1, 0x1A, 0xE1, 9], ipLength: 4) == [
+                PeerAddress("127.0.0.1:6881")!
+            ])
     }
 
     @Test("HTTP tracker query and replies (BEP 3, 23, 7)")
@@ -90,7 +103,8 @@ struct WireTests {
         #expect(query.contains("&event=started") && query.contains("&compact=1"))
         let reply: BencodeValue = [
             "interval": 1_800, "min interval": 60, "complete": 2, "incomplete": 3,
-            "peers": .bytes([127, 0, 0, 1, 0x1A, 0xE1]), "peers6": .bytes([UInt8](repeating: 0, count: 15) + [1, 0, 80]),
+            "peers": .bytes([127, 0, 0, 1, 0x1A, 0xE1]),
+            "peers6": .bytes([UInt8](repeating: 0, count: 15) + [1, 0, 80]),
         ]
         let response = try HTTPTrackerCodec.parse(reply.encoded())
         #expect(response.peers.map(\.description) == ["127.0.0.1:6881", "[0:0:0:0:0:0:0:1]:80"])
@@ -108,17 +122,23 @@ struct WireTests {
         #expect(try UDPTrackerCodec.parseConnect(reply, transaction: 0x0102_0304) == 0x0909_0909_0909_0909)
         #expect(throws: TrackerError.self) { try UDPTrackerCodec.parseConnect(reply, transaction: 5) }
         #expect(throws: TrackerError.failure("nope")) {
-            try UDPTrackerCodec.parseConnect([0, 0, 0, 3, 1, 2, 3, 4] + Array("nope".utf8), transaction: 0x0102_0304)
+            try UDPTrackerCodec.parseConnect(
+                [0, 0, 0, 3, 1, 2, 3, 4] + Array("nope".utf8), transaction: 0x0102_0304)
         }
         let hash = try #require(InfoHash("7b5e918f364908afab937ecdd84059dfb61102b7"))
         let announce = UDPTrackerCodec.announceRequest(
-            AnnounceRequest(infoHash: hash, peerID: [UInt8](repeating: 1, count: 20), port: 6881), connection: 7,
+            AnnounceRequest(infoHash: hash, peerID: [UInt8](repeating: 1, count: 20), port: 6881),
+            connection: 7,
             transaction: 9, urlData: "/announce")
         #expect(announce.count == 98 + 2 + 9)
-        let answer: [UInt8] = [0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2, 127, 0, 0, 1, 0x1A, 0xE1, 5]
+        let answer: [UInt8] = [
+            0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2, 127, 0, 0, 1, 0x1A, 0xE1, 5,
+        ]
         let parsed = try UDPTrackerCodec.parseAnnounce(answer, transaction: 9, ipv6: false)
         #expect(parsed.interval == 1_800 && parsed.leechers == 1 && parsed.seeders == 2)
         #expect(parsed.peers == [PeerAddress("127.0.0.1:6881")!])
-        #expect(throws: TrackerError.self) { try UDPTrackerCodec.parseAnnounce([0, 0, 0, 1], transaction: 9, ipv6: false) }
+        #expect(throws: TrackerError.self) {
+            try UDPTrackerCodec.parseAnnounce([0, 0, 0, 1], transaction: 9, ipv6: false)
+        }
     }
 }

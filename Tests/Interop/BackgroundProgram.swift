@@ -68,11 +68,13 @@ final class BackgroundProgram: Sendable {
     func waitForExit(timeout: Double) async throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        guard !process.isRunning else { throw Interop.Failure(description: "\(name) still running after \(timeout) s") }
+        guard !process.isRunning else {
+            throw Interop.Failure(description: "\(name) still running after \(timeout) s")
+        }
         return process.terminationStatus
     }
 
-        /// Writes to the program's standard input.
+    /// Writes to the program's standard input.
     func send(_ text: String) {
         try? stdin.fileHandleForWriting.write(contentsOf: Data(text.utf8))
     }
@@ -108,7 +110,9 @@ func freePort() -> Int {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
     _ = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }

@@ -9,8 +9,9 @@ final class EventLog: Sendable {
     private let events = Mutex<[String]>([])
     func add(_ event: TorrentEvent) {
         switch event {
-        case .peerBanned(let address, let reason): events.withLock { $0.append("banned \(address): \(reason)") }
-                case .log(let text): events.withLock { $0.append(text) }
+        case .peerBanned(let address, let reason):
+            events.withLock { $0.append("banned \(address): \(reason)") }
+        case .log(let text): events.withLock { $0.append(text) }
         case .peerConnected(let address, let outgoing):
             events.withLock { $0.append("connected \(address) \(outgoing ? "out" : "in")") }
         default: break
@@ -38,7 +39,10 @@ struct HostilePeerTests {
         let hostilePort = try await hostile.waitForJSON("port", timeout: 20)["port"] as? Int ?? 0
         let seeder = try BackgroundProgram(
             Interop.python,
-            [Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())", "120"])
+            [
+                Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path,
+                "\(freePort())", "120",
+            ])
         defer { seeder.stop() }
         let seedPort = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         let target = try payload.directory("get")
@@ -54,7 +58,9 @@ struct HostilePeerTests {
         case "corrupt":
             #expect(log.all.contains { $0.hasPrefix("banned \(hostileAddress)") }, "\(log.all.suffix(10))")
         default:
-            #expect(log.all.contains { $0.contains(hostileAddress) && $0.hasPrefix("closing") }, "\(log.all.suffix(10))")
+            #expect(
+                log.all.contains { $0.contains(hostileAddress) && $0.hasPrefix("closing") },
+                "\(log.all.suffix(10))")
         }
     }
 }

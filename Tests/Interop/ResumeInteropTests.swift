@@ -13,7 +13,10 @@ struct ResumeInteropTests {
         defer { payload.payloads.remove() }
         let seeder = try BackgroundProgram(
             Interop.python,
-            [Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())", "180"])
+            [
+                Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path,
+                "\(freePort())", "180",
+            ])
         defer { seeder.stop() }
         let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         let target = try payload.directory("get")
@@ -30,7 +33,9 @@ struct ResumeInteropTests {
             // Wait until data is arriving, then a little more.
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
-                let size = (try? FileManager.default.attributesOfItem(atPath: target.appendingPathComponent("tree/a.bin").path)[.size] as? Int) ?? 0
+                let size =
+                    (try? FileManager.default.attributesOfItem(
+                        atPath: target.appendingPathComponent("tree/a.bin").path)[.size] as? Int) ?? 0
                 if size > 0 { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
@@ -39,16 +44,21 @@ struct ResumeInteropTests {
             _ = try await run.waitForExit(timeout: 10)
         }
         let before = await TorrentVerifier.verify(payload.metainfo, in: FilePath(target.path))
-        #expect(!before.isComplete, "the download finished before it could be killed; the test proves nothing")
+        #expect(
+            !before.isComplete, "the download finished before it could be killed; the test proves nothing")
         let last = try BackgroundProgram(binary, arguments)
         defer { last.stop() }
         let status = try await last.waitForExit(timeout: 90)
         #expect(status == 0, "\(last.text.suffix(500))")
         #expect(await payload.isComplete(in: target))
         // Nothing verified before the crash was fetched again.
-        let line = try await last.waitForLine(timeout: 1, "completion line") { $0.contains("bytes downloaded from peers") }
-        let downloaded = Int(line.components(separatedBy: ", ").last?.split(separator: " ").first ?? "") ?? Int.max
+        let line = try await last.waitForLine(timeout: 1, "completion line") {
+            $0.contains("bytes downloaded from peers")
+        }
+        let downloaded =
+            Int(line.components(separatedBy: ", ").last?.split(separator: " ").first ?? "") ?? Int.max
         let missing = before.goodPieces.filter { !$0 }.count
-        #expect(downloaded <= missing * pieceLength, "downloaded \(downloaded) with \(missing) pieces missing")
+        #expect(
+            downloaded <= missing * pieceLength, "downloaded \(downloaded) with \(missing) pieces missing")
     }
 }

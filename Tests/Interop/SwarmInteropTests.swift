@@ -17,7 +17,8 @@ struct SwarmInteropTests {
         let data = try Data(contentsOf: payload.seedDirectory.appendingPathComponent("single.bin"))
         try data.prefix(data.count / 2).write(to: half.appendingPathComponent("single.bin"))
         let middle = try BackgroundProgram(
-            Interop.python, [Interop.peerScript, "get", payload.torrentFile.path, half.path, "\(freePort())", "150"])
+            Interop.python,
+            [Interop.peerScript, "get", payload.torrentFile.path, half.path, "\(freePort())", "150"])
         defer { middle.stop() }
         let middlePort = try await middle.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         // A second libtorrent peer that only the middle one knows about.
@@ -25,7 +26,8 @@ struct SwarmInteropTests {
         let other = try BackgroundProgram(
             Interop.python,
             [
-                Interop.peerScript, "get", payload.torrentFile.path, try payload.directory("other").path, "\(otherPort)",
+                Interop.peerScript, "get", payload.torrentFile.path, try payload.directory("other").path,
+                "\(otherPort)",
                 "150", "127.0.0.1:\(middlePort)",
             ])
         defer { other.stop() }
@@ -33,7 +35,8 @@ struct SwarmInteropTests {
         let log = EventLog()
         let client = TorrentClient(
             metainfo: payload.metainfo,
-            options: loopbackOptions(try payload.directory("get"), peers: ["127.0.0.1:\(middlePort)"], seed: true))
+            options: loopbackOptions(
+                try payload.directory("get"), peers: ["127.0.0.1:\(middlePort)"], seed: true))
         let running = Task { try await client.run { log.add($0) } }
         defer { running.cancel() }
         // libtorrent sends its first PEX list within seconds of the extension handshake.
@@ -101,7 +104,8 @@ struct SwarmInteropTests {
         while Date() < deadline && completed.all.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         #expect(!completed.all.isEmpty, "PeerStack did not complete")
         for target in [ariaTarget, transmissionTarget, ourTarget] {
-            #expect(await payload.isComplete(in: target), "\(target.lastPathComponent) has wrong or missing data")
+            #expect(
+                await payload.isComplete(in: target), "\(target.lastPathComponent) has wrong or missing data")
         }
         running.cancel()
         _ = try? await running.value

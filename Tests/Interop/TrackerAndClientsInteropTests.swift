@@ -21,11 +21,19 @@ struct OpenTracker {
         port = freePort()
         program = try BackgroundProgram(
             try Interop.program("opentracker"),
-            ["-i", "127.0.0.1", "-p", "\(port)", "-P", "\(port)", "-d", directory.path, "-w", "list", "-u", "nobody"])
+            [
+                "-i", "127.0.0.1", "-p", "\(port)", "-P", "\(port)", "-d", directory.path, "-w", "list", "-u",
+                "nobody",
+            ])
         // Ready when it answers an HTTP announce.
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if (try? Interop.run("/usr/bin/python3", ["-c", "import socket; socket.create_connection(('127.0.0.1', \(port)), 1)"], timeout: 5).status) == 0 { return }
+            if (try? Interop.run(
+                "/usr/bin/python3",
+                ["-c", "import socket; socket.create_connection(('127.0.0.1', \(port)), 1)"], timeout: 5
+            ).status) == 0 {
+                return
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw Interop.Failure(description: "opentracker did not start: \(program.text)")
@@ -36,7 +44,9 @@ struct OpenTracker {
 }
 
 /// Transmission 3.00's command-line client with DHT, LSD, PEX, uTP and port mapping off.
-func transmission(_ torrent: URL, downloadTo directory: URL, root: URL) throws -> (BackgroundProgram, Int, URL) {
+func transmission(_ torrent: URL, downloadTo directory: URL, root: URL) throws -> (
+    BackgroundProgram, Int, URL
+) {
     let config = root.appendingPathComponent("transmission-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
     let port = freePort()
@@ -45,7 +55,8 @@ func transmission(_ torrent: URL, downloadTo directory: URL, root: URL) throws -
         "port-forwarding-enabled": false, "bind-address-ipv4": "127.0.0.1", "peer-port": port,
         "rpc-enabled": false, "speed-limit-up-enabled": false, "speed-limit-down-enabled": false,
     ]
-    try JSONSerialization.data(withJSONObject: settings).write(to: config.appendingPathComponent("settings.json"))
+    try JSONSerialization.data(withJSONObject: settings).write(
+        to: config.appendingPathComponent("settings.json"))
     let done = config.appendingPathComponent("finished")
     let script = config.appendingPathComponent("finish.sh")
     try Data("#!/bin/sh\ntouch '\(done.path)'\n".utf8).write(to: script)
@@ -83,7 +94,9 @@ struct TrackerAndClientsInteropTests {
         var getOptions = loopbackOptions(target)
         getOptions.trackers = seedOptions.trackers
         let leecher = TorrentClient(metainfo: payload.metainfo, options: getOptions)
-        try await withDeadline(60, "download through opentracker over \(scheme)") { try await leecher.run { _ in } }
+        try await withDeadline(60, "download through opentracker over \(scheme)") {
+            try await leecher.run { _ in }
+        }
         #expect(await payload.isComplete(in: target))
         seeding.cancel()
         _ = try? await seeding.value
@@ -91,7 +104,8 @@ struct TrackerAndClientsInteropTests {
 
     @Test("aria2 finds a PeerStack seeder through opentracker and downloads from it")
     func aria2FromPeerStack() async throws {
-        try #require(Interop.enabled("aria2c") && Interop.enabled("opentracker"), "aria2c or opentracker missing")
+        try #require(
+            Interop.enabled("aria2c") && Interop.enabled("opentracker"), "aria2c or opentracker missing")
         let payload = try await TransferPayload(multiFile: true)
         defer { payload.payloads.remove() }
         let tracker = try await OpenTracker(whitelist: [payload.metainfo.infoHash], in: payload.payloads.root)
@@ -126,7 +140,8 @@ struct TrackerAndClientsInteropTests {
         let payload = try await TransferPayload(multiFile: false)
         defer { payload.payloads.remove() }
         let target = try payload.directory("transmission")
-        let (program, port, finished) = try transmission(payload.torrentFile, downloadTo: target, root: payload.payloads.root)
+        let (program, port, finished) = try transmission(
+            payload.torrentFile, downloadTo: target, root: payload.payloads.root)
         defer { program.stop() }
         let seeder = TorrentClient(
             metainfo: payload.metainfo,

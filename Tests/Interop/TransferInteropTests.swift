@@ -5,7 +5,9 @@ import TestSupport
 import Testing
 
 /// Runs `body`, failing if it takes longer than `seconds`.
-func withDeadline<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T)
+func withDeadline<T: Sendable>(
+    _ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
+)
     async throws -> T
 {
     try await withThrowingTaskGroup(of: T?.self) { group in
@@ -45,7 +47,8 @@ struct TransferPayload {
             try payloads.write("seed/single.bin", size: 33 * 1_048_576 + 1, seed: 10)
             shared = seedDirectory.appendingPathComponent("single.bin")
         }
-        metainfo = try await TorrentCreator.create(from: try TorrentCreator.scan(shared.path), options: .init())
+        metainfo = try await TorrentCreator.create(
+            from: try TorrentCreator.scan(shared.path), options: .init())
         try Data(metainfo.encoded()).write(to: torrentFile)
     }
 
@@ -64,7 +67,9 @@ struct TransferPayload {
 }
 
 /// Options for a PeerStack client on loopback.
-func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed: Bool = false) -> TorrentClientOptions {
+func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed: Bool = false)
+    -> TorrentClientOptions
+{
     var options = TorrentClientOptions(directory: FilePath(directory.path))
     options.listenHost = "127.0.0.1"
     options.listenPort = port
@@ -78,7 +83,10 @@ struct LibtorrentTransferTests {
     func startLibtorrentSeeder(_ payload: TransferPayload) async throws -> (BackgroundProgram, Int) {
         let seeder = try BackgroundProgram(
             Interop.python,
-            [Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())", "120"])
+            [
+                Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path,
+                "\(freePort())", "120",
+            ])
         let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         return (seeder, port)
     }
@@ -104,13 +112,17 @@ struct LibtorrentTransferTests {
         defer { payload.payloads.remove() }
         let port = freePort()
         let seeder = TorrentClient(
-            metainfo: payload.metainfo, options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
+            metainfo: payload.metainfo,
+            options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
         let seeding = Task { try await seeder.run { _ in } }
         defer { seeding.cancel() }
         let target = try payload.directory("lt")
         let leecher = try BackgroundProgram(
             Interop.python,
-            [Interop.peerScript, "get", payload.torrentFile.path, target.path, "\(freePort())", "90", "127.0.0.1:\(port)"])
+            [
+                Interop.peerScript, "get", payload.torrentFile.path, target.path, "\(freePort())", "90",
+                "127.0.0.1:\(port)",
+            ])
         defer { leecher.stop() }
         let result = try await leecher.waitForJSON("complete", timeout: 100)
         #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")
@@ -127,7 +139,8 @@ struct LibtorrentTransferTests {
         let (seeder, port) = try await startLibtorrentSeeder(payload)
         defer { seeder.stop() }
         let target = try payload.directory("magnet")
-        let magnet = try MagnetLink(parsing: "magnet:?xt=urn:btih:\(payload.metainfo.infoHash.hex)&x.pe=127.0.0.1:\(port)")
+        let magnet = try MagnetLink(
+            parsing: "magnet:?xt=urn:btih:\(payload.metainfo.infoHash.hex)&x.pe=127.0.0.1:\(port)")
         let client = try TorrentClient(magnet: magnet, options: loopbackOptions(target))
         let names = NamesSeen()
         try await withDeadline(90, "magnet download from libtorrent") {

@@ -9,8 +9,6 @@ struct CommandResult {
     var stderr: String
 }
 
-
-
 func peerstack(_ arguments: [String], in directory: URL? = nil) throws -> CommandResult {
     let process = Process()
     process.executableURL = try peerstackExecutable()

@@ -2,7 +2,9 @@ import Foundation
 
 /// The built `peerstack` command: `PEERSTACK_BIN`, or beside the running test bundle.
 public func peerstackExecutable() throws -> URL {
-    if let override = ProcessInfo.processInfo.environment["PEERSTACK_BIN"] { return URL(fileURLWithPath: override) }
+    if let override = ProcessInfo.processInfo.environment["PEERSTACK_BIN"] {
+        return URL(fileURLWithPath: override)
+    }
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {
         let candidate = directory.appendingPathComponent("peerstack")

@@ -50,7 +50,8 @@ final class PeerChannelHandler: ChannelInboundHandler {
         guard var bytes = buffer else { return }
         defer { buffer = bytes }
         if key == nil {
-            guard bytes.readableBytes >= Handshake.length, let raw = bytes.readBytes(length: Handshake.length) else {
+            guard bytes.readableBytes >= Handshake.length, let raw = bytes.readBytes(length: Handshake.length)
+            else {
                 return
             }
             let handshake = try Handshake(decoding: raw)
@@ -64,15 +65,19 @@ final class PeerChannelHandler: ChannelInboundHandler {
                 }
                 self.driver = driver
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
-                key = driver.register(context.channel, address: address, outgoing: false, handshake: handshake)
+                key = driver.register(
+                    context.channel, address: address, outgoing: false, handshake: handshake)
             }
         }
         guard let driver, let key else { return }
         let limit = driver.maxFrameLength
-        while bytes.readableBytes >= 4, let length = bytes.getInteger(at: bytes.readerIndex, as: UInt32.self) {
-            guard Int(length) <= limit else { throw PeerWireError.frameTooLong(length: Int(length), limit: limit) }
+        while bytes.readableBytes >= 4, let length = bytes.getInteger(at: bytes.readerIndex, as: UInt32.self)
+        {
+            guard Int(length) <= limit else {
+                throw PeerWireError.frameTooLong(length: Int(length), limit: limit)
+            }
             guard bytes.readableBytes >= 4 + Int(length) else { break }
-                        bytes.moveReaderIndex(forwardBy: 4)
+            bytes.moveReaderIndex(forwardBy: 4)
             let message: PeerMessage
             if length >= 9, bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) == 7,
                 let piece = bytes.getInteger(at: bytes.readerIndex + 1, as: UInt32.self),
@@ -115,7 +120,11 @@ extension PeerAddress {
         switch socketAddress {
         case .v4(let address):
             let value = address.address.sin_addr.s_addr.bigEndian
-            self.init(ip: [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)], port: UInt16(port))
+            self.init(
+                ip: [
+                    UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF),
+                    UInt8(value & 0xFF),
+                ], port: UInt16(port))
         case .v6(let address):
             let bytes = withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
             self.init(ip: bytes, port: UInt16(port))

@@ -21,7 +21,7 @@ final class SessionDriver: @unchecked Sendable {
     private var dirty: Set<PeerKey> = []
     private var tickTask: RepeatedTask?
     private var lastResumeSave: Moment = .zero
-        private var savingResume = false
+    private var savingResume = false
     /// Reading from peers is paused while storage is this far behind.
     private var readsPaused = false
     static let backlogHigh = 24 << 20
@@ -46,7 +46,8 @@ final class SessionDriver: @unchecked Sendable {
         var reserved = ReservedBits()
         reserved.extensionProtocol = true
         reserved.fastExtension = true
-        handshakeBytes = Handshake(reserved: reserved, infoHash: session.infoHash, peerID: session.peerID).encoded()
+        handshakeBytes = Handshake(reserved: reserved, infoHash: session.infoHash, peerID: session.peerID)
+            .encoded()
         finished = loop.makePromise()
     }
 
@@ -83,7 +84,8 @@ final class SessionDriver: @unchecked Sendable {
         self.storage = storage
         let resumeBytes = try? readFile(resumePath, limit: 64 << 20)
         let resume = resumeBytes.flatMap {
-            ResumeState(decoding: $0, for: session.infoHash, pieceCount: info.pieceCount, fileCount: info.files.count)
+            ResumeState(
+                decoding: $0, for: session.infoHash, pieceCount: info.pieceCount, fileCount: info.files.count)
         }
         let promise = loop.makePromise(of: Bitfield.self)
         let onEvent = self.onEvent
@@ -116,7 +118,8 @@ final class SessionDriver: @unchecked Sendable {
     /// The numbers a tracker wants.
     func announceRequest(_ event: AnnounceEvent) -> AnnounceRequest {
         var request = AnnounceRequest(
-            infoHash: session.infoHash, peerID: session.peerID, port: session.configuration.listenPort ?? 6881)
+            infoHash: session.infoHash, peerID: session.peerID, port: session.configuration.listenPort ?? 6881
+        )
         request.event = event
         request.uploaded = session.uploaded
         request.downloaded = session.downloaded
@@ -135,11 +138,12 @@ final class SessionDriver: @unchecked Sendable {
 
     func register(_ channel: Channel, address: PeerAddress, outgoing: Bool, handshake: Handshake) -> PeerKey {
         loop.assertInEventLoop()
-                let key = PeerKey(nextKey)
+        let key = PeerKey(nextKey)
         nextKey += 1
         channels[key] = channel
         if readsPaused { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
-                perform(session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
+        perform(
+            session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
         if channels[key] != nil { onEvent(.peerConnected(address, outgoing: outgoing)) }
         return key
     }
@@ -160,7 +164,7 @@ final class SessionDriver: @unchecked Sendable {
 
     private func connect(_ address: PeerAddress) {
         let bootstrap = ClientBootstrap(group: loop)
-                        .connectTimeout(.seconds(5))
+            .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: peerReceiveAllocator)
             .channelInitializer { channel in
@@ -181,7 +185,7 @@ final class SessionDriver: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let key, let message):
-                                guard let channel = channels[key] else { continue }
+                guard let channel = channels[key] else { continue }
                 var buffer: ByteBuffer
                 if case .piece(let piece, let offset, let data) = message {
                     buffer = channel.allocator.buffer(capacity: 13 + data.count)
@@ -206,7 +210,7 @@ final class SessionDriver: @unchecked Sendable {
                 connect(address)
             case .write(let request, let data):
                 guard let storage else { continue }
-                                storage.write(request, data: data, on: loop).whenComplete { result in
+                storage.write(request, data: data, on: loop).whenComplete { result in
                     switch result {
                     case .success: self.perform(self.session.blockWritten(request))
                     case .failure(let error): self.storageFailed(error)
@@ -218,7 +222,7 @@ final class SessionDriver: @unchecked Sendable {
                 guard let storage else { continue }
                 storage.verify(piece, blockDigests: blockDigests, on: loop).whenComplete { result in
                     switch result {
-                                        case .success(let outcome):
+                    case .success(let outcome):
                         self.perform(
                             self.session.pieceVerified(
                                 piece, passed: outcome.passed, blockDigests: outcome.digests, now: self.now))
@@ -241,14 +245,14 @@ final class SessionDriver: @unchecked Sendable {
                 openStorage(info).whenFailure { self.storageFailed($0) }
             case .pieceCompleted:
                 break
-                        case .downloadCompleted:
+            case .downloadCompleted:
                 onEvent(.progress(progress))
                 onEvent(.completed)
                 announcer?.completed()
                 saveResume().whenComplete { _ in
                     if !self.keepSeeding { self.finish() }
                 }
-                        case .banned(let address, let reason):
+            case .banned(let address, let reason):
                 onEvent(.peerBanned(address, reason: reason))
             case .learnedPeers(let key, let count):
                 log("PEX from \(channels[key]?.remoteAddress?.description ?? "\(key)"): \(count) peers")
@@ -258,7 +262,7 @@ final class SessionDriver: @unchecked Sendable {
         dirty.removeAll(keepingCapacity: true)
     }
 
-        /// Stops reading sockets while the disk is behind (TCP then slows the senders), so memory
+    /// Stops reading sockets while the disk is behind (TCP then slows the senders), so memory
     /// stays bounded; resumes once most of the backlog is written.
     private func applyBackpressure() {
         guard let storage else { return }
@@ -327,10 +331,14 @@ final class SessionDriver: @unchecked Sendable {
             }
         }
         return TorrentProgress(
-            name: session.info?.name, state: !session.isReady ? (session.info == nil ? .fetchingMetadata : .checking)
+            name: session.info?.name,
+            state: !session.isReady
+                ? (session.info == nil ? .fetchingMetadata : .checking)
                 : (session.isComplete ? .seeding : .downloading),
-            bytesDone: done, bytesWanted: wanted, downloadRate: session.downloadRate, uploadRate: session.uploadRate,
-            peers: session.connectedPeers, piecesDone: picker?.have.setCount ?? 0, pieceCount: picker?.pieceCount ?? 0,
+            bytesDone: done, bytesWanted: wanted, downloadRate: session.downloadRate,
+            uploadRate: session.uploadRate,
+            peers: session.connectedPeers, piecesDone: picker?.have.setCount ?? 0,
+            pieceCount: picker?.pieceCount ?? 0,
             downloaded: session.downloaded, uploaded: session.uploaded, wasted: session.wasted)
     }
 }
@@ -343,12 +351,15 @@ func readFile(_ path: FilePath, limit: Int) throws -> [UInt8] {
     let descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
     defer { try? descriptor.close() }
     let size = try descriptor.seek(offset: 0, from: .end)
-    guard size <= Int64(limit) else { throw StorageError(path: path.string, reason: "larger than \(limit) bytes") }
+    guard size <= Int64(limit) else {
+        throw StorageError(path: path.string, reason: "larger than \(limit) bytes")
+    }
     var buffer = [UInt8](repeating: 0, count: Int(size))
     var count = 0
     while count < buffer.count {
         let read = try buffer.withUnsafeMutableBytes {
-            try descriptor.read(fromAbsoluteOffset: Int64(count), into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
+            try descriptor.read(
+                fromAbsoluteOffset: Int64(count), into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
         }
         if read == 0 { break }
         count += read

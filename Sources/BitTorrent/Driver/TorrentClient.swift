@@ -33,7 +33,7 @@ public enum TorrentEvent: Sendable {
     case checking(HashingProgress)
     case metadataReceived(name: String)
     case completed
-        case peerBanned(PeerAddress, reason: String)
+    case peerBanned(PeerAddress, reason: String)
     /// A peer completed the handshake (`outgoing`: we dialled it).
     case peerConnected(PeerAddress, outgoing: Bool)
     /// A tracker could not be reached or refused the announce.
@@ -81,7 +81,9 @@ public final class TorrentClient: Sendable {
 
     /// A torrent known by a magnet link: the metadata comes from peers (BEP 9).
     public init(magnet: MagnetLink, options: TorrentClientOptions) throws {
-        guard let hash = magnet.infoHash else { throw StorageError(path: magnet.uri, reason: "no v1 info-hash") }
+        guard let hash = magnet.infoHash else {
+            throw StorageError(path: magnet.uri, reason: "no v1 info-hash")
+        }
         infoHash = hash
         metainfo = nil
         var options = options
@@ -93,7 +95,8 @@ public final class TorrentClient: Sendable {
     /// Runs the torrent. `onEvent` is called from the client's event loop thread.
     /// `onListening` is told the port peers can reach us on.
     public func run(
-        onListening: @escaping @Sendable (Int) -> Void = { _ in }, onEvent: @escaping @Sendable (TorrentEvent) -> Void
+        onListening: @escaping @Sendable (Int) -> Void = { _ in },
+        onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 2)
@@ -111,7 +114,8 @@ public final class TorrentClient: Sendable {
     }
 
     private func run(
-        group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, onListening: @escaping @Sendable (Int) -> Void,
+        group: MultiThreadedEventLoopGroup, pool: NIOThreadPool,
+        onListening: @escaping @Sendable (Int) -> Void,
         onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async throws {
         let loop = group.next()
@@ -122,11 +126,12 @@ public final class TorrentClient: Sendable {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.recvAllocator, value: peerReceiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(role: .incoming(listener)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        PeerChannelHandler(role: .incoming(listener)))
                 }
             }
             .bind(host: options.listenHost, port: options.listenPort).get()
@@ -136,12 +141,15 @@ public final class TorrentClient: Sendable {
         var configuration = options.session
         configuration.listenPort = UInt16(clamping: port)
         let session =
-            metainfo.map { TorrentSession(info: $0.info, peerID: peerID, configuration: configuration, seed: seed) }
+            metainfo.map {
+                TorrentSession(info: $0.info, peerID: peerID, configuration: configuration, seed: seed)
+            }
             ?? TorrentSession(infoHash: infoHash, peerID: peerID, configuration: configuration, seed: seed)
         let options = self.options
         let driver = try await loop.submit {
             SessionDriver(
-                session: session, loop: loop, pool: pool, directory: options.directory, keepSeeding: options.seed,
+                session: session, loop: loop, pool: pool, directory: options.directory,
+                keepSeeding: options.seed,
                 workers: options.hashWorkers, onEvent: onEvent)
         }.get()
         let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
@@ -175,4 +183,3 @@ public final class TorrentClient: Sendable {
         if let failure = try await loop.submit({ driver.failure }).get() { throw failure }
     }
 }
-

@@ -30,7 +30,9 @@ final class TrackerAnnouncer: @unchecked Sendable {
     }
 
     /// Announces when due; `request` fills in the numbers, `addPeers` takes what comes back.
-    func tick(now: Moment, request: (AnnounceEvent) -> AnnounceRequest, addPeers: @escaping ([PeerAddress]) -> Void) {
+    func tick(
+        now: Moment, request: (AnnounceEvent) -> AnnounceRequest, addPeers: @escaping ([PeerAddress]) -> Void
+    ) {
         guard !tiers.isEmpty, inFlight == 0, now >= nextAnnounce else { return }
         let event: AnnounceEvent = !sentStarted ? .started : completedPending ? .completed : .none
         sentStarted = true
@@ -79,7 +81,8 @@ final class TrackerAnnouncer: @unchecked Sendable {
     }
 
     /// The `stopped` event, to the first tracker of each tier, bounded by `timeout`.
-    func stopped(_ request: AnnounceRequest, timeout: TimeAmount, on loop: EventLoop) -> EventLoopFuture<Void> {
+    func stopped(_ request: AnnounceRequest, timeout: TimeAmount, on loop: EventLoop) -> EventLoopFuture<Void>
+    {
         guard sentStarted else { return loop.makeSucceededVoidFuture() }
         var stop = request
         stop.event = .stopped

@@ -69,7 +69,7 @@ public enum SessionAction: Sendable, Equatable {
     case pieceCompleted(Int)
     /// Every wanted piece is verified.
     case downloadCompleted
-        /// A peer was banned (for the log).
+    /// A peer was banned (for the log).
     case banned(PeerAddress, reason: String)
     /// A peer told us of other peers (BEP 11 PEX), for the log.
     case learnedPeers(from: PeerKey, count: Int)

@@ -311,7 +311,7 @@ public struct TorrentSession: Sendable {
     private mutating func handle(_ message: PeerMessage, from key: PeerKey, now: Moment) throws(PeerWireError)
         -> [SessionAction]
     {
-                // Read what is needed and mutate in place: a live copy of the peer would make every
+        // Read what is needed and mutate in place: a live copy of the peer would make every
         // in-place change copy its dictionaries (copy-on-write).
         guard let sawMessage = peers[key]?.sawMessage, let fast = peers[key]?.fast else { return [] }
         let first = !sawMessage && message != .keepAlive
@@ -322,7 +322,7 @@ public struct TorrentSession: Sendable {
         func checkPiece(_ piece: Int) throws(PeerWireError) {
             if let pieceCount, piece < 0 || piece >= pieceCount { throw .pieceIndexOutOfRange(piece) }
         }
-                func requireFast(_ name: String) throws(PeerWireError) {
+        func requireFast(_ name: String) throws(PeerWireError) {
             if !fast { throw .fastMessageWithoutFastExtension(name) }
         }
 
@@ -330,7 +330,7 @@ public struct TorrentSession: Sendable {
         case .keepAlive, .port, .suggest, .unknown:
             return []
         case .choke:
-                        peers[key]?.peerChoking = true
+            peers[key]?.peerChoking = true
             if !fast, let outstanding = peers[key]?.outstanding {
                 // Without the fast extension a choke discards every pending request (BEP 3).
                 peers[key]?.outstanding = [:]
@@ -348,7 +348,7 @@ public struct TorrentSession: Sendable {
             return []
         case .have(let piece):
             try checkPiece(piece)
-                        guard let picker else {
+            guard let picker else {
                 if (peers[key]?.pendingHaves.count ?? 0) < 1 << 20 { peers[key]?.pendingHaves.insert(piece) }
                 return []
             }
@@ -397,7 +397,7 @@ public struct TorrentSession: Sendable {
             return []
         case .allowedFast(let piece):
             try requireFast("allowed fast")
-                        try checkPiece(piece)
+            try checkPiece(piece)
             if (peers[key]?.allowedFast.count ?? 0) < 64 { peers[key]?.allowedFast.insert(piece) }
             return fillRequests(key, now)
         case .extended(let id, let payload):
@@ -407,7 +407,9 @@ public struct TorrentSession: Sendable {
 
     /// BEP 3 sends the bitfield first, but some clients (aria2) send `have none` and later a
     /// full bitfield as an update; a later one replaces what the peer had, rather than closing.
-    private mutating func replaceAvailability(_ key: PeerKey, _ bitfield: Bitfield, first: Bool, _ now: Moment)
+    private mutating func replaceAvailability(
+        _ key: PeerKey, _ bitfield: Bitfield, first: Bool, _ now: Moment
+    )
         throws(PeerWireError) -> [SessionAction]
     {
         if !first, let old = peers[key]?.has { picker?.peerLeft(old) }
@@ -430,7 +432,7 @@ public struct TorrentSession: Sendable {
         throws(PeerWireError)
         -> [SessionAction]
     {
-                guard let fast = peers[key]?.fast, let amChoking = peers[key]?.amChoking,
+        guard let fast = peers[key]?.fast, let amChoking = peers[key]?.amChoking,
             let queued = peers[key]?.incoming.count
         else { return [] }
         guard let picker, isReady else {
@@ -441,7 +443,7 @@ public struct TorrentSession: Sendable {
         else {
             throw .requestOutOfRange(request)
         }
-                guard request.length <= BlockRequest.standardLength else {
+        guard request.length <= BlockRequest.standardLength else {
             if fast { return [send(key, .reject(request), now)] }
             throw .blockTooLarge(request)
         }
@@ -458,9 +460,10 @@ public struct TorrentSession: Sendable {
     private mutating func blockArrived(
         _ request: BlockRequest, _ data: [UInt8], _ key: PeerKey, _ now: Moment
     ) throws(PeerWireError) -> [SessionAction] {
-                guard let address = peers[key]?.address else { return [] }
-        guard peers[key]?.outstanding.removeValue(forKey: request) != nil
-            || peers[key]?.cancelled.remove(request) != nil
+        guard let address = peers[key]?.address else { return [] }
+        guard
+            peers[key]?.outstanding.removeValue(forKey: request) != nil
+                || peers[key]?.cancelled.remove(request) != nil
         else {
             throw .unrequestedBlock(request)
         }
@@ -471,7 +474,7 @@ public struct TorrentSession: Sendable {
             return fillRequests(key, now)
         }
         downloaded += Int64(data.count)
-                contributors[request.piece, default: [:]][request.offset / BlockRequest.standardLength] = address
+        contributors[request.piece, default: [:]][request.offset / BlockRequest.standardLength] = address
         var actions: [SessionAction] = [.write(request, data: data)]
         // Endgame: others asked for the same block; cancel it there.
         for other in peers.keys.sorted() where other != key {
@@ -508,7 +511,7 @@ public struct TorrentSession: Sendable {
             return try metadataMessage(try MetadataMessage(decoding: payload), key, now)
         case Self.pexID:
             guard configuration.enablePEX else { return [] }
-                        let message = try PEXMessage(decoding: payload)
+            let message = try PEXMessage(decoding: payload)
             addPeers(message.added)
             return [.learnedPeers(from: key, count: message.added.count)]
         default:
@@ -797,7 +800,7 @@ public struct TorrentSession: Sendable {
 
     /// Tops up a peer's request pipeline to about `requestQueueTime` of data at its rate.
     private mutating func fillRequests(_ key: PeerKey, _ now: Moment) -> [SessionAction] {
-                guard isReady, picker != nil else { return [] }
+        guard isReady, picker != nil else { return [] }
         // The peer's fields are read in this closure, so no copy of it is alive when its
         // requests are recorded below (that would copy its dictionaries).
         let blocks: [BlockRequest] = {
@@ -806,7 +809,9 @@ public struct TorrentSession: Sendable {
             if peer.peerChoking {
                 guard peer.fast, !peer.allowedFast.isEmpty else { return [] }
                 available = Bitfield(count: has.count)
-                for piece in peer.allowedFast where piece < has.count && has[piece] { available[piece] = true }
+                for piece in peer.allowedFast where piece < has.count && has[piece] {
+                    available[piece] = true
+                }
             }
             let seconds = Double(configuration.requestQueueTime.components.seconds)
             let byRate = Int(peer.download.rate * seconds) / BlockRequest.standardLength
@@ -816,7 +821,8 @@ public struct TorrentSession: Sendable {
             let need = target - peer.outstanding.count
             guard need > 0 else { return [] }
             let outstanding = peer.outstanding
-            return picker?.pick(count: need, from: available, excluding: { outstanding[$0] != nil }, using: &rng) ?? []
+            return picker?.pick(
+                count: need, from: available, excluding: { outstanding[$0] != nil }, using: &rng) ?? []
         }()
         guard !blocks.isEmpty else { return [] }
         var actions: [SessionAction] = []

@@ -103,7 +103,8 @@ private final class HashJob: @unchecked Sendable {
         let pieceCount = layout.pieceCount
         let claimable = subset?.count ?? pieceCount
         let totalBytes =
-            subset.map { $0.reduce(Int64(0)) { $0 + Int64(layout.pieceRange($1).count) } } ?? layout.totalLength
+            subset.map { $0.reduce(Int64(0)) { $0 + Int64(layout.pieceRange($1).count) } }
+            ?? layout.totalLength
         while true {
             let claimed = nextPiece.wrappingAdd(batch, ordering: .relaxed).oldValue
             guard claimed < claimable else { return }

@@ -24,9 +24,9 @@ public final class PieceStorage: Sendable {
     /// Where each file lives.
     public let paths: [FilePath]
     private let pool: NIOThreadPool
-        private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
+    private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
     private let written = Mutex<Set<Int>>([])
-        private let cache = Mutex(PieceCache())
+    private let cache = Mutex(PieceCache())
     private let pendingBytes = Atomic<Int>(0)
 
     /// Bytes handed to `write` that are not yet on disk (or discarded): what the driver
@@ -44,7 +44,7 @@ public final class PieceStorage: Sendable {
     }
 
     /// Files go to `directory/name/…` (multi-file) or `directory/name` (single file).
-            public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool, cacheLimit: Int = 24 << 20) {
+    public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool, cacheLimit: Int = 24 << 20) {
         self.info = info
         self.cacheLimit = cacheLimit
         layout = FileLayout(info: info)
@@ -89,7 +89,9 @@ public final class PieceStorage: Sendable {
         var info = stat()
         if path.withPlatformString({ stat($0, &info) }) == 0 { return }
         try makeDirectories(path.removingLastComponent())
-        if path.withPlatformString({ mkdir($0, 0o755) }) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
+        if path.withPlatformString({ mkdir($0, 0o755) }) != 0 && errno != EEXIST {
+            throw Errno(rawValue: errno)
+        }
     }
 
     /// Creates the empty files (they hold no piece, so nothing else would create them).
@@ -101,10 +103,10 @@ public final class PieceStorage: Sendable {
 
     // MARK: Block I/O (on the thread pool)
 
-        /// Takes a received block: into the piece's memory buffer when the cache has room (no
+    /// Takes a received block: into the piece's memory buffer when the cache has room (no
     /// disk I/O until the piece is verified), else straight to disk on the pool.
     public func write(_ request: BlockRequest, data: [UInt8], on loop: EventLoop) -> EventLoopFuture<Void> {
-                let pieceSize = info.pieceSize(request.piece)
+        let pieceSize = info.pieceSize(request.piece)
         let limit = cacheLimit
         pendingBytes.wrappingAdd(data.count, ordering: .relaxed)
         let cached = cache.withLock { cache -> Bool in
@@ -124,7 +126,7 @@ public final class PieceStorage: Sendable {
         }
         if cached { return loop.makeSucceededVoidFuture() }
         return pool.runIfActive(eventLoop: loop) {
-                        defer { self.pendingBytes.wrappingSubtract(data.count, ordering: .relaxed) }
+            defer { self.pendingBytes.wrappingSubtract(data.count, ordering: .relaxed) }
             let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
             try self.writeRange(data, at: start)
         }
@@ -137,7 +139,7 @@ public final class PieceStorage: Sendable {
         }
     }
 
-        private func writeRange(_ data: [UInt8], at start: Int64) throws {
+    private func writeRange(_ data: [UInt8], at start: Int64) throws {
         var done = 0
         for segment in layout.segments(in: start..<start + Int64(data.count)) {
             defer { done += segment.length }
@@ -169,7 +171,8 @@ public final class PieceStorage: Sendable {
                 return total
             }
             guard count == segment.length else {
-                throw StorageError(path: paths[segment.fileIndex].string, reason: "file is shorter than the torrent says")
+                throw StorageError(
+                    path: paths[segment.fileIndex].string, reason: "file is shorter than the torrent says")
             }
         }
         return out
@@ -179,18 +182,20 @@ public final class PieceStorage: Sendable {
     public func verify(_ piece: Int, blockDigests: Bool, on loop: EventLoop)
         -> EventLoopFuture<(passed: Bool, digests: [[UInt8]]?)>
     {
-                pool.runIfActive(eventLoop: loop) {
+        pool.runIfActive(eventLoop: loop) {
             let entry = self.cache.withLock { cache -> (buffer: [UInt8], filled: Int)? in
                 cache.writtenThrough.remove(piece)
                 guard let entry = cache.pieces.removeValue(forKey: piece) else { return nil }
                 cache.bytes -= entry.buffer.count
                 return entry
             }
-                        defer { if let entry { self.pendingBytes.wrappingSubtract(entry.filled, ordering: .relaxed) } }
+            defer { if let entry { self.pendingBytes.wrappingSubtract(entry.filled, ordering: .relaxed) } }
             let data = try entry?.buffer ?? self.readRange(self.layout.pieceRange(piece))
             let passed = Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
             // From memory, a piece reaches the disk only once it has passed.
-            if passed, entry != nil { try self.writeRange(data, at: self.layout.pieceRange(piece).lowerBound) }
+            if passed, entry != nil {
+                try self.writeRange(data, at: self.layout.pieceRange(piece).lowerBound)
+            }
             guard !passed || blockDigests else { return (passed, nil) }
             let digests = stride(from: 0, to: data.count, by: BlockRequest.standardLength).map {
                 Array(Insecure.SHA1.hash(data: data[$0..<min($0 + BlockRequest.standardLength, data.count)]))
@@ -221,7 +226,9 @@ public final class PieceStorage: Sendable {
 
     /// Works out which pieces are on disk: trusts `resume` for files unchanged since it was
     /// written, and re-hashes every piece that touches a changed or unknown file.
-    public func check(resume: ResumeState?, workers: Int, progress: (@Sendable (HashingProgress) -> Void)? = nil)
+    public func check(
+        resume: ResumeState?, workers: Int, progress: (@Sendable (HashingProgress) -> Void)? = nil
+    )
         async -> Bitfield
     {
         let current = stamps()
@@ -232,7 +239,9 @@ public final class PieceStorage: Sendable {
                 .filter { !info.files[$0].isPadding }
             // Nothing on disk for this piece: nothing to check.
             if files.allSatisfy({ current[$0] == nil }) { continue }
-            let trusted = resume.map { resume in files.allSatisfy { resume.files[$0] != nil && resume.files[$0] == current[$0] } }
+            let trusted = resume.map { resume in
+                files.allSatisfy { resume.files[$0] != nil && resume.files[$0] == current[$0] }
+            }
             if trusted == true, let resume {
                 have[piece] = resume.pieces[piece]
             } else {
@@ -243,7 +252,9 @@ public final class PieceStorage: Sendable {
         let hashed = await PieceHasher.hash(
             layout: layout, paths: paths, workers: workers, pieces: doubtful, progress: progress)
         for piece in doubtful {
-            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) { have[piece] = true }
+            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) {
+                have[piece] = true
+            }
         }
         return have
     }

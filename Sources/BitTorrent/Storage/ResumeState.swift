@@ -40,7 +40,10 @@ public struct ResumeState: Hashable, Sendable {
 
     /// Reads a resume file for `info`; nil when it is absent, damaged or for another torrent.
     public init?(decoding bytes: [UInt8], for infoHash: InfoHash, pieceCount: Int, fileCount: Int) {
-        guard let value = try? BencodeDecoder(limits: .init(maxDepth: 4, maxElements: 4_000_000, maxInputSize: 64 << 20))
+        guard
+            let value = try? BencodeDecoder(
+                limits: .init(maxDepth: 4, maxElements: 4_000_000, maxInputSize: 64 << 20)
+            )
             .decode(bytes),
             value["version"] == 1, value["info-hash"]?.bytes == infoHash.bytes,
             value["piece-count"]?.integer == Int64(pieceCount),
@@ -50,7 +53,8 @@ public struct ResumeState: Hashable, Sendable {
         self.infoHash = infoHash
         self.pieces = pieces
         files = list.map { entry in
-            guard let pair = entry.list, pair.count == 2, let size = pair[0].integer, let modified = pair[1].integer
+            guard let pair = entry.list, pair.count == 2, let size = pair[0].integer,
+                let modified = pair[1].integer
             else { return nil }
             return FileStamp(size: size, modified: modified)
         }
@@ -61,7 +65,8 @@ public struct ResumeState: Hashable, Sendable {
         var info = stat()
         guard path.withPlatformString({ stat($0, &info) }) == 0 else { return nil }
         return FileStamp(
-            size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+            size: Int64(info.st_size),
+            modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
@@ -69,7 +74,8 @@ public struct ResumeState: Hashable, Sendable {
     public static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws {
         let temporary = FilePath(path.string + ".tmp")
         let descriptor = try FileDescriptor.open(
-            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+            permissions: [.ownerReadWrite, .groupRead, .otherRead])
         do {
             _ = try descriptor.writeAll(bytes)
             guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }

@@ -38,7 +38,9 @@ struct TrackerURL: Hashable, Sendable {
             }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[..<colon]
-            guard let parsed = Int(authority[authority.index(after: colon)...]) else { throw .unsupportedURL(text) }
+            guard let parsed = Int(authority[authority.index(after: colon)...]) else {
+                throw .unsupportedURL(text)
+            }
             port = parsed
         }
         guard !host.isEmpty, port > 0, port < 65_536 else { throw .unsupportedURL(text) }
@@ -66,7 +68,9 @@ final class TrackerClient: Sendable {
     }
 
     /// One announce. `timeout` bounds the whole exchange (UDP retransmits within it, BEP 15).
-    func announce(_ url: String, _ request: AnnounceRequest, timeout: TimeAmount) -> EventLoopFuture<AnnounceResponse> {
+    func announce(_ url: String, _ request: AnnounceRequest, timeout: TimeAmount) -> EventLoopFuture<
+        AnnounceResponse
+    > {
         let parsed: TrackerURL
         do {
             parsed = try TrackerURL(url)
@@ -128,29 +132,34 @@ final class TrackerClient: Sendable {
             guard let entry = cache[key], entry.until > .now() else { return nil }
             return entry.id
         }
-        let urlData = url.path == "/" && url.query == nil ? nil : url.path + (url.query.map { "?" + $0 } ?? "")
+        let urlData =
+            url.path == "/" && url.query == nil ? nil : url.path + (url.query.map { "?" + $0 } ?? "")
         let isIPv6 = url.host.contains(":")
         return bootstrap.bind(host: isIPv6 ? "::" : "0.0.0.0", port: 0).flatMap { channel in
-            exchange.resolve(host: url.host, port: url.port).flatMap { remote -> EventLoopFuture<AnnounceResponse> in
+            exchange.resolve(host: url.host, port: url.port).flatMap {
+                remote -> EventLoopFuture<AnnounceResponse> in
                 exchange.remote = remote
                 let connect: EventLoopFuture<UInt64>
                 if let cached {
                     connect = channel.eventLoop.makeSucceededFuture(cached)
                 } else {
                     let transaction = UInt32.random(in: 0...UInt32.max)
-                    connect = exchange.send(UDPTrackerCodec.connectRequest(transaction: transaction), on: channel)
-                        .flatMapThrowing { try UDPTrackerCodec.parseConnect($0, transaction: transaction) }
-                        .map { id in
-                            self.connections.withLock { $0[key] = (id, .now() + .seconds(60)) }
-                            return id
-                        }
+                    connect = exchange.send(
+                        UDPTrackerCodec.connectRequest(transaction: transaction), on: channel
+                    )
+                    .flatMapThrowing { try UDPTrackerCodec.parseConnect($0, transaction: transaction) }
+                    .map { id in
+                        self.connections.withLock { $0[key] = (id, .now() + .seconds(60)) }
+                        return id
+                    }
                 }
                 return connect.flatMap { id in
                     let transaction = UInt32.random(in: 0...UInt32.max)
                     let packet = UDPTrackerCodec.announceRequest(
                         request, connection: id, transaction: transaction, urlData: urlData)
                     return exchange.send(packet, on: channel).flatMapThrowing { reply in
-                        try UDPTrackerCodec.parseAnnounce(reply, transaction: transaction, ipv6: remote.protocol == .inet6)
+                        try UDPTrackerCodec.parseAnnounce(
+                            reply, transaction: transaction, ipv6: remote.protocol == .inet6)
                     }
                 }
             }.always { _ in channel.close(promise: nil) }
@@ -252,7 +261,8 @@ private final class UDPExchange: ChannelInboundHandler, @unchecked Sendable {
             pending = nil
             return
         }
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: packet)), promise: nil)
+        channel.writeAndFlush(
+            AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: packet)), promise: nil)
         let next = min(NIODeadline.now() + wait, deadline)
         retransmit = loop.scheduleTask(deadline: next) { [weak self] in
             self?.transmit(packet, on: channel, wait: wait * 2)

@@ -81,7 +81,8 @@ public enum HTTPTrackerCodec {
         for byte in bytes {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "_"),
                 UInt8(ascii: "~"):
                 out.append(byte)
             default:
@@ -94,8 +95,10 @@ public enum HTTPTrackerCodec {
     /// The path and query of the announce GET for `announceURL`'s path and query.
     public static func query(for request: AnnounceRequest, existingQuery: String?) -> String {
         var parts = [
-            "info_hash=" + escape(request.infoHash.bytes), "peer_id=" + escape(request.peerID), "port=\(request.port)",
-            "uploaded=\(request.uploaded)", "downloaded=\(request.downloaded)", "left=\(request.left)", "compact=1",
+            "info_hash=" + escape(request.infoHash.bytes), "peer_id=" + escape(request.peerID),
+            "port=\(request.port)",
+            "uploaded=\(request.uploaded)", "downloaded=\(request.downloaded)", "left=\(request.left)",
+            "compact=1",
             "numwant=\(request.numWant)", "key=\(String(request.key, radix: 16))",
         ]
         if request.event != .none { parts.append("event=\(request.event.rawValue)") }
@@ -108,14 +111,18 @@ public enum HTTPTrackerCodec {
     public static func parse(_ body: [UInt8]) throws(TrackerError) -> AnnounceResponse {
         let value: BencodeValue
         do {
-            value = try BencodeDecoder(mode: .lenient, limits: .init(maxDepth: 8, maxElements: 100_000, maxInputSize: 4 << 20))
-                .decode(body)
+            value = try BencodeDecoder(
+                mode: .lenient, limits: .init(maxDepth: 8, maxElements: 100_000, maxInputSize: 4 << 20)
+            )
+            .decode(body)
         } catch {
             throw .badResponse("\(error)")
         }
         guard case .dictionary = value else { throw .badResponse("not a dictionary") }
         if let reason = value["failure reason"]?.string { throw .failure(reason) }
-        guard let interval = value["interval"]?.integer, interval > 0 else { throw .badResponse("no interval") }
+        guard let interval = value["interval"]?.integer, interval > 0 else {
+            throw .badResponse("no interval")
+        }
         var peers: [PeerAddress] = []
         switch value["peers"] {
         case .bytes(let compact)?:
@@ -134,7 +141,8 @@ public enum HTTPTrackerCodec {
         }
         if let compact6 = value["peers6"]?.bytes { peers += PeerAddress.parseCompact(compact6, ipLength: 16) }
         return AnnounceResponse(
-            interval: Int(clamping: interval), minInterval: value["min interval"]?.integer.map { Int(clamping: $0) },
+            interval: Int(clamping: interval),
+            minInterval: value["min interval"]?.integer.map { Int(clamping: $0) },
             seeders: value["complete"]?.integer.map { Int(clamping: $0) },
             leechers: value["incomplete"]?.integer.map { Int(clamping: $0) }, peers: peers,
             warning: value["warning message"]?.string, trackerID: value["tracker id"]?.string)
@@ -201,7 +209,9 @@ public enum UDPTrackerCodec {
         let got = read32(packet, 0)
         if got == 3 { throw .failure(String(decoding: packet[8...], as: UTF8.self)) }
         guard got == action else { throw .badResponse("action \(got), expected \(action)") }
-        guard packet.count >= minimum else { throw .badResponse("UDP reply of \(packet.count) bytes, need \(minimum)") }
+        guard packet.count >= minimum else {
+            throw .badResponse("UDP reply of \(packet.count) bytes, need \(minimum)")
+        }
     }
 
     static func read32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
