@@ -217,3 +217,54 @@ struct SessionTests {
         #expect(swarm.nodes[1].session.isComplete, "the honest peer is unaffected")
     }
 }
+
+@Suite("Piece picking and file selection")
+struct PickingTests {
+    @Test("sequential mode requests pieces in order")
+    func sequential() {
+        var picker = PiecePicker(pieceCount: 8, pieceLength: 32_768, totalLength: 8 * 32_768)
+        picker.sequential = true
+        let all = Bitfield(count: 8, allSet: true)
+        picker.peerHas(all)
+        var rng = SplitMix64(seed: 1)
+        let blocks = picker.pick(count: 6, from: all, excluding: { _ in false }, using: &rng)
+        #expect(blocks.map(\.piece) == [0, 0, 1, 1, 2, 2])
+    }
+
+    @Test("rarest first once a few pieces are in; endgame duplicates only when nothing is free")
+    func rarestAndEndgame() {
+        var picker = PiecePicker(pieceCount: 4, pieceLength: 16_384, totalLength: 4 * 16_384)
+        picker.randomFirstPieces = 0
+        var common = Bitfield(count: 4, allSet: true)
+        picker.peerHas(common)
+        picker.peerHas(common)
+        common[2] = false
+        picker.peerHas(common)  // piece 2 is the rarest
+        var rng = SplitMix64(seed: 2)
+        let all = Bitfield(count: 4, allSet: true)
+        #expect(picker.pick(count: 1, from: all, excluding: { _ in false }, using: &rng).map(\.piece) == [2])
+        let rest = picker.pick(count: 10, from: all, excluding: { _ in false }, using: &rng)
+        #expect(Set(rest.map(\.piece)) == [0, 1, 3])
+        #expect(picker.isInEndgame)
+        let duplicate = picker.pick(count: 1, from: all, excluding: { $0.piece == 2 }, using: &rng)
+        #expect(duplicate.count == 1 && duplicate[0].piece != 2)
+    }
+
+    @Test("skipping a file still fetches the piece it shares with a wanted file")
+    func fileSelection() throws {
+        // Two files; piece 1 holds the end of a.bin and the start of b.bin.
+        let info: BencodeValue = [
+            "name": "d", "piece length": 16_384,
+            "pieces": .bytes([UInt8](repeating: 1, count: 20 * 3)),
+            "files": [["length": 20_000, "path": ["a.bin"]], ["length": 20_000, "path": ["b.bin"]]],
+        ]
+        let parsed = try InfoDictionary(node: try BencodeDecoder().decodeNode(info.encoded()))
+        var session = TorrentSession(info: parsed, peerID: [UInt8](repeating: 1, count: 20), seed: 1)
+        _ = session.storageReady(have: Bitfield(count: 3), now: .zero)
+        _ = session.setFilePriorities([1, 0], now: .zero)
+        #expect(session.picker?.priority == [1, 1, 0])
+        #expect(session.bytesLeft == 2 * 16_384)
+        _ = session.setFilePriorities([0, 1], now: .zero)
+        #expect(session.picker?.priority == [0, 1, 1])
+    }
+}

@@ -10,7 +10,11 @@ final class TrackerAnnouncer: @unchecked Sendable {
     private var nextAnnounce: Moment = .zero
     private var inFlight = 0
     private var sentStarted = false
-    private var completedPending = false
+        private var completedPending = false
+    private var roundStarted: Moment = .zero
+    private var roundInterval = 1_800
+    private var roundSucceeded = false
+    private var addPeers: ([PeerAddress]) -> Void = { _ in }
     private let key = UInt32.random(in: 0...UInt32.max)
     /// Outcome reports for the log and the progress view.
     var onResult: (String, Result<AnnounceResponse, Error>) -> Void = { _, _ in }
@@ -39,30 +43,32 @@ final class TrackerAnnouncer: @unchecked Sendable {
         completedPending = false
         var base = request(event)
         base.key = key
-        var interval = 1_800
+        self.addPeers = addPeers
+        roundStarted = now
+        roundInterval = 1_800
+        roundSucceeded = false
         inFlight = tiers.count
-        for index in tiers.indices {
-            announce(tier: index, position: 0, base) { response in
-                if let response {
-                    interval = min(interval, max(response.minInterval ?? 0, response.interval))
-                    addPeers(response.peers)
-                }
-                self.inFlight -= 1
-                if self.inFlight == 0 {
-                    // A failed round is retried sooner than a good one.
-                    let seconds = response == nil && interval == 1_800 ? 60 : max(30, interval)
-                    self.nextAnnounce = now + .seconds(seconds)
-                }
-            }
+        for index in tiers.indices { announce(tier: index, position: 0, base) }
+    }
+
+    /// One tier is done (with the first answer, or nil when none of its trackers answered).
+    private func tierFinished(_ response: AnnounceResponse?) {
+        if let response {
+            roundSucceeded = true
+            roundInterval = min(roundInterval, max(response.minInterval ?? 0, response.interval))
+            addPeers(response.peers)
+        }
+        inFlight -= 1
+        if inFlight == 0 {
+            // A failed round is retried sooner than a good one.
+            nextAnnounce = roundStarted + .seconds(roundSucceeded ? max(30, roundInterval) : 60)
         }
     }
 
-    private func announce(
-        tier: Int, position: Int, _ request: AnnounceRequest, done: @escaping (AnnounceResponse?) -> Void
-    ) {
-        guard position < tiers[tier].count else { return done(nil) }
+    private func announce(tier: Int, position: Int, _ base: AnnounceRequest) {
+        guard position < tiers[tier].count else { return tierFinished(nil) }
         let url = tiers[tier][position]
-        var request = request
+        var request = base
         request.trackerID = trackerIDs[url]
         client.announce(url, request, timeout: .seconds(20)).whenComplete { result in
             self.onResult(url, result)
@@ -73,9 +79,9 @@ final class TrackerAnnouncer: @unchecked Sendable {
                     self.tiers[tier].remove(at: position)
                     self.tiers[tier].insert(url, at: 0)
                 }
-                done(response)
+                self.tierFinished(response)
             case .failure:
-                self.announce(tier: tier, position: position + 1, request, done: done)
+                self.announce(tier: tier, position: position + 1, base)
             }
         }
     }
