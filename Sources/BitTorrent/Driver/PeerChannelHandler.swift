@@ -24,9 +24,18 @@ final class PeerChannelHandler: ChannelInboundHandler {
         if case .outgoing(let driver, _) = role { self.driver = driver }
     }
 
+        private var admitted = false
+
     func channelActive(context: ChannelHandlerContext) {
-        if case .outgoing(let driver, _) = role {
+        switch role {
+        case .outgoing(let driver, _):
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
+        case .incoming(let listener):
+            admitted = listener.admit()
+            if !admitted {
+                context.close(promise: nil)
+                return
+            }
         }
         context.fireChannelActive()
     }
@@ -102,7 +111,9 @@ final class PeerChannelHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+        func channelInactive(context: ChannelHandlerContext) {
+        if case .incoming(let listener) = role, admitted { listener.release() }
+        admitted = false
         if let key { driver?.disconnected(key) }
         key = nil
         context.fireChannelInactive()

@@ -370,6 +370,24 @@ func readFile(_ path: FilePath, limit: Int) throws -> [UInt8] {
 /// Accepts incoming connections and hands each to the torrent named in its handshake.
 final class PeerListener: Sendable {
     private let drivers = Mutex<[InfoHash: SessionDriver]>([:])
+    private let incoming = Atomic<Int>(0)
+    /// Most incoming connections at once, over every torrent.
+    let maxIncoming: Int
+
+    init(maxIncoming: Int = 200) {
+        self.maxIncoming = maxIncoming
+    }
+
+    /// Counts a new incoming connection; false when the cap is reached (close it).
+    func admit() -> Bool {
+        if incoming.wrappingAdd(1, ordering: .relaxed).newValue > maxIncoming {
+            incoming.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func release() { incoming.wrappingSubtract(1, ordering: .relaxed) }
 
     func add(_ driver: SessionDriver) { drivers.withLock { $0[driver.session.infoHash] = driver } }
     func remove(_ infoHash: InfoHash) { _ = drivers.withLock { $0.removeValue(forKey: infoHash) } }
