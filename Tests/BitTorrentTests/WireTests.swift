@@ -142,3 +142,31 @@ struct WireTests {
         }
     }
 }
+
+@Suite("Tracker scrape codecs (BEP 48, BEP 15)")
+struct ScrapeCodecTests {
+    @Test("the scrape URL follows the announce URL convention")
+    func scrapeURL() {
+        #expect(HTTPTrackerCodec.scrapeURL(forAnnounce: "http://t:1/announce") == "http://t:1/scrape")
+        #expect(
+            HTTPTrackerCodec.scrapeURL(forAnnounce: "http://t/x/announce.php?k=1")
+                == "http://t/x/scrape.php?k=1")
+        #expect(HTTPTrackerCodec.scrapeURL(forAnnounce: "http://t/a") == nil)
+    }
+
+    @Test("scrape replies, HTTP and UDP")
+    func replies() throws {
+        let hash = try #require(InfoHash("7b5e918f364908afab937ecdd84059dfb61102b7"))
+        let http: BencodeValue = .dictionary([
+            Array("files".utf8): .dictionary([hash.bytes: ["complete": 3, "downloaded": 9, "incomplete": 1]])
+        ])
+        #expect(
+            try HTTPTrackerCodec.parseScrape(http.encoded())[hash]
+                == ScrapeStats(seeders: 3, completed: 9, leechers: 1))
+        let packet: [UInt8] = [0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 1]
+        #expect(
+            try UDPTrackerCodec.parseScrape(packet, transaction: 5, infoHashes: [hash])[hash]
+                == ScrapeStats(seeders: 3, completed: 9, leechers: 1))
+        #expect(UDPTrackerCodec.scrapeRequest([hash], connection: 1, transaction: 5).count == 36)
+    }
+}

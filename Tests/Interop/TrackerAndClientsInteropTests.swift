@@ -1,5 +1,6 @@
 import BitTorrent
 import Foundation
+import NIOPosix
 import SystemPackage
 import Testing
 
@@ -98,6 +99,15 @@ struct TrackerAndClientsInteropTests {
             try await leecher.run { _ in }
         }
         #expect(await payload.isComplete(in: target))
+        // The leecher sent `stopped`; the seeder is still announced. Scrape agrees.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let scraper = TrackerClient(loop: group.next())
+        let hash = payload.metainfo.infoHash
+        let url = scheme == "http" ? tracker.http : tracker.udp
+        let counts = try await scraper.scrape(url, [hash], timeout: .seconds(10)).get()
+        try await group.shutdownGracefully()
+        #expect(counts[hash]?.seeders == 1, "scrape over \(scheme): \(counts)")
+        #expect(counts[hash]?.leechers == 0)
         seeding.cancel()
         _ = try? await seeding.value
     }

@@ -24,7 +24,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
         if case .outgoing(let driver, _) = role { self.driver = driver }
     }
 
-        private var admitted = false
+    private var admitted = false
 
     func channelActive(context: ChannelHandlerContext) {
         switch role {
@@ -111,7 +111,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-        func channelInactive(context: ChannelHandlerContext) {
+    func channelInactive(context: ChannelHandlerContext) {
         if case .incoming(let listener) = role, admitted { listener.release() }
         admitted = false
         if let key { driver?.disconnected(key) }

@@ -57,7 +57,7 @@ public struct TorrentClientOptions: Sendable {
     /// Indices of the files to download (nil: all).
     public var fileSelection: [Int]?
     public var session = SessionConfiguration()
-        /// Most incoming connections at once (each torrent also caps its own peers,
+    /// Most incoming connections at once (each torrent also caps its own peers,
     /// ``SessionConfiguration/maxPeers``).
     public var maxIncomingConnections = 200
     /// Threads for hashing when checking existing data.
@@ -125,7 +125,7 @@ public final class TorrentClient: Sendable {
         var generator = SystemRandomNumberGenerator()
         let peerID = Handshake.makePeerID(using: &generator)
         let seed = UInt64.random(in: 0...UInt64.max, using: &generator)
-                let listener = PeerListener(maxIncoming: options.maxIncomingConnections)
+        let listener = PeerListener(maxIncoming: options.maxIncomingConnections)
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

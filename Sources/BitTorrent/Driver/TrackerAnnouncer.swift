@@ -10,7 +10,7 @@ final class TrackerAnnouncer: @unchecked Sendable {
     private var nextAnnounce: Moment = .zero
     private var inFlight = 0
     private var sentStarted = false
-        private var completedPending = false
+    private var completedPending = false
     private var roundStarted: Moment = .zero
     private var roundInterval = 1_800
     private var roundSucceeded = false

@@ -57,20 +57,20 @@ struct TrackerURL: Hashable, Sendable {
     }
 }
 
-/// Announces to HTTP and UDP trackers from an event loop.
-final class TrackerClient: Sendable {
-    let loop: EventLoop
+/// Announces to and scrapes HTTP and UDP trackers from an event loop.
+public final class TrackerClient: Sendable {
+    public let loop: EventLoop
     /// BEP 15 connection IDs, reusable for a minute.
     private let connections = Mutex<[String: (id: UInt64, until: NIODeadline)]>([:])
 
-    init(loop: EventLoop) {
+    public init(loop: EventLoop) {
         self.loop = loop
     }
 
     /// One announce. `timeout` bounds the whole exchange (UDP retransmits within it, BEP 15).
-    func announce(_ url: String, _ request: AnnounceRequest, timeout: TimeAmount) -> EventLoopFuture<
-        AnnounceResponse
-    > {
+    public func announce(_ url: String, _ request: AnnounceRequest, timeout: TimeAmount)
+        -> EventLoopFuture<AnnounceResponse>
+    {
         let parsed: TrackerURL
         do {
             parsed = try TrackerURL(url)
@@ -78,18 +78,62 @@ final class TrackerClient: Sendable {
             return loop.makeFailedFuture(error)
         }
         switch parsed.scheme {
-        case .http: return announceHTTP(parsed, request, timeout: timeout)
-        case .udp: return announceUDP(parsed, request, timeout: timeout)
+        case .http:
+            let target = parsed.path + "?" + HTTPTrackerCodec.query(for: request, existingQuery: parsed.query)
+            return get(parsed, path: target, timeout: timeout).flatMapThrowing {
+                try HTTPTrackerCodec.parse($0)
+            }
+        case .udp:
+            let urlData =
+                parsed.path == "/" && parsed.query == nil
+                ? nil : parsed.path + (parsed.query.map { "?" + $0 } ?? "")
+            return udpExchange(parsed, timeout: timeout) { connection, transaction in
+                UDPTrackerCodec.announceRequest(
+                    request, connection: connection, transaction: transaction, urlData: urlData)
+            } parse: { reply, transaction, ipv6 in
+                try UDPTrackerCodec.parseAnnounce(reply, transaction: transaction, ipv6: ipv6)
+            }
+        }
+    }
+
+    /// Counts for `infoHashes` from the tracker behind announce URL `url` (BEP 48 for HTTP,
+    /// BEP 15 for UDP).
+    public func scrape(_ url: String, _ infoHashes: [InfoHash], timeout: TimeAmount)
+        -> EventLoopFuture<[InfoHash: ScrapeStats]>
+    {
+        let parsed: TrackerURL
+        do {
+            parsed = try TrackerURL(url)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        switch parsed.scheme {
+        case .http:
+            guard let scrapeURL = HTTPTrackerCodec.scrapeURL(forAnnounce: url),
+                let target = try? TrackerURL(scrapeURL)
+            else {
+                return loop.makeFailedFuture(TrackerError.unsupportedURL("\(url) (no scrape URL)"))
+            }
+            let path =
+                target.path + "?" + HTTPTrackerCodec.scrapeQuery(infoHashes, existingQuery: target.query)
+            return get(target, path: path, timeout: timeout).flatMapThrowing {
+                try HTTPTrackerCodec.parseScrape($0)
+            }
+        case .udp:
+            return udpExchange(parsed, timeout: timeout) { connection, transaction in
+                UDPTrackerCodec.scrapeRequest(infoHashes, connection: connection, transaction: transaction)
+            } parse: { reply, transaction, _ in
+                try UDPTrackerCodec.parseScrape(reply, transaction: transaction, infoHashes: infoHashes)
+            }
         }
     }
 
     // MARK: HTTP
 
-    private func announceHTTP(_ url: TrackerURL, _ request: AnnounceRequest, timeout: TimeAmount)
-        -> EventLoopFuture<AnnounceResponse>
+    /// One HTTP GET; the body, at most 4 MiB.
+    private func get(_ url: TrackerURL, path target: String, timeout: TimeAmount) -> EventLoopFuture<[UInt8]>
     {
         let promise = loop.makePromise(of: [UInt8].self)
-        let target = url.path + "?" + HTTPTrackerCodec.query(for: request, existingQuery: url.query)
         let hostHeader = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
@@ -115,14 +159,18 @@ final class TrackerClient: Sendable {
                 promise.fail(TrackerError.transport("cannot reach \(url.host):\(url.port): \(error)"))
             }
         }
-        return promise.futureResult.flatMapThrowing { body in try HTTPTrackerCodec.parse(body) }
+        return promise.futureResult
     }
 
     // MARK: UDP
 
-    private func announceUDP(_ url: TrackerURL, _ request: AnnounceRequest, timeout: TimeAmount)
-        -> EventLoopFuture<AnnounceResponse>
-    {
+    /// Connect (or reuse a connection ID less than a minute old), then one request and its
+    /// reply, retransmitted within `timeout` (BEP 15).
+    private func udpExchange<Reply: Sendable>(
+        _ url: TrackerURL, timeout: TimeAmount,
+        build: @escaping @Sendable (_ connection: UInt64, _ transaction: UInt32) -> [UInt8],
+        parse: @escaping @Sendable (_ reply: [UInt8], _ transaction: UInt32, _ ipv6: Bool) throws -> Reply
+    ) -> EventLoopFuture<Reply> {
         let key = "\(url.host):\(url.port)"
         let exchange = UDPExchange(loop: loop, deadline: .now() + timeout)
         let bootstrap = DatagramBootstrap(group: loop).channelInitializer { channel in
@@ -132,12 +180,9 @@ final class TrackerClient: Sendable {
             guard let entry = cache[key], entry.until > .now() else { return nil }
             return entry.id
         }
-        let urlData =
-            url.path == "/" && url.query == nil ? nil : url.path + (url.query.map { "?" + $0 } ?? "")
         let isIPv6 = url.host.contains(":")
         return bootstrap.bind(host: isIPv6 ? "::" : "0.0.0.0", port: 0).flatMap { channel in
-            exchange.resolve(host: url.host, port: url.port).flatMap {
-                remote -> EventLoopFuture<AnnounceResponse> in
+            exchange.resolve(host: url.host, port: url.port).flatMap { remote -> EventLoopFuture<Reply> in
                 exchange.remote = remote
                 let connect: EventLoopFuture<UInt64>
                 if let cached {
@@ -155,11 +200,8 @@ final class TrackerClient: Sendable {
                 }
                 return connect.flatMap { id in
                     let transaction = UInt32.random(in: 0...UInt32.max)
-                    let packet = UDPTrackerCodec.announceRequest(
-                        request, connection: id, transaction: transaction, urlData: urlData)
-                    return exchange.send(packet, on: channel).flatMapThrowing { reply in
-                        try UDPTrackerCodec.parseAnnounce(
-                            reply, transaction: transaction, ipv6: remote.protocol == .inet6)
+                    return exchange.send(build(id, transaction), on: channel).flatMapThrowing { reply in
+                        try parse(reply, transaction, remote.protocol == .inet6)
                     }
                 }
             }.always { _ in channel.close(promise: nil) }

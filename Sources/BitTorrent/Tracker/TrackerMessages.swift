@@ -51,6 +51,13 @@ public struct AnnounceResponse: Sendable, Hashable {
     public var trackerID: String?
 }
 
+/// A tracker's counts for one torrent (scrape, BEP 48 / BEP 15).
+public struct ScrapeStats: Sendable, Hashable {
+    public var seeders: Int
+    public var completed: Int
+    public var leechers: Int
+}
+
 /// Why an announce failed.
 public enum TrackerError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The tracker said no (`failure reason`, or a BEP 15 error).
@@ -105,6 +112,52 @@ public enum HTTPTrackerCodec {
         if let trackerID = request.trackerID { parts.append("trackerid=" + escape(Array(trackerID.utf8))) }
         if let existingQuery, !existingQuery.isEmpty { parts.insert(existingQuery, at: 0) }
         return parts.joined(separator: "&")
+    }
+
+    /// The scrape URL for an announce URL (BEP 48): the last path component `announce`
+    /// becomes `scrape`; nil when the tracker has no scrape convention.
+    public static func scrapeURL(forAnnounce url: String) -> String? {
+        let base = url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? url
+        guard let slash = base.lastIndex(of: "/"), base[base.index(after: slash)...].hasPrefix("announce")
+        else {
+            return nil
+        }
+        let rest = base[base.index(after: slash)...].dropFirst("announce".count)
+        let query = url.dropFirst(base.count)
+        return String(base[...slash]) + "scrape" + rest + query
+    }
+
+    /// The query of a scrape for `infoHashes`.
+    public static func scrapeQuery(_ infoHashes: [InfoHash], existingQuery: String?) -> String {
+        var parts = infoHashes.map { "info_hash=" + escape($0.bytes) }
+        if let existingQuery, !existingQuery.isEmpty { parts.insert(existingQuery, at: 0) }
+        return parts.joined(separator: "&")
+    }
+
+    /// Reads a scrape reply: `files` maps raw info-hashes to counts.
+    public static func parseScrape(_ body: [UInt8]) throws(TrackerError) -> [InfoHash: ScrapeStats] {
+        let value: BencodeValue
+        do {
+            value = try BencodeDecoder(
+                mode: .lenient, limits: .init(maxDepth: 8, maxElements: 100_000, maxInputSize: 4 << 20)
+            )
+            .decode(body)
+        } catch {
+            throw .badResponse("\(error)")
+        }
+        if let reason = value["failure reason"]?.string { throw .failure(reason) }
+        guard let files = value["files"]?.dictionary else {
+            throw .badResponse("scrape reply without 'files'")
+        }
+        var result: [InfoHash: ScrapeStats] = [:]
+        for (key, entry) in files {
+            guard let hash = InfoHash(bytes: key) else { continue }
+            result[hash] = ScrapeStats(
+                seeders: Int(clamping: entry["complete"]?.integer ?? 0),
+                completed: Int(clamping: entry["downloaded"]?.integer ?? 0),
+                leechers: Int(clamping: entry["incomplete"]?.integer ?? 0))
+        }
+        return result
     }
 
     /// Reads a tracker's bencoded answer.
@@ -199,6 +252,37 @@ public enum UDPTrackerCodec {
         return AnnounceResponse(
             interval: Int(read32(packet, 8)), minInterval: nil, seeders: Int(read32(packet, 16)),
             leechers: Int(read32(packet, 12)), peers: peers, warning: nil, trackerID: nil)
+    }
+
+    /// Most info-hashes in one UDP scrape (BEP 15: about 74 fit a packet).
+    public static let maxScrapeHashes = 74
+
+    public static func scrapeRequest(_ infoHashes: [InfoHash], connection: UInt64, transaction: UInt32)
+        -> [UInt8]
+    {
+        var out: [UInt8] = []
+        append(connection, to: &out)
+        append(UInt32(2), to: &out)
+        append(transaction, to: &out)
+        for hash in infoHashes.prefix(maxScrapeHashes) { out += hash.bytes }
+        return out
+    }
+
+    /// A scrape reply: 12 bytes per info-hash asked, in order.
+    public static func parseScrape(_ packet: [UInt8], transaction: UInt32, infoHashes: [InfoHash])
+        throws(TrackerError)
+        -> [InfoHash: ScrapeStats]
+    {
+        try checkHeader(packet, action: 2, transaction: transaction, minimum: 8)
+        var result: [InfoHash: ScrapeStats] = [:]
+        for (index, hash) in infoHashes.prefix(maxScrapeHashes).enumerated() {
+            let offset = 8 + index * 12
+            guard offset + 12 <= packet.count else { break }
+            result[hash] = ScrapeStats(
+                seeders: Int(read32(packet, offset)), completed: Int(read32(packet, offset + 4)),
+                leechers: Int(read32(packet, offset + 8)))
+        }
+        return result
     }
 
     private static func checkHeader(_ packet: [UInt8], action: UInt32, transaction: UInt32, minimum: Int)
