@@ -112,6 +112,41 @@ struct TrackerAndClientsInteropTests {
         _ = try? await seeding.value
     }
 
+        @Test("an https tracker (TLS, a certificate from an extra trust root) brings the peers together")
+    func httpsTracker() async throws {
+        try #require(Interop.enabled("openssl"), "openssl is not installed")
+        let payload = try await TransferPayload(multiFile: false)
+        defer { payload.payloads.remove() }
+        let cert = payload.payloads.root.appendingPathComponent("cert.pem")
+        let key = payload.payloads.root.appendingPathComponent("key.pem")
+        try Interop.check(
+            try Interop.program("openssl"),
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key.path, "-out", cert.path,
+            ])
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Scripts/https_tracker.py").path
+        let tracker = try BackgroundProgram(Interop.python, [script, cert.path, key.path, "120"])
+        defer { tracker.stop() }
+        let port = try await tracker.waitForJSON("port", timeout: 20)["port"] as? Int ?? 0
+        let url = "https://127.0.0.1:\(port)/announce"
+        var seedOptions = loopbackOptions(payload.seedDirectory, seed: true)
+        seedOptions.trackers = [[url]]
+        seedOptions.trackerCertificates = FilePath(cert.path)
+        let seeding = Task { try await TorrentClient(metainfo: payload.metainfo, options: seedOptions).run { _ in } }
+        defer { seeding.cancel() }
+        let target = try payload.directory("get")
+        var getOptions = loopbackOptions(target)
+        getOptions.trackers = [[url]]
+        getOptions.trackerCertificates = FilePath(cert.path)
+        let leecher = TorrentClient(metainfo: payload.metainfo, options: getOptions)
+        try await withDeadline(60, "download through an https tracker") { try await leecher.run { _ in } }
+        #expect(await payload.isComplete(in: target))
+        seeding.cancel()
+        _ = try? await seeding.value
+    }
+
     @Test("aria2 finds a PeerStack seeder through opentracker and downloads from it")
     func aria2FromPeerStack() async throws {
         try #require(

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SystemPackage
 
 /// A snapshot of a torrent's progress, reported about once a second.
@@ -50,8 +51,10 @@ public struct TorrentClientOptions: Sendable {
     public var listenPort = 6881
     /// Peers to connect to from the start.
     public var peers: [PeerAddress] = []
-    /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
+        /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
     public var trackers: [[String]]?
+    /// A PEM file of certificates to trust for https trackers, besides the system's.
+    public var trackerCertificates: FilePath?
     /// Keep seeding after the download completes, until cancelled.
     public var seed = false
     /// Indices of the files to download (nil: all).
@@ -155,10 +158,11 @@ public final class TorrentClient: Sendable {
                 keepSeeding: options.seed,
                 workers: options.hashWorkers, onEvent: onEvent)
         }.get()
-        let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
+                let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
+        let roots = try options.trackerCertificates.map { try NIOSSLCertificate.fromPEMFile($0.string) } ?? []
         if !tiers.isEmpty {
             try await loop.submit {
-                let announcer = TrackerAnnouncer(tiers: tiers, loop: loop)
+                let announcer = TrackerAnnouncer(tiers: tiers, loop: loop, extraTrustRoots: roots)
                 announcer.onResult = { url, result in
                     switch result {
                     case .success(let response): onEvent(.log("\(url): \(response.peers.count) peers"))

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 /// Announces a torrent to its trackers (BEP 3, 12, 15): every tier in parallel, the URLs of
 /// a tier in order until one answers (which then moves to the front, as BEP 12 says), again
@@ -19,9 +20,9 @@ final class TrackerAnnouncer: @unchecked Sendable {
     /// Outcome reports for the log and the progress view.
     var onResult: (String, Result<AnnounceResponse, Error>) -> Void = { _, _ in }
 
-    init(tiers: [[String]], loop: EventLoop) {
+        init(tiers: [[String]], loop: EventLoop, extraTrustRoots: [NIOSSLCertificate] = []) {
         self.tiers = tiers.filter { !$0.isEmpty }
-        client = TrackerClient(loop: loop)
+        client = TrackerClient(loop: loop, extraTrustRoots: extraTrustRoots)
     }
 
     var isEmpty: Bool { tiers.isEmpty }

@@ -1,11 +1,16 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// A tracker URL split into its parts.
 struct TrackerURL: Hashable, Sendable {
-    enum Scheme: String, Sendable { case http, udp }
+        enum Scheme: String, Sendable {
+        case http
+        case https
+        case udp
+    }
     var scheme: Scheme
     var host: String
     var port: Int
@@ -15,20 +20,22 @@ struct TrackerURL: Hashable, Sendable {
     init(_ text: String) throws(TrackerError) {
         let lower = text.lowercased()
         let scheme: Scheme
-        if lower.hasPrefix("http://") {
+                if lower.hasPrefix("http://") {
             scheme = .http
+        } else if lower.hasPrefix("https://") {
+            scheme = .https
         } else if lower.hasPrefix("udp://") {
             scheme = .udp
         } else {
-            throw .unsupportedURL(text)  // https needs TLS, not here yet
+            throw .unsupportedURL(text)
         }
         self.scheme = scheme
-        var rest = Substring(text.dropFirst(scheme == .http ? 7 : 6))
+        var rest = Substring(text.dropFirst(scheme.rawValue.count + 3))
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         rest = rest[authorityEnd...]
         var host = authority
-        var port = scheme == .http ? 80 : 80
+                var port = scheme == .https ? 443 : 80
         if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
@@ -60,11 +67,18 @@ struct TrackerURL: Hashable, Sendable {
 /// Announces to and scrapes HTTP and UDP trackers from an event loop.
 public final class TrackerClient: Sendable {
     public let loop: EventLoop
-    /// BEP 15 connection IDs, reusable for a minute.
+        /// BEP 15 connection IDs, reusable for a minute.
     private let connections = Mutex<[String: (id: UInt64, until: NIODeadline)]>([:])
+    /// TLS for https trackers: the system's trust store plus any extra roots.
+    private let tls: NIOSSLContext?
 
-    public init(loop: EventLoop) {
+    /// `extraTrustRoots`: certificates to trust besides the system's, for https trackers with a
+    /// private certificate authority.
+    public init(loop: EventLoop, extraTrustRoots: [NIOSSLCertificate] = []) {
         self.loop = loop
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if !extraTrustRoots.isEmpty { configuration.additionalTrustRoots = [.certificates(extraTrustRoots)] }
+        tls = try? NIOSSLContext(configuration: configuration)
     }
 
     /// One announce. `timeout` bounds the whole exchange (UDP retransmits within it, BEP 15).
@@ -78,7 +92,7 @@ public final class TrackerClient: Sendable {
             return loop.makeFailedFuture(error)
         }
         switch parsed.scheme {
-        case .http:
+                case .http, .https:
             let target = parsed.path + "?" + HTTPTrackerCodec.query(for: request, existingQuery: parsed.query)
             return get(parsed, path: target, timeout: timeout).flatMapThrowing {
                 try HTTPTrackerCodec.parse($0)
@@ -108,7 +122,7 @@ public final class TrackerClient: Sendable {
             return loop.makeFailedFuture(error)
         }
         switch parsed.scheme {
-        case .http:
+                case .http, .https:
             guard let scrapeURL = HTTPTrackerCodec.scrapeURL(forAnnounce: url),
                 let target = try? TrackerURL(scrapeURL)
             else {
@@ -135,10 +149,22 @@ public final class TrackerClient: Sendable {
     {
         let promise = loop.makePromise(of: [UInt8].self)
         let hostHeader = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+                var tlsHandler: NIOSSLClientHandler?
+        if url.scheme == .https {
+            guard let tls else { return loop.makeFailedFuture(TrackerError.transport("TLS is not available")) }
+            // SNI only for names, never for IP literals (RFC 6066).
+            let isLiteral = PeerAddress.parseIP(url.host) != nil
+            do {
+                tlsHandler = try NIOSSLClientHandler(context: tls, serverHostname: isLiteral ? nil : url.host)
+            } catch {
+                return loop.makeFailedFuture(TrackerError.transport("TLS: \(error)"))
+            }
+        }
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsHandler { try channel.pipeline.syncOperations.addHandler(tlsHandler) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPGetHandler(target: target, host: hostHeader, promise: promise))
