@@ -112,7 +112,7 @@ struct TrackerAndClientsInteropTests {
         _ = try? await seeding.value
     }
 
-        @Test("an https tracker (TLS, a certificate from an extra trust root) brings the peers together")
+    @Test("an https tracker (TLS, a certificate from an extra trust root) brings the peers together")
     func httpsTracker() async throws {
         try #require(Interop.enabled("openssl"), "openssl is not installed")
         let payload = try await TransferPayload(multiFile: false)
@@ -134,7 +134,9 @@ struct TrackerAndClientsInteropTests {
         var seedOptions = loopbackOptions(payload.seedDirectory, seed: true)
         seedOptions.trackers = [[url]]
         seedOptions.trackerCertificates = FilePath(cert.path)
-        let seeding = Task { try await TorrentClient(metainfo: payload.metainfo, options: seedOptions).run { _ in } }
+        let seeding = Task {
+            try await TorrentClient(metainfo: payload.metainfo, options: seedOptions).run { _ in }
+        }
         defer { seeding.cancel() }
         let target = try payload.directory("get")
         var getOptions = loopbackOptions(target)

@@ -51,7 +51,7 @@ public struct TorrentClientOptions: Sendable {
     public var listenPort = 6881
     /// Peers to connect to from the start.
     public var peers: [PeerAddress] = []
-        /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
+    /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
     public var trackers: [[String]]?
     /// A PEM file of certificates to trust for https trackers, besides the system's.
     public var trackerCertificates: FilePath?
@@ -158,7 +158,7 @@ public final class TorrentClient: Sendable {
                 keepSeeding: options.seed,
                 workers: options.hashWorkers, onEvent: onEvent)
         }.get()
-                let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
+        let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
         let roots = try options.trackerCertificates.map { try NIOSSLCertificate.fromPEMFile($0.string) } ?? []
         if !tiers.isEmpty {
             try await loop.submit {

@@ -20,7 +20,7 @@ final class TrackerAnnouncer: @unchecked Sendable {
     /// Outcome reports for the log and the progress view.
     var onResult: (String, Result<AnnounceResponse, Error>) -> Void = { _, _ in }
 
-        init(tiers: [[String]], loop: EventLoop, extraTrustRoots: [NIOSSLCertificate] = []) {
+    init(tiers: [[String]], loop: EventLoop, extraTrustRoots: [NIOSSLCertificate] = []) {
         self.tiers = tiers.filter { !$0.isEmpty }
         client = TrackerClient(loop: loop, extraTrustRoots: extraTrustRoots)
     }

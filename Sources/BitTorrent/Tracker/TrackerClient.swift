@@ -6,7 +6,7 @@ import Synchronization
 
 /// A tracker URL split into its parts.
 struct TrackerURL: Hashable, Sendable {
-        enum Scheme: String, Sendable {
+    enum Scheme: String, Sendable {
         case http
         case https
         case udp
@@ -20,7 +20,7 @@ struct TrackerURL: Hashable, Sendable {
     init(_ text: String) throws(TrackerError) {
         let lower = text.lowercased()
         let scheme: Scheme
-                if lower.hasPrefix("http://") {
+        if lower.hasPrefix("http://") {
             scheme = .http
         } else if lower.hasPrefix("https://") {
             scheme = .https
@@ -35,7 +35,7 @@ struct TrackerURL: Hashable, Sendable {
         let authority = rest[..<authorityEnd]
         rest = rest[authorityEnd...]
         var host = authority
-                var port = scheme == .https ? 443 : 80
+        var port = scheme == .https ? 443 : 80
         if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
@@ -67,7 +67,7 @@ struct TrackerURL: Hashable, Sendable {
 /// Announces to and scrapes HTTP and UDP trackers from an event loop.
 public final class TrackerClient: Sendable {
     public let loop: EventLoop
-        /// BEP 15 connection IDs, reusable for a minute.
+    /// BEP 15 connection IDs, reusable for a minute.
     private let connections = Mutex<[String: (id: UInt64, until: NIODeadline)]>([:])
     /// TLS for https trackers: the system's trust store plus any extra roots.
     private let tls: NIOSSLContext?
@@ -92,7 +92,7 @@ public final class TrackerClient: Sendable {
             return loop.makeFailedFuture(error)
         }
         switch parsed.scheme {
-                case .http, .https:
+        case .http, .https:
             let target = parsed.path + "?" + HTTPTrackerCodec.query(for: request, existingQuery: parsed.query)
             return get(parsed, path: target, timeout: timeout).flatMapThrowing {
                 try HTTPTrackerCodec.parse($0)
@@ -122,7 +122,7 @@ public final class TrackerClient: Sendable {
             return loop.makeFailedFuture(error)
         }
         switch parsed.scheme {
-                case .http, .https:
+        case .http, .https:
             guard let scrapeURL = HTTPTrackerCodec.scrapeURL(forAnnounce: url),
                 let target = try? TrackerURL(scrapeURL)
             else {
@@ -149,9 +149,11 @@ public final class TrackerClient: Sendable {
     {
         let promise = loop.makePromise(of: [UInt8].self)
         let hostHeader = url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
-                var tlsHandler: NIOSSLClientHandler?
+        var tlsHandler: NIOSSLClientHandler?
         if url.scheme == .https {
-            guard let tls else { return loop.makeFailedFuture(TrackerError.transport("TLS is not available")) }
+            guard let tls else {
+                return loop.makeFailedFuture(TrackerError.transport("TLS is not available"))
+            }
             // SNI only for names, never for IP literals (RFC 6066).
             let isLiteral = PeerAddress.parseIP(url.host) != nil
             do {
