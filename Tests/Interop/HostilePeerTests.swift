@@ -37,14 +37,8 @@ struct HostilePeerTests {
             Interop.python, [Self.script, mode, payload.torrentFile.path, data, "\(freePort())", "120"])
         defer { hostile.stop() }
         let hostilePort = try await hostile.waitForJSON("port", timeout: 20)["port"] as? Int ?? 0
-        let seeder = try BackgroundProgram(
-            Interop.python,
-            [
-                Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path,
-                "\(freePort())", "120",
-            ])
+        let (seeder, seedPort) = try await startLibtorrentSeeder(payload)
         defer { seeder.stop() }
-        let seedPort = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         let target = try payload.directory("get")
         let log = EventLog()
         // The hostile peer is listed first, so it is dialled and heard from early.

@@ -11,14 +11,8 @@ struct ResumeInteropTests {
         try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
         let payload = try await TransferPayload(multiFile: true)
         defer { payload.payloads.remove() }
-        let seeder = try BackgroundProgram(
-            Interop.python,
-            [
-                Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path,
-                "\(freePort())", "180",
-            ])
+        let (seeder, port) = try await startLibtorrentSeeder(payload)
         defer { seeder.stop() }
-        let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         let target = try payload.directory("get")
         let binary = try peerstackExecutable().path
         let arguments = [

@@ -66,6 +66,18 @@ struct TransferPayload {
     }
 }
 
+/// A libtorrent seeder (seed mode, loopback) for `payload`, and the port it listens on.
+func startLibtorrentSeeder(_ payload: TransferPayload) async throws -> (BackgroundProgram, Int) {
+    let seeder = try BackgroundProgram(
+        Interop.python,
+        [
+            Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())",
+            "150",
+        ])
+    let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
+    return (seeder, port)
+}
+
 /// Options for a PeerStack client on loopback.
 func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed: Bool = false)
     -> TorrentClientOptions
@@ -80,17 +92,6 @@ func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed
 
 @Suite("Transfers with libtorrent", .serialized)
 struct LibtorrentTransferTests {
-    func startLibtorrentSeeder(_ payload: TransferPayload) async throws -> (BackgroundProgram, Int) {
-        let seeder = try BackgroundProgram(
-            Interop.python,
-            [
-                Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path,
-                "\(freePort())", "120",
-            ])
-        let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
-        return (seeder, port)
-    }
-
     @Test("PeerStack downloads from a libtorrent seeder", arguments: [false, true])
     func downloadFromLibtorrent(multiFile: Bool) async throws {
         try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")

@@ -136,20 +136,7 @@ public struct MagnetLink: Hashable, Sendable {
     }
 
     static func percentEncode(_ text: String) -> String {
-        var out: [UInt8] = []
-        let hex = Array("0123456789ABCDEF".utf8)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                out.append(byte)
-            default:
-                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        percentEncoded(Array(text.utf8))
     }
 
     static func percentDecode(_ bytes: [UInt8], plusIsSpace: Bool, parameter: String) throws(MagnetLinkError)
@@ -207,4 +194,23 @@ public enum MagnetLinkError: Error, Hashable, Sendable, CustomStringConvertible 
         case .tooManyParameters(let limit): return "more than \(limit) parameters"
         }
     }
+}
+
+/// Percent-encodes raw bytes (RFC 3986): everything but the unreserved characters. Used for
+/// magnet links and tracker queries alike.
+func percentEncoded(_ bytes: [UInt8]) -> String {
+    let hex = Array("0123456789ABCDEF".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    for byte in bytes {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            out.append(byte)
+        default:
+            out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
 }

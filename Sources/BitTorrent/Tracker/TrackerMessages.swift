@@ -81,23 +81,7 @@ public enum TrackerError: Error, Sendable, Hashable, CustomStringConvertible {
 /// HTTP tracker protocol (BEP 3, compact peers BEP 23, IPv6 peers BEP 7): the query and the
 /// bencoded answer.
 public enum HTTPTrackerCodec {
-    /// Percent-encodes raw bytes for a query string (RFC 3986 unreserved bytes kept).
-    static func escape(_ bytes: [UInt8]) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
-                UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                out.append(byte)
-            default:
-                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func escape(_ bytes: [UInt8]) -> String { percentEncoded(bytes) }
 
     /// The path and query of the announce GET for `announceURL`'s path and query.
     public static func query(for request: AnnounceRequest, existingQuery: String?) -> String {
@@ -136,15 +120,7 @@ public enum HTTPTrackerCodec {
 
     /// Reads a scrape reply: `files` maps raw info-hashes to counts.
     public static func parseScrape(_ body: [UInt8]) throws(TrackerError) -> [InfoHash: ScrapeStats] {
-        let value: BencodeValue
-        do {
-            value = try BencodeDecoder(
-                mode: .lenient, limits: .init(maxDepth: 8, maxElements: 100_000, maxInputSize: 4 << 20)
-            )
-            .decode(body)
-        } catch {
-            throw .badResponse("\(error)")
-        }
+        let value = try decodeReply(body)
         if let reason = value["failure reason"]?.string { throw .failure(reason) }
         guard let files = value["files"]?.dictionary else {
             throw .badResponse("scrape reply without 'files'")
@@ -160,17 +136,20 @@ public enum HTTPTrackerCodec {
         return result
     }
 
-    /// Reads a tracker's bencoded answer.
-    public static func parse(_ body: [UInt8]) throws(TrackerError) -> AnnounceResponse {
-        let value: BencodeValue
+    /// A tracker reply's bencoded dictionary, bounded: 4 MiB, depth 8, 100,000 values.
+    private static func decodeReply(_ body: [UInt8]) throws(TrackerError) -> BencodeValue {
         do {
-            value = try BencodeDecoder(
+            return try BencodeDecoder(
                 mode: .lenient, limits: .init(maxDepth: 8, maxElements: 100_000, maxInputSize: 4 << 20)
-            )
-            .decode(body)
+            ).decode(body)
         } catch {
             throw .badResponse("\(error)")
         }
+    }
+
+    /// Reads a tracker's bencoded answer.
+    public static func parse(_ body: [UInt8]) throws(TrackerError) -> AnnounceResponse {
+        let value = try decodeReply(body)
         guard case .dictionary = value else { throw .badResponse("not a dictionary") }
         if let reason = value["failure reason"]?.string { throw .failure(reason) }
         guard let interval = value["interval"]?.integer, interval > 0 else {
