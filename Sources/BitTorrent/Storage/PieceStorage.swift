@@ -41,6 +41,8 @@ public final class PieceStorage: Sendable {
         var bytes = 0
         /// Pieces whose blocks already went to disk: never cached, checked from disk.
         var writtenThrough: Set<Int> = []
+        /// Piece buffers to reuse: a new one would be fresh pages the kernel must zero.
+        var spare: [[UInt8]] = []
     }
 
     /// Files go to `directory/name/…` (multi-file) or `directory/name` (single file).
@@ -115,7 +117,9 @@ public final class PieceStorage: Sendable {
                     cache.writtenThrough.insert(request.piece)
                     return false
                 }
-                cache.pieces[request.piece] = ([UInt8](repeating: 0, count: pieceSize), 0)
+                var buffer = cache.spare.popLast() ?? []
+                if buffer.count != pieceSize { buffer = [UInt8](repeating: 0, count: pieceSize) }
+                cache.pieces[request.piece] = (buffer, 0)
                 cache.bytes += pieceSize
             }
             guard request.offset + data.count <= pieceSize else { return false }
@@ -191,10 +195,21 @@ public final class PieceStorage: Sendable {
             }
             defer { if let entry { self.pendingBytes.wrappingSubtract(entry.filled, ordering: .relaxed) } }
             let data = try entry?.buffer ?? self.readRange(self.layout.pieceRange(piece))
-            let passed = Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
+            // A reused buffer holds an older piece's bytes until every block is written over it.
+            let complete = entry.map { $0.filled == $0.buffer.count } ?? true
+            let passed = complete && Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
             // From memory, a piece reaches the disk only once it has passed.
             if passed, entry != nil {
                 try self.writeRange(data, at: self.layout.pieceRange(piece).lowerBound)
+            }
+            defer {
+                if let entry {
+                    self.cache.withLock { cache in
+                        if cache.spare.count < max(2, self.cacheLimit / max(1, entry.buffer.count) / 2) {
+                            cache.spare.append(entry.buffer)
+                        }
+                    }
+                }
             }
             guard !passed || blockDigests else { return (passed, nil) }
             let digests = stride(from: 0, to: data.count, by: BlockRequest.standardLength).map {
