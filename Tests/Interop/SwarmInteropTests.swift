@@ -51,6 +51,53 @@ struct SwarmInteropTests {
         _ = try? await running.value
     }
 
+    @Test("PEX from PeerStack (BEP 11) introduces two libtorrent peers to each other")
+    func pexToLibtorrent() async throws {
+        try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
+        let payload = try await TransferPayload(multiFile: false)
+        defer { payload.payloads.remove() }
+        // PeerStack in the middle holds half the data, so nobody completes and every
+        // connection stays up (libtorrent drops seed-to-seed connections).
+        let half = try payload.directory("half")
+        let data = try Data(contentsOf: payload.seedDirectory.appendingPathComponent("single.bin"))
+        try data.prefix(data.count / 2).write(to: half.appendingPathComponent("single.bin"))
+        let middlePort = freePort()
+        let middle = TorrentClient(
+            metainfo: payload.metainfo, options: loopbackOptions(half, port: middlePort))
+        let running = Task { try await middle.run { _ in } }
+        defer { running.cancel() }
+        try await Task.sleep(for: .seconds(1))
+        let portA = freePort()
+        let portB = freePort()
+        let peerA = try BackgroundProgram(
+            Interop.python,
+            [
+                Interop.peerScript, "get", payload.torrentFile.path, try payload.directory("a").path,
+                "\(portA)", "90",
+                "127.0.0.1:\(middlePort)",
+            ])
+        defer { peerA.stop() }
+        let peerB = try BackgroundProgram(
+            Interop.python,
+            [
+                Interop.peerScript, "get", payload.torrentFile.path, try payload.directory("b").path,
+                "\(portB)", "90",
+                "127.0.0.1:\(middlePort)",
+            ])
+        defer { peerB.stop() }
+        // Each was told only of PeerStack; PeerStack's PEX names the other.
+        let deadline = Date().addingTimeInterval(30)
+        var introduced = false
+        while Date() < deadline && !introduced {
+            introduced =
+                peerA.text.contains("\"127.0.0.1:\(portB)\"") || peerB.text.contains("\"127.0.0.1:\(portA)\"")
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(introduced, "A: \(peerA.text.suffix(300)) B: \(peerB.text.suffix(300))")
+        running.cancel()
+        _ = try? await running.value
+    }
+
     @Test("a mixed swarm completes for all: libtorrent seeds, PeerStack, aria2 and Transmission leech")
     func mixedSwarm() async throws {
         for program in ["libtorrent", "aria2c", "transmission-cli", "opentracker"] {

@@ -36,6 +36,8 @@ public struct SessionConfiguration: Sendable {
     /// Failed pieces a peer may take part in before it is banned.
     public var maxStrikes = 3
     public var pexInterval: Duration = .seconds(60)
+    /// Delay before the first PEX message to a new peer (libtorrent sends its first at once).
+    public var firstPEXDelay: Duration = .seconds(3)
     /// Our listening port, told to peers (BEP 10 `p`).
     public var listenPort: UInt16?
     public var clientName = "PeerStack 0.1.0"

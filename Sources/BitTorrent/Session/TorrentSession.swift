@@ -241,7 +241,9 @@ public struct TorrentSession: Sendable {
         let peer = Peer(
             key: key, address: address, outgoing: outgoing, peerID: handshake.peerID,
             fast: handshake.reserved.fastExtension, extensionProtocol: handshake.reserved.extensionProtocol,
-            connectedAt: now, lastBlock: now, lastReceived: now, lastSent: now, lastPEX: now)
+            connectedAt: now, lastBlock: now, lastReceived: now, lastSent: now,
+            // The first PEX list goes out a few seconds after the handshake, then one a minute.
+            lastPEX: now - configuration.pexInterval + configuration.firstPEXDelay)
         peers[key] = peer
         var actions: [SessionAction] = []
         if peer.extensionProtocol {

@@ -84,11 +84,18 @@ def get(source, save_path, port, seconds, *peers):
     start = time.time()
     deadline = start + float(seconds)
     complete = False
+    connected = set()
     while time.time() < deadline:
         status = handle.status()
         if status.is_seeding:
             complete = True
             break
+        # Report each newly connected peer (for PEX tests).
+        for info in handle.get_peer_info():
+            address = f"{info.ip[0]}:{info.ip[1]}"
+            if address not in connected:
+                connected.add(address)
+                print(json.dumps({"connected": address}), flush=True)
         time.sleep(0.05)
     elapsed = time.time() - start
     status = handle.status()
