@@ -128,6 +128,16 @@ enum Interop {
     }
 }
 
+/// Polls `condition` every 100 ms until it holds or `timeout` seconds pass; says which.
+func eventually(timeout: Double, _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try condition()
+}
+
 /// libtorrent's view of a torrent (`lt_tool.py info`).
 struct LibtorrentInfo: Decodable {
     struct File: Decodable, Equatable {

@@ -13,9 +13,7 @@ struct SwarmInteropTests {
         // Nobody may become a seed: libtorrent drops seed-to-seed (and upload-only) connections
         // and lists only connected peers in PEX. So the libtorrent peer in the middle has just
         // the first half of the data, and everyone stays incomplete.
-        let half = try payload.directory("half")
-        let data = try Data(contentsOf: payload.seedDirectory.appendingPathComponent("single.bin"))
-        try data.prefix(data.count / 2).write(to: half.appendingPathComponent("single.bin"))
+        let half = try payload.halfCopy()
         let middle = try BackgroundProgram(
             Interop.python,
             [Interop.peerScript, "get", payload.torrentFile.path, half.path, "\(freePort())", "150"])
@@ -40,11 +38,8 @@ struct SwarmInteropTests {
         let running = Task { try await client.run { log.add($0) } }
         defer { running.cancel() }
         // libtorrent sends its first PEX list within seconds of the extension handshake.
-        let deadline = Date().addingTimeInterval(45)
-        var found = false
-        while Date() < deadline && !found {
-            found = log.all.contains { $0.hasPrefix("connected 127.0.0.1:\(otherPort) out") }
-            try await Task.sleep(for: .milliseconds(200))
+        let found = try await eventually(timeout: 45) {
+            log.all.contains { $0.hasPrefix("connected 127.0.0.1:\(otherPort) out") }
         }
         #expect(found, "never dialled the peer libtorrent's PEX named: \(log.all.suffix(8))")
         running.cancel()
@@ -58,9 +53,7 @@ struct SwarmInteropTests {
         defer { payload.payloads.remove() }
         // PeerStack in the middle holds half the data, so nobody completes and every
         // connection stays up (libtorrent drops seed-to-seed connections).
-        let half = try payload.directory("half")
-        let data = try Data(contentsOf: payload.seedDirectory.appendingPathComponent("single.bin"))
-        try data.prefix(data.count / 2).write(to: half.appendingPathComponent("single.bin"))
+        let half = try payload.halfCopy()
         let middlePort = freePort()
         let middle = TorrentClient(
             metainfo: payload.metainfo, options: loopbackOptions(half, port: middlePort))
@@ -86,12 +79,8 @@ struct SwarmInteropTests {
             ])
         defer { peerB.stop() }
         // Each was told only of PeerStack; PeerStack's PEX names the other.
-        let deadline = Date().addingTimeInterval(30)
-        var introduced = false
-        while Date() < deadline && !introduced {
-            introduced =
-                peerA.text.contains("\"127.0.0.1:\(portB)\"") || peerB.text.contains("\"127.0.0.1:\(portA)\"")
-            try await Task.sleep(for: .milliseconds(200))
+        let introduced = try await eventually(timeout: 30) {
+            peerA.text.contains("\"127.0.0.1:\(portB)\"") || peerB.text.contains("\"127.0.0.1:\(portA)\"")
         }
         #expect(introduced, "A: \(peerA.text.suffix(300)) B: \(peerB.text.suffix(300))")
         running.cancel()
@@ -147,9 +136,7 @@ struct SwarmInteropTests {
 
         #expect(try await aria2.waitForExit(timeout: 120) == 0, "aria2: \(aria2.text.suffix(500))")
         try await waitForFile(finished, timeout: 120, "Transmission finishing")
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline && completed.all.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
-        #expect(!completed.all.isEmpty, "PeerStack did not complete")
+        #expect(try await eventually(timeout: 60) { !completed.all.isEmpty }, "PeerStack did not complete")
         for target in [ariaTarget, transmissionTarget, ourTarget] {
             #expect(
                 await payload.isComplete(in: target), "\(target.lastPathComponent) has wrong or missing data")

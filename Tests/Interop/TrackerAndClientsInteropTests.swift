@@ -69,12 +69,9 @@ func transmission(_ torrent: URL, downloadTo directory: URL, root: URL) throws -
 }
 
 func waitForFile(_ url: URL, timeout: Double, _ what: String) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if FileManager.default.fileExists(atPath: url.path) { return }
-        try await Task.sleep(for: .milliseconds(100))
+    guard try await eventually(timeout: timeout, { FileManager.default.fileExists(atPath: url.path) }) else {
+        throw Interop.Failure(description: "\(what) did not happen within \(timeout) s")
     }
-    throw Interop.Failure(description: "\(what) did not happen within \(timeout) s")
 }
 
 @Suite("Trackers, aria2 and Transmission", .serialized)

@@ -60,6 +60,15 @@ struct TransferPayload {
         return url
     }
 
+    /// A directory holding the first half of the single-file payload: a peer that can never
+    /// complete (for tests that need connections to stay up; libtorrent drops seed-to-seed ones).
+    func halfCopy() throws -> URL {
+        let half = try directory("half")
+        let data = try Data(contentsOf: seedDirectory.appendingPathComponent("single.bin"))
+        try data.prefix(data.count / 2).write(to: half.appendingPathComponent("single.bin"))
+        return half
+    }
+
     /// Every piece of the torrent checks out under `directory`.
     func isComplete(in directory: URL) async -> Bool {
         await TorrentVerifier.verify(metainfo, in: FilePath(directory.path)).isComplete
