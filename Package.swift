@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "Bencode", targets: ["Bencode"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
+        .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
     ],
     dependencies: [
@@ -34,12 +35,24 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        .target(
+            name: "BitTorrentTracker",
+            dependencies: [
+                "Bencode",
+                "BitTorrent",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Command
         .executableTarget(
             name: "peerstack",
             dependencies: [
                 "Bencode",
                 "BitTorrent",
+                "BitTorrentTracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,11 +60,15 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
         .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "TestSupport"]),
+        .testTarget(
+            name: "BitTorrentTrackerTests",
+            dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "TestSupport"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "Bencode", .product(name: "SystemPackage", package: "swift-system"),
+                "BitTorrent", "BitTorrentTracker", "Bencode",
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Tests/Interop",
             exclude: ["Scripts"]

@@ -142,23 +142,8 @@ public struct MagnetLink: Hashable, Sendable {
     static func percentDecode(_ bytes: [UInt8], plusIsSpace: Bool, parameter: String) throws(MagnetLinkError)
         -> String
     {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let high = Hex.value(bytes[index + 1]),
-                    let low = Hex.value(bytes[index + 2])
-                else {
-                    throw .badPercentEncoding(parameter: parameter)
-                }
-                out.append(high << 4 | low)
-                index += 3
-            } else {
-                out.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
-                index += 1
-            }
+        guard let out = percentDecoded(bytes, plusIsSpace: plusIsSpace) else {
+            throw .badPercentEncoding(parameter: parameter)
         }
         guard let text = String(validating: out, as: UTF8.self) else {
             throw .invalidUTF8(parameter: parameter)
@@ -194,23 +179,4 @@ public enum MagnetLinkError: Error, Hashable, Sendable, CustomStringConvertible 
         case .tooManyParameters(let limit): return "more than \(limit) parameters"
         }
     }
-}
-
-/// Percent-encodes raw bytes (RFC 3986): everything but the unreserved characters. Used for
-/// magnet links and tracker queries alike.
-func percentEncoded(_ bytes: [UInt8]) -> String {
-    let hex = Array("0123456789ABCDEF".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count)
-    for byte in bytes {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-            UInt8(ascii: "~"):
-            out.append(byte)
-        default:
-            out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
 }

@@ -8,12 +8,23 @@ public enum AnnounceEvent: String, Sendable, Hashable {
     case stopped
 
     /// BEP 15 numbering.
-    var udpCode: UInt32 {
+    package var udpCode: UInt32 {
         switch self {
         case .none: return 0
         case .completed: return 1
         case .started: return 2
         case .stopped: return 3
+        }
+    }
+
+    /// The event with BEP 15 number `code`; nil for an unknown number.
+    package init?(udpCode code: UInt32) {
+        switch code {
+        case 0: self = .none
+        case 1: self = .completed
+        case 2: self = .started
+        case 3: self = .stopped
+        default: return nil
         }
     }
 }
@@ -56,6 +67,12 @@ public struct ScrapeStats: Sendable, Hashable {
     public var seeders: Int
     public var completed: Int
     public var leechers: Int
+
+    public init(seeders: Int, completed: Int, leechers: Int) {
+        self.seeders = seeders
+        self.completed = completed
+        self.leechers = leechers
+    }
 }
 
 /// Why an announce failed.
@@ -183,7 +200,7 @@ public enum HTTPTrackerCodec {
 
 /// UDP tracker protocol (BEP 15): connect, announce and the replies, every length checked.
 public enum UDPTrackerCodec {
-    static let protocolID: UInt64 = 0x417_2710_1980
+    package static let protocolID: UInt64 = 0x417_2710_1980
 
     public static func connectRequest(transaction: UInt32) -> [UInt8] {
         var out: [UInt8] = []
@@ -277,20 +294,20 @@ public enum UDPTrackerCodec {
         }
     }
 
-    static func read32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+    package static func read32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
         UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8
             | UInt32(bytes[offset + 3])
     }
 
-    static func read64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
+    package static func read64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
         UInt64(read32(bytes, offset)) << 32 | UInt64(read32(bytes, offset + 4))
     }
 
-    static func append(_ value: UInt32, to out: inout [UInt8]) {
+    package static func append(_ value: UInt32, to out: inout [UInt8]) {
         out += [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
     }
 
-    static func append(_ value: UInt64, to out: inout [UInt8]) {
+    package static func append(_ value: UInt64, to out: inout [UInt8]) {
         append(UInt32(value >> 32), to: &out)
         append(UInt32(value & 0xFFFF_FFFF), to: &out)
     }

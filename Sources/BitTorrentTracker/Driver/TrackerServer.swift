@@ -1,0 +1,316 @@
+import BitTorrent
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where a ``TrackerServer`` listens: host and port (port 0 picks a free one).
+public struct TrackerListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `0.0.0.0:6969`, `[::]:6969` or a bare port.
+    public init?(_ text: String) {
+        if let port = Int(text), (0...65_535).contains(port) {
+            self.init(host: "0.0.0.0", port: port)
+            return
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65_535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A running tracker: the HTTP and UDP drivers around one ``TrackerService``, all on one event
+/// loop (the state is confined to it, so no locks), with peer expiry on a timer.
+public final class TrackerServer: Sendable {
+    /// The bound addresses (with the real port when 0 was asked).
+    public let httpAddress: SocketAddress?
+    public let udpAddress: SocketAddress?
+    private let group: MultiThreadedEventLoopGroup
+    private let loop: EventLoop
+    private let core: NIOLoopBound<TrackerCore>
+    private let channels: [Channel]
+
+    private init(
+        group: MultiThreadedEventLoopGroup, core: NIOLoopBound<TrackerCore>, channels: [Channel],
+        http: SocketAddress?, udp: SocketAddress?
+    ) {
+        self.group = group
+        loop = core.eventLoop
+        self.core = core
+        self.channels = channels
+        httpAddress = http
+        udpAddress = udp
+    }
+
+    /// Starts listening. At least one of `http` and `udp` should be given.
+    public static func start(
+        configuration: TrackerConfiguration, http: TrackerListenAddress?, udp: TrackerListenAddress?
+    ) async throws -> TrackerServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        do {
+            let core = try await loop.submit {
+                NIOLoopBound(TrackerCore(configuration: configuration, loop: loop), eventLoop: loop)
+            }.get()
+            var channels: [Channel] = []
+            var httpAddress: SocketAddress?
+            var udpAddress: SocketAddress?
+            if let http {
+                let channel = try await ServerBootstrap(group: loop)
+                    .serverChannelOption(.backlog, value: 256)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let core = core.value
+                            guard core.httpConnections < core.maxHTTPConnections else {
+                                throw ChannelError.inputClosed
+                            }
+                            try channel.pipeline.syncOperations.addHandler(
+                                IdleStateHandler(readTimeout: .seconds(30)))
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                                withPipeliningAssistance: true, withErrorHandling: true)
+                            try channel.pipeline.syncOperations.addHandler(HTTPTrackerHandler(core: core))
+                        }
+                    }
+                    .bind(host: http.host, port: http.port).get()
+                channels.append(channel)
+                httpAddress = channel.localAddress
+            }
+            if let udp {
+                let channel = try await DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.datagramVectorReadMessageCount, value: 64)
+                    .channelOption(
+                        .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 2_048)
+                    )
+                    .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+                    .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                UDPTrackerHandler(core: core.value))
+                        }
+                    }
+                    .bind(host: udp.host, port: udp.port).get()
+                channels.append(channel)
+                udpAddress = channel.localAddress
+            }
+            try await loop.submit { core.value.startTimers() }.get()
+            return TrackerServer(
+                group: group, core: core, channels: channels, http: httpAddress, udp: udpAddress)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// A snapshot of the counts `/stats` shows.
+    public func statistics() async throws -> TrackerStatistics {
+        try await loop.submit { [core] in core.value.statistics }.get()
+    }
+
+    /// Replaces the admission rule, as a reloaded whitelist does; dropped torrents lose their peers.
+    public func setAdmission(_ admission: TrackerAdmission) async throws {
+        try await loop.submit { [core] in core.value.service.setAdmission(admission) }.get()
+    }
+
+    /// Closes the sockets and stops the loop.
+    public func stop() async {
+        try? await loop.submit { [core] in core.value.stopTimers() }.get()
+        for channel in channels { try? await channel.close().get() }
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// The loop-confined owner of the service: the clock, the random source, timers.
+final class TrackerCore {
+    var service: TrackerService
+    private let loop: EventLoop
+    private let started = NIODeadline.now()
+    private var random: SplitMix64
+    private var expiry: RepeatedTask?
+    var httpConnections = 0
+    let maxHTTPConnections = 4_096
+
+    init(configuration: TrackerConfiguration, loop: EventLoop) {
+        service = TrackerService(configuration: configuration)
+        self.loop = loop
+        random = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// Whole seconds since the start, plus one so that "never" (0) is before everything.
+    var now: UInt32 { UInt32(clamping: (NIODeadline.now() - started).nanoseconds / 1_000_000_000 + 1) }
+
+    func nextRandom() -> UInt64 { random.next() }
+
+    var statistics: TrackerStatistics { service.state.statistics(uptime: Int(now) - 1) }
+
+    func startTimers() {
+        let period = TimeAmount.seconds(Int64(max(1, min(60, service.configuration.peerTimeout / 4))))
+        expiry = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [unowned self] _ in
+            self.service.expire(now: self.now)
+        }
+    }
+
+    func stopTimers() {
+        expiry?.cancel()
+        expiry = nil
+    }
+}
+
+extension TrackerIP {
+    /// The address of a NIO socket address (IPv4-mapped IPv6 becomes IPv4).
+    init?(_ address: SocketAddress?) {
+        switch address {
+        case .v4(let v4)?:
+            self = .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6)?:
+            var raw = v6.address.sin6_addr
+            let (high, low) = withUnsafeBytes(of: &raw) {
+                ($0.loadBigEndian(UInt64.self, at: 0), $0.loadBigEndian(UInt64.self, at: 8))
+            }
+            self.init(v6High: high, low: low)
+        default:
+            return nil
+        }
+    }
+}
+
+/// BEP 15 over a datagram channel: each packet in, one reply out, flushed once per read burst.
+final class UDPTrackerHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    private let core: TrackerCore
+    private var reply: [UInt8] = []
+    private var pending = false
+
+    init(core: TrackerCore) {
+        self.core = core
+        reply.reserveCapacity(2_048)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let ip = TrackerIP(envelope.remoteAddress), let port = envelope.remoteAddress.port else {
+            return
+        }
+        let sender = TrackerEndpoint(ip: ip, port: UInt16(clamping: port))
+        reply.removeAll(keepingCapacity: true)
+        let now = core.now
+        let random = core.nextRandom()
+        let answer = envelope.data.withUnsafeReadableBytes { packet in
+            core.service.serveUDP(packet, from: sender, now: now, random: random, into: &reply)
+        }
+        guard answer else { return }
+        let buffer = context.channel.allocator.buffer(bytes: reply)
+        context.write(
+            wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)),
+            promise: nil)
+        pending = true
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if pending {
+            pending = false
+            context.flush()
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A send to a vanished client (ICMP unreachable) must not stop the tracker.
+    }
+}
+
+/// HTTP/1.1 GET requests (keep-alive and pipelining) answered from the service.
+final class HTTPTrackerHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let core: TrackerCore
+    private var head: HTTPRequestHead?
+
+    init(core: TrackerCore) {
+        self.core = core
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        core.httpConnections += 1
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        core.httpConnections -= 1
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break  // a tracker GET has none; anything sent is discarded, never stored
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(to: head, context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let response: HTTPTrackerResponse
+        if head.method != .GET && head.method != .HEAD {
+            response = HTTPTrackerResponse(
+                status: 405, contentType: "text/plain", body: HTTPTrackerReply.failure("only GET is served"))
+        } else {
+            let source = TrackerIP(context.remoteAddress) ?? .v4(0)
+            let now = core.now
+            response = core.service.serveHTTP(
+                target: head.uri.utf8, source: source,
+                forwardedFor: head.headers.first(name: "X-Forwarded-For"),
+                now: now, random: core.nextRandom(), uptime: Int(now) - 1)
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        let keepAlive = head.isKeepAlive
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let responseHead = HTTPResponseHead(
+            version: head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if head.method != .HEAD {
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))),
+                promise: nil)
+        }
+        let done = context.writeAndFlushPromise()
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        if !keepAlive {
+            done.futureResult.whenComplete { [context] _ in context.close(promise: nil) }
+        }
+    }
+}
+
+extension ChannelHandlerContext {
+    fileprivate func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
+}

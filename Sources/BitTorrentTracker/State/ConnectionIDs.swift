@@ -1,0 +1,42 @@
+import Crypto
+
+/// BEP 15 connection IDs without per-client state: the ID is a MAC (HMAC-SHA256, first 8 bytes)
+/// of the client's address and port and the current time window, under a key made at start.
+/// An ID is accepted in its own window and the next, so it lives one to two windows — BEP 15
+/// asks clients to reconnect after one minute and trackers to accept IDs for two.
+public struct ConnectionIDs: Sendable {
+    private let key: SymmetricKey
+    private let window: UInt32
+
+    /// `window`: seconds a window lasts (60 by default).
+    public init(key: SymmetricKey = SymmetricKey(size: .bits256), window: Int = 60) {
+        self.key = key
+        self.window = UInt32(clamping: max(1, window))
+    }
+
+    /// The ID to give `endpoint` at `now` (seconds).
+    public func make(for endpoint: TrackerEndpoint, now: UInt32) -> UInt64 {
+        mac(endpoint, window: now / window)
+    }
+
+    /// Whether `id` was given to `endpoint` in this window or the one before.
+    public func accepts(_ id: UInt64, from endpoint: TrackerEndpoint, now: UInt32) -> Bool {
+        let current = now / window
+        return id == mac(endpoint, window: current)
+            || (current > 0 && id == mac(endpoint, window: current - 1))
+    }
+
+    private func mac(_ endpoint: TrackerEndpoint, window: UInt32) -> UInt64 {
+        // Three words, no padding: window and port, then the address as 16 bytes (IPv4 mapped).
+        var message: (UInt64, UInt64, UInt64)
+        switch endpoint.ip {
+        case .v4(let address): message = (0, 0, UInt64(0xFFFF) << 32 | UInt64(address))
+        case .v6(let high, let low): message = (0, high, low)
+        }
+        message.0 = UInt64(window) << 16 | UInt64(endpoint.port)
+        let code = withUnsafeBytes(of: &message) { raw in
+            HMAC<SHA256>.authenticationCode(for: raw, using: key)
+        }
+        return code.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    }
+}
