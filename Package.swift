@@ -54,6 +54,7 @@ let package = Package(
                 "BitTorrent",
                 "BitTorrentTracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.

@@ -19,6 +19,25 @@ enum Terminal {
 
     static var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
+    /// Calls `handler` on the main queue for each of `signals` instead of the default action
+    /// (for Ctrl-C and SIGTERM: a clean stop). Keep the returned sources alive.
+    static func onSignal(_ signals: [Int32], _ handler: @escaping @Sendable () -> Void)
+        -> [DispatchSourceSignal]
+    {
+        signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+
+    /// Ctrl-C and SIGTERM.
+    static func onInterrupt(_ handler: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+        onSignal([SIGINT, SIGTERM], handler)
+    }
+
     /// Reports a problem with an input and ends the command with exit status 2.
     static func badInput(_ subject: String, _ problem: some CustomStringConvertible) -> ExitCode {
         error("\(subject): \(problem)")

@@ -99,7 +99,7 @@ struct TorrentCreate: AsyncParsableCommand {
         print("magnet:    \(metainfo.magnetLink.uri)")
     }
 
-    /// `262144`, `256K`, `256KiB`, `1M`, `1MiB` → bytes.
+    /// `262144`, `256K`, `256KiB`, `1M`, `1MiB`, `2G` → bytes.
     static func parseSize(_ text: String) -> Int? {
         let lower = text.lowercased()
         let digits = lower.prefix { $0.isNumber }
@@ -108,6 +108,7 @@ struct TorrentCreate: AsyncParsableCommand {
         case "", "b": return value
         case "k", "kb", "kib": return value << 10
         case "m", "mb", "mib": return value << 20
+        case "g", "gb", "gib": return value << 30
         default: return nil
         }
     }

@@ -129,16 +129,9 @@ func runClient(_ client: TorrentClient) async throws {
             onEvent: { view.handle($0) })
     }
     // Ctrl-C and SIGTERM cancel the run; the client then saves its resume state and stops.
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    let sources = [SIGINT, SIGTERM].map { number in
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
-        source.setEventHandler {
-            view.interrupted()
-            task.cancel()
-        }
-        source.resume()
-        return source
+    let sources = Terminal.onInterrupt {
+        view.interrupted()
+        task.cancel()
     }
     defer { sources.forEach { $0.cancel() } }
     do {

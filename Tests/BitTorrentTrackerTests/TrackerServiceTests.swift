@@ -242,7 +242,7 @@ struct TrackerServiceTests {
         #expect(ids.accepts(id, from: alice, now: 125))
         #expect(ids.accepts(id, from: alice, now: 239))
         #expect(!ids.accepts(id, from: alice, now: 240))
-        #expect(!ids.accepts(id, from: TrackerEndpoint(ip: .v4(1), port: 2), now: 125))
+        #expect(ids.accepts(id, from: TrackerEndpoint(ip: .v4(1), port: 2), now: 125))  // IP only
         #expect(!ids.accepts(id, from: TrackerEndpoint(ip: .v4(2), port: 1), now: 125))
         #expect(ConnectionIDs(window: 60).make(for: alice, now: 125) != id)  // another key
         var service = TrackerService(configuration: TrackerConfiguration(), connectionKey: key)

@@ -234,6 +234,9 @@ public final class TrackerClient: Sendable {
                 }
             }.always { _ in channel.close(promise: nil) }
         }.flatMapErrorThrowing { error in
+            // A refusal after a reused connection ID may mean the tracker no longer accepts it
+            // (it restarted, or binds IDs to the source port): connect afresh next time.
+            if cached != nil { self.connections.withLock { $0[key] = nil } }
             if error is TrackerError { throw error }
             throw TrackerError.transport("\(key): \(error)")
         }

@@ -1,7 +1,10 @@
 import Crypto
 
 /// BEP 15 connection IDs without per-client state: the ID is a MAC (HMAC-SHA256, first 8 bytes)
-/// of the client's address and port and the current time window, under a key made at start.
+/// of the client's IP address and the current time window, under a key made at start. The
+/// port is left out, as opentracker does: the ID proves the client receives packets at that
+/// address (no spoofed-source amplification), and clients that announce from a fresh socket
+/// each time keep working.
 /// An ID is accepted in its own window and the next, so it lives one to two windows — BEP 15
 /// asks clients to reconnect after one minute and trackers to accept IDs for two.
 public struct ConnectionIDs: Sendable {
@@ -27,13 +30,13 @@ public struct ConnectionIDs: Sendable {
     }
 
     private func mac(_ endpoint: TrackerEndpoint, window: UInt32) -> UInt64 {
-        // Three words, no padding: window and port, then the address as 16 bytes (IPv4 mapped).
+        // Three words, no padding: the window, then the address as 16 bytes (IPv4 mapped).
         var message: (UInt64, UInt64, UInt64)
         switch endpoint.ip {
         case .v4(let address): message = (0, 0, UInt64(0xFFFF) << 32 | UInt64(address))
         case .v6(let high, let low): message = (0, high, low)
         }
-        message.0 = UInt64(window) << 16 | UInt64(endpoint.port)
+        message.0 = UInt64(window)
         let code = withUnsafeBytes(of: &message) { raw in
             HMAC<SHA256>.authenticationCode(for: raw, using: key)
         }
