@@ -64,9 +64,11 @@ struct TrackerServiceTests {
         _ = try http(&service, request(port: 7000, left: 0, event: .completed))
         _ = try http(&service, request(port: 7000, left: 0, event: .completed))
         _ = try http(&service, request(port: 7001, event: .stopped))
+        // A leecher that stops with nothing left also completed (aria2 sends only `stopped`).
+        _ = try http(&service, request(port: 7002, left: 0, event: .stopped))
         let stats = service.state.counts([InfoHashKey(hash)])
-        #expect(stats == [ScrapeStats(seeders: 1, completed: 1, leechers: 20)])
-        #expect(service.state.peerTotal == 21)
+        #expect(stats == [ScrapeStats(seeders: 1, completed: 2, leechers: 19)])
+        #expect(service.state.peerTotal == 20)
     }
 
     @Test func peersExpireWhenTheyStopAnnouncing() throws {

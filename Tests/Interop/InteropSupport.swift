@@ -129,13 +129,13 @@ enum Interop {
 }
 
 /// Polls `condition` every 100 ms until it holds or `timeout` seconds pass; says which.
-func eventually(timeout: Double, _ condition: () throws -> Bool) async throws -> Bool {
+func eventually(timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
-        if try condition() { return true }
+        if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(100))
     }
-    return try condition()
+    return try await condition()
 }
 
 /// libtorrent's view of a torrent (`lt_tool.py info`).

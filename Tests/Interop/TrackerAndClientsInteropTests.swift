@@ -76,39 +76,6 @@ func waitForFile(_ url: URL, timeout: Double, _ what: String) async throws {
 
 @Suite("Trackers, aria2 and Transmission", .serialized)
 struct TrackerAndClientsInteropTests {
-    @Test("PeerStack peers find each other through opentracker", arguments: ["http", "udp"])
-    func throughOpentracker(scheme: String) async throws {
-        try #require(Interop.enabled("opentracker"), "opentracker is not installed")
-        let payload = try await TransferPayload(multiFile: false)
-        defer { payload.payloads.remove() }
-        let tracker = try await OpenTracker(whitelist: [payload.metainfo.infoHash], in: payload.payloads.root)
-        defer { tracker.program.stop() }
-        var seedOptions = loopbackOptions(payload.seedDirectory, seed: true)
-        seedOptions.trackers = [[scheme == "http" ? tracker.http : tracker.udp]]
-        let seeder = TorrentClient(metainfo: payload.metainfo, options: seedOptions)
-        let seeding = Task { try await seeder.run { _ in } }
-        defer { seeding.cancel() }
-        let target = try payload.directory("get")
-        var getOptions = loopbackOptions(target)
-        getOptions.trackers = seedOptions.trackers
-        let leecher = TorrentClient(metainfo: payload.metainfo, options: getOptions)
-        try await withDeadline(60, "download through opentracker over \(scheme)") {
-            try await leecher.run { _ in }
-        }
-        #expect(await payload.isComplete(in: target))
-        // The leecher sent `stopped`; the seeder is still announced. Scrape agrees.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let scraper = TrackerClient(loop: group.next())
-        let hash = payload.metainfo.infoHash
-        let url = scheme == "http" ? tracker.http : tracker.udp
-        let counts = try await scraper.scrape(url, [hash], timeout: .seconds(10)).get()
-        try await group.shutdownGracefully()
-        #expect(counts[hash]?.seeders == 1, "scrape over \(scheme): \(counts)")
-        #expect(counts[hash]?.leechers == 0)
-        seeding.cancel()
-        _ = try? await seeding.value
-    }
-
     @Test("an https tracker (TLS, a certificate from an extra trust root) brings the peers together")
     func httpsTracker() async throws {
         try #require(Interop.enabled("openssl"), "openssl is not installed")

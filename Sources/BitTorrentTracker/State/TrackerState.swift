@@ -44,7 +44,7 @@ public struct TrackerState: Sendable {
     private struct Swarm: Sendable {
         var ipv4 = PeerTable<IPv4Peer>()
         var ipv6 = PeerTable<IPv6Peer>()
-        /// `completed` events seen (the scrape's `downloaded`).
+        /// Downloads completed (the scrape's `downloaded`).
         var completed = 0
 
         var peers: Int { ipv4.count + ipv6.count }
@@ -144,13 +144,17 @@ public struct TrackerState: Sendable {
     ) -> (peers: Int, seeds: Int) {
         let (v4, v6) = peerKeys(ip, port: announce.port)
         let before = (swarm.peers, swarm.seeders)
+        let wasSeed = v4.flatMap { swarm.ipv4.status($0) } ?? v6.flatMap { swarm.ipv6.status($0) }
+        // A download counts as completed on the `completed` event, or when a listed leecher
+        // reports nothing left under any event: aria2, stopping at once, sends only `stopped`.
+        if (announce.isSeed && wasSeed == false) || (announce.event == .completed && wasSeed == nil) {
+            swarm.completed += 1
+        }
         if announce.event == .stopped {
             if let v4 { swarm.ipv4.remove(v4) }
             if let v6 { swarm.ipv6.remove(v6) }
             return (swarm.peers - before.0, swarm.seeders - before.1)
         }
-        let wasSeed = v4.flatMap { swarm.ipv4.status($0) } ?? v6.flatMap { swarm.ipv6.status($0) }
-        if announce.event == .completed, wasSeed != true { swarm.completed += 1 }
         if wasSeed != nil || (limits.room && swarm.peers < limits.perTorrent) {
             if let v4 { swarm.ipv4.upsert(v4, isSeed: announce.isSeed, now: now) }
             if let v6 { swarm.ipv6.upsert(v6, isSeed: announce.isSeed, now: now) }

@@ -7,7 +7,9 @@
       a line "connect host:port" on stdin makes it dial that peer.
   lt_peer.py get <file.torrent|magnet> <save_path> <port> <seconds> [host:port ...]
       Downloads, connecting to the given peers, and prints {"complete": bool, "seconds": s, ...}.
-      With --upload-mode among the peers it requests nothing and stays a leecher.
+      With --upload-mode among the peers it requests nothing and stays a leecher; with
+      --keep-seeding it goes on seeding after completing, until <seconds> or stdin closes.
+      Peers may also come from the torrent's tracker.
 
 DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine.
 """
@@ -76,6 +78,8 @@ def get(source, save_path, port, seconds, *peers):
         # Stays a leecher that requests nothing (keeps its connections up, for PEX tests).
         atp.flags |= lt.torrent_flags.upload_mode
         peers = tuple(p for p in peers if p != "--upload-mode")
+    keep_seeding = "--keep-seeding" in peers
+    peers = tuple(p for p in peers if p != "--keep-seeding")
     handle = ses.add_torrent(atp)
     print(json.dumps({"port": ses.listen_port()}), flush=True)
     for peer in peers:
@@ -101,6 +105,8 @@ def get(source, save_path, port, seconds, *peers):
     status = handle.status()
     print(json.dumps({"complete": complete, "seconds": elapsed, "downloaded": status.all_time_download,
                       "valid_pieces": sum(1 for p in status.pieces if p)}), flush=True)
+    while keep_seeding and time.time() < deadline and stdin_commands(handle):
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":
