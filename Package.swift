@@ -54,6 +54,7 @@ let package = Package(
                 "BitTorrent",
                 "BitTorrentTracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

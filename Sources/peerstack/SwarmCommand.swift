@@ -208,7 +208,9 @@ enum SwarmPayload {
             let length = index == files - 1 ? total - each * (files - 1) : each
             let name = files == 1 ? "swarm-payload.bin" : String(format: "part-%04d.bin", index + 1)
             let url = target.appendingPathComponent(name)
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+            }
             let handle = try FileHandle(forWritingTo: url)
             defer { try? handle.close() }
             var remaining = length
@@ -361,9 +363,9 @@ final class SwarmView: Sendable {
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         print("")
         for row in rows {
-            print(
-                zip(row, widths).map { $0.0.padding(toLength: $0.1, withPad: " ", startingAt: 0) }
-                    .joined(separator: "  "))
+            let line = zip(row, widths).map { $0.0.padding(toLength: $0.1, withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+            print(String(line.reversed().drop { $0 == " " }.reversed()))
         }
         print(
             String(

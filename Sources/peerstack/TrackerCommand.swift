@@ -1,6 +1,7 @@
 import ArgumentParser
 import BitTorrentTracker
 import Foundation
+import NIOCore
 
 struct TrackerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -114,6 +115,12 @@ struct TrackerServe: AsyncParsableCommand {
             throw Terminal.badInput("\(option) \(text)", "want HOST:PORT, [IPv6]:PORT, a port, or 'off'")
         }
         return address
+    }
+
+    /// `127.0.0.1:6969` or `[::]:6969`.
+    static func text(_ address: SocketAddress) -> String {
+        let host = address.ipAddress ?? "?"
+        return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
     }
 
     static func readWhitelist(_ path: String) throws -> Set<InfoHashKey> {
