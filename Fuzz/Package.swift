@@ -24,6 +24,21 @@ let package = Package(
             name: "FuzzPeerWire",
             dependencies: ["FuzzSupport", .product(name: "BitTorrent", package: "PeerStack")]
         ),
+        .executableTarget(
+            name: "FuzzUDPTracker",
+            dependencies: [
+                "FuzzSupport", .product(name: "BitTorrent", package: "PeerStack"),
+                .product(name: "BitTorrentTracker", package: "PeerStack"),
+            ]
+        ),
+        .executableTarget(
+            name: "FuzzHTTPTrackerQuery",
+            dependencies: [
+                "FuzzSupport", .product(name: "Bencode", package: "PeerStack"),
+                .product(name: "BitTorrent", package: "PeerStack"),
+                .product(name: "BitTorrentTracker", package: "PeerStack"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
