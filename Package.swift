@@ -58,6 +58,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The BEP 15 load generator of Benchmarks/tracker.sh (not a test, not shipped).
+        .executableTarget(
+            name: "tracker-load",
+            dependencies: [
+                "BitTorrent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/TrackerLoad"
+        ),
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
