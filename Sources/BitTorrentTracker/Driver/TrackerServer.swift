@@ -96,9 +96,10 @@ public final class TrackerServer: Sendable {
             if let udp {
                 let channel = try await DatagramBootstrap(group: loop)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelOption(.datagramVectorReadMessageCount, value: 64)
+                    .channelOption(.datagramVectorReadMessageCount, value: 32)
+                    .channelOption(.maxMessagesPerRead, value: 1)
                     .channelOption(
-                        .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 2_048)
+                        .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2_048)
                     )
                     .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                     .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
@@ -164,8 +165,9 @@ final class TrackerCore {
 
     func startTimers() {
         let period = TimeAmount.seconds(Int64(max(1, min(60, service.configuration.peerTimeout / 4))))
-        expiry = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [unowned self] _ in
-            self.service.expire(now: self.now)
+        let core = NIOLoopBound(self, eventLoop: loop)
+        expiry = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            core.value.service.expire(now: core.value.now)
         }
     }
 
@@ -306,7 +308,8 @@ final class HTTPTrackerHandler: ChannelInboundHandler {
         let done = context.writeAndFlushPromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive {
-            done.futureResult.whenComplete { [context] _ in context.close(promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
         }
     }
 }

@@ -8,12 +8,13 @@ import Crypto
 /// An ID is accepted in its own window and the next, so it lives one to two windows — BEP 15
 /// asks clients to reconnect after one minute and trackers to accept IDs for two.
 public struct ConnectionIDs: Sendable {
-    private let key: SymmetricKey
+    /// HMAC state with the key already absorbed; copied for each ID (the key schedule once).
+    private let keyed: HMAC<SHA256>
     private let window: UInt32
 
     /// `window`: seconds a window lasts (60 by default).
     public init(key: SymmetricKey = SymmetricKey(size: .bits256), window: Int = 60) {
-        self.key = key
+        keyed = HMAC<SHA256>(key: key)
         self.window = UInt32(clamping: max(1, window))
     }
 
@@ -37,9 +38,9 @@ public struct ConnectionIDs: Sendable {
         case .v6(let high, let low): message = (0, high, low)
         }
         message.0 = UInt64(window)
-        let code = withUnsafeBytes(of: &message) { raw in
-            HMAC<SHA256>.authenticationCode(for: raw, using: key)
-        }
+        var hmac = keyed
+        withUnsafeBytes(of: &message) { hmac.update(data: $0) }
+        let code = hmac.finalize()
         return code.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
     }
 }

@@ -61,20 +61,24 @@ struct PeerTable<Peer: CompactPeer>: Sendable {
         positions[peer].map { entries[Int($0)].isSeed }
     }
 
-    /// Adds or refreshes `peer`; returns whether it was new.
+    /// Adds or refreshes `peer` with one hash lookup; returns whether it was listed as a seed
+    /// before (nil: it was new).
     @discardableResult
-    mutating func upsert(_ peer: Peer, isSeed: Bool, now: UInt32) -> Bool {
-        if let position = positions[peer] {
-            let index = Int(position)
-            if entries[index].isSeed != isSeed { seeds += isSeed ? 1 : -1 }
-            entries[index].isSeed = isSeed
-            entries[index].lastSeen = now
-            return false
+    mutating func upsert(_ peer: Peer, isSeed: Bool, now: UInt32) -> Bool? {
+        let next = Int32(entries.count)
+        let position = positions[peer, default: next]
+        if position == next {
+            positions[peer] = next
+            entries.append(Entry(peer: peer, lastSeen: now, isSeed: isSeed))
+            if isSeed { seeds += 1 }
+            return nil
         }
-        positions[peer] = Int32(entries.count)
-        entries.append(Entry(peer: peer, lastSeen: now, isSeed: isSeed))
-        if isSeed { seeds += 1 }
-        return true
+        let index = Int(position)
+        let wasSeed = entries[index].isSeed
+        if wasSeed != isSeed { seeds += isSeed ? 1 : -1 }
+        entries[index].isSeed = isSeed
+        entries[index].lastSeen = now
+        return wasSeed
     }
 
     /// Removes `peer`; returns its entry if it was listed.

@@ -108,26 +108,30 @@ public struct TrackerState: Sendable {
             throw .torrentNotAllowed(announce.infoHash)
         }
         let key = announce.infoHash
-        if swarms[key] == nil {
-            guard announce.event != .stopped else {
-                return summary(of: nil)
-            }
+        let index: [InfoHashKey: Swarm].Index
+        if let found = swarms.index(forKey: key) {
+            index = found
+        } else {
+            guard announce.event != .stopped else { return summary(of: nil) }
             guard swarms.count < configuration.maxTorrents else {
                 counters.failures += 1
                 throw .trackerFull
             }
+            swarms[key] = Swarm()
+            guard let added = swarms.index(forKey: key) else { return summary(of: nil) }
+            index = added
         }
         let limits = Limits(
             room: peerCount < configuration.maxPeers, perTorrent: configuration.maxPeersPerTorrent,
             numWant: min(announce.numWant ?? configuration.defaultNumWant, configuration.maxNumWant))
         let change = Self.apply(
             announce, from: ip, families: families, now: now, random: random, limits: limits,
-            to: &swarms[key, default: Swarm()], peers: &peers)
+            to: &swarms.values[index], peers: &peers)
         peerCount += change.peers
         seedCount += change.seeds
-        let swarm = swarms[key]
-        if let swarm, swarm.peers == 0, swarm.completed == 0 { swarms[key] = nil }
-        return summary(of: swarm)
+        let result = summary(seeders: change.seeders, leechers: change.leechers, completed: change.completed)
+        if change.seeders + change.leechers == 0 && change.completed == 0 { swarms.remove(at: index) }
+        return result
     }
 
     private struct Limits {
@@ -136,29 +140,50 @@ public struct TrackerState: Sendable {
         var numWant: Int
     }
 
+    private struct Change {
+        var peers: Int
+        var seeds: Int
+        var seeders: Int
+        var leechers: Int
+        var completed: Int
+    }
+
     /// Records the announce in `swarm` and picks the peers to send; returns the change in the
-    /// peer and seed counts.
+    /// peer and seed counts and the swarm's counts after it.
     private static func apply(
         _ announce: TrackerAnnounce, from ip: TrackerIP, families: ReplyFamilies, now: UInt32, random: UInt64,
         limits: Limits, to swarm: inout Swarm, peers: inout CompactPeerLists
-    ) -> (peers: Int, seeds: Int) {
+    ) -> Change {
         let (v4, v6) = peerKeys(ip, port: announce.port)
         let before = (swarm.peers, swarm.seeders)
-        let wasSeed = v4.flatMap { swarm.ipv4.status($0) } ?? v6.flatMap { swarm.ipv6.status($0) }
+        func change() -> Change {
+            Change(
+                peers: swarm.peers - before.0, seeds: swarm.seeders - before.1, seeders: swarm.seeders,
+                leechers: swarm.peers - swarm.seeders, completed: swarm.completed)
+        }
+        // Where the peer was listed before (nil: it was not), in one table lookup when it can
+        // be recorded at once.
+        let wasSeed: Bool?
+        if announce.event == .stopped {
+            wasSeed =
+                v4.flatMap { swarm.ipv4.remove($0)?.isSeed } ?? v6.flatMap { swarm.ipv6.remove($0)?.isSeed }
+        } else if limits.room && swarm.peers < limits.perTorrent {
+            wasSeed =
+                v4.map { swarm.ipv4.upsert($0, isSeed: announce.isSeed, now: now) }
+                ?? v6.map { swarm.ipv6.upsert($0, isSeed: announce.isSeed, now: now) } ?? nil
+        } else {
+            wasSeed = v4.flatMap { swarm.ipv4.status($0) } ?? v6.flatMap { swarm.ipv6.status($0) }
+            if wasSeed != nil {
+                if let v4 { swarm.ipv4.upsert(v4, isSeed: announce.isSeed, now: now) }
+                if let v6 { swarm.ipv6.upsert(v6, isSeed: announce.isSeed, now: now) }
+            }
+        }
         // A download counts as completed on the `completed` event, or when a listed leecher
         // reports nothing left under any event: aria2, stopping at once, sends only `stopped`.
         if (announce.isSeed && wasSeed == false) || (announce.event == .completed && wasSeed == nil) {
             swarm.completed += 1
         }
-        if announce.event == .stopped {
-            if let v4 { swarm.ipv4.remove(v4) }
-            if let v6 { swarm.ipv6.remove(v6) }
-            return (swarm.peers - before.0, swarm.seeders - before.1)
-        }
-        if wasSeed != nil || (limits.room && swarm.peers < limits.perTorrent) {
-            if let v4 { swarm.ipv4.upsert(v4, isSeed: announce.isSeed, now: now) }
-            if let v6 { swarm.ipv6.upsert(v6, isSeed: announce.isSeed, now: now) }
-        }
+        guard announce.event != .stopped else { return change() }
         // The asker's own family first, then the other where the reply has room for both.
         let seedAsking = announce.isSeed
         var taken = 0
@@ -178,7 +203,7 @@ public struct TrackerState: Sendable {
                 into: &peers.ipv6, limit: limits.numWant - taken, start: random >> 7, skipping: v6,
                 leechersOnly: seedAsking)
         }
-        return (swarm.peers - before.0, swarm.seeders - before.1)
+        return change()
     }
 
     /// Counts for each info-hash, in order (zeros for unknown ones, as BEP 15 expects).
@@ -243,10 +268,15 @@ public struct TrackerState: Sendable {
     }
 
     private func summary(of swarm: Swarm?) -> AnnounceSummary {
-        AnnounceSummary(
-            interval: configuration.announceInterval, minimumInterval: configuration.minimumInterval,
+        summary(
             seeders: swarm?.seeders ?? 0, leechers: (swarm?.peers ?? 0) - (swarm?.seeders ?? 0),
             completed: swarm?.completed ?? 0)
+    }
+
+    private func summary(seeders: Int, leechers: Int, completed: Int) -> AnnounceSummary {
+        AnnounceSummary(
+            interval: configuration.announceInterval, minimumInterval: configuration.minimumInterval,
+            seeders: seeders, leechers: leechers, completed: completed)
     }
 
     private static func peerKeys(_ ip: TrackerIP, port: UInt16) -> (IPv4Peer?, IPv6Peer?) {
