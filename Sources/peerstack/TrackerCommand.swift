@@ -22,11 +22,12 @@ struct TrackerServe: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "HTTP address and port, or 'off'.")
-    var http = "0.0.0.0:6969"
+    @Option(
+        help: "HTTP address and port, or 'off' (default: [::]:6969, IPv4 and IPv6; 0.0.0.0 without IPv6).")
+    var http = "[::]:6969"
 
-    @Option(help: "UDP address and port, or 'off'.")
-    var udp = "0.0.0.0:6969"
+    @Option(help: "UDP address and port, or 'off' (default: [::]:6969, IPv4 and IPv6; 0.0.0.0 without IPv6).")
+    var udp = "[::]:6969"
 
     @Option(help: "File of allowed info-hashes (whitelist mode).")
     var whitelist: String?
