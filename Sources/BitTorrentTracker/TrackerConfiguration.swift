@@ -15,7 +15,7 @@ public struct TrackerConfiguration: Sendable {
     /// `min interval`: clients must not announce more often than this.
     public var minimumInterval = 300
     /// A peer that has not announced for this long is forgotten; a little more than one interval
-    /// so one lost announce does not drop it.
+    /// so one lost announce does not drop it. Kept to a precision of 4 seconds, at most 32 hours.
     public var peerTimeout = 2_700
     /// Peers in a reply when the client names no `numwant` (or -1 over UDP).
     public var defaultNumWant = 50

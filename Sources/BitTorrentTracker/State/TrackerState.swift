@@ -42,8 +42,8 @@ public struct AnnounceSummary: Sendable, Hashable {
 /// counters. Time (whole seconds on any monotonic clock) and randomness come from the caller.
 public struct TrackerState: Sendable {
     private struct Swarm: Sendable {
-        var ipv4 = PeerTable<IPv4Peer>()
-        var ipv6 = PeerTable<IPv6Peer>()
+        var ipv4 = PeerTable<IPv4Entry>()
+        var ipv6 = PeerTable<IPv6Entry>()
         /// Downloads completed (the scrape's `downloaded`).
         var completed = 0
 
@@ -166,7 +166,7 @@ public struct TrackerState: Sendable {
         let wasSeed: Bool?
         if announce.event == .stopped {
             wasSeed =
-                v4.flatMap { swarm.ipv4.remove($0)?.isSeed } ?? v6.flatMap { swarm.ipv6.remove($0)?.isSeed }
+                v4.flatMap { swarm.ipv4.remove($0) } ?? v6.flatMap { swarm.ipv6.remove($0) }
         } else if limits.room && swarm.peers < limits.perTorrent {
             wasSeed =
                 v4.map { swarm.ipv4.upsert($0, isSeed: announce.isSeed, now: now) }
@@ -229,16 +229,18 @@ public struct TrackerState: Sendable {
     @discardableResult
     public mutating func expire(now: UInt32) -> Int {
         let timeout = UInt32(clamping: configuration.peerTimeout)
-        guard now > timeout else { return 0 }
-        let cutoff = now - timeout
         var removed = 0
-        for key in Array(swarms.keys) {
-            let gone = Self.expire(&swarms[key, default: Swarm()], before: cutoff)
+        var emptied: [InfoHashKey] = []
+        var index = swarms.startIndex
+        while index != swarms.endIndex {
+            let gone = Self.expire(&swarms.values[index], now: now, timeout: timeout)
             removed += gone.peers
             peerCount -= gone.peers
             seedCount -= gone.seeds
-            if swarms[key]?.peers == 0 { swarms[key] = nil }
+            if swarms.values[index].peers == 0 { emptied.append(swarms.keys[index]) }
+            index = swarms.index(after: index)
         }
+        for key in emptied { swarms[key] = nil }
         counters.expired += removed
         return removed
     }
@@ -261,9 +263,10 @@ public struct TrackerState: Sendable {
             counters: counters, uptimeSeconds: uptime)
     }
 
-    private static func expire(_ swarm: inout Swarm, before cutoff: UInt32) -> (peers: Int, seeds: Int) {
-        let gone4 = swarm.ipv4.expire(before: cutoff)
-        let gone6 = swarm.ipv6.expire(before: cutoff)
+    private static func expire(_ swarm: inout Swarm, now: UInt32, timeout: UInt32) -> (peers: Int, seeds: Int)
+    {
+        let gone4 = swarm.ipv4.expire(now: now, timeout: timeout)
+        let gone6 = swarm.ipv6.expire(now: now, timeout: timeout)
         return (gone4.peers + gone6.peers, gone4.seeds + gone6.seeds)
     }
 
