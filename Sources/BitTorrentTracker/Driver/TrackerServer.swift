@@ -96,10 +96,10 @@ public final class TrackerServer: Sendable {
             if let udp {
                 let channel = try await DatagramBootstrap(group: loop)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelOption(.datagramVectorReadMessageCount, value: 32)
+                    .channelOption(.datagramVectorReadMessageCount, value: 16)
                     .channelOption(.maxMessagesPerRead, value: 1)
                     .channelOption(
-                        .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 2_048)
+                        .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 2_048)
                     )
                     .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                     .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)

@@ -19,7 +19,8 @@ struct IPv4Peer: CompactPeer {
     static func < (lhs: Self, rhs: Self) -> Bool { lhs.raw < rhs.raw }
 
     func appendCompact(to out: inout [UInt8]) {
-        withUnsafeBytes(of: (raw << 16).bigEndian) { out.append(contentsOf: $0.prefix(6)) }
+        out.appendBigEndian(UInt32(truncatingIfNeeded: raw >> 16))
+        out.appendBigEndian(UInt16(truncatingIfNeeded: raw))
     }
 }
 
