@@ -76,12 +76,14 @@ struct TransferPayload {
 }
 
 /// A libtorrent seeder (seed mode, loopback) for `payload`, and the port it listens on.
-func startLibtorrentSeeder(_ payload: TransferPayload) async throws -> (BackgroundProgram, Int) {
+func startLibtorrentSeeder(_ payload: TransferPayload, uploadLimit: Int = 0) async throws -> (
+    BackgroundProgram, Int
+) {
     let seeder = try BackgroundProgram(
         Interop.python,
         [
             Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())",
-            "150",
+            "150", "\(uploadLimit)",
         ])
     let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
     return (seeder, port)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A libtorrent peer for PeerStack's interop tests and benchmarks, on loopback only.
 
-  lt_peer.py seed <file.torrent> <save_path> <port> <seconds>
+  lt_peer.py seed <file.torrent> <save_path> <port> <seconds> [upload_limit_bytes_per_s]
       Seeds (seed_mode: no initial check) and prints a JSON line {"port": P} once listening,
       then a final JSON line with upload totals. Exits after <seconds> or when stdin closes;
       a line "connect host:port" on stdin makes it dial that peer.
@@ -58,8 +58,10 @@ def stdin_commands(handle):
     return True
 
 
-def seed(source, save_path, port, seconds):
+def seed(source, save_path, port, seconds, upload_limit="0"):
     ses = session(port)
+    if int(upload_limit) > 0:
+        ses.apply_settings({"upload_rate_limit": int(upload_limit)})
     atp = params(source, save_path)
     atp.flags |= lt.torrent_flags.seed_mode
     handle = ses.add_torrent(atp)
