@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Bencode", targets: ["Bencode"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
+        .library(name: "Kademlia", targets: ["Kademlia"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
     ],
     dependencies: [
@@ -22,6 +23,8 @@ let package = Package(
     targets: [
         // Encodings
         .target(name: "Bencode"),
+        // Discovery
+        .target(name: "Kademlia"),
         // Application
         .target(
             name: "BitTorrent",
@@ -74,6 +77,7 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "TestSupport"]),
+        .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
             name: "InteropTests",
