@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
+        .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
     ],
     dependencies: [
@@ -25,6 +26,7 @@ let package = Package(
         .target(name: "Bencode"),
         // Discovery
         .target(name: "Kademlia"),
+        .target(name: "MainlineDHT", dependencies: ["Bencode", "Kademlia"]),
         // Application
         .target(
             name: "BitTorrent",
@@ -78,6 +80,8 @@ let package = Package(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "TestSupport"]),
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
+        .testTarget(
+            name: "MainlineDHTTests", dependencies: ["MainlineDHT", "Kademlia", "Bencode", "TestSupport"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
             name: "InteropTests",
