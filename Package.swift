@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
+        .library(name: "PeerNet", targets: ["PeerNet"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
     ],
     dependencies: [
@@ -24,14 +25,25 @@ let package = Package(
     targets: [
         // Encodings
         .target(name: "Bencode"),
+        // Transport
+        .target(name: "PeerNet", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // Discovery
         .target(name: "Kademlia"),
-        .target(name: "MainlineDHT", dependencies: ["Bencode", "Kademlia"]),
+        .target(
+            name: "MainlineDHT",
+            dependencies: [
+                "Bencode", "Kademlia", "PeerNet",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Application
         .target(
             name: "BitTorrent",
             dependencies: [
-                "Bencode",
+                "Bencode", "MainlineDHT", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -65,6 +65,12 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
     /// The first queries.
     public mutating func start(now: KademliaTime) -> [LookupAction<Width, Address>] { next(now: now) }
 
+    /// More starting points found after the start (e.g. bootstrap nodes answering late).
+    public mutating func add(seeds: [Node], now: KademliaTime) -> [LookupAction<Width, Address>] {
+        merge(seeds, hop: 1)
+        return next(now: now)
+    }
+
     /// `id` answered and named `nodes` closer to the target.
     public mutating func answered(by id: ID, nodes: [Node], now: KademliaTime) -> [LookupAction<
         Width, Address

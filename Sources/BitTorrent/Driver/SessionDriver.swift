@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import PeerNet
 import Synchronization
 import SystemPackage
 
@@ -82,7 +83,7 @@ final class SessionDriver: @unchecked Sendable {
     private func openStorage(_ info: InfoDictionary) -> EventLoopFuture<Void> {
         let storage = PieceStorage(info: info, directory: directory, pool: pool)
         self.storage = storage
-        let resumeBytes = try? readFile(resumePath, limit: 64 << 20)
+        let resumeBytes = try? SmallFile.read(resumePath, limit: 64 << 20)
         let resume = resumeBytes.flatMap {
             ResumeState(
                 decoding: $0, for: session.infoHash, pieceCount: info.pieceCount, fileCount: info.files.count)
@@ -314,7 +315,7 @@ final class SessionDriver: @unchecked Sendable {
             self.pool.runIfActive(eventLoop: self.loop) {
                 try PieceStorage.makeDirectories(path.removingLastComponent())
                 let state = ResumeState(infoHash: infoHash, pieces: have, files: storage.stamps())
-                try ResumeState.writeAtomically(state.encoded(), to: path)
+                try SmallFile.writeAtomically(state.encoded(), to: path)
             }
         }.always { _ in self.savingResume = false }
     }
@@ -345,27 +346,6 @@ final class SessionDriver: @unchecked Sendable {
 
 /// Reads of up to 256 KiB per syscall when a peer streams blocks.
 let peerReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1_024, initial: 16_384, maximum: 262_144)
-
-/// Reads a whole small file, refusing one larger than `limit`.
-func readFile(_ path: FilePath, limit: Int) throws -> [UInt8] {
-    let descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
-    defer { try? descriptor.close() }
-    let size = try descriptor.seek(offset: 0, from: .end)
-    guard size <= Int64(limit) else {
-        throw StorageError(path: path.string, reason: "larger than \(limit) bytes")
-    }
-    var buffer = [UInt8](repeating: 0, count: Int(size))
-    var count = 0
-    while count < buffer.count {
-        let read = try buffer.withUnsafeMutableBytes {
-            try descriptor.read(
-                fromAbsoluteOffset: Int64(count), into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
-        }
-        if read == 0 { break }
-        count += read
-    }
-    return Array(buffer.prefix(count))
-}
 
 /// Accepts incoming connections and hands each to the torrent named in its handshake.
 final class PeerListener: Sendable {

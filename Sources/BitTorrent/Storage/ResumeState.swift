@@ -68,27 +68,4 @@ public struct ResumeState: Hashable, Sendable {
             size: Int64(info.st_size),
             modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
     }
-
-    /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-    /// the directory.
-    public static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws {
-        let temporary = FilePath(path.string + ".tmp")
-        let descriptor = try FileDescriptor.open(
-            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
-            permissions: [.ownerReadWrite, .groupRead, .otherRead])
-        do {
-            _ = try descriptor.writeAll(bytes)
-            guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }
-            try descriptor.close()
-        } catch {
-            try? descriptor.close()
-            throw error
-        }
-        guard rename(temporary.string, path.string) == 0 else { throw Errno(rawValue: errno) }
-        let directory = path.removingLastComponent()
-        if let handle = try? FileDescriptor.open(directory.isEmpty ? "." : directory, .readOnly) {
-            _ = fsync(handle.rawValue)
-            try? handle.close()
-        }
-    }
 }

@@ -1,0 +1,307 @@
+import Crypto
+import Kademlia
+import NIOCore
+import NIOPosix
+import PeerNet
+import SystemPackage
+
+/// How a ``DHTService`` runs.
+public struct DHTServiceOptions: Sendable {
+    /// Where to listen for KRPC datagrams (port 0 picks a free one). IPv4 unless the host is an
+    /// IPv6 address (BEP 32 runs one node per address family).
+    public var host = "0.0.0.0"
+    public var port = 6881
+    /// The node ID; by default the saved table's, else a random one (BEP 42-shaped once our
+    /// external IP is known, for the next start).
+    public var nodeID: NodeID?
+    /// Where the routing table is kept across restarts (read at start, written at stop and
+    /// every few minutes).
+    public var tableFile: String?
+    public var configuration = DHTConfiguration()
+    public var settings = DHTNode.Settings()
+    /// Log lines (for `--verbose`).
+    public var onLog: (@Sendable (String) -> Void)?
+
+    public init() {}
+}
+
+/// Bootstrap hosts that are well known on the public Internet. PeerStack never contacts them by
+/// itself: they are used only when a user asks for them (`--bootstrap public`).
+public enum PublicBootstrap {
+    public static let hosts = [
+        "router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881",
+        "dht.libtorrent.org:25401",
+    ]
+}
+
+/// A running mainline DHT node: the NIO driver around ``DHTNode`` on one event loop (the state
+/// is confined to it, so no locks). Operations are async calls that return when the lookup ends.
+public final class DHTService: Sendable {
+    /// The port the node listens on.
+    public let port: Int
+    private let group: MultiThreadedEventLoopGroup
+    private let core: NIOLoopBound<DHTCore>
+    private let channel: Channel
+
+    private init(group: MultiThreadedEventLoopGroup, core: NIOLoopBound<DHTCore>, channel: Channel, port: Int)
+    {
+        self.group = group
+        self.core = core
+        self.channel = channel
+        self.port = port
+    }
+
+    /// Binds the socket and starts the node (it serves queries from then on).
+    public static func start(_ options: DHTServiceOptions) async throws -> DHTService {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let saved = options.tableFile.flatMap { try? SmallFile.read(FilePath($0), limit: 1 << 20) }.flatMap {
+            RoutingSnapshot(decoding: $0)
+        }
+        var random = SystemRandomNumberGenerator()
+        let id = options.nodeID ?? saved?.ownID ?? NodeID.random(using: &random)
+        do {
+            let core = try await loop.submit {
+                NIOLoopBound(DHTCore(id: id, options: options, saved: saved, loop: loop), eventLoop: loop)
+            }.get()
+            let channel = try await DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DHTChannelHandler(core: core.value))
+                    }
+                }
+                .bind(host: options.host, port: options.port).get()
+            try await loop.submit { core.value.started(channel: channel) }.get()
+            return DHTService(
+                group: group, core: core, channel: channel, port: channel.localAddress?.port ?? 0)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Our node ID.
+    public var nodeID: NodeID {
+        get async { (try? await core.eventLoop.submit { [core] in core.value.node.ownID }.get()) ?? .zero }
+    }
+
+    /// Contacts in the routing table.
+    public var routingTableSize: Int {
+        get async {
+            (try? await core.eventLoop.submit { [core] in core.value.node.routing.count }.get()) ?? 0
+        }
+    }
+
+    /// Nodes saved in the table file at start (bootstrap from them when no host is given).
+    public var savedNodes: [NodeAddress] {
+        get async { (try? await core.eventLoop.submit { [core] in core.value.savedNodes }.get()) ?? [] }
+    }
+
+    /// Joins through `addresses` (plus the saved table) and returns when our own ID's lookup ends.
+    public func bootstrap(_ addresses: [NodeAddress]) async -> DHTResult {
+        await perform { node, now in node.bootstrap(from: addresses, now: now) }
+    }
+
+    /// Runs one operation to its end.
+    public func run(_ operation: DHTOperation) async -> DHTResult {
+        await perform { node, now in node.run(operation, now: now) }
+    }
+
+    /// Pings a node (a peer's BEP 5 `port` message): if it answers it joins the table.
+    public func ping(_ address: NodeAddress) {
+        core.eventLoop.execute { [core] in core.value.apply { node, now in node.ping(address, now: now) } }
+    }
+
+    /// Saves the table and closes the socket.
+    public func stop() async {
+        try? await core.eventLoop.submit { [core] in core.value.stop() }.get()
+        try? await channel.close().get()
+        try? await group.shutdownGracefully()
+    }
+
+    private func perform(
+        _ body: @escaping @Sendable (inout DHTNode, KademliaTime) -> (DHTOperationID, [DHTAction])
+    ) async -> DHTResult {
+        await withCheckedContinuation { (continuation: CheckedContinuation<DHTResult, Never>) in
+            core.eventLoop.execute { [core] in core.value.begin(body, continuation: continuation) }
+        }
+    }
+
+    /// Resolves `host:port` (a name, `1.2.3.4:P` or `[::1]:P`) to node addresses, or the public
+    /// routers for `public`. Blocking (getaddrinfo): call it off the event loops.
+    public static func resolve(_ text: String) throws -> [NodeAddress] {
+        if text == "public" { return try PublicBootstrap.hosts.flatMap { try resolve($0) } }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65_535).contains(port)
+        else { throw DHTServiceError.badAddress(text) }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        guard let node = NodeAddress(address) else { throw DHTServiceError.badAddress(text) }
+        return [node]
+    }
+}
+
+public enum DHTServiceError: Error, CustomStringConvertible, Sendable {
+    case badAddress(String)
+
+    public var description: String {
+        switch self {
+        case .badAddress(let text): return "'\(text)' is not host:port"
+        }
+    }
+}
+
+extension NodeAddress {
+    /// The IP and port of a NIO socket address (IPv4-mapped IPv6 becomes IPv4).
+    init?(_ address: SocketAddress) {
+        guard let port = address.port else { return nil }
+        switch address {
+        case .v4(let v4):
+            let value = UInt32(bigEndian: v4.address.sin_addr.s_addr)
+            self.init(
+                ip: [
+                    UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF),
+                    UInt8(value & 0xFF),
+                ],
+                port: UInt16(port))
+        case .v6(let v6):
+            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+            if bytes.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] {
+                self.init(ip: Array(bytes.suffix(4)), port: UInt16(port))
+            } else {
+                self.init(ip: bytes, port: UInt16(port))
+            }
+        default:
+            return nil
+        }
+    }
+
+    var socketAddress: SocketAddress? {
+        var host = description
+        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        return try? SocketAddress(ipAddress: host, port: Int(port))
+    }
+}
+
+/// The loop-confined owner of the node: clock, random source, timers, waiting callers.
+final class DHTCore {
+    var node: DHTNode
+    let savedNodes: [NodeAddress]
+    private let options: DHTServiceOptions
+    private let loop: EventLoop
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+    private var random = SystemRandomNumberGenerator()
+    private var channel: Channel?
+    private var timer: RepeatedTask?
+    private var waiting: [DHTOperationID: CheckedContinuation<DHTResult, Never>] = [:]
+    private var lastSave: KademliaTime = .zero
+
+    init(id: NodeID, options: DHTServiceOptions, saved: RoutingSnapshot?, loop: EventLoop) {
+        self.options = options
+        self.loop = loop
+        origin = clock.now
+        var key = [UInt8](repeating: 0, count: 32)
+        var random = SystemRandomNumberGenerator()
+        for index in key.indices { key[index] = UInt8.random(in: 0...255, using: &random) }
+        node = DHTNode(
+            ownID: id, secret: SymmetricKey(data: key), configuration: options.configuration,
+            settings: options.settings, now: .zero)
+        savedNodes = saved?.nodes.map(\.address) ?? []
+    }
+
+    var now: KademliaTime { clock.now - origin }
+
+    func started(channel: Channel) {
+        self.channel = channel
+        let core = NIOLoopBound(self, eventLoop: loop)
+        timer = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { _ in
+            core.value.tick()
+        }
+    }
+
+    func begin(
+        _ body: (inout DHTNode, KademliaTime) -> (DHTOperationID, [DHTAction]),
+        continuation: CheckedContinuation<DHTResult, Never>
+    ) {
+        let (id, actions) = body(&node, now)
+        waiting[id] = continuation
+        perform(actions)
+    }
+
+    func apply(_ body: (inout DHTNode, KademliaTime) -> [DHTAction]) {
+        perform(body(&node, now))
+    }
+
+    func received(_ bytes: [UInt8], from address: SocketAddress) {
+        guard let source = NodeAddress(address) else { return }
+        perform(node.received(bytes, from: source, now: now))
+    }
+
+    private func tick() {
+        let now = self.now
+        perform(node.timerFired(now: now, random: &random))
+        if now - lastSave >= .seconds(300) {
+            lastSave = now
+            save()
+        }
+    }
+
+    private func perform(_ actions: [DHTAction]) {
+        var wrote = false
+        for action in actions {
+            switch action {
+            case .send(let bytes, let address):
+                guard let channel, let remote = address.socketAddress else { continue }
+                let envelope = AddressedEnvelope(
+                    remoteAddress: remote, data: channel.allocator.buffer(bytes: bytes))
+                channel.write(envelope, promise: nil)
+                wrote = true
+            case .finished(let id, let result):
+                waiting.removeValue(forKey: id)?.resume(returning: result)
+            }
+        }
+        if wrote { channel?.flush() }
+    }
+
+    func stop() {
+        timer?.cancel()
+        timer = nil
+        save()
+        // Callers still waiting get what is known so far: nothing.
+        for (_, continuation) in waiting { continuation.resume(returning: DHTResult(target: node.ownID)) }
+        waiting.removeAll()
+    }
+
+    private func save() {
+        guard let path = options.tableFile, node.routing.count > 0 else { return }
+        do {
+            try SmallFile.writeAtomically(node.snapshot.encoded(), to: FilePath(path))
+        } catch {
+            options.onLog?("could not save the routing table to \(path): \(error)")
+        }
+    }
+}
+
+/// KRPC over a datagram channel: each datagram to the node, its replies back out.
+final class DHTChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private let core: DHTCore
+
+    init(core: DHTCore) { self.core = core }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard envelope.data.readableBytes <= KRPCCodec.maxPacket else { return }
+        core.received(Array(envelope.data.readableBytesView), from: envelope.remoteAddress)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // ICMP port unreachable and the like surface here; the node's timeouts deal with them.
+    }
+}

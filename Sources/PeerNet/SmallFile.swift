@@ -1,0 +1,59 @@
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Whole-file reads and crash-safe writes of small state files (resume state, routing tables):
+/// a read refuses a file larger than its limit, a write goes to a temporary file that is fsynced
+/// and renamed over the old one, so a crash leaves either the old file or the new one.
+public enum SmallFile {
+    public struct TooLarge: Error, CustomStringConvertible, Sendable {
+        public let path: String
+        public let limit: Int
+        public var description: String { "\(path): larger than \(limit) bytes" }
+    }
+
+    /// Reads all of `path`, refusing a file larger than `limit` bytes.
+    public static func read(_ path: FilePath, limit: Int) throws -> [UInt8] {
+        let descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+        defer { try? descriptor.close() }
+        let size = try descriptor.seek(offset: 0, from: .end)
+        guard size <= Int64(limit) else { throw TooLarge(path: path.string, limit: limit) }
+        var buffer = [UInt8](repeating: 0, count: Int(size))
+        var count = 0
+        while count < buffer.count {
+            let read = try buffer.withUnsafeMutableBytes {
+                try descriptor.read(
+                    fromAbsoluteOffset: Int64(count),
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
+            }
+            if read == 0 { break }
+            count += read
+        }
+        return Array(buffer.prefix(count))
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
+    /// the directory.
+    public static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws {
+        let temporary = FilePath(path.string + ".tmp")
+        let descriptor = try FileDescriptor.open(
+            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+            permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        do {
+            _ = try descriptor.writeAll(bytes)
+            guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }
+            try descriptor.close()
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        guard rename(temporary.string, path.string) == 0 else { throw Errno(rawValue: errno) }
+        let directory = path.removingLastComponent()
+        if let handle = try? FileDescriptor.open(directory.isEmpty ? "." : directory, .readOnly) {
+            _ = fsync(handle.rawValue)
+            try? handle.close()
+        }
+    }
+}
