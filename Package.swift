@@ -101,7 +101,8 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "MainlineDHT",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Tests/Interop",

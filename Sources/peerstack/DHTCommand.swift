@@ -41,6 +41,9 @@ struct DHTOptions: ParsableArguments {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Flag(help: "Log every datagram received.")
+    var verbose = false
+
     var tablePath: String? {
         if noTable { return nil }
         if let table { return table }
@@ -66,6 +69,7 @@ struct DHTOptions: ParsableArguments {
         options.tableFile = tablePath
         options.settings.readOnly = readOnly
         options.settings.ipv6 = listen.contains(":")
+        if verbose { options.onLog = { Terminal.status($0) } }
         let service: DHTService
         do {
             service = try await DHTService.start(options)

@@ -239,6 +239,14 @@ final class DHTCore {
 
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard let source = NodeAddress(address) else { return }
+        if let log = options.onLog {
+            switch (try? KRPCCodec.decode(bytes))?.body {
+            case .query(let query)?: log("\(source) asks \(query.name)")
+            case .response?: log("\(source) answers")
+            case .error(let code, let message)?: log("\(source) error \(code) \(message)")
+            case nil: log("\(source) sent \(bytes.count) undecodable bytes")
+            }
+        }
         perform(node.received(bytes, from: source, now: now))
     }
 
