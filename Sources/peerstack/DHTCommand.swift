@@ -53,6 +53,8 @@ struct DHTOptions: ParsableArguments {
         return directory + "/dht.table"
     }
 
+    init() {}
+
     /// Starts a node and joins the network; exits 1 when nobody answered.
     func startNode(defaultPort: Int, requireContacts: Bool = true) async throws -> (DHTService, DHTResult) {
         var addresses: [NodeAddress] = []

@@ -2,6 +2,7 @@ import ArgumentParser
 import BitTorrent
 import Dispatch
 import Foundation
+import MainlineDHT
 import Synchronization
 
 #if canImport(Glibc)
@@ -18,6 +19,31 @@ struct PeerOptions: ParsableArguments {
 
     @Option(help: "Address to accept peers on.")
     var listen: String = "0.0.0.0"
+
+    @Flag(help: "Do not use the DHT (BEP 5) to find peers.")
+    var noDHT = false
+
+    @Option(help: "A DHT node to bootstrap from, host:port (repeatable); 'public' for the public routers.")
+    var bootstrap: [String] = []
+
+    @Option(help: "UDP port of the DHT node (default: the --port number; 0: any).")
+    var dhtPort: Int?
+
+    @Option(help: "DHT routing table file, kept across runs (default: ~/.peerstack/dht.table).")
+    var dhtTable: String?
+
+    /// Starts the DHT node (unless --no-dht) and bootstraps it from --bootstrap and the saved
+    /// table; with neither it still serves, and learns nodes from peers' `port` messages.
+    func startDHT() async throws -> DHTService? {
+        guard !noDHT else { return nil }
+        var node = DHTOptions()
+        node.bootstrap = bootstrap
+        node.port = dhtPort ?? port
+        node.listen = listen
+        node.table = dhtTable
+        let (service, _) = try await node.startNode(defaultPort: 0, requireContacts: false)
+        return service
+    }
 
     func addresses() throws -> [PeerAddress] {
         try peers.map { text in
@@ -64,6 +90,7 @@ struct TorrentGet: AsyncParsableCommand {
         options.listenHost = network.listen
         options.seed = seed
         options.session.sequential = sequential
+        options.dht = try await network.startDHT()
         if let files {
             let indices = files.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard indices.allSatisfy({ $0 != nil && $0! >= 0 }) else {
@@ -116,6 +143,7 @@ struct TorrentSeed: AsyncParsableCommand {
         options.listenPort = network.port
         options.listenHost = network.listen
         options.seed = true
+        options.dht = metainfo.info.isPrivate ? nil : try await network.startDHT()
         try await runClient(TorrentClient(metainfo: metainfo, options: options))
     }
 }
@@ -136,7 +164,9 @@ func runClient(_ client: TorrentClient) async throws {
     defer { sources.forEach { $0.cancel() } }
     do {
         try await task.value
+        await client.options.dht?.stop()
     } catch {
+        await client.options.dht?.stop()
         view.finish()
         Terminal.error("\(error)")
         throw ExitCode(1)

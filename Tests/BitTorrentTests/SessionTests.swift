@@ -24,11 +24,15 @@ struct SimulatedSwarm {
     var nextKey = 1
     var delivered = 0
     var banned: [(by: Int, address: PeerAddress)] = []
+    var dhtNodes: [(by: Int, address: PeerAddress)] = []
+    var dht = false
 
-    init(info: InfoDictionary, payload: [UInt8], seeders: [Bool], corrupt: Set<Int> = []) {
+    init(info: InfoDictionary, payload: [UInt8], seeders: [Bool], corrupt: Set<Int> = [], dht: Bool = false) {
+        self.dht = dht
         nodes = seeders.enumerated().map { index, isSeeder in
             var configuration = SessionConfiguration()
             configuration.listenPort = UInt16(7000 + index)
+            if dht { configuration.dhtPort = UInt16(8000 + index) }
             let peerID = Array("-PS0100-".utf8) + [UInt8](repeating: UInt8(index), count: 12)
             var session = TorrentSession(
                 info: info, peerID: peerID, configuration: configuration, seed: UInt64(index + 1))
@@ -50,6 +54,7 @@ struct SimulatedSwarm {
         var reserved = ReservedBits()
         reserved.fastExtension = true
         reserved.extensionProtocol = true
+        reserved.dht = dht
         let handshakeFromB = Handshake(
             reserved: reserved, infoHash: nodes[b].session.infoHash, peerID: nodes[b].session.peerID)
         let handshakeFromA = Handshake(
@@ -129,6 +134,8 @@ struct SimulatedSwarm {
             enqueue(node, nodes[node].session.blockRead(request, for: key, data: data, now: now))
         case .banned(let address, _):
             banned.append((node, address))
+        case .dhtNode(let address):
+            dhtNodes.append((node, address))
         case .metadataReceived, .pieceCompleted, .downloadCompleted, .learnedPeers:
             break
         }
@@ -162,6 +169,21 @@ struct SessionTests {
         #expect(swarm.nodes[1].data == payload)
         #expect(swarm.nodes[0].session.uploaded == 1_000_000)
         #expect(swarm.nodes[1].session.wasted == 0)
+    }
+
+    @Test("peers with a DHT exchange BEP 5 port messages; each learns the other's DHT node")
+    func portMessages() throws {
+        let (info, payload) = try makeTorrent(size: 100_000, pieceLength: 16_384, seed: 8)
+        var swarm = SimulatedSwarm(info: info, payload: payload, seeders: [true, false], dht: true)
+        swarm.connect(1, 0)
+        swarm.run(seconds: 5) { $0.nodes[1].session.isComplete }
+        let learnt = swarm.dhtNodes.map { "\($0.by) \($0.address)" }.sorted()
+        #expect(learnt == ["0 127.0.0.1:8001", "1 127.0.0.1:8000"])
+        // Without a DHT of our own, port messages are ignored (and none are sent).
+        var plain = SimulatedSwarm(info: info, payload: payload, seeders: [true, false])
+        plain.connect(1, 0)
+        plain.run(seconds: 5) { $0.nodes[1].session.isComplete }
+        #expect(plain.dhtNodes.isEmpty && plain.nodes[1].session.isComplete)
     }
 
     @Test("three leechers and one seeder: everyone completes, leechers trade with each other")

@@ -1,4 +1,5 @@
 import Bencode
+import BitTorrent
 import Crypto
 import Foundation
 import MainlineDHT
@@ -135,6 +136,33 @@ struct DHTInteropTests {
         let ourRead = await net.a.run(.get(DHTItem.target(key: theirPublic), salt: []))
         #expect(ourRead.item?.value == BencodeValue.string("mutable by libtorrent").encoded())
         #expect(ourRead.item?.key == theirPublic && ourRead.item?.seq == 1)
+        await net.stop()
+    }
+
+    @Test("a magnet link whose only peer source is the DHT downloads completely from libtorrent")
+    func magnetThroughTheDHT() async throws {
+        try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
+        let payload = try await TransferPayload(multiFile: true)
+        defer { payload.payloads.remove() }
+        let net = try await Self.network()
+        defer { net.libtorrent.stop() }
+        _ = try await net.libtorrent.ask(
+            "seed \(payload.torrentFile.path) \(payload.seedDirectory.path)", expecting: "seeding")
+        // No tracker, no x.pe, no --peer: peers can only come from the DHT.
+        let magnet = try MagnetLink(parsing: "magnet:?xt=urn:btih:\(payload.metainfo.infoHash.hex)")
+        #expect(magnet.peers.isEmpty && magnet.trackers.isEmpty)
+        let target = try payload.directory("dht-magnet")
+        var options = loopbackOptions(target)
+        options.dht = net.a
+        let client = try TorrentClient(magnet: magnet, options: options)
+        let names = NamesSeen()
+        try await withDeadline(120, "magnet download through the DHT") {
+            try await client.run { event in
+                if case .metadataReceived(let name) = event { names.add(name) }
+            }
+        }
+        #expect(names.all == ["tree"])
+        #expect(await payload.isComplete(in: target))
         await net.stop()
     }
 }

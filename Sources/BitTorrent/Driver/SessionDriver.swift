@@ -31,6 +31,8 @@ final class SessionDriver: @unchecked Sendable {
     var keepSeeding: Bool
     var fileSelection: [Int]?
     var announcer: TrackerAnnouncer?
+    /// Told of DHT nodes that peers name in `port` messages.
+    var onDHTNode: ((PeerAddress) -> Void)?
     private(set) var failure: Error?
 
     init(
@@ -47,6 +49,7 @@ final class SessionDriver: @unchecked Sendable {
         var reserved = ReservedBits()
         reserved.extensionProtocol = true
         reserved.fastExtension = true
+        reserved.dht = session.configuration.dhtPort != nil
         handshakeBytes = Handshake(reserved: reserved, infoHash: session.infoHash, peerID: session.peerID)
             .encoded()
         finished = loop.makePromise()
@@ -257,6 +260,8 @@ final class SessionDriver: @unchecked Sendable {
                 onEvent(.peerBanned(address, reason: reason))
             case .learnedPeers(let key, let count):
                 log("PEX from \(channels[key]?.remoteAddress?.description ?? "\(key)"): \(count) peers")
+            case .dhtNode(let address):
+                onDHTNode?(address)
             }
         }
         for key in dirty { channels[key]?.flush() }

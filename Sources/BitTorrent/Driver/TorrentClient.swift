@@ -1,3 +1,5 @@
+import Kademlia
+import MainlineDHT
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -65,6 +67,11 @@ public struct TorrentClientOptions: Sendable {
     public var maxIncomingConnections = 200
     /// Threads for hashing when checking existing data.
     public var hashWorkers = Machine.coreCount
+    /// A DHT node to find peers through and announce to (BEP 5); shared by all torrents of a
+    /// process. Never used for private torrents (BEP 27).
+    public var dht: DHTService?
+    /// Seconds between DHT searches once peers were found (sooner while none were).
+    public var dhtInterval: Duration = .seconds(300)
 
     public init(directory: FilePath) {
         self.directory = directory
@@ -77,7 +84,7 @@ public struct TorrentClientOptions: Sendable {
 public final class TorrentClient: Sendable {
     public let infoHash: InfoHash
     private let metainfo: Metainfo?
-    private let options: TorrentClientOptions
+    public let options: TorrentClientOptions
 
     public init(metainfo: Metainfo, options: TorrentClientOptions) {
         self.metainfo = metainfo
@@ -146,6 +153,8 @@ public final class TorrentClient: Sendable {
 
         var configuration = options.session
         configuration.listenPort = UInt16(clamping: port)
+        let dht = metainfo?.info.isPrivate == true ? nil : options.dht
+        if let dht { configuration.dhtPort = UInt16(clamping: dht.port) }
         let session =
             metainfo.map {
                 TorrentSession(info: $0.info, peerID: peerID, configuration: configuration, seed: seed)
@@ -173,6 +182,21 @@ public final class TorrentClient: Sendable {
             }.get()
         }
         listener.add(driver)
+        if let dht {
+            try await loop.submit {
+                driver.onDHTNode = { address in
+                    if let node = NodeAddress(ip: address.ip, port: address.port) { dht.ping(node) }
+                }
+            }.get()
+        }
+        let searching = dht.map { dht in
+            Task { [infoHash, options] in
+                await Self.searchDHT(
+                    dht, infoHash: infoHash, port: port, every: options.dhtInterval, driver: driver,
+                    onEvent: onEvent)
+            }
+        }
+        defer { searching?.cancel() }
         try await withTaskCancellationHandler {
             try await loop.flatSubmit {
                 driver.fileSelection = options.fileSelection
@@ -188,5 +212,26 @@ public final class TorrentClient: Sendable {
         try await loop.flatSubmit { driver.stop() }.get()
         try await server.close().get()
         if let failure = try await loop.submit({ driver.failure }).get() { throw failure }
+    }
+
+    /// Finds peers through the DHT and announces our listening port (BEP 5 `get_peers` and
+    /// `announce_peer`), again every `interval` (every 10 s while nobody was found).
+    private static func searchDHT(
+        _ dht: DHTService, infoHash: InfoHash, port: Int, every interval: Duration, driver: SessionDriver,
+        onEvent: @escaping @Sendable (TorrentEvent) -> Void
+    ) async {
+        guard let target = NodeID(bytes: infoHash.bytes) else { return }
+        while !Task.isCancelled {
+            let result = await dht.run(
+                .getPeers(target, announcePort: UInt16(clamping: port), impliedPort: false))
+            let peers = result.peers.compactMap { PeerAddress(ip: $0.ip, port: $0.port) }
+            onEvent(.log("DHT: \(peers.count) peers, announced to \(result.stored) nodes"))
+            if !peers.isEmpty { driver.loop.execute { driver.addPeers(peers) } }
+            do {
+                try await Task.sleep(for: peers.isEmpty ? .seconds(10) : interval)
+            } catch {
+                return
+            }
+        }
     }
 }

@@ -11,6 +11,9 @@ public typealias Moment = Duration
 
 /// Limits and timings of a torrent session, with the defaults of common practice.
 public struct SessionConfiguration: Sendable {
+    /// Our DHT node's UDP port, when one runs: set in the handshake (BEP 5, reserved bit) and
+    /// sent to peers that support the DHT as a `port` message.
+    public var dhtPort: UInt16?
     /// Most connections for this torrent.
     public var maxPeers = 60
     /// Most outgoing connection attempts started per tick.
@@ -75,4 +78,6 @@ public enum SessionAction: Sendable, Equatable {
     case banned(PeerAddress, reason: String)
     /// A peer told us of other peers (BEP 11 PEX), for the log.
     case learnedPeers(from: PeerKey, count: Int)
+    /// A peer named its DHT node (BEP 5 `port` message): ping it so it joins the routing table.
+    case dhtNode(PeerAddress)
 }

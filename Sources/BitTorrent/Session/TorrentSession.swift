@@ -265,6 +265,9 @@ public struct TorrentSession: Sendable {
         } else if peer.fast {
             actions.append(send(key, .haveNone, now))
         }
+        if let dhtPort = configuration.dhtPort, handshake.reserved.dht {
+            actions.append(send(key, .port(dhtPort), now))
+        }
         return actions
     }
 
@@ -329,7 +332,12 @@ public struct TorrentSession: Sendable {
         }
 
         switch message {
-        case .keepAlive, .port, .suggest, .unknown:
+        case .port(let port):
+            guard configuration.dhtPort != nil, port != 0, let address = peers[key]?.address,
+                let node = PeerAddress(ip: address.ip, port: port)
+            else { return [] }
+            return [.dhtNode(node)]
+        case .keepAlive, .suggest, .unknown:
             return []
         case .choke:
             peers[key]?.peerChoking = true

@@ -3,6 +3,7 @@ import Kademlia
 import NIOCore
 import NIOPosix
 import PeerNet
+import Synchronization
 import SystemPackage
 
 /// How a ``DHTService`` runs.
@@ -42,6 +43,7 @@ public final class DHTService: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let core: NIOLoopBound<DHTCore>
     private let channel: Channel
+    private let stopped = Atomic<Bool>(false)
 
     private init(group: MultiThreadedEventLoopGroup, core: NIOLoopBound<DHTCore>, channel: Channel, port: Int)
     {
@@ -111,11 +113,13 @@ public final class DHTService: Sendable {
 
     /// Pings a node (a peer's BEP 5 `port` message): if it answers it joins the table.
     public func ping(_ address: NodeAddress) {
+        guard !stopped.load(ordering: .acquiring) else { return }
         core.eventLoop.execute { [core] in core.value.apply { node, now in node.ping(address, now: now) } }
     }
 
     /// Saves the table and closes the socket.
     public func stop() async {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await core.eventLoop.submit { [core] in core.value.stop() }.get()
         try? await channel.close().get()
         try? await group.shutdownGracefully()
@@ -124,7 +128,8 @@ public final class DHTService: Sendable {
     private func perform(
         _ body: @escaping @Sendable (inout DHTNode, KademliaTime) -> (DHTOperationID, [DHTAction])
     ) async -> DHTResult {
-        await withCheckedContinuation { (continuation: CheckedContinuation<DHTResult, Never>) in
+        guard !stopped.load(ordering: .acquiring) else { return DHTResult(target: .zero) }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<DHTResult, Never>) in
             core.eventLoop.execute { [core] in core.value.begin(body, continuation: continuation) }
         }
     }
@@ -228,6 +233,10 @@ final class DHTCore {
         _ body: (inout DHTNode, KademliaTime) -> (DHTOperationID, [DHTAction]),
         continuation: CheckedContinuation<DHTResult, Never>
     ) {
+        guard timer != nil else {  // stopped
+            continuation.resume(returning: DHTResult(target: node.ownID))
+            return
+        }
         let (id, actions) = body(&node, now)
         waiting[id] = continuation
         perform(actions)
