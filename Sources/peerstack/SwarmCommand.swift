@@ -2,6 +2,7 @@ import ArgumentParser
 import BitTorrent
 import BitTorrentTracker
 import Foundation
+import MainlineDHT
 import NIOPosix
 import Synchronization
 
@@ -13,7 +14,9 @@ struct SwarmCommand: AsyncParsableCommand {
         discussion: """
             Generates a payload, makes a torrent for it, starts a PeerStack tracker (HTTP and UDP) \
             and N PeerStack peers on 127.0.0.1: one seeds, the others download through the tracker \
-            (half announce over HTTP, half over UDP) and from each other. Shows a live view, then a \
+            (half announce over HTTP, half over UDP) and from each other. Each peer also runs a \
+            mainline DHT node (bootstrapped from the seed's) and finds and announces the torrent \
+            there (BEP 5). Shows a live view, then a \
             summary; every downloaded copy is hashed again from disk. Exit status 0 only if every \
             peer verified the payload. Nothing leaves the loopback interface.
             """
@@ -33,6 +36,9 @@ struct SwarmCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds to wait for every download before giving up.")
     var timeout = 300
+
+    @Flag(help: "Run the peers without DHT nodes (tracker only).")
+    var noDHT = false
 
     func run() async throws {
         guard (2...32).contains(peers) else { throw Terminal.badInput("--peers \(peers)", "want 2 to 32") }
@@ -94,6 +100,24 @@ struct SwarmCommand: AsyncParsableCommand {
             allDone.continuation.finish()
         }
         defer { signals.forEach { $0.cancel() } }
+        // Each peer's DHT node, all bootstrapped from the seed's (which learns of the others as
+        // they join).
+        var dhtNodes: [DHTService] = []
+        if !noDHT {
+            for _ in roster {
+                var options = DHTServiceOptions()
+                options.host = "127.0.0.1"
+                options.port = 0
+                dhtNodes.append(try await DHTService.start(options))
+            }
+            let seedNode = NodeAddress(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[0].port))!
+            for node in dhtNodes.dropFirst() { _ = await node.bootstrap([seedNode]) }
+            let second = NodeAddress(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[1].port))!
+            _ = await dhtNodes[0].bootstrap([second])
+            Terminal.status("DHT: \(dhtNodes.count) nodes on 127.0.0.1, bootstrapped from the seed's")
+        }
+        let dhtPeersFound = PeerCounts()
+        let nodes = dhtNodes
         let transferStart = ContinuousClock.now
         var scrape: ScrapeStats?
         await withTaskGroup(of: Void.self) { group in
@@ -106,10 +130,16 @@ struct SwarmCommand: AsyncParsableCommand {
                 options.trackers = [[peer.tracker]]
                 options.seed = true
                 options.hashWorkers = 1
+                options.dht = nodes.isEmpty ? nil : nodes[peer.number - 1]
                 let client = TorrentClient(metainfo: metainfo, options: options)
                 group.addTask {
                     do {
                         try await client.run { event in
+                            if case .log(let line) = event, line.hasPrefix("DHT: "),
+                                let count = Int(line.dropFirst(5).prefix { $0.isNumber })
+                            {
+                                dhtPeersFound.record(count, for: peer.number)
+                            }
                             if view.handle(event, peer: peer.number) { allDone.continuation.finish() }
                         }
                     } catch {
@@ -143,6 +173,11 @@ struct SwarmCommand: AsyncParsableCommand {
         // 3. Tracker's view and the independent check.
         let statistics = try? await tracker.statistics()
         await tracker.stop()
+        var tableSizes: [Int] = []
+        for node in dhtNodes {
+            tableSizes.append(await node.routingTableSize)
+            await node.stop()
+        }
         var verified: [Int: Bool] = [:]
         for peer in roster {
             let report = await TorrentVerifier.verify(
@@ -159,6 +194,13 @@ struct SwarmCommand: AsyncParsableCommand {
             Terminal.status(
                 "tracker scrape (UDP) before the peers stopped: \(scrape.seeders) seeders, \(scrape.leechers) leechers, \(scrape.completed) completed"
             )
+        }
+        if !dhtNodes.isEmpty {
+            let found = dhtPeersFound.counts
+            Terminal.status(
+                "DHT: routing tables of \(tableSizes.map(String.init).joined(separator: ", ")) contacts; "
+                    + "peers found by get_peers: "
+                    + roster.map { "\(found[$0.number] ?? 0)" }.joined(separator: ", "))
         }
         for failure in view.failures { Terminal.error(failure) }
         let allVerified = roster.allSatisfy { verified[$0.number] == true }
@@ -372,4 +414,11 @@ final class SwarmView: Sendable {
                 format: "\nswarm transfer: %.2f s for %@ to %d downloaders", seconds, Units.bytes(total),
                 roster.count - 1))
     }
+}
+
+/// The most peers each swarm peer's DHT searches found.
+final class PeerCounts: Sendable {
+    private let storage = Mutex<[Int: Int]>([:])
+    func record(_ count: Int, for peer: Int) { storage.withLock { $0[peer] = max($0[peer] ?? 0, count) } }
+    var counts: [Int: Int] { storage.withLock { $0 } }
 }
