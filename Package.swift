@@ -13,10 +13,12 @@ let package = Package(
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
         .library(name: "PeerNet", targets: ["PeerNet"]),
+        .library(name: "PeerSim", targets: ["PeerSim"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
@@ -37,6 +39,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Simulation
+        .target(
+            name: "PeerSim",
+            dependencies: [
+                "Kademlia", "MainlineDHT",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         // Application
@@ -72,6 +83,7 @@ let package = Package(
                 "BitTorrentTracker",
                 "Kademlia",
                 "MainlineDHT",
+                "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -97,6 +109,7 @@ let package = Package(
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(
             name: "MainlineDHTTests", dependencies: ["MainlineDHT", "Kademlia", "Bencode", "TestSupport"]),
+        .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
             name: "InteropTests",

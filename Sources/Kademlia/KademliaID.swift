@@ -14,10 +14,10 @@ public enum Bits256: IDWidth { public static var bits: Int { 256 } }
 /// order: `words.0` holds the first bits), so IDs are cheap to copy, hash and compare. Distance is
 /// XOR (Maymounkov and Mazières, section 2.1); `<` compares IDs as unsigned numbers.
 public struct KademliaID<Width: IDWidth>: Hashable, Comparable, Sendable, CustomStringConvertible {
-    var w0: UInt64 = 0
-    var w1: UInt64 = 0
-    var w2: UInt64 = 0
-    var w3: UInt64 = 0
+    @usableFromInline var w0: UInt64 = 0
+    @usableFromInline var w1: UInt64 = 0
+    @usableFromInline var w2: UInt64 = 0
+    @usableFromInline var w3: UInt64 = 0
 
     public static var bitWidth: Int { Width.bits }
     public static var byteCount: Int { Width.bits / 8 }
@@ -25,16 +25,29 @@ public struct KademliaID<Width: IDWidth>: Hashable, Comparable, Sendable, Custom
     /// All zeros.
     public static var zero: Self { Self() }
 
-    init() {}
+    @usableFromInline init() {}
 
     /// The ID with these bytes; nil unless exactly ``byteCount`` of them.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == Self.byteCount else { return nil }
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (index, byte) in bytes.enumerated() {
-            words[index / 8] |= UInt64(byte) << (56 - 8 * UInt64(index % 8))
+        let done = bytes.withContiguousStorageIfAvailable { buffer in
+            self = Self(buffer: UnsafeRawBufferPointer(buffer))
         }
-        (w0, w1, w2, w3) = (words[0], words[1], words[2], words[3])
+        if done == nil { self = Array(bytes).withUnsafeBytes { Self(buffer: $0) } }
+    }
+
+    /// Reads ``byteCount`` bytes (the caller checked there are that many).
+    private init(buffer: UnsafeRawBufferPointer) {
+        func word(_ index: Int) -> UInt64 {
+            var value: UInt64 = 0
+            var offset = index * 8
+            while offset < min(index * 8 + 8, buffer.count) {
+                value |= UInt64(buffer[offset]) << (56 - 8 * UInt64(offset - index * 8))
+                offset += 1
+            }
+            return value
+        }
+        (w0, w1, w2, w3) = (word(0), word(1), word(2), word(3))
     }
 
     /// A uniformly random ID.
@@ -114,6 +127,7 @@ public struct KademliaID<Width: IDWidth>: Hashable, Comparable, Sendable, Custom
     }
 
     /// The XOR distance to `other`, itself an ID.
+    @inlinable
     public func distance(to other: Self) -> Self {
         var result = Self()
         result.w0 = w0 ^ other.w0
@@ -137,6 +151,7 @@ public struct KademliaID<Width: IDWidth>: Hashable, Comparable, Sendable, Custom
     public func commonPrefixLength(with other: Self) -> Int { distance(to: other).leadingZeroBitCount }
 
     /// Whether `a` is closer to `self` than `b` is.
+    @inlinable
     public func isCloser(_ a: Self, than b: Self) -> Bool { distance(to: a) < distance(to: b) }
 
     /// The ``byteCount`` bytes, big-endian.
@@ -157,6 +172,7 @@ public struct KademliaID<Width: IDWidth>: Hashable, Comparable, Sendable, Custom
 
     public var description: String { hex }
 
+    @inlinable
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.w0, lhs.w1, lhs.w2, lhs.w3) < (rhs.w0, rhs.w1, rhs.w2, rhs.w3)
     }

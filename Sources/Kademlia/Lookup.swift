@@ -134,7 +134,7 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
 
     /// The closest nodes that answered, nearest first (at most k).
     public var closest: [Node] {
-        Array(candidates.lazy.filter { $0.state == .answered }.prefix(configuration.k).map(\.contact))
+        Array(candidates.lazy.filter { $0.state == .answered }.prefix(configuration.k).map { $0.contact })
     }
 
     /// Hops to the closest answering node (1: a seed).
@@ -168,14 +168,18 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
     }
 
     private mutating func merge(_ nodes: [Node], hop: Int) {
-        var changed = false
+        // Candidates stay sorted by distance: each newcomer goes in at its place.
         for node in nodes where seen.insert(node.id).inserted {
-            candidates.append(
-                Candidate(contact: node, distance: node.id.distance(to: target), state: .waiting, hop: hop))
-            changed = true
+            let distance = node.id.distance(to: target)
+            var low = 0
+            var high = candidates.count
+            while low < high {
+                let middle = (low + high) / 2
+                if candidates[middle].distance < distance { low = middle + 1 } else { high = middle }
+            }
+            candidates.insert(
+                Candidate(contact: node, distance: distance, state: .waiting, hop: hop), at: low)
         }
-        guard changed else { return }
-        candidates.sort { $0.distance < $1.distance }
         if candidates.count > configuration.maxCandidates {
             // Drop the farthest not yet asked; never forget what is in flight or answered.
             var index = candidates.count - 1

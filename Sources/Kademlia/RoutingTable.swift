@@ -93,8 +93,9 @@ public struct RoutingTable<Width: IDWidth, Address: Hashable & Sendable>: Sendab
     public var count: Int { buckets.reduce(0) { $0 + $1.contacts.count } }
 
     /// Every contact, nearest buckets last.
-    public var contacts: [Node] { buckets.flatMap(\.contacts) }
+    public var contacts: [Node] { buckets.flatMap { $0.contacts } }
 
+    @inlinable
     public func liveness(of contact: Node, now: KademliaTime) -> Liveness {
         if contact.failures >= configuration.badAfterFailures { return .bad }
         if contact.answered && now - contact.lastSeen < configuration.questionableAfter { return .good }
@@ -181,6 +182,22 @@ public struct RoutingTable<Width: IDWidth, Address: Hashable & Sendable>: Sendab
         buckets[index].lastChanged = now
     }
 
+    /// Replaces `id` by the freshest replacement at once (it was pinged before being evicted
+    /// and did not answer); without a replacement it only counts as a failure.
+    public mutating func evict(_ id: ID, now: KademliaTime) {
+        let index = bucketIndex(for: id)
+        guard let position = buckets[index].contacts.firstIndex(where: { $0.id == id }) else { return }
+        guard let replacement = buckets[index].replacements.popLast() else {
+            buckets[index].contacts[position].failures += 1
+            return
+        }
+        buckets[index].contacts.remove(at: position)
+        var added = replacement
+        added.lastSeen = now
+        buckets[index].contacts.append(added)
+        buckets[index].lastChanged = now
+    }
+
     /// Removes `id` (it misbehaved).
     public mutating func remove(_ id: ID) {
         let index = bucketIndex(for: id)
@@ -189,10 +206,23 @@ public struct RoutingTable<Width: IDWidth, Address: Hashable & Sendable>: Sendab
     }
 
     /// Up to `count` contacts closest to `target`, nearest first, bad ones left out.
+    @inlinable
     public func closest(to target: ID, count: Int, now: KademliaTime) -> [Node] {
-        var all = buckets.flatMap(\.contacts).filter { liveness(of: $0, now: now) != .bad }
-        all.sort { target.isCloser($0.id, than: $1.id) }
-        return Array(all.prefix(count))
+        guard count > 0 else { return [] }
+        // Keep the best `count` by insertion into a short sorted list: no sort of the whole table.
+        var best: [(distance: ID, contact: Node)] = []
+        best.reserveCapacity(count + 1)
+        for bucket in buckets {
+            for contact in bucket.contacts where liveness(of: contact, now: now) != .bad {
+                let distance = contact.id.distance(to: target)
+                if best.count == count, let last = best.last, !(distance < last.distance) { continue }
+                var position = best.count
+                while position > 0 && distance < best[position - 1].distance { position -= 1 }
+                best.insert((distance, contact), at: position)
+                if best.count > count { best.removeLast() }
+            }
+        }
+        return best.map { $0.contact }
     }
 
     /// Buckets not changed for `interval`: look up a random ID in each to refresh it (BEP 5).

@@ -37,6 +37,8 @@ struct PeerStackCommand: AsyncParsableCommand {
         abstract:
             "Peer-to-peer protocols: BitTorrent today; DHT, IPFS, eDonkey, Gnutella and a blockchain to come.",
         version: "0.1.0",
-        subcommands: [TorrentCommand.self, TrackerCommand.self, DHTCommand.self, SwarmCommand.self]
+        subcommands: [
+            TorrentCommand.self, TrackerCommand.self, DHTCommand.self, SimCommand.self, SwarmCommand.self,
+        ]
     )
 }

@@ -167,14 +167,19 @@ public enum KRPCCodec {
     static func compactNodes(_ bytes: [UInt8], ipLength: Int) -> [NodeInfo] {
         let stride = 20 + ipLength + 2
         var result: [NodeInfo] = []
-        var offset = 0
-        while offset + stride <= bytes.count {
-            if let id = NodeID(bytes: bytes[offset..<offset + 20]),
-                let address = NodeAddress(compact: bytes[(offset + 20)..<(offset + stride)])
-            {
-                result.append(NodeInfo(id: id, address: address))
+        result.reserveCapacity(bytes.count / stride)
+        bytes.withUnsafeBufferPointer { buffer in
+            var offset = 0
+            while offset + stride <= buffer.count {
+                let entry = UnsafeBufferPointer(rebasing: buffer[offset..<offset + stride])
+                if let id = NodeID(bytes: UnsafeBufferPointer(rebasing: entry[0..<20])),
+                    let host = IPAddress(bytes: UnsafeBufferPointer(rebasing: entry[20..<(20 + ipLength)]))
+                {
+                    let port = UInt16(entry[stride - 2]) << 8 | UInt16(entry[stride - 1])
+                    result.append(NodeInfo(id: id, address: NodeAddress(host: host, port: port)))
+                }
+                offset += stride
             }
-            offset += stride
         }
         return result
     }

@@ -4,20 +4,55 @@ import Kademlia
 /// A mainline DHT node ID or key (BEP 5: 160 bits).
 public typealias NodeID = KademliaID<Bits160>
 
+/// An IPv4 or IPv6 address held inline (no heap storage), so that addresses are cheap to copy,
+/// hash and keep by the hundred thousand (routing tables, rate limits, the simulator).
+public struct IPAddress: Hashable, Sendable {
+    let high: UInt64
+    let low: UInt64
+    public let isIPv6: Bool
+
+    /// 4 (IPv4) or 16 (IPv6) network-order bytes; nil for any other length.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        isIPv6 = bytes.count == 16
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var index = 0
+        for byte in bytes {
+            if isIPv6 && index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+            index += 1
+        }
+        self.high = high
+        self.low = low
+    }
+
+    /// The address bytes: 4 or 16.
+    public var bytes: [UInt8] {
+        if !isIPv6 { return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * UInt64($0))) } }
+        return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
+            + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64($0))) }
+    }
+}
+
 /// An IP address and port as the DHT exchanges them (compact: 4 or 16 address bytes, then the
 /// port, big-endian; BEP 5 and BEP 32).
 public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
-    /// 4 (IPv4) or 16 (IPv6) bytes.
-    public let ip: [UInt8]
+    public let host: IPAddress
     public let port: UInt16
 
     public init?(ip: [UInt8], port: UInt16) {
-        guard ip.count == 4 || ip.count == 16 else { return nil }
-        self.ip = ip
+        guard let host = IPAddress(bytes: ip) else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public init(host: IPAddress, port: UInt16) {
+        self.host = host
         self.port = port
     }
 
-    public var isIPv6: Bool { ip.count == 16 }
+    /// 4 (IPv4) or 16 (IPv6) bytes.
+    public var ip: [UInt8] { host.bytes }
+    public var isIPv6: Bool { host.isIPv6 }
     public var compact: [UInt8] { ip + [UInt8(port >> 8), UInt8(port & 0xFF)] }
 
     /// Reads one compact address of 6 or 18 bytes.

@@ -85,6 +85,8 @@ public struct DHTNode: Sendable {
         case store(Int)
         case bootstrap(Int)
         case ping
+        /// The routing table's least recently seen contact, pinged before a newcomer replaces it.
+        case evict
     }
 
     private struct Pending: Sendable {
@@ -92,6 +94,10 @@ public struct DHTNode: Sendable {
         var expected: NodeID?
         var purpose: Purpose
         var sentAt: KademliaTime
+        /// A lookup or bootstrap query is sent once more after a timeout (a lost datagram should not cost the
+        /// lookup its closest node).
+        var query: KRPCQuery?
+        var retried = false
     }
 
     private enum Phase: Sendable {
@@ -185,6 +191,13 @@ public struct DHTNode: Sendable {
         return (DHTOperationID(value: id), perform(first, for: id, now: now))
     }
 
+    /// Puts a node in the routing table as if it had answered (a node known out of band: the
+    /// simulator's ready-made network, tests).
+    public mutating func addContact(_ node: NodeInfo, now: KademliaTime) {
+        learn(node.id, at: node.address, now: now)
+        responder.evictionCandidates.removeAll()
+    }
+
     /// Pings `address` (a peer's BEP 5 `port` message, a node named by a user): if it answers,
     /// it joins the routing table.
     public mutating func ping(_ address: NodeAddress, now: KademliaTime) -> [DHTAction] {
@@ -244,6 +257,15 @@ public struct DHTNode: Sendable {
         let overdue = pending.filter { now - $0.value.sentAt >= settings.lookup.timeout }
         for (transaction, entry) in overdue.sorted(by: { $0.key < $1.key }) {
             pending[transaction] = nil
+            if !entry.retried, let body = entry.query, let message = query(body),
+                let sent = send(
+                    message, to: entry.address, expected: entry.expected, purpose: entry.purpose, now: now,
+                    retried: true)
+            {
+                if let expected = entry.expected { responder.routing.failed(expected, now: now) }
+                actions.append(sent)
+                continue
+            }
             actions += failed(entry, now: now)
         }
         guard settings.maintenance else { return actions }
@@ -307,14 +329,21 @@ public struct DHTNode: Sendable {
 
     private mutating func send(
         _ message: KRPCMessage, to address: NodeAddress, expected: NodeID?, purpose: Purpose,
-        now: KademliaTime
+        now: KademliaTime, retried: Bool = false
     ) -> DHTAction? {
         guard pending.count < settings.maxPending else { return nil }
         var message = message
         repeat { nextTransaction &+= 1 } while pending[nextTransaction] != nil
         message.transactionID = [UInt8(nextTransaction >> 8), UInt8(nextTransaction & 0xFF)]
-        pending[nextTransaction] = Pending(
-            address: address, expected: expected, purpose: purpose, sentAt: now)
+        var entry = Pending(address: address, expected: expected, purpose: purpose, sentAt: now)
+        switch purpose {
+        case .lookup, .bootstrap:
+            if case .query(let body) = message.body { entry.query = body }
+        case .store, .ping, .evict:
+            break
+        }
+        entry.retried = retried
+        pending[nextTransaction] = entry
         return .send(KRPCCodec.encode(message), to: address)
     }
 
@@ -334,7 +363,7 @@ public struct DHTNode: Sendable {
         responder.evictionCandidates.removeAll()
         return candidates.compactMap { contact in
             guard let message = query(.ping) else { return nil }
-            return send(message, to: contact.address, expected: contact.id, purpose: .ping, now: now)
+            return send(message, to: contact.address, expected: contact.id, purpose: .evict, now: now)
         }
     }
 
@@ -374,7 +403,7 @@ public struct DHTNode: Sendable {
         if externalVotes.count > 64 { externalVotes = externalVotes.filter { $0.value > 1 } }
         var actions: [DHTAction] = []
         switch entry.purpose {
-        case .ping:
+        case .ping, .evict:
             break
         case .bootstrap(let id):
             guard running[id] != nil else { break }
@@ -474,6 +503,10 @@ public struct DHTNode: Sendable {
         switch entry.purpose {
         case .ping:
             return []
+        case .evict:
+            // Silent when asked: make room for the newcomer waiting in the replacement cache.
+            if let expected = entry.expected { responder.routing.evict(expected, now: now) }
+            return []
         case .bootstrap(let id):
             running[id]?.bootstrapsOutstanding -= 1
             return finishIfDone(id, now: now)
@@ -555,7 +588,7 @@ public struct DHTNode: Sendable {
 
 extension NodeAddress {
     /// Port 0 or an unspecified address: nothing can be sent there.
-    var isUnusable: Bool { port == 0 || ip.allSatisfy { $0 == 0 } }
+    var isUnusable: Bool { port == 0 || (host.high == 0 && host.low == 0) }
 }
 
 /// A routing table saved to disk (BEP 5 suggests keeping it across restarts): our ID and the

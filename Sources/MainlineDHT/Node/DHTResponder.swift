@@ -83,7 +83,7 @@ public struct DHTResponder: Sendable {
         -> KRPCMessage?
     {
         guard case .query(let query) = message.body, let sender = message.senderID else { return nil }
-        guard limiter.allow(source.ip, now: now) else {
+        guard limiter.allow(source.host, now: now) else {
             droppedQueries += 1
             return nil
         }
@@ -113,10 +113,10 @@ public struct DHTResponder: Sendable {
                 return error(203, "bad token", replyingTo: message)
             }
             let announced = impliedPort ? source.port : port
-            guard let peer = NodeAddress(ip: source.ip, port: announced), announced != 0 else {
+            guard announced != 0 else {
                 return error(203, "bad port", replyingTo: message)
             }
-            store(peer, for: infoHash, now: now)
+            store(NodeAddress(host: source.host, port: announced), for: infoHash, now: now)
         case .get(let target, let seq):
             response.token = tokens.token(for: source.ip)
             fillNodes(&response, near: target, source: source, now: now)

@@ -45,7 +45,7 @@ public struct RateLimiter: Sendable {
     public let rate: Double
     public let burst: Double
     public let maxTracked: Int
-    private var buckets: [[UInt8]: Bucket] = [:]
+    private var buckets: [IPAddress: Bucket] = [:]
 
     public init(rate: Double = 20, burst: Double = 50, maxTracked: Int = 10_000) {
         self.rate = rate
@@ -54,7 +54,7 @@ public struct RateLimiter: Sendable {
     }
 
     /// Whether a query from `ip` at `now` may be served (and takes a token if so).
-    public mutating func allow(_ ip: [UInt8], now: Duration) -> Bool {
+    public mutating func allow(_ ip: IPAddress, now: Duration) -> Bool {
         var bucket = buckets[ip] ?? Bucket(tokens: burst, updated: now)
         let elapsed =
             Double((now - bucket.updated).components.seconds)

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import PeerSim
+
+struct SimCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Run protocols at scale in a deterministic simulator (virtual time, latency, loss, churn).",
+        subcommands: [SimDHT.self]
+    )
+}
+
+struct SimDHT: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dht",
+        abstract: "Simulate a mainline DHT: N nodes running PeerStack's own DHT state machines.",
+        discussion: """
+            The nodes exchange real KRPC datagrams over a simulated network: each node has an \
+            access delay of 5-100 ms, packets are lost with --loss, and --churn of the nodes leave \
+            silently after the network forms while as many new ones join. A lookup succeeds when \
+            the closest node it found is the live node closest to its target. The same --seed \
+            gives the same numbers.
+            """
+    )
+
+    @Option(help: "Nodes in the network.")
+    var nodes = 1_000
+
+    @Option(help: "Lookups (find_node of random targets from random live nodes).")
+    var lookups = 1_000
+
+    @Option(help: "Fraction of nodes that leave silently (and are replaced by newcomers).")
+    var churn = 0.0
+
+    @Option(help: "Probability that a packet is lost.")
+    var loss = 0.0
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 1
+
+    @Option(
+        help:
+            "How tables are first filled: bootstrap (real lookups) or oracle (direct; for big N). Default: bootstrap up to 20000 nodes."
+    )
+    var join: DHTSimulationConfiguration.Join?
+
+    @Option(help: "Bucket size and lookup width k.")
+    var k = 8
+
+    @Option(help: "Queries in flight per lookup (alpha).")
+    var alpha = 3
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        guard (2...1_000_000).contains(nodes) else { throw ValidationError("--nodes: 2 to 1000000") }
+        guard (0...1_000_000).contains(lookups) else { throw ValidationError("--lookups: 0 to 1000000") }
+        guard (0..<1).contains(churn), (0..<1).contains(loss) else {
+            throw ValidationError("--churn and --loss are fractions in [0, 1)")
+        }
+        guard (1...64).contains(k), (1...16).contains(alpha) else {
+            throw ValidationError("--k 1-64, --alpha 1-16")
+        }
+    }
+
+    func run() async throws {
+        var configuration = DHTSimulationConfiguration()
+        configuration.nodes = nodes
+        configuration.lookups = lookups
+        configuration.churn = churn
+        configuration.links.loss = loss
+        configuration.seed = seed
+        configuration.join = join ?? (nodes <= 20_000 ? .bootstrap : .oracle)
+        configuration.lookup.k = k
+        configuration.lookup.alpha = alpha
+        let started = ContinuousClock.now
+        let report = DHTSimulation.run(configuration) { Terminal.status($0) }
+        let wall = ProgressBar.seconds(ContinuousClock.now - started)
+        let hops50 = DHTSimulationReport.percentile(report.hops, 0.5) ?? 0
+        let hops95 = DHTSimulationReport.percentile(report.hops, 0.95) ?? 0
+        let rpcs50 = DHTSimulationReport.percentile(report.rpcs, 0.5) ?? 0
+        let meanRPCs = report.rpcs.isEmpty ? 0 : Double(report.rpcs.reduce(0, +)) / Double(report.rpcs.count)
+        let time50 = ProgressBar.seconds(DHTSimulationReport.percentile(report.times, 0.5) ?? .zero)
+        let time95 = ProgressBar.seconds(DHTSimulationReport.percentile(report.times, 0.95) ?? .zero)
+        let memory = Self.peakMemoryMiB()
+        if json {
+            try printJSON(
+                SimJSON(
+                    nodes: report.nodes, lookups: report.lookups, churn: churn, loss: loss, seed: seed,
+                    join: configuration.join.rawValue, successRate: report.successRate, medianHops: hops50,
+                    p95Hops: hops95, predictedHops: report.predictedHops, medianRPCs: rpcs50,
+                    meanRPCs: meanRPCs,
+                    medianSeconds: time50, p95Seconds: time95, packets: report.packetsDelivered,
+                    lost: report.packetsLost, wallSeconds: wall, peakMemoryMiB: memory))
+            return
+        }
+        print(
+            """
+            nodes \(report.nodes) (join: \(configuration.join.rawValue)), \(report.departed) left, \(report.joinedLater) joined later
+            lookups \(report.lookups): success \(String(format: "%.2f", report.successRate * 100)) %
+            hops: median \(hops50), p95 \(hops95); predicted log2(N)/log2(k) = \(String(format: "%.2f", report.predictedHops))
+            RPCs per lookup: median \(rpcs50), mean \(String(format: "%.1f", meanRPCs))
+            virtual time per lookup: median \(String(format: "%.3f", time50)) s, p95 \(String(format: "%.3f", time95)) s
+            packets: \(report.packetsDelivered) delivered, \(report.packetsLost) lost; virtual time \(String(format: "%.1f", ProgressBar.seconds(report.virtualTime))) s
+            wall \(String(format: "%.1f", wall)) s, peak memory \(memory) MiB
+            """)
+    }
+
+    static func peakMemoryMiB() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss / 1_024
+    }
+}
+
+extension DHTSimulationConfiguration.Join: ExpressibleByArgument {}
+
+struct SimJSON: Codable {
+    var nodes: Int
+    var lookups: Int
+    var churn: Double
+    var loss: Double
+    var seed: UInt64
+    var join: String
+    var successRate: Double
+    var medianHops: Int
+    var p95Hops: Int
+    var predictedHops: Double
+    var medianRPCs: Int
+    var meanRPCs: Double
+    var medianSeconds: Double
+    var p95Seconds: Double
+    var packets: Int
+    var lost: Int
+    var wallSeconds: Double
+    var peakMemoryMiB: Int
+}
