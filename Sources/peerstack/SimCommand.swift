@@ -75,8 +75,15 @@ struct SimDHT: AsyncParsableCommand {
         configuration.lookup.k = k
         configuration.lookup.alpha = alpha
         let started = ContinuousClock.now
-        let report = DHTSimulation.run(configuration) { Terminal.status($0) }
-        let wall = ProgressBar.seconds(ContinuousClock.now - started)
+        var phases: [ContinuousClock.Instant] = []
+        let report = DHTSimulation.run(configuration) { line in
+            phases.append(.now)
+            Terminal.status(line)
+        }
+        let ended = ContinuousClock.now
+        let wall = ProgressBar.seconds(ended - started)
+        // The last phase is the lookups'; what came before it formed the network.
+        let lookupWall = ProgressBar.seconds(ended - (phases.last ?? started))
         let hops50 = DHTSimulationReport.percentile(report.hops, 0.5) ?? 0
         let hops95 = DHTSimulationReport.percentile(report.hops, 0.95) ?? 0
         let rpcs50 = DHTSimulationReport.percentile(report.rpcs, 0.5) ?? 0
@@ -92,7 +99,8 @@ struct SimDHT: AsyncParsableCommand {
                     p95Hops: hops95, predictedHops: report.predictedHops, medianRPCs: rpcs50,
                     meanRPCs: meanRPCs,
                     medianSeconds: time50, p95Seconds: time95, packets: report.packetsDelivered,
-                    lost: report.packetsLost, wallSeconds: wall, peakMemoryMiB: memory))
+                    lost: report.packetsLost, wallSeconds: wall, lookupWallSeconds: lookupWall,
+                    peakMemoryMiB: memory))
             return
         }
         print(
@@ -103,7 +111,7 @@ struct SimDHT: AsyncParsableCommand {
             RPCs per lookup: median \(rpcs50), mean \(String(format: "%.1f", meanRPCs))
             virtual time per lookup: median \(String(format: "%.3f", time50)) s, p95 \(String(format: "%.3f", time95)) s
             packets: \(report.packetsDelivered) delivered, \(report.packetsLost) lost; virtual time \(String(format: "%.1f", ProgressBar.seconds(report.virtualTime))) s
-            wall \(String(format: "%.1f", wall)) s, peak memory \(memory) MiB
+            wall \(String(format: "%.1f", wall)) s (lookups \(String(format: "%.1f", lookupWall)) s), peak memory \(memory) MiB
             """)
     }
 
@@ -134,5 +142,6 @@ struct SimJSON: Codable {
     var packets: Int
     var lost: Int
     var wallSeconds: Double
+    var lookupWallSeconds: Double
     var peakMemoryMiB: Int
 }
