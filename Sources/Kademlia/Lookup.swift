@@ -71,13 +71,20 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
         return next(now: now)
     }
 
-    /// `id` answered and named `nodes` closer to the target.
+    /// `id` answered and named `nodes` closer to the target (also after it was given up on).
     public mutating func answered(by id: ID, nodes: [Node], now: KademliaTime) -> [LookupAction<
         Width, Address
     >] {
-        guard let index = candidates.firstIndex(where: { $0.contact.id == id }),
-            case .inFlight = candidates[index].state
-        else { return [] }  // unsolicited or late: ignored
+        guard let index = candidates.firstIndex(where: { $0.contact.id == id }) else { return [] }
+        switch candidates[index].state {
+        case .inFlight:
+            break
+        case .failed:
+            // Late, after its timeout: still a good answer (the driver may have asked again).
+            failures -= 1
+        case .waiting, .answered:
+            return []  // unsolicited or repeated: ignored
+        }
         candidates[index].state = .answered
         answers += 1
         merge(nodes, hop: candidates[index].hop + 1)

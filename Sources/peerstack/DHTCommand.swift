@@ -35,7 +35,7 @@ struct DHTOptions: ParsableArguments {
     @Flag(help: "Do not read or write the routing table file.")
     var noTable = false
 
-    @Flag(help: "BEP 43 read-only node: ask, never answer.")
+    @Flag(help: "BEP 43 read-only node: ask, never answer (always so for lookup, put and get).")
     var readOnly = false
 
     @Flag(help: "Print JSON.")
@@ -55,8 +55,11 @@ struct DHTOptions: ParsableArguments {
 
     init() {}
 
-    /// Starts a node and joins the network; exits 1 when nobody answered.
-    func startNode(defaultPort: Int, requireContacts: Bool = true) async throws -> (DHTService, DHTResult) {
+    /// Starts a node and joins the network. A short-lived node (one `lookup`, `put` or `get`)
+    /// is read-only (BEP 43: it would only leave a dead entry in others' tables) and fails,
+    /// exit status 1, when nobody answered.
+    func startNode(defaultPort: Int, shortLived: Bool = true) async throws -> (DHTService, DHTResult) {
+        let requireContacts = shortLived
         var addresses: [NodeAddress] = []
         for text in bootstrap {
             do {
@@ -69,7 +72,8 @@ struct DHTOptions: ParsableArguments {
         options.host = listen
         options.port = port ?? defaultPort
         options.tableFile = tablePath
-        options.settings.readOnly = readOnly
+        // A node that lives for one command should not be put in others' tables (BEP 43).
+        options.settings.readOnly = readOnly || shortLived
         options.settings.ipv6 = listen.contains(":")
         if verbose { options.onLog = { Terminal.status($0) } }
         let service: DHTService
@@ -146,7 +150,7 @@ struct DHTServe: AsyncParsableCommand {
     var logInterval = 60
 
     func run() async throws {
-        let (service, joined) = try await dht.startNode(defaultPort: 6881, requireContacts: false)
+        let (service, joined) = try await dht.startNode(defaultPort: 6881, shortLived: false)
         Terminal.status(
             "DHT node \(await service.nodeID) on UDP port \(service.port); "
                 + "\(await service.routingTableSize) contacts after bootstrap (\(joined.queries) queries)")

@@ -41,7 +41,7 @@ struct PeerOptions: ParsableArguments {
         node.port = dhtPort ?? port
         node.listen = listen
         node.table = dhtTable
-        let (service, _) = try await node.startNode(defaultPort: 0, requireContacts: false)
+        let (service, _) = try await node.startNode(defaultPort: 0, shortLived: false)
         return service
     }
 
