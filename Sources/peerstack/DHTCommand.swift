@@ -44,6 +44,9 @@ struct DHTOptions: ParsableArguments {
     @Flag(help: "Log every datagram received.")
     var verbose = false
 
+    @Flag(help: "Keep nodes whose ID does not match their IP (BEP 42) out of the routing table.")
+    var enforceSecureIDs = false
+
     var tablePath: String? {
         if noTable { return nil }
         if let table { return table }
@@ -76,6 +79,7 @@ struct DHTOptions: ParsableArguments {
         options.settings.readOnly = readOnly || shortLived
         options.settings.ipv6 = listen.contains(":")
         if verbose { options.onLog = { Terminal.status($0) } }
+        options.settings.enforceSecureIDs = enforceSecureIDs
         let service: DHTService
         do {
             service = try await DHTService.start(options)

@@ -196,6 +196,14 @@ struct DHTNodeTests {
         let snapshot = mesh.nodes[3].snapshot
         let restored = try #require(RoutingSnapshot(decoding: snapshot.encoded()))
         #expect(restored == snapshot && restored.nodes.count == mesh.nodes[3].routing.count)
+        // Once our public IP is known, a restart takes a BEP 42 ID for it; a local IP changes nothing.
+        var generator = SeededGenerator(state: 9)
+        var seen = restored
+        seen.externalIP = [124, 31, 75, 21]
+        let secure = try #require(RoutingSnapshot(decoding: seen.encoded())).startingID(using: &generator)
+        #expect(secure != restored.ownID && SecureNodeID.isValid(secure, ip: [124, 31, 75, 21]))
+        seen.externalIP = [10, 0, 0, 4]
+        #expect(seen.startingID(using: &generator) == restored.ownID)
     }
 
     @Test("hostile datagrams are dropped or answered with an error, and change nothing")

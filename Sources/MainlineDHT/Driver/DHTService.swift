@@ -12,8 +12,9 @@ public struct DHTServiceOptions: Sendable {
     /// IPv6 address (BEP 32 runs one node per address family).
     public var host = "0.0.0.0"
     public var port = 6881
-    /// The node ID; by default the saved table's, else a random one (BEP 42-shaped once our
-    /// external IP is known, for the next start).
+    /// The node ID; by default the saved table's, else a random one. Once other nodes have told
+    /// us our external IP (BEP 42), it is saved with the table, and the next start takes a
+    /// secure ID for that IP if the saved one does not match it.
     public var nodeID: NodeID?
     /// Where the routing table is kept across restarts (read at start, written at stop and
     /// every few minutes).
@@ -61,7 +62,7 @@ public final class DHTService: Sendable {
             RoutingSnapshot(decoding: $0)
         }
         var random = SystemRandomNumberGenerator()
-        let id = options.nodeID ?? saved?.ownID ?? NodeID.random(using: &random)
+        let id = options.nodeID ?? saved?.startingID(using: &random) ?? NodeID.random(using: &random)
         do {
             let core = try await loop.submit {
                 NIOLoopBound(DHTCore(id: id, options: options, saved: saved, loop: loop), eventLoop: loop)

@@ -309,8 +309,10 @@ public struct DHTNode: Sendable {
 
     /// The routing table's contacts, to save and bootstrap from after a restart.
     public var snapshot: RoutingSnapshot {
-        RoutingSnapshot(
+        var snapshot = RoutingSnapshot(
             ownID: ownID, nodes: routing.contacts.map { NodeInfo(id: $0.id, address: $0.address) })
+        snapshot.externalIP = externalIP
+        return snapshot
     }
 
     // MARK: Internals
@@ -605,6 +607,8 @@ extension NodeAddress {
 public struct RoutingSnapshot: Sendable, Hashable {
     public var ownID: NodeID
     public var nodes: [NodeInfo]
+    /// Our address as other nodes reported it (BEP 42's `ip`), for choosing a secure ID.
+    public var externalIP: [UInt8]?
 
     public init(ownID: NodeID, nodes: [NodeInfo]) {
         self.ownID = ownID
@@ -614,10 +618,12 @@ public struct RoutingSnapshot: Sendable, Hashable {
     public func encoded() -> [UInt8] {
         let v4 = nodes.filter { !$0.address.isIPv6 }.flatMap { $0.id.bytes + $0.address.compact }
         let v6 = nodes.filter { $0.address.isIPv6 }.flatMap { $0.id.bytes + $0.address.compact }
-        return BencodeValue.dictionary([
+        var dictionary: [[UInt8]: BencodeValue] = [
             Array("id".utf8): .bytes(ownID.bytes), Array("nodes".utf8): .bytes(v4),
             Array("nodes6".utf8): .bytes(v6),
-        ]).encoded()
+        ]
+        if let externalIP { dictionary[Array("ip".utf8)] = .bytes(externalIP) }
+        return BencodeValue.dictionary(dictionary).encoded()
     }
 
     /// Reads a saved table; nil for anything that is not one (a damaged file is not an error
@@ -631,5 +637,16 @@ public struct RoutingSnapshot: Sendable, Hashable {
         nodes =
             KRPCCodec.compactNodes(value["nodes"]?.bytes ?? [], ipLength: 4)
             + KRPCCodec.compactNodes(value["nodes6"]?.bytes ?? [], ipLength: 16)
+        if let ip = value["ip"]?.bytes, ip.count == 4 || ip.count == 16 { externalIP = ip }
+    }
+
+    /// The ID to start with: the saved one, unless our external IP is known (and public) and the
+    /// saved ID does not match it, then a fresh BEP 42 ID for that IP.
+    public func startingID(using random: inout some RandomNumberGenerator) -> NodeID {
+        guard let ip = externalIP, !SecureNodeID.isExempt(ip), !SecureNodeID.isValid(ownID, ip: ip) else {
+            return ownID
+        }
+        let bytes = (0..<20).map { _ in UInt8.random(in: 0...255, using: &random) }
+        return SecureNodeID.make(ip: ip, r: bytes[19], random: bytes) ?? ownID
     }
 }
