@@ -77,6 +77,14 @@ public struct DHTSimulationReport: Sendable {
     }
 }
 
+/// Where a running simulation is.
+public enum DHTSimulationProgress: Sendable, Hashable {
+    case fillingTables(nodes: Int)
+    case joining(done: Int, of: Int)
+    case churn(left: Int)
+    case lookups(done: Int, of: Int)
+}
+
 /// The mainline DHT at scale: `nodes` unchanged ``DHTNode`` state machines exchanging real KRPC
 /// datagrams over a ``SimulatedNetwork`` (virtual time, latency, loss), with churn. Same
 /// configuration, same report.
@@ -114,25 +122,26 @@ public struct DHTSimulation {
     }
 
     /// Runs the whole experiment: the network forms, churn strikes, then the lookups run.
-    /// `progress` is told of each phase.
-    public static func run(_ configuration: DHTSimulationConfiguration, progress: (String) -> Void = { _ in })
+    /// `progress` is told of each phase and of every tenth of the joins and lookups.
+    public static func run(
+        _ configuration: DHTSimulationConfiguration, progress: (DHTSimulationProgress) -> Void = { _ in }
+    )
         -> DHTSimulationReport
     {
         var simulation = DHTSimulation(configuration)
         return simulation.execute(progress: progress)
     }
 
-    private mutating func execute(progress: (String) -> Void) -> DHTSimulationReport {
+    private mutating func execute(progress: (DHTSimulationProgress) -> Void) -> DHTSimulationReport {
         let count = max(2, configuration.nodes)
         for _ in 0..<count { addNode() }
         report.nodes = count
         switch configuration.join {
         case .oracle:
-            progress("filling \(count) routing tables")
+            progress(.fillingTables(nodes: count))
             fillTables()
         case .bootstrap:
-            progress("\(count) nodes joining by bootstrap lookups")
-            join(Array(1..<count), through: Array(0..<1))
+            join(Array(1..<count), through: Array(0..<1), progress: progress)
         }
         report.joinPackets = network.delivered
 
@@ -144,16 +153,17 @@ public struct DHTSimulation {
             for index in candidates.prefix(leaving) { alive[index] = false }
             report.departed = leaving
             let newcomers = (0..<leaving).map { _ in addNode() }
-            progress("\(leaving) nodes left, \(leaving) joining")
-            join(newcomers, through: (0..<count).filter { alive[$0] })
+            progress(.churn(left: leaving))
+            join(newcomers, through: (0..<count).filter { alive[$0] }, progress: progress)
             report.joinedLater = leaving
         }
 
         // The lookups, from random live nodes towards random targets.
         let live = alive.indices.filter { alive[$0] }
         let sortedLive = live.map { (nodes[$0].ownID, $0) }.sorted { $0.0 < $1.0 }
-        progress("\(configuration.lookups) lookups from \(live.count) live nodes")
         var started = 0
+        progress(.lookups(done: 0, of: configuration.lookups))
+        var reported = 0
         while started < configuration.lookups {
             let wave = min(configuration.concurrency, configuration.lookups - started)
             var waiting: [(key: Int, target: NodeID)] = []
@@ -181,6 +191,10 @@ public struct DHTSimulation {
                 }
             }
             started += wave
+            if started * 10 / max(1, configuration.lookups) > reported {
+                reported = started * 10 / max(1, configuration.lookups)
+                progress(.lookups(done: started, of: configuration.lookups))
+            }
         }
         report.packetsDelivered = network.delivered
         report.packetsLost = network.lost
@@ -211,9 +225,13 @@ public struct DHTSimulation {
 
     /// Joins `joiners` in waves, each through a random node of `entry` or of those that joined
     /// before it.
-    private mutating func join(_ joiners: [Int], through entry: [Int]) {
+    private mutating func join(
+        _ joiners: [Int], through entry: [Int], progress: (DHTSimulationProgress) -> Void
+    ) {
         var known = entry
         var position = 0
+        var reported = 0
+        progress(.joining(done: 0, of: joiners.count))
         while position < joiners.count {
             let wave = Array(joiners[position..<min(joiners.count, position + configuration.concurrency)])
             var waiting: [Int] = []
@@ -227,6 +245,10 @@ public struct DHTSimulation {
             for key in waiting { finished[key] = nil }
             known += wave
             position += wave.count
+            if position * 10 / max(1, joiners.count) > reported {
+                reported = position * 10 / max(1, joiners.count)
+                progress(.joining(done: position, of: joiners.count))
+            }
         }
     }
 

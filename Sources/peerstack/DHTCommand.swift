@@ -47,21 +47,68 @@ struct DHTOptions: ParsableArguments {
     @Flag(help: "Keep nodes whose ID does not match their IP (BEP 42) out of the routing table.")
     var enforceSecureIDs = false
 
-    var tablePath: String? {
-        if noTable { return nil }
-        if let table { return table }
-        let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
-        let directory = home + "/.peerstack"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory + "/dht.table"
+    /// What these options ask for, as a plain value.
+    var launcher: DHTLauncher {
+        DHTLauncher(
+            port: port, listen: listen, bootstrap: bootstrap,
+            table: noTable ? .none : table.map { .file($0) } ?? .standard, readOnly: readOnly,
+            verbose: verbose,
+            enforceSecureIDs: enforceSecureIDs)
     }
 
-    init() {}
+    /// Starts a node and joins the network (see ``DHTLauncher/startNode(defaultPort:shortLived:)``).
+    func startNode(defaultPort: Int, shortLived: Bool = true) async throws -> DHTService {
+        try await launcher.startNode(defaultPort: defaultPort, shortLived: shortLived)
+    }
+
+    static func parseTarget(_ text: String) throws -> NodeID {
+        let lower = text.lowercased()
+        let hex = lower.hasPrefix("magnet:") ? magnetHash(lower) ?? lower : lower
+        guard hex.count == 40, let bytes = Hex.decode(hex), let id = NodeID(bytes: bytes) else {
+            throw Terminal.badInput(text, "want 40 hex digits (an info-hash or a BEP 44 target)")
+        }
+        return id
+    }
+
+    private static func magnetHash(_ magnet: String) -> String? {
+        guard let range = magnet.range(of: "urn:btih:") else { return nil }
+        return String(magnet[range.upperBound...].prefix(40))
+    }
+}
+
+/// How to start a DHT node for a command: shared by the `dht` verbs and `torrent get|seed`.
+struct DHTLauncher {
+    enum Table {
+        case none
+        case standard
+        case file(String)
+    }
+
+    var port: Int?
+    var listen = "0.0.0.0"
+    var bootstrap: [String] = []
+    var table = Table.standard
+    var readOnly = false
+    var verbose = false
+    var enforceSecureIDs = false
+
+    /// `~/.peerstack/dht.table` unless another file (or none) was asked for.
+    var tablePath: String? {
+        switch table {
+        case .none: return nil
+        case .file(let path): return path
+        case .standard:
+            let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
+            let directory = home + "/.peerstack"
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            return directory + "/dht.table"
+        }
+    }
 
     /// Starts a node and joins the network. A short-lived node (one `lookup`, `put` or `get`)
     /// is read-only (BEP 43: it would only leave a dead entry in others' tables) and fails,
     /// exit status 1, when nobody answered.
-    func startNode(defaultPort: Int, shortLived: Bool = true) async throws -> (DHTService, DHTResult) {
+    func startNode(defaultPort: Int, shortLived: Bool) async throws -> DHTService {
         let requireContacts = shortLived
         var addresses: [NodeAddress] = []
         for text in bootstrap {
@@ -92,27 +139,18 @@ struct DHTOptions: ParsableArguments {
             await service.stop()
             throw Terminal.badInput("dht", "no --bootstrap node and no saved routing table")
         }
-        let joined = await service.bootstrap(addresses + saved)
+        guard shortLived else {
+            // A long-lived node joins in the background: a download need not wait for it.
+            service.startBootstrap(addresses + saved)
+            return service
+        }
+        _ = await service.bootstrap(addresses + saved)
         if requireContacts, await service.routingTableSize == 0 {
             await service.stop()
             Terminal.error("no DHT node answered (\(addresses.count + saved.count) tried)")
             throw ExitCode(1)
         }
-        return (service, joined)
-    }
-
-    static func parseTarget(_ text: String) throws -> NodeID {
-        let lower = text.lowercased()
-        let hex = lower.hasPrefix("magnet:") ? magnetHash(lower) ?? lower : lower
-        guard hex.count == 40, let bytes = Hex.decode(hex), let id = NodeID(bytes: bytes) else {
-            throw Terminal.badInput(text, "want 40 hex digits (an info-hash or a BEP 44 target)")
-        }
-        return id
-    }
-
-    private static func magnetHash(_ magnet: String) -> String? {
-        guard let range = magnet.range(of: "urn:btih:") else { return nil }
-        return String(magnet[range.upperBound...].prefix(40))
+        return service
     }
 }
 
@@ -154,10 +192,11 @@ struct DHTServe: AsyncParsableCommand {
     var logInterval = 60
 
     func run() async throws {
-        let (service, joined) = try await dht.startNode(defaultPort: 6881, shortLived: false)
+        let service = try await dht.startNode(defaultPort: 6881, shortLived: false)
+        await service.joined()
         Terminal.status(
             "DHT node \(await service.nodeID) on UDP port \(service.port); "
-                + "\(await service.routingTableSize) contacts after bootstrap (\(joined.queries) queries)")
+                + "\(await service.routingTableSize) contacts after bootstrap")
         let stop = AsyncStream<Void>.makeStream()
         let interrupts = Terminal.onInterrupt { stop.continuation.finish() }
         defer { interrupts.forEach { $0.cancel() } }
@@ -192,7 +231,7 @@ struct DHTLookup: AsyncParsableCommand {
 
     func run() async throws {
         let target = try DHTOptions.parseTarget(infoHash)
-        let (service, _) = try await dht.startNode(defaultPort: 0)
+        let service = try await dht.startNode(defaultPort: 0)
         let port = announce.map { UInt16(clamping: $0) }
         let result = await service.run(.getPeers(target, announcePort: port, impliedPort: false))
         await service.stop()
@@ -273,7 +312,7 @@ struct DHTPut: AsyncParsableCommand {
             throw Terminal.badInput("--salt", "longer than 64 bytes")
         }
         let signer = try key.map(loadSigningKey)
-        let (service, _) = try await dht.startNode(defaultPort: 0)
+        let service = try await dht.startNode(defaultPort: 0)
         let item: DHTItem
         if let signer {
             var next = seq
@@ -331,7 +370,7 @@ struct DHTGet: AsyncParsableCommand {
         } else {
             throw Terminal.badInput("dht get", "give a target or --public-key")
         }
-        let (service, _) = try await dht.startNode(defaultPort: 0)
+        let service = try await dht.startNode(defaultPort: 0)
         let result = await service.run(.get(id, salt: saltBytes))
         await service.stop()
         guard let item = result.item else {

@@ -75,15 +75,24 @@ struct SimDHT: AsyncParsableCommand {
         configuration.lookup.k = k
         configuration.lookup.alpha = alpha
         let started = ContinuousClock.now
-        var phases: [ContinuousClock.Instant] = []
-        let report = DHTSimulation.run(configuration) { line in
-            phases.append(.now)
-            Terminal.status(line)
+        var lookupsStarted: ContinuousClock.Instant?
+        let report = DHTSimulation.run(configuration) { progress in
+            switch progress {
+            case .fillingTables(let count):
+                Terminal.status("filling \(count) routing tables")
+            case .joining(let done, let total):
+                Terminal.status("joining: \(done)/\(total) nodes bootstrapped")
+            case .churn(let left):
+                Terminal.status("churn: \(left) nodes left silently; as many new ones join")
+            case .lookups(let done, let total):
+                if lookupsStarted == nil { lookupsStarted = .now }
+                Terminal.status("lookups: \(done)/\(total)")
+            }
         }
         let ended = ContinuousClock.now
         let wall = ProgressBar.seconds(ended - started)
-        // The last phase is the lookups'; what came before it formed the network.
-        let lookupWall = ProgressBar.seconds(ended - (phases.last ?? started))
+        // What came before the lookups formed the network.
+        let lookupWall = ProgressBar.seconds(ended - (lookupsStarted ?? started))
         let hops50 = DHTSimulationReport.percentile(report.hops, 0.5) ?? 0
         let hops95 = DHTSimulationReport.percentile(report.hops, 0.95) ?? 0
         let rpcs50 = DHTSimulationReport.percentile(report.rpcs, 0.5) ?? 0

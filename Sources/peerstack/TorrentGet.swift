@@ -36,13 +36,10 @@ struct PeerOptions: ParsableArguments {
     /// table; with neither it still serves, and learns nodes from peers' `port` messages.
     func startDHT() async throws -> DHTService? {
         guard !noDHT else { return nil }
-        var node = DHTOptions()
-        node.bootstrap = bootstrap
-        node.port = dhtPort ?? port
-        node.listen = listen
-        node.table = dhtTable
-        let (service, _) = try await node.startNode(defaultPort: 0, shortLived: false)
-        return service
+        let node = DHTLauncher(
+            port: dhtPort ?? port, listen: listen, bootstrap: bootstrap,
+            table: dhtTable.map { .file($0) } ?? .standard)
+        return try await node.startNode(defaultPort: 0, shortLived: false)
     }
 
     func addresses() throws -> [PeerAddress] {

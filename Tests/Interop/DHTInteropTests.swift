@@ -3,6 +3,7 @@ import BitTorrent
 import Crypto
 import Foundation
 import MainlineDHT
+import TestSupport
 import Testing
 
 /// The mainline DHT against libtorrent's on 127.0.0.1: bootstrapping from each other, peers
@@ -163,6 +164,34 @@ struct DHTInteropTests {
         }
         #expect(names.all == ["tree"])
         #expect(await payload.isComplete(in: target))
+        await net.stop()
+    }
+
+    @Test("peerstack torrent get of a torrent without trackers finds libtorrent through the DHT")
+    func trackerlessTorrentFromTheCommandLine() async throws {
+        try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
+        let payload = try await TransferPayload(multiFile: false)
+        defer { payload.payloads.remove() }
+        #expect(payload.metainfo.trackerTiers.isEmpty)
+        let net = try await Self.network()
+        defer { net.libtorrent.stop() }
+        _ = try await net.libtorrent.ask(
+            "seed \(payload.torrentFile.path) \(payload.seedDirectory.path)", expecting: "seeding")
+        let target = try payload.directory("cli")
+        let table = payload.payloads.root.appendingPathComponent("dht.table").path
+        let get = try BackgroundProgram(
+            try peerstackExecutable().path,
+            [
+                "torrent", "get", payload.torrentFile.path, "-o", target.path, "--listen", "127.0.0.1",
+                "--port", "0",
+                "--bootstrap", "127.0.0.1:\(net.libtorrentPort)", "--dht-table", table,
+            ])
+        defer { get.stop() }
+        let status = try await get.waitForExit(timeout: 120)
+        #expect(status == 0, "\(get.text.suffix(800))")
+        #expect(await payload.isComplete(in: target))
+        // The node's routing table was saved for the next run.
+        #expect(FileManager.default.fileExists(atPath: table))
         await net.stop()
     }
 }

@@ -221,6 +221,7 @@ public final class TorrentClient: Sendable {
         onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async {
         guard let target = NodeID(bytes: infoHash.bytes) else { return }
+        await dht.joined()
         while !Task.isCancelled {
             let result = await dht.run(
                 .getPeers(target, announcePort: UInt16(clamping: port), impliedPort: false))

@@ -45,6 +45,7 @@ public final class DHTService: Sendable {
     private let core: NIOLoopBound<DHTCore>
     private let channel: Channel
     private let stopped = Atomic<Bool>(false)
+    private let joining = Mutex<Task<DHTResult, Never>?>(nil)
 
     private init(group: MultiThreadedEventLoopGroup, core: NIOLoopBound<DHTCore>, channel: Channel, port: Int)
     {
@@ -105,6 +106,18 @@ public final class DHTService: Sendable {
     /// Joins through `addresses` (plus the saved table) and returns when our own ID's lookup ends.
     public func bootstrap(_ addresses: [NodeAddress]) async -> DHTResult {
         await perform { node, now in node.bootstrap(from: addresses, now: now) }
+    }
+
+    /// Starts joining through `addresses` without waiting; ``joined()`` waits for it.
+    public func startBootstrap(_ addresses: [NodeAddress]) {
+        let task = Task { await self.bootstrap(addresses) }
+        joining.withLock { $0 = task }
+    }
+
+    /// Waits for the join started by ``startBootstrap(_:)``, if any.
+    public func joined() async {
+        let task = joining.withLock { $0 }
+        _ = await task?.value
     }
 
     /// Runs one operation to its end.
