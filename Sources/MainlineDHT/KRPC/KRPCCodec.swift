@@ -36,13 +36,21 @@ public enum KRPCCodec {
         var message: KRPCMessage
         switch kind {
         case "q":
-            guard let method = value["q"]?.string else { throw fail(.missing("q")) }
-            guard let arguments = value["a"], case .dictionary = arguments else { throw fail(.missing("a")) }
-            let sender = try id(arguments, "id", transaction)
-            message = KRPCMessage(
-                transactionID: transaction, senderID: sender,
-                body: .query(try query(method, arguments, transaction)))
-            message.readOnly = value["ro"]?.integer == 1
+            do throws(KRPCError) {
+                guard let method = value["q"]?.string else { throw fail(.missing("q")) }
+                guard let arguments = value["a"], case .dictionary = arguments else {
+                    throw fail(.missing("a"))
+                }
+                let sender = try id(arguments, "id", transaction)
+                message = KRPCMessage(
+                    transactionID: transaction, senderID: sender,
+                    body: .query(try query(method, arguments, transaction)))
+                message.readOnly = value["ro"]?.integer == 1
+            } catch {
+                var refused = error
+                refused.isQuery = true
+                throw refused
+            }
         case "r":
             guard let reply = value["r"], case .dictionary = reply else { throw fail(.missing("r")) }
             let sender = try id(reply, "id", transaction)

@@ -186,6 +186,8 @@ public struct KRPCError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var transactionID: [UInt8]?
     public var reason: Reason
+    /// The message was a query (`y` = `q`): BEP 5 answers a bad query with an error.
+    public var isQuery = false
 
     public init(transactionID: [UInt8]?, reason: Reason) {
         self.transactionID = transactionID

@@ -219,10 +219,7 @@ public struct DHTNode: Sendable {
         } catch {
             dropped += 1
             // A query we could read the transaction of gets BEP 5's error back; anything else is dropped.
-            guard let transaction = error.transactionID, !settings.readOnly,
-                packet.count <= KRPCCodec.maxPacket,
-                isQuery(packet)
-            else { return [] }
+            guard let transaction = error.transactionID, error.isQuery, !settings.readOnly else { return [] }
             var reply = KRPCMessage(
                 transactionID: transaction, senderID: nil,
                 body: .error(code: error.code, message: error.description))
@@ -320,15 +317,6 @@ public struct DHTNode: Sendable {
     private func closestContacts(to target: NodeID, now: KademliaTime) -> [DHTContact] {
         let all = routing.closest(to: target, count: settings.lookup.k * 4, now: now)
         return Array(all.filter { $0.address.isIPv6 == settings.ipv6 }.prefix(settings.lookup.k * 2))
-    }
-
-    private func isQuery(_ packet: [UInt8]) -> Bool {
-        // "1:y1:q" anywhere is enough to decide whether an error reply is owed.
-        let marker = Array("1:y1:q".utf8)
-        guard packet.count >= marker.count else { return false }
-        return (0...(packet.count - marker.count)).contains {
-            packet[$0..<$0 + marker.count].elementsEqual(marker)
-        }
     }
 
     private func query(_ query: KRPCQuery) -> KRPCMessage? {
