@@ -31,6 +31,9 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
     private enum State: Sendable, Hashable {
         case waiting
         case inFlight(since: KademliaTime)
+        /// Timed out once and asked again: others are asked meanwhile, but the lookup does not
+        /// end without its answer or its final failure.
+        case retrying
         case answered
         case failed
     }
@@ -77,7 +80,7 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
     >] {
         guard let index = candidates.firstIndex(where: { $0.contact.id == id }) else { return [] }
         switch candidates[index].state {
-        case .inFlight:
+        case .inFlight, .retrying:
             break
         case .failed:
             // Late, after its timeout: still a good answer (the driver may have asked again).
@@ -93,11 +96,24 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
 
     /// The query to `id` failed (an error reply, or the driver gave up on it).
     public mutating func failed(_ id: ID, now: KademliaTime) -> [LookupAction<Width, Address>] {
+        guard let index = candidates.firstIndex(where: { $0.contact.id == id }) else { return [] }
+        switch candidates[index].state {
+        case .inFlight, .retrying: break
+        case .waiting, .answered, .failed: return []
+        }
+        candidates[index].state = .failed
+        failures += 1
+        return next(now: now)
+    }
+
+    /// The query to `id` timed out and the driver sent it again: the lookup asks the next
+    /// candidate at once instead of waiting, but still waits for this one's answer (or
+    /// ``failed(_:now:)``) before it ends, in case that node is one of the closest.
+    public mutating func stalled(_ id: ID, now: KademliaTime) -> [LookupAction<Width, Address>] {
         guard let index = candidates.firstIndex(where: { $0.contact.id == id }),
             case .inFlight = candidates[index].state
         else { return [] }
-        candidates[index].state = .failed
-        failures += 1
+        candidates[index].state = .retrying
         return next(now: now)
     }
 
@@ -128,15 +144,19 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
     /// Whether the lookup has converged (nothing in flight that could change the result).
     public var isFinished: Bool {
         var counted = 0
+        var retrying = false
         for candidate in candidates {
             switch candidate.state {
             case .failed: continue
+            case .retrying:
+                retrying = true
+                continue
             case .answered: counted += 1
             case .waiting, .inFlight: return false
             }
-            if counted == configuration.k { return true }
+            if counted == configuration.k { return !retrying }
         }
-        return true
+        return !retrying
     }
 
     /// The closest nodes that answered, nearest first (at most k).
@@ -161,7 +181,7 @@ public struct Lookup<Width: IDWidth, Address: Hashable & Sendable>: Sendable {
         for index in candidates.indices {
             guard flying < configuration.alpha, live < configuration.k else { break }
             switch candidates[index].state {
-            case .failed: continue
+            case .failed, .retrying: continue
             case .answered, .inFlight: live += 1
             case .waiting:
                 candidates[index].state = .inFlight(since: now)

@@ -167,6 +167,42 @@ struct LookupTests {
         #expect(lookup.closest.map(\.id) == Array(truth))
         #expect(lookup.failures > 0)
     }
+
+    @Test func aStalledQueryFreesItsSlotButTheLookupWaitsForItsAnswer() throws {
+        var generator = SeededGenerator(state: 7)
+        let target = ID160.random(using: &generator)
+        let truth = ids.sorted { target.isCloser($0, than: $1) }
+        let closestIndex = try #require(ids.firstIndex(of: truth[0]))
+        var lookup = Lookup(
+            target: target,
+            seeds: tables[closestIndex == 0 ? 1 : 0].closest(to: target, count: 8, now: .zero),
+            now: .zero)
+        var asked = lookup.start(now: .zero)
+        var stalledOnce = false
+        var rounds = 0
+        while !lookup.isFinished && rounds < 200 {
+            rounds += 1
+            var next: [LookupAction<Bits160, Int>] = []
+            for case .query(let contact) in asked {
+                if contact.address == closestIndex && !stalledOnce {
+                    // The closest node's first answer is lost: its retransmission is pending.
+                    stalledOnce = true
+                    let others = lookup.stalled(contact.id, now: .seconds(2))
+                    #expect(!others.isEmpty || lookup.isFinished == false, "a stalled node frees its slot")
+                    next += others
+                    continue
+                }
+                next += lookup.answered(
+                    by: contact.id, nodes: tables[contact.address].closest(to: target, count: 8, now: .zero),
+                    now: .seconds(1))
+            }
+            asked = next
+            if asked.isEmpty { break }
+        }
+        #expect(stalledOnce && !lookup.isFinished, "the lookup must wait for the stalled closest node")
+        _ = lookup.answered(by: truth[0], nodes: [], now: .seconds(4))
+        #expect(lookup.isFinished && lookup.closest.first?.id == truth[0])
+    }
 }
 
 struct KeyValueStoreTests {

@@ -259,16 +259,16 @@ public struct DHTNode: Sendable {
                     message, to: entry.address, expected: entry.expected, purpose: entry.purpose, now: now,
                     retried: true)
             {
-                // Asked again, but the lookup goes on without waiting for it; a late answer
-                // still counts.
+                // Asked again; the lookup asks the next candidate meanwhile, and still takes
+                // this one's answer if it comes.
                 if let expected = entry.expected { responder.routing.failed(expected, now: now) }
                 actions.append(sent)
                 if case .lookup(let id) = entry.purpose, let expected = entry.expected,
                     var lookup = running[id]?.lookup
                 {
-                    let next = lookup.failed(expected, now: now)
+                    let next = lookup.stalled(expected, now: now)
                     running[id]?.lookup = lookup
-                    actions += perform(next, for: id, now: now) + finishIfDone(id, now: now)
+                    actions += perform(next, for: id, now: now)
                 }
                 continue
             }
