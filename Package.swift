@@ -45,7 +45,7 @@ let package = Package(
         .target(
             name: "PeerSim",
             dependencies: [
-                "Kademlia", "MainlineDHT",
+                "Kademlia", "MainlineDHT", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "Bencode",
                 "BitTorrent",
+                "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,6 +84,7 @@ let package = Package(
                 "BitTorrentTracker",
                 "Kademlia",
                 "MainlineDHT",
+                "PeerNet",
                 "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -100,9 +102,10 @@ let package = Package(
             path: "Benchmarks/TrackerLoad"
         ),
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["PeerNet"], path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
-        .testTarget(name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "TestSupport"]),
+        .testTarget(
+            name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "TestSupport"]),

@@ -10,8 +10,9 @@ import SystemPackage
 public enum SmallFile {
     public struct TooLarge: Error, CustomStringConvertible, Sendable {
         public let path: String
+        public let size: Int64
         public let limit: Int
-        public var description: String { "\(path): larger than \(limit) bytes" }
+        public var description: String { "\(path): \(size) bytes, larger than \(limit)" }
     }
 
     /// Reads all of `path`, refusing a file larger than `limit` bytes.
@@ -19,7 +20,7 @@ public enum SmallFile {
         let descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
         defer { try? descriptor.close() }
         let size = try descriptor.seek(offset: 0, from: .end)
-        guard size <= Int64(limit) else { throw TooLarge(path: path.string, limit: limit) }
+        guard size <= Int64(limit) else { throw TooLarge(path: path.string, size: size, limit: limit) }
         var buffer = [UInt8](repeating: 0, count: Int(size))
         var count = 0
         while count < buffer.count {

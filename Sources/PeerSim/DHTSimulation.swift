@@ -1,6 +1,7 @@
 import Crypto
 import Kademlia
 import MainlineDHT
+import PeerNet
 
 /// What a DHT simulation runs.
 public struct DHTSimulationConfiguration: Sendable {

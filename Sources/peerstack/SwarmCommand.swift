@@ -4,6 +4,7 @@ import BitTorrentTracker
 import Foundation
 import MainlineDHT
 import NIOPosix
+import PeerNet
 import Synchronization
 
 /// The local showcase: a PeerStack tracker and a swarm of PeerStack peers on 127.0.0.1.

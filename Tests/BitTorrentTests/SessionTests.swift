@@ -1,5 +1,6 @@
 import Bencode
 import Crypto
+import PeerNet
 import TestSupport
 import Testing
 

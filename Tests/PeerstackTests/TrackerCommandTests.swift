@@ -93,9 +93,12 @@ struct TrackerCommandTests {
         let stats = try #require(await fetch("http://127.0.0.1:\(port)/stats"))
         let json = try #require(try JSONSerialization.jsonObject(with: stats.body) as? [String: Int])
         #expect(json["torrents"] == 1 && json["seeders"] == 1 && json["failures"] ?? 0 >= 1, "\(json)")
-        // One status line per --log-interval.
+        // One status line per --log-interval: wait for the first one that counts the peer (the
+        // lines before the announce counted none).
         let statusDeadline = Date().addingTimeInterval(10)
-        while !log.withLock({ $0.contains("announces/s") }) && Date() < statusDeadline {
+        while !log.withLock({ $0.contains("torrents, 1 peers (1 seeders, 0 leechers)") })
+            && Date() < statusDeadline
+        {
             try await Task.sleep(for: .milliseconds(100))
         }
         let text = log.withLock { $0 }

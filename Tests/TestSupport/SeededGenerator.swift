@@ -1,18 +1,15 @@
-/// SplitMix64: a small seeded generator, so property tests and payloads are the same on every run.
+import PeerNet
+
+/// PeerNet's SplitMix64 under the tests' name, so property tests and payloads are the same on
+/// every run.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    public var state: UInt64
+    private var source: SplitMix64
 
     public init(state: UInt64) {
-        self.state = state
+        source = SplitMix64(seed: state)
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { source.next() }
 
     /// `count` pseudo-random bytes from `seed`.
     public static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {

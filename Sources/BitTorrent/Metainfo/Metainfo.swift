@@ -1,5 +1,6 @@
 import Bencode
 import Crypto
+import PeerNet
 import SystemPackage
 
 /// A `.torrent` file (BEP 3, v1): the info dictionary and what surrounds it.
@@ -115,27 +116,10 @@ public struct Metainfo: Hashable, Sendable {
     public init(contentsOf path: FilePath, limits: MetainfoLimits = .standard) throws(MetainfoError) {
         let bytes: [UInt8]
         do {
-            let descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
-            defer { try? descriptor.close() }
-            let size = try descriptor.seek(offset: 0, from: .end)
-            guard size <= Int64(limits.maxTorrentSize) else {
-                throw MetainfoError.limitExceeded(
-                    "file of \(size) bytes is larger than the limit of \(limits.maxTorrentSize)", offset: 0)
-            }
-            var buffer = [UInt8](repeating: 0, count: Int(size))
-            var count = 0
-            while count < buffer.count {
-                let read = try buffer.withUnsafeMutableBytes {
-                    try descriptor.read(
-                        fromAbsoluteOffset: Int64(count),
-                        into: UnsafeMutableRawBufferPointer(rebasing: $0[count...]))
-                }
-                if read == 0 { break }
-                count += read
-            }
-            bytes = Array(buffer.prefix(count))
-        } catch let error as MetainfoError {
-            throw error
+            bytes = try SmallFile.read(path, limit: limits.maxTorrentSize)
+        } catch let error as SmallFile.TooLarge {
+            throw MetainfoError.limitExceeded(
+                "file of \(error.size) bytes is larger than the limit of \(error.limit)", offset: 0)
         } catch {
             throw .unreadableFile("cannot read: \(error)")
         }

@@ -1,5 +1,6 @@
 import Bencode
 import Crypto
+import PeerNet
 
 /// The state machine of one torrent in a swarm (BEP 3, 6, 9, 10, 11): which peers to talk to,
 /// what to request from whom, whom to unchoke, what to serve, which pieces passed, whom to ban.

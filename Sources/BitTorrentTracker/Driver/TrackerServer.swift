@@ -2,6 +2,7 @@ import BitTorrent
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PeerNet
 
 #if canImport(Glibc)
     import Glibc
