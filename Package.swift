@@ -97,6 +97,7 @@ let package = Package(
             name: "tracker-load",
             dependencies: [
                 "BitTorrent",
+                "PeerNet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/TrackerLoad"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BitTorrent
 import Foundation
+import PeerNet
 import Synchronization
 
 #if canImport(Glibc)

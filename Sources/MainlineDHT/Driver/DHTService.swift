@@ -57,6 +57,8 @@ public final class DHTService: Sendable {
 
     /// Binds the socket and starts the node (it serves queries from then on).
     public static func start(_ options: DHTServiceOptions) async throws -> DHTService {
+        var options = options
+        if options.host.contains(":") { options.settings.ipv6 = true }  // BEP 32: an IPv6 node
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let saved = options.tableFile.flatMap { try? SmallFile.read(FilePath($0), limit: 1 << 20) }.flatMap {
