@@ -62,6 +62,11 @@ def seed(source, save_path, port, seconds, upload_limit="0"):
     ses = session(port)
     if int(upload_limit) > 0:
         ses.apply_settings({"upload_rate_limit": int(upload_limit)})
+        # Peers on loopback are in libtorrent's "local" peer class, which the global limit does
+        # not cover: limit that class too, or the limit does nothing here.
+        local = ses.get_peer_class(lt.session.local_peer_class_id)
+        local["upload_limit"] = int(upload_limit)
+        ses.set_peer_class(lt.session.local_peer_class_id, local)
     atp = params(source, save_path)
     atp.flags |= lt.torrent_flags.seed_mode
     handle = ses.add_torrent(atp)
