@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
+        .library(name: "Multiformats", targets: ["Multiformats"]),
         .library(name: "PeerNet", targets: ["PeerNet"]),
         .library(name: "PeerSim", targets: ["PeerSim"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
@@ -27,6 +28,7 @@ let package = Package(
     targets: [
         // Encodings
         .target(name: "Bencode"),
+        .target(name: "Multiformats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Transport
         .target(name: "PeerNet", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // Discovery
@@ -113,6 +115,7 @@ let package = Package(
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(
             name: "MainlineDHTTests", dependencies: ["MainlineDHT", "Kademlia", "Bencode", "TestSupport"]),
+        .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats"]),
         .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(

@@ -25,6 +25,10 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "BitTorrent", package: "PeerStack")]
         ),
         .executableTarget(
+            name: "FuzzCID",
+            dependencies: ["FuzzSupport", .product(name: "Multiformats", package: "PeerStack")]
+        ),
+        .executableTarget(
             name: "FuzzKRPC",
             dependencies: ["FuzzSupport", .product(name: "MainlineDHT", package: "PeerStack")]
         ),
