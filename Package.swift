@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Bencode", targets: ["Bencode"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
+        .library(name: "IPFS", targets: ["IPFS"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
         .library(name: "Multiformats", targets: ["Multiformats"]),
@@ -66,6 +67,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "IPFS",
+            dependencies: [
+                "Multiformats", "PeerNet",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
             name: "BitTorrentTracker",
             dependencies: [
                 "Bencode",
@@ -112,6 +121,7 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "TestSupport"]),
+        .testTarget(name: "IPFSTests", dependencies: ["IPFS", "Multiformats", "TestSupport"]),
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(
             name: "MainlineDHTTests", dependencies: ["MainlineDHT", "Kademlia", "Bencode", "TestSupport"]),
