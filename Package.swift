@@ -93,14 +93,17 @@ let package = Package(
                 "Bencode",
                 "BitTorrent",
                 "BitTorrentTracker",
+                "IPFS",
                 "Kademlia",
                 "MainlineDHT",
+                "Multiformats",
                 "PeerNet",
                 "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // The BEP 15 load generator of Benchmarks/tracker.sh (not a test, not shipped).

@@ -91,6 +91,12 @@ final class ProgressBar: Sendable {
     }
 
     func update(_ progress: HashingProgress) {
+        update(done: progress.bytesDone, total: progress.bytesTotal)
+    }
+
+    /// Progress in bytes; a total of 0 means unknown (the bar shows bytes and rate only).
+    func update(done bytesDone: Int64, total: Int64) {
+        let progress = (bytesDone: bytesDone, bytesTotal: max(total, bytesDone))
         let now = ContinuousClock.now
         let elapsed = Self.seconds(now - start)
         let fraction = progress.bytesTotal > 0 ? Double(progress.bytesDone) / Double(progress.bytesTotal) : 1

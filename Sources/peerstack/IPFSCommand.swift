@@ -1,0 +1,348 @@
+import ArgumentParser
+import Foundation
+import IPFS
+import Multiformats
+import SystemPackage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct IPFSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ipfs",
+        abstract: "Content addressing as IPFS does it: UnixFS DAGs with Kubo's CIDs, CAR files, a blockstore.",
+        subcommands: [
+            IPFSAdd.self, IPFSCat.self, IPFSGet.self, IPFSExport.self, IPFSImport.self, IPFSVerify.self,
+            IPFSCIDCommand.self, IPFSGC.self,
+        ]
+    )
+}
+
+/// `--repo`, shared by the commands that use the blockstore.
+struct RepoOptions: ParsableArguments {
+    @Option(help: "The repository directory (default: ~/.peerstack/ipfs).")
+    var repo: String?
+
+    func open() throws -> FileBlockstore {
+        let path: FilePath
+        if let repo {
+            path = FilePath(repo)
+        } else {
+            let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
+            let parent = FilePath(home).appending(".peerstack")
+            if mkdir(parent.string, 0o755) != 0 && errno != EEXIST {
+                throw Terminal.badInput(parent.string, "\(Errno(rawValue: errno))")
+            }
+            path = parent.appending("ipfs")
+        }
+        do {
+            return try FileBlockstore(root: path)
+        } catch {
+            throw Terminal.badInput(path.string, "\(error)")
+        }
+    }
+}
+
+struct IPFSAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Add files or directories; prints their CIDs as Kubo's `ipfs add` does.",
+        discussion: """
+            The DAG is the one Kubo builds with the same options: CIDv0 with 256 KiB chunks in a \
+            balanced tree of 174 links by default; --cid-version 1 gives raw leaves and base32 CIDs. \
+            Leaves are hashed (and stored) on all cores.
+            """
+    )
+
+    @Argument(help: "Files, or directories with -r.")
+    var paths: [String]
+
+    @Flag(name: .shortAndLong, help: "Add directories recursively.")
+    var recursive = false
+
+    @Option(help: "CID version: 0 or 1 (1 implies raw leaves).")
+    var cidVersion = 0
+
+    @Flag(inversion: .prefixedNo, help: "Store file chunks as raw blocks (default: with --cid-version 1).")
+    var rawLeaves: Bool?
+
+    @Option(help: "Chunker: size-N, N bytes per chunk up to 1 MiB.")
+    var chunker = "size-262144"
+
+    @Flag(name: [.customShort("t"), .long], help: "Use the trickle layout instead of the balanced one.")
+    var trickle = false
+
+    @Flag(name: [.customShort("n"), .long], help: "Only compute the CIDs; store nothing.")
+    var onlyHash = false
+
+    @Flag(name: [.customShort("H"), .long], help: "Include files whose names start with a dot.")
+    var hidden = false
+
+    @Flag(name: .shortAndLong, help: "Print only the CIDs.")
+    var quiet = false
+
+    @Flag(name: [.customShort("Q"), .long], help: "Print only the root CID of each path.")
+    var quieter = false
+
+    @Option(help: "Threads hashing leaves (default: one per core).")
+    var threads: Int?
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        var options = ImportOptions()
+        options.cidVersion = cidVersion
+        options.rawLeaves = rawLeaves
+        options.layout = trickle ? .trickle : .balanced
+        options.includeHidden = hidden
+        options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        do {
+            options.chunkSize = try ImportOptions.chunkSize(fromChunker: chunker)
+        } catch {
+            throw Terminal.badInput("--chunker", "\(error)")
+        }
+        let store = onlyHash ? nil : try repo.open()
+        let importer: UnixFSImporter
+        do {
+            importer = try UnixFSImporter(options: options, sink: store)
+        } catch {
+            throw Terminal.badInput("options", "\(error)")
+        }
+        var roots: [CID] = []
+        for path in paths {
+            let bar = ProgressBar(title: "adding")
+            let entries: [ImportedEntry]
+            do {
+                entries = try importer.add(FilePath(path), recursive: recursive) { progress in
+                    bar.update(done: Int64(progress.bytesDone), total: Int64(progress.bytesTotal))
+                }
+            } catch {
+                bar.finish()
+                throw Terminal.badInput(path, "\(error)")
+            }
+            bar.finish()
+            store?.sync()
+            for entry in entries where !quieter {
+                print(quiet ? "\(entry.cid)" : "added \(entry.cid) \(entry.path)")
+            }
+            if let root = entries.last {
+                if quieter { print(root.cid) }
+                roots.append(root.cid)
+            }
+        }
+        if let store { try store.addRoots(roots) }
+    }
+}
+
+struct IPFSCat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cat", abstract: "Write a file's content to standard output, verifying every block.")
+
+    @Argument(help: "CID or CID/path/in/directories.")
+    var paths: [String]
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        let exporter = UnixFSExporter(source: try repo.open())
+        for path in paths {
+            do {
+                let (root, names) = try UnixFSExporter.parsePath(path)
+                let cid = try exporter.resolve(root, names)
+                try exporter.cat(cid) { bytes in _ = try FileDescriptor.standardOutput.writeAll(bytes) }
+            } catch {
+                throw Terminal.badInput(path, "\(error)")
+            }
+        }
+    }
+}
+
+struct IPFSGet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get", abstract: "Write a file or directory tree to disk, verifying every block.")
+
+    @Argument(help: "CID or CID/path/in/directories.")
+    var path: String
+
+    @Option(name: .shortAndLong, help: "Where to write it (default: its name, or the CID, here).")
+    var output: String?
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        let exporter = UnixFSExporter(source: try repo.open())
+        do {
+            let (root, names) = try UnixFSExporter.parsePath(path)
+            let cid = try exporter.resolve(root, names)
+            let destination = FilePath(output ?? names.last ?? root.description)
+            let bar = ProgressBar(title: "getting")
+            var done: Int64 = 0
+            try exporter.get(cid, to: destination) { count in
+                done += Int64(count)
+                bar.update(done: done, total: 0)
+            }
+            bar.finish()
+            Terminal.status("saved \(cid) to \(destination)")
+        } catch {
+            throw Terminal.badInput(path, "\(error)")
+        }
+    }
+}
+
+struct IPFSExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write the DAG under a CID to a CARv1 file (root first, depth first).")
+
+    @Argument(help: "The root CID.")
+    var cid: String
+
+    @Option(name: .shortAndLong, help: "The CAR file to write (default: <cid>.car).")
+    var output: String?
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        let exporter = UnixFSExporter(source: try repo.open())
+        do {
+            let (root, names) = try UnixFSExporter.parsePath(cid)
+            let target = try exporter.resolve(root, names)
+            let path = FilePath(output ?? "\(target).car")
+            let temporary = FilePath(path.string + ".partial")
+            let descriptor = try FileDescriptor.open(
+                temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            do {
+                let writer = try CARWriter(descriptor: descriptor, roots: [target])
+                try exporter.walk(target) { try writer.append($0, $1) }
+                try writer.flush()
+                try descriptor.close()
+                guard rename(temporary.string, path.string) == 0 else { throw Errno(rawValue: errno) }
+                Terminal.status("exported \(writer.blocks) blocks under \(target) to \(path)")
+            } catch {
+                try? descriptor.close()
+                _ = unlink(temporary.string)
+                throw error
+            }
+        } catch let code as ExitCode {
+            throw code
+        } catch {
+            throw Terminal.badInput(cid, "\(error)")
+        }
+    }
+}
+
+struct IPFSImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Read CAR files (v1 or v2) into the repository; every block is checked against its CID.")
+
+    @Argument(help: "CAR files.")
+    var files: [String]
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        let store = try repo.open()
+        for file in files {
+            do {
+                let descriptor = try FileDescriptor.open(FilePath(file), .readOnly, options: [.closeOnExec])
+                defer { try? descriptor.close() }
+                var reader = try CARReader(descriptor: descriptor)
+                var count = 0
+                while let (cid, block) = try reader.next() {
+                    try store.put(cid, block)
+                    count += 1
+                }
+                store.sync()
+                try store.addRoots(reader.roots)
+                for root in reader.roots { print("imported root \(root) (\(count) blocks, CARv\(reader.version))") }
+                if reader.roots.isEmpty { print("imported \(count) blocks (no roots)") }
+            } catch {
+                throw Terminal.badInput(file, "\(error)")
+            }
+        }
+    }
+}
+
+struct IPFSVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Re-hash every block in the repository and report the corrupt ones.")
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        let store = try repo.open()
+        let bar = ProgressBar(title: "verifying")
+        let report = try store.verify { done, total in bar.update(done: Int64(done), total: Int64(total)) }
+        bar.finish()
+        for path in report.corrupt { print("corrupt \(path)") }
+        for path in report.strays { print("stray \(path)") }
+        print("\(report.checked) blocks checked, \(report.corrupt.count) corrupt")
+        if !report.corrupt.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct IPFSGC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove blocks not reachable from the recorded roots (those of add and import) or --keep.")
+
+    @Option(help: "Another root to keep; repeat for more.")
+    var keep: [String] = []
+
+    @Flag(help: "Keep only --keep roots, and record them as the repository's roots.")
+    var only = false
+
+    @OptionGroup var repo: RepoOptions
+
+    func run() throws {
+        let store = try repo.open()
+        var roots: [CID] = []
+        for text in keep {
+            do {
+                roots.append(try CID(text))
+            } catch {
+                throw Terminal.badInput(text, "\(error)")
+            }
+        }
+        if only {
+            try store.setRoots(roots)
+        } else {
+            roots += try store.roots()
+        }
+        let report = try store.collectGarbage(keeping: roots)
+        for cid in report.unreadable { print("unreadable \(cid)") }
+        print("removed \(report.removed) blocks, kept \(report.kept)")
+    }
+}
+
+struct IPFSCIDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cid", abstract: "Explain a CID: version, codec, multihash, and its forms in other bases.")
+
+    @Argument(help: "A CID in any multibase (or a v0 Qm… string).")
+    var cids: [String]
+
+    func run() throws {
+        for text in cids {
+            let cid: CID
+            do {
+                cid = try CID(text)
+            } catch {
+                throw Terminal.badInput(text, "\(error)")
+            }
+            let codec = cid.codec?.name ?? "unknown"
+            let hash = cid.multihash.function?.name ?? "unknown"
+            print("CID        \(text)")
+            print("version    \(cid.version)")
+            print("codec      \(codec) (0x\(String(cid.codecCode, radix: 16)))")
+            print("multihash  \(hash) (0x\(String(cid.multihash.code, radix: 16))), \(cid.multihash.digest.count) bytes")
+            print("digest     \(Multibase.base16.encode(cid.multihash.digest).dropFirst())")
+            if let v0 = cid.v0 { print("CIDv0      \(v0)") }
+            print("CIDv1      \(cid.v1.string(in: .base32)) (base32)")
+            print("base36     \(cid.v1.string(in: .base36))")
+            print("base58btc  \(cid.v1.string(in: .base58btc))")
+        }
+    }
+}
