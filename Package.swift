@@ -134,7 +134,8 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode", "IPFS", "MainlineDHT", "Multiformats", "TestSupport",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "IPFS", "MainlineDHT", "Multiformats",
+                "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

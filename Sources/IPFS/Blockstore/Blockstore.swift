@@ -19,11 +19,15 @@ extension BlockSource {
     public func verifiedBlock(_ cid: CID) throws -> [UInt8] {
         if cid.multihash.code == Multihash.Function.identity.rawValue { return cid.multihash.digest }
         let bytes = try block(cid)
-        guard bytes.count <= DagPBNode.maxBlockSize else { throw IPFSError.blockTooLarge(cid, size: bytes.count) }
+        guard bytes.count <= DagPBNode.maxBlockSize else {
+            throw IPFSError.blockTooLarge(cid, size: bytes.count)
+        }
         guard let function = cid.multihash.function, function != .identity else {
             throw IPFSError.unsupported("hash function 0x\(String(cid.multihash.code, radix: 16)) of \(cid)")
         }
-        guard Multihash.hash(bytes, with: function) == cid.multihash else { throw IPFSError.hashMismatch(cid) }
+        guard Multihash.hash(bytes, with: function) == cid.multihash else {
+            throw IPFSError.hashMismatch(cid)
+        }
         return bytes
     }
 }

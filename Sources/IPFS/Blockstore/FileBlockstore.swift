@@ -193,7 +193,9 @@ public final class FileBlockstore: BlockSink, BlockSource {
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             return []
         }
-        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { try? CID(String($0)) }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap {
+            try? CID(String($0))
+        }
     }
 
     /// Records `cids` as roots (kept by garbage collection).

@@ -12,7 +12,8 @@ public enum CAR {
 
     /// The CARv1 header bytes (with their varint length) for `roots`.
     public static func header(roots: [CID]) -> [UInt8] {
-        let body = CBORValue.map([("roots", .array(roots.map { .cid($0) })), ("version", .unsigned(1))]).encoded()
+        let body = CBORValue.map([("roots", .array(roots.map { .cid($0) })), ("version", .unsigned(1))])
+            .encoded()
         return Varint.encode(UInt64(body.count)) + body
     }
 
@@ -23,7 +24,9 @@ public enum CAR {
     }
 
     /// Parses a CARv1 header body (the CBOR after the varint).
-    static func parseHeader(_ body: [UInt8], at fileOffset: Int64) throws(IPFSError) -> (version: UInt64, roots: [CID]) {
+    static func parseHeader(_ body: [UInt8], at fileOffset: Int64) throws(IPFSError) -> (
+        version: UInt64, roots: [CID]
+    ) {
         var offset = 0
         let value: CBORValue
         do {
@@ -37,7 +40,9 @@ public enum CAR {
         }
         if version == 2 { return (2, []) }
         guard version == 1 else { throw .badCAR("version \(version) (want 1 or 2)", offset: fileOffset) }
-        guard case .array(let list) = value["roots"] else { throw .badCAR("header has no roots array", offset: fileOffset) }
+        guard case .array(let list) = value["roots"] else {
+            throw .badCAR("header has no roots array", offset: fileOffset)
+        }
         var roots: [CID] = []
         for item in list {
             guard case .cid(let cid) = item else { throw .badCAR("a root is not a CID", offset: fileOffset) }
@@ -87,24 +92,32 @@ public struct CARReader {
             _ = try input.take(CAR.v2Pragma.count)
             let header = try input.take(40)
             guard header.count == 40 else { throw IPFSError.badCAR("CARv2 header is cut short", offset: 11) }
-            func u64(_ at: Int) -> UInt64 { header[at..<at + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+            func u64(_ at: Int) -> UInt64 {
+                header[at..<at + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) }
+            }
             let dataOffset = u64(16)
             let dataSize = u64(24)
-            guard dataOffset >= 51, dataOffset < UInt64(Int64.max / 2), dataSize < UInt64(Int64.max / 2) else {
-                throw IPFSError.badCAR("CARv2 data offset \(dataOffset) or size \(dataSize) is impossible", offset: 27)
+            guard dataOffset >= 51, dataOffset < UInt64(Int64.max / 2), dataSize < UInt64(Int64.max / 2)
+            else {
+                throw IPFSError.badCAR(
+                    "CARv2 data offset \(dataOffset) or size \(dataSize) is impossible", offset: 27)
             }
             try input.skip(to: Int64(dataOffset))
             self.end = Int64(dataOffset + dataSize)
             self.input = input
             let (version, roots) = try Self.readV1Header(&self.input)
-            guard version == 1 else { throw IPFSError.badCAR("CARv2 payload is not CARv1", offset: Int64(dataOffset)) }
+            guard version == 1 else {
+                throw IPFSError.badCAR("CARv2 payload is not CARv1", offset: Int64(dataOffset))
+            }
             self.version = 2
             self.roots = roots
         } else {
             self.input = input
             self.end = nil
             let (version, roots) = try Self.readV1Header(&self.input)
-            guard version == 1 else { throw IPFSError.badCAR("a version 2 header without the CARv2 pragma", offset: 0) }
+            guard version == 1 else {
+                throw IPFSError.badCAR("a version 2 header without the CARv2 pragma", offset: 0)
+            }
             self.version = 1
             self.roots = roots
         }
@@ -132,7 +145,9 @@ public struct CARReader {
         }
         let body = try input.take(Int(length))
         guard body.count == Int(length) else { throw IPFSError.badCAR("section is cut short", offset: at) }
-        if let end, input.position > end { throw IPFSError.badCAR("section runs past the CARv2 data size", offset: at) }
+        if let end, input.position > end {
+            throw IPFSError.badCAR("section runs past the CARv2 data size", offset: at)
+        }
         var offset = 0
         let cid: CID
         do {
@@ -150,9 +165,12 @@ public struct CARReader {
             guard cid.multihash.digest == block else { throw IPFSError.hashMismatch(cid) }
         } else {
             guard let function = cid.multihash.function else {
-                throw IPFSError.unsupported("hash function 0x\(String(cid.multihash.code, radix: 16)) of \(cid)")
+                throw IPFSError.unsupported(
+                    "hash function 0x\(String(cid.multihash.code, radix: 16)) of \(cid)")
             }
-            guard Multihash.hash(block, with: function) == cid.multihash else { throw IPFSError.hashMismatch(cid) }
+            guard Multihash.hash(block, with: function) == cid.multihash else {
+                throw IPFSError.hashMismatch(cid)
+            }
         }
         return (cid, block)
     }
@@ -197,7 +215,9 @@ struct BufferedInput {
         while position < offset {
             let step = Int(min(offset - position, 1 << 20))
             let bytes = try take(step)
-            guard bytes.count == step else { throw IPFSError.badCAR("ends before offset \(offset)", offset: position) }
+            guard bytes.count == step else {
+                throw IPFSError.badCAR("ends before offset \(offset)", offset: position)
+            }
         }
     }
 

@@ -19,7 +19,8 @@ public indirect enum CBORValue: Equatable, Sendable {
         case (.bytes(let x), .bytes(let y)): return x == y
         case (.text(let x), .text(let y)): return x == y
         case (.array(let x), .array(let y)): return x == y
-        case (.map(let x), .map(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.map(let x), .map(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case (.cid(let x), .cid(let y)): return x == y
         case (.bool(let x), .bool(let y)): return x == y
         case (.null, .null): return true
@@ -47,10 +48,14 @@ public indirect enum CBORValue: Equatable, Sendable {
         case 0x100...0xffff: out += [major << 5 | 25, UInt8(value >> 8), UInt8(value & 0xff)]
         case 0x1_0000...0xffff_ffff:
             out.append(major << 5 | 26)
-            for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+            for shift in stride(from: 24, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+            }
         default:
             out.append(major << 5 | 27)
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+            }
         }
     }
 
@@ -92,7 +97,9 @@ public indirect enum CBORValue: Equatable, Sendable {
     public static let maxItems = 1 << 16
 
     /// Decodes one value at `offset`, moving past it.
-    public static func decode(_ bytes: [UInt8], at offset: inout Int, depth: Int = 0) throws(IPFSError) -> CBORValue {
+    public static func decode(_ bytes: [UInt8], at offset: inout Int, depth: Int = 0) throws(IPFSError)
+        -> CBORValue
+    {
         guard depth < maxDepth else { throw .badCBOR("nested deeper than \(maxDepth)", offset: offset) }
         let start = offset
         guard offset < bytes.count else { throw .badCBOR("ends before a value", offset: offset) }
@@ -113,11 +120,15 @@ public indirect enum CBORValue: Equatable, Sendable {
         case 0..<24: argument = UInt64(info)
         case 24...27:
             let width = 1 << Int(info - 24)
-            guard bytes.count - offset >= width else { throw .badCBOR("argument runs past the end", offset: start) }
+            guard bytes.count - offset >= width else {
+                throw .badCBOR("argument runs past the end", offset: start)
+            }
             argument = bytes[offset..<offset + width].reduce(0) { $0 << 8 | UInt64($1) }
             offset += width
             let minimum: UInt64 = info == 24 ? 24 : 1 << (4 << (info - 24))
-            guard argument >= minimum else { throw .badCBOR("integer not in its shortest form", offset: start) }
+            guard argument >= minimum else {
+                throw .badCBOR("integer not in its shortest form", offset: start)
+            }
         default:
             throw .badCBOR("indefinite length or reserved additional info \(info)", offset: start)
         }
@@ -131,7 +142,9 @@ public indirect enum CBORValue: Equatable, Sendable {
             let body = Array(bytes[offset..<offset + Int(argument)])
             offset += Int(argument)
             if major == 2 { return .bytes(body) }
-            guard let text = String(validating: body, as: UTF8.self) else { throw .badCBOR("text is not UTF-8", offset: start) }
+            guard let text = String(validating: body, as: UTF8.self) else {
+                throw .badCBOR("text is not UTF-8", offset: start)
+            }
             return .text(text)
         case 4:
             guard argument <= UInt64(min(maxItems, bytes.count - offset)) else {
@@ -157,9 +170,12 @@ public indirect enum CBORValue: Equatable, Sendable {
             }
             return .map(pairs)
         case 6:
-            guard argument == 42 else { throw .badCBOR("tag \(argument) (only 42, a CID, is allowed)", offset: start) }
+            guard argument == 42 else {
+                throw .badCBOR("tag \(argument) (only 42, a CID, is allowed)", offset: start)
+            }
             let inner = offset
-            guard case .bytes(let body) = try decode(bytes, at: &offset, depth: depth + 1), body.first == 0 else {
+            guard case .bytes(let body) = try decode(bytes, at: &offset, depth: depth + 1), body.first == 0
+            else {
                 throw .badCBOR("tag 42 does not hold 0x00 and CID bytes", offset: inner)
             }
             do {

@@ -91,7 +91,8 @@ public struct DagPBNode: Hashable, Sendable {
         while !reader.atEnd {
             let (field, wireType, at) = try reader.tag()
             guard field > last else {
-                throw .badDagPB("link field \(field) after field \(last) (out of order or repeated)", offset: at)
+                throw .badDagPB(
+                    "link field \(field) after field \(last) (out of order or repeated)", offset: at)
             }
             last = field
             switch (field, wireType) {

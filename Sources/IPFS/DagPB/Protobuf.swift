@@ -62,10 +62,14 @@ enum Protobuf {
                 guard offset < end else { throw fail("\(what) runs past the end", start) }
                 let byte = bytes[offset]
                 offset += 1
-                guard shift < 64, shift < 63 || byte <= 1 else { throw fail("\(what) is longer than 64 bits", start) }
+                guard shift < 64, shift < 63 || byte <= 1 else {
+                    throw fail("\(what) is longer than 64 bits", start)
+                }
                 value |= UInt64(byte & 0x7f) << shift
                 if byte & 0x80 == 0 {
-                    if byte == 0 && offset - start > 1 { throw fail("\(what) is not in its shortest form", start) }
+                    if byte == 0 && offset - start > 1 {
+                        throw fail("\(what) is not in its shortest form", start)
+                    }
                     return value
                 }
                 shift += 7
@@ -76,7 +80,9 @@ enum Protobuf {
         mutating func tag() throws(IPFSError) -> (field: Int, wireType: Int, offset: Int) {
             let start = offset
             let key = try varint("field key")
-            guard key >> 3 <= UInt64(Int32.max), key >> 3 > 0 else { throw fail("field number \(key >> 3)", start) }
+            guard key >> 3 <= UInt64(Int32.max), key >> 3 > 0 else {
+                throw fail("field number \(key >> 3)", start)
+            }
             return (Int(key >> 3), Int(key & 7), start)
         }
 

@@ -126,14 +126,17 @@ public struct UnixFSExporter: Sendable {
         let padding = String(fanout - 1, radix: 16).count
         for link in node.links {
             let name = link.name ?? ""
-            guard name.utf8.count >= padding else { throw IPFSError.wrongKind(cid, "HAMT link name '\(name)' too short") }
+            guard name.utf8.count >= padding else {
+                throw IPFSError.wrongKind(cid, "HAMT link name '\(name)' too short")
+            }
             if name.utf8.count == padding {
                 guard case .dagPB(let child, let childData) = try self.node(link.cid), let childData,
                     childData.kind == .hamtShard
                 else { throw IPFSError.wrongKind(link.cid, "HAMT bucket is not a shard") }
                 try listShard(link.cid, child, childData, into: &entries, depth: depth + 1)
             } else {
-                entries.append(DirectoryEntry(name: String(name.dropFirst(padding)), cid: link.cid, tsize: link.tsize))
+                entries.append(
+                    DirectoryEntry(name: String(name.dropFirst(padding)), cid: link.cid, tsize: link.tsize))
             }
         }
     }
@@ -163,7 +166,8 @@ public struct UnixFSExporter: Sendable {
                     total += UInt64(data.count)
                 }
                 guard unixfs.blockSizes.isEmpty || unixfs.blockSizes.count == node.links.count else {
-                    throw IPFSError.wrongKind(cid, "\(node.links.count) links but \(unixfs.blockSizes.count) blocksizes")
+                    throw IPFSError.wrongKind(
+                        cid, "\(node.links.count) links but \(unixfs.blockSizes.count) blocksizes")
                 }
                 for (index, link) in node.links.enumerated() {
                     let written = try catNode(link.cid, write, depth: depth + 1)
@@ -185,7 +189,10 @@ public struct UnixFSExporter: Sendable {
     }
 
     /// What a CID is, as far as `get` cares.
-    public enum Kind: Sendable { case file, directory, symlink([UInt8]) }
+    public enum Kind: Sendable {
+        case file, directory
+        case symlink([UInt8])
+    }
 
     public func kind(_ cid: CID) throws -> Kind {
         switch try node(cid) {

@@ -35,7 +35,8 @@ enum DagBuilder {
 
     static func commit(_ node: FileNode, version: Int, sink: (any BlockSink)?) throws -> FileChild {
         let data = UnixFSData(kind: .file, fileSize: node.fileSize, blockSizes: node.blockSizes)
-        let (cid, size) = try store(DagPBNode(links: node.links, data: data.encoded()), version: version, sink: sink)
+        let (cid, size) = try store(
+            DagPBNode(links: node.links, data: data.encoded()), version: version, sink: sink)
         return FileChild(cid: cid, fileSize: node.fileSize, tsize: UInt64(size) + node.tsizes)
     }
 
@@ -111,13 +112,15 @@ enum DagBuilder {
     ) throws -> FileChild {
         let links = entries.map { DagPBLink(cid: $0.child.cid, name: $0.name, tsize: $0.child.tsize) }
         let data = UnixFSData(kind: .directory).encoded()
-        let (cid, size) = try store(DagPBNode(links: links, data: data), version: options.cidVersion, sink: sink)
+        let (cid, size) = try store(
+            DagPBNode(links: links, data: data), version: options.cidVersion, sink: sink)
         let total = entries.reduce(UInt64(size)) { $0 + $1.child.tsize }
         return FileChild(cid: cid, fileSize: 0, tsize: total)
     }
 
     /// A UnixFS symlink node holding the target path.
-    static func symlink(_ target: [UInt8], options: ImportOptions, sink: (any BlockSink)?) throws -> FileChild {
+    static func symlink(_ target: [UInt8], options: ImportOptions, sink: (any BlockSink)?) throws -> FileChild
+    {
         let data = UnixFSData(kind: .symlink, data: target).encoded()
         let (cid, size) = try store(DagPBNode(data: data), version: options.cidVersion, sink: sink)
         return FileChild(cid: cid, fileSize: 0, tsize: UInt64(size))

@@ -40,7 +40,9 @@ public struct ImportOptions: Sendable, Hashable {
     }
 
     func validate() throws(IPFSError) {
-        guard cidVersion == 0 || cidVersion == 1 else { throw .badInput("CID version \(cidVersion) (want 0 or 1)") }
+        guard cidVersion == 0 || cidVersion == 1 else {
+            throw .badInput("CID version \(cidVersion) (want 0 or 1)")
+        }
         guard chunkSize > 0, chunkSize <= Self.maxChunkSize else {
             throw .badInput("chunk size \(chunkSize) is outside 1…\(Self.maxChunkSize) bytes")
         }

@@ -121,7 +121,8 @@ struct LeafSource<Reader: ChunkReader> {
                     var index = worker
                     while index < chunks {
                         let start = index * chunkSize
-                        let chunk = UnsafeRawBufferPointer(rebasing: source[start..<min(count, start + chunkSize)])
+                        let chunk = UnsafeRawBufferPointer(
+                            rebasing: source[start..<min(count, start + chunkSize)])
                         do {
                             out[index] = try make(chunk)
                         } catch {
@@ -148,7 +149,8 @@ struct LeafSource<Reader: ChunkReader> {
             let size = UInt64(chunk.count)
             if raw {
                 let digest = SHA256.hash(data: chunk)
-                let cid = CID(v1: .raw, Multihash(code: Multihash.Function.sha256.rawValue, digest: Array(digest)))
+                let cid = CID(
+                    v1: .raw, Multihash(code: Multihash.Function.sha256.rawValue, digest: Array(digest)))
                 try sink?.put(cid, Array(chunk))
                 return FileChild(cid: cid, fileSize: size, tsize: size)
             }
@@ -157,7 +159,8 @@ struct LeafSource<Reader: ChunkReader> {
             hasher.update(data: header)
             hasher.update(data: chunk)
             hasher.update(data: trailer)
-            let multihash = Multihash(code: Multihash.Function.sha256.rawValue, digest: Array(hasher.finalize()))
+            let multihash = Multihash(
+                code: Multihash.Function.sha256.rawValue, digest: Array(hasher.finalize()))
             let cid = DagBuilder.dagPBCID(multihash, version: cidVersion)
             if let sink {
                 var block = header
@@ -166,7 +169,8 @@ struct LeafSource<Reader: ChunkReader> {
                 block.append(contentsOf: trailer)
                 try sink.put(cid, block)
             }
-            return FileChild(cid: cid, fileSize: size, tsize: UInt64(header.count + chunk.count + trailer.count))
+            return FileChild(
+                cid: cid, fileSize: size, tsize: UInt64(header.count + chunk.count + trailer.count))
         }
     }
 }

@@ -94,7 +94,9 @@ public struct UnixFSImporter: Sendable {
         return entries
     }
 
-    private func run(_ plan: Plan, name: String, entries: inout [ImportedEntry], report: @escaping (Int) -> Void)
+    private func run(
+        _ plan: Plan, name: String, entries: inout [ImportedEntry], report: @escaping (Int) -> Void
+    )
         throws -> FileChild
     {
         switch plan {
@@ -108,11 +110,13 @@ public struct UnixFSImporter: Sendable {
             defer { try? descriptor.close() }
             let child = try addFile(reading: FileChunkReader(descriptor), onBytes: report)
             entries.append(
-                ImportedEntry(path: name, cid: child.cid, size: child.fileSize, tsize: child.tsize, isDirectory: false))
+                ImportedEntry(
+                    path: name, cid: child.cid, size: child.fileSize, tsize: child.tsize, isDirectory: false))
             return child
         case .symlink(_, let target):
             let child = try DagBuilder.symlink(target, options: options, sink: sink)
-            entries.append(ImportedEntry(path: name, cid: child.cid, size: 0, tsize: child.tsize, isDirectory: false))
+            entries.append(
+                ImportedEntry(path: name, cid: child.cid, size: 0, tsize: child.tsize, isDirectory: false))
             return child
         case .directory(_, let children):
             var links: [(name: String, child: FileChild)] = []
@@ -127,13 +131,16 @@ public struct UnixFSImporter: Sendable {
             }
             let node = try DagBuilder.directory(links, options: options, sink: sink)
             entries += directories
-            entries.append(ImportedEntry(path: name, cid: node.cid, size: 0, tsize: node.tsize, isDirectory: true))
+            entries.append(
+                ImportedEntry(path: name, cid: node.cid, size: 0, tsize: node.tsize, isDirectory: true))
             return node
         }
     }
 
     static func plan(_ path: FilePath, recursive: Bool, includeHidden: Bool, depth: Int) throws -> Plan {
-        guard depth <= maxDepth else { throw IPFSError.badInput("\(path): nested deeper than \(maxDepth) levels") }
+        guard depth <= maxDepth else {
+            throw IPFSError.badInput("\(path): nested deeper than \(maxDepth) levels")
+        }
         var info = stat()
         guard lstat(path.string, &info) == 0 else {
             throw IPFSError.badInput("\(path): \(Errno(rawValue: errno))")
@@ -149,13 +156,17 @@ public struct UnixFSImporter: Sendable {
             guard count >= 0 else { throw IPFSError.badInput("\(path): \(Errno(rawValue: errno))") }
             return .symlink(path, target: Array(target.prefix(count)))
         case S_IFDIR:
-            guard recursive else { throw IPFSError.badInput("\(path) is a directory, use -r to add directories") }
+            guard recursive else {
+                throw IPFSError.badInput("\(path) is a directory, use -r to add directories")
+            }
             var children: [(String, Plan)] = []
             for name in try FileBlockstore.list(path) where includeHidden || !name.hasPrefix(".") {
                 children.append(
                     (
                         name,
-                        try plan(path.appending(name), recursive: true, includeHidden: includeHidden, depth: depth + 1)
+                        try plan(
+                            path.appending(name), recursive: true, includeHidden: includeHidden,
+                            depth: depth + 1)
                     ))
             }
             children.sort { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }

@@ -14,6 +14,11 @@ public struct UnixFSData: Hashable, Sendable {
     public struct Time: Hashable, Sendable {
         public var seconds: Int64
         public var nanoseconds: UInt32?
+
+        public init(seconds: Int64, nanoseconds: UInt32? = nil) {
+            self.seconds = seconds
+            self.nanoseconds = nanoseconds
+        }
     }
 
     public var kind: Kind
@@ -73,12 +78,16 @@ public struct UnixFSData: Hashable, Sendable {
             switch (field, wireType) {
             case (1, Protobuf.varint):
                 let value = try reader.varint("Type")
-                guard let known = Kind(rawValue: value) else { throw .badUnixFS("unknown Type \(value)", offset: at) }
+                guard let known = Kind(rawValue: value) else {
+                    throw .badUnixFS("unknown Type \(value)", offset: at)
+                }
                 kind = known
             case (2, Protobuf.lengthDelimited): result.data = Array(bytes[try reader.lengthDelimited("Data")])
             case (3, Protobuf.varint): result.fileSize = try reader.varint("filesize")
             case (4, Protobuf.varint):
-                guard result.blockSizes.count < Self.maxBlockSizes else { throw .badUnixFS("too many blocksizes", offset: at) }
+                guard result.blockSizes.count < Self.maxBlockSizes else {
+                    throw .badUnixFS("too many blocksizes", offset: at)
+                }
                 result.blockSizes.append(try reader.varint("blocksizes"))
             case (4, Protobuf.lengthDelimited):
                 // Packed form, which other writers may use.
@@ -101,15 +110,19 @@ public struct UnixFSData: Hashable, Sendable {
                 while !time.atEnd {
                     let (subfield, subtype, subAt) = try time.tag()
                     switch (subfield, subtype) {
-                    case (1, Protobuf.varint): mtime.seconds = Int64(bitPattern: try time.varint("mtime seconds"))
+                    case (1, Protobuf.varint):
+                        mtime.seconds = Int64(bitPattern: try time.varint("mtime seconds"))
                     case (2, 5):
                         guard range.upperBound - time.offset >= 4 else {
                             throw .badUnixFS("mtime nanoseconds run past the end", offset: subAt)
                         }
-                        let b = bytes[time.offset..<time.offset + 4].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                        let b = bytes[time.offset..<time.offset + 4].reversed().reduce(UInt32(0)) {
+                            $0 << 8 | UInt32($1)
+                        }
                         mtime.nanoseconds = b
                         time.offset += 4
-                    default: throw .badUnixFS("mtime field \(subfield) with wire type \(subtype)", offset: subAt)
+                    default:
+                        throw .badUnixFS("mtime field \(subfield) with wire type \(subtype)", offset: subAt)
                     }
                 }
                 result.mtime = mtime
@@ -130,7 +143,9 @@ public struct UnixFSData: Hashable, Sendable {
         case Protobuf.lengthDelimited: _ = try reader.lengthDelimited("field \(field)")
         case 1, 5:
             let width = wireType == 1 ? 8 : 4
-            guard reader.end - reader.offset >= width else { throw .badUnixFS("field \(field) runs past the end", offset: at) }
+            guard reader.end - reader.offset >= width else {
+                throw .badUnixFS("field \(field) runs past the end", offset: at)
+            }
             reader.offset += width
         default: throw .badUnixFS("field \(field) has wire type \(wireType)", offset: at)
         }
