@@ -29,6 +29,20 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "Multiformats", package: "PeerStack")]
         ),
         .executableTarget(
+            name: "FuzzDagPB",
+            dependencies: [
+                "FuzzSupport", .product(name: "IPFS", package: "PeerStack"),
+                .product(name: "Multiformats", package: "PeerStack"),
+            ]
+        ),
+        .executableTarget(
+            name: "FuzzCAR",
+            dependencies: [
+                "FuzzSupport", .product(name: "IPFS", package: "PeerStack"),
+                .product(name: "Multiformats", package: "PeerStack"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzKRPC",
             dependencies: ["FuzzSupport", .product(name: "MainlineDHT", package: "PeerStack")]
         ),

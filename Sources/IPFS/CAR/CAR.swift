@@ -85,8 +85,18 @@ public struct CARReader {
     /// Where the CARv1 payload ends (CARv2's data size), if known.
     private let end: Int64?
 
+    /// Reads a CAR file from `descriptor`'s current offset.
     public init(descriptor: FileDescriptor) throws {
-        var input = BufferedInput(descriptor)
+        try self.init(reading: FileChunkReader(descriptor))
+    }
+
+    /// Reads a CAR held in memory.
+    public init(bytes: [UInt8]) throws {
+        try self.init(reading: BytesChunkReader(bytes))
+    }
+
+    public init(reading reader: some ChunkReader) throws {
+        var input = BufferedInput(reader)
         let first = try input.peek(CAR.v2Pragma.count)
         if first == CAR.v2Pragma {
             _ = try input.take(CAR.v2Pragma.count)
@@ -178,13 +188,13 @@ public struct CARReader {
 
 /// Sequential reads through a 1 MiB buffer, with the file position for error messages.
 struct BufferedInput {
-    let descriptor: FileDescriptor
+    var reader: any ChunkReader
     private var buffer: [UInt8] = []
     private var start = 0
     private(set) var position: Int64 = 0
     private var eof = false
 
-    init(_ descriptor: FileDescriptor) { self.descriptor = descriptor }
+    init(_ reader: any ChunkReader) { self.reader = reader }
 
     private mutating func fill(_ count: Int) throws {
         while buffer.count - start < count && !eof {
@@ -193,7 +203,7 @@ struct BufferedInput {
                 start = 0
             }
             var chunk = [UInt8](repeating: 0, count: max(1 << 20, count))
-            let read = try chunk.withUnsafeMutableBytes { try descriptor.read(into: $0) }
+            let read = try chunk.withUnsafeMutableBytes { try reader.read(into: $0) }
             if read == 0 { eof = true }
             buffer += chunk.prefix(read)
         }

@@ -1,0 +1,28 @@
+import FuzzSupport
+import IPFS
+import Multiformats
+
+/// CAR v1/v2 files and their CBOR headers: any input gives blocks or a typed error, never a
+/// trap; every block handed out matches its CID; a header that decodes re-encodes canonically.
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzCAR(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    let bytes = fuzzInput(data, size)
+    var offset = 0
+    if let value = try? CBORValue.decode(bytes, at: &offset) {
+        var again = 0
+        precondition((try? CBORValue.decode(value.encoded(), at: &again)) != nil, "CBOR did not re-decode")
+    }
+    if var reader = try? CARReader(bytes: bytes) {
+        var count = 0
+        while count < 10_000, let block = try? reader.next() {
+            precondition(
+                block.cid.multihash.function.map {
+                    Multihash.hash(block.block, with: $0) == block.cid.multihash
+                } ?? false, "unverified block")
+            count += 1
+        }
+    }
+    return 0
+}
+
+runFuzzer(fuzzCAR)
