@@ -31,7 +31,10 @@ measure() {
     "$python" - "$@" <<'PY'
 import resource, subprocess, sys, time
 start = time.monotonic()
-out = subprocess.run(sys.argv[1:], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+result = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+if result.returncode != 0:
+    sys.exit(f"{' '.join(sys.argv[1:])} failed: {result.stderr.decode()[-2000:]}")
+out = result.stdout
 wall = time.monotonic() - start
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 open("out.txt", "wb").write(out)
@@ -40,8 +43,10 @@ PY
 }
 
 # A Kubo repository, created and isolated (loopback only, no bootstrap) outside the timing.
+# Repositories get new names each round and are removed only at the end: ext4 makes file
+# creation slow for a while after many deletions (it skips recently freed inodes), which
+# would penalise whichever tool runs after a removal.
 fresh_kubo_repo() {
-    rm -rf "$1"
     "$python" "$kubo" add "$1" empty.bin >/dev/null
 }
 
@@ -55,17 +60,18 @@ record() {  # name wall cpu cid
 
 fresh_kubo_repo kubo-repo
 read -r fixed_wall fixed_cpu < <(measure "$python" "$kubo" add kubo-repo empty.bin)
-for _ in $(seq "$rounds"); do
+for round in $(seq "$rounds"); do
     read -r w c < <(measure "$peerstack" ipfs add -Q --only-hash payload.bin)
     record "peerstack only-hash" "$w" "$c" "$(cat out.txt)"
     read -r w c < <(measure "$python" "$kubo" add kubo-repo payload.bin)
     record "kubo only-hash" "$w" "$c" "$("$python" -c 'import json,sys; print(list(json.load(open("out.txt")).values())[0])')"
 
-    rm -rf ps-repo
-    read -r w c < <(measure "$peerstack" ipfs add -Q --repo ps-repo payload.bin)
+    sync
+    read -r w c < <(measure "$peerstack" ipfs add -Q --repo "ps-repo-$round" payload.bin)
     record "peerstack storing" "$w" "$c" "$(cat out.txt)"
-    fresh_kubo_repo kubo-store
-    read -r w c < <(measure "$python" "$kubo" add kubo-store --store payload.bin)
+    fresh_kubo_repo "kubo-store-$round"
+    sync
+    read -r w c < <(measure "$python" "$kubo" add "kubo-store-$round" --store payload.bin)
     record "kubo storing" "$w" "$c" "$("$python" -c 'import json,sys; print(list(json.load(open("out.txt")).values())[0])')"
 done
 

@@ -123,7 +123,7 @@ struct IPFSAdd: ParsableCommand {
                 throw Terminal.badInput(path, "\(error)")
             }
             bar.finish()
-            store?.sync()
+            try store?.sync()
             for entry in entries where !quieter {
                 print(quiet ? "\(entry.cid)" : "added \(entry.cid) \(entry.path)")
             }
@@ -256,7 +256,7 @@ struct IPFSImport: ParsableCommand {
                     try store.put(cid, block)
                     count += 1
                 }
-                store.sync()
+                try store.sync()
                 try store.addRoots(reader.roots)
                 for root in reader.roots {
                     print("imported root \(root) (\(count) blocks, CARv\(reader.version))")

@@ -119,3 +119,20 @@ import Testing
         #expect(throws: IPFSError.self) { try CBORValue.decode(nested, at: &offset) }
     }
 }
+
+/// MurmurHash3 x64 128 vectors from PyPI mmh3 (`mmh3.hash64(data, 0, signed=False)`).
+@Suite struct Murmur3Tests {
+    @Test(
+        arguments: [
+            ("", 0x0 as UInt64, 0x0 as UInt64), ("hello", 0xcbd8_a7b3_41bd_9b02, 0x5b1e_906a_48ae_1d19),
+            (String(repeating: "a", count: 15), 0x7d07_a8db_fd2e_7fbc, 0x8fa8_044a_a85f_f959),
+            (String(repeating: "a", count: 16), 0xf2c1_180d_62aa_a6ce, 0x6af6_f303_2bb2_3942),
+            (String(repeating: "a", count: 17), 0x6f72_14c7_cef2_d698, 0xa4fd_bc53_4ede_a5bb),
+            ("abcdefghijklmnopqrstuvwxyz0123456789", 0xf259_6f5e_b4ff_5e3a, 0x3996_b937_2e6d_94c0),
+            ("ünï", 0x7097_ec6c_608b_a9bb, 0x1ab0_ef2c_f266_fbbb),
+        ])
+    func vectors(text: String, h1: UInt64, h2: UInt64) {
+        let (a, b) = Murmur3.x64128(Array(text.utf8))
+        #expect(a == h1 && b == h2)
+    }
+}

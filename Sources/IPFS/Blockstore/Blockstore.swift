@@ -5,6 +5,18 @@ import Synchronization
 /// (the importer hashes and stores leaves on all cores).
 public protocol BlockSink: Sendable {
     func put(_ cid: CID, _ bytes: [UInt8]) throws
+    /// Stores a block given as consecutive pieces (a leaf's frame and the chunk in the read
+    /// buffer), so that a store writing to files need not join them first.
+    func put(_ cid: CID, parts: [UnsafeRawBufferPointer]) throws
+}
+
+extension BlockSink {
+    public func put(_ cid: CID, parts: [UnsafeRawBufferPointer]) throws {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for part in parts { bytes.append(contentsOf: part) }
+        try put(cid, bytes)
+    }
 }
 
 /// Where the exporter and CAR writer read blocks from. `block(_:)` returns the stored bytes,

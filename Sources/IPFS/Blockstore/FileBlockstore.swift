@@ -1,3 +1,4 @@
+import Dispatch
 import Multiformats
 import PeerNet
 import Synchronization
@@ -5,14 +6,23 @@ import SystemPackage
 
 #if canImport(Glibc)
     import Glibc
+
+    /// Linux `syncfs(2)` (glibc declares it only under _GNU_SOURCE, which the Glibc module lacks).
+    @_silgen_name("syncfs")
+    private func syncfs(_ descriptor: Int32) -> Int32
 #endif
 
 /// A repository's blocks on disk, one file per block, addressed by multihash as Kubo's flatfs
 /// does: `blocks/<shard>/<KEY>.data`, KEY the multihash in unpadded upper-case base32, shard the
-/// two characters before KEY's last. A block is written to a temporary file, fsynced and renamed
-/// into place, so a crash leaves the block whole or absent; `sync()` then fsyncs the shard
-/// directories written since the last call. The codec is not stored (it travels in the CIDs
-/// that link to a block).
+/// two characters before KEY's last. The codec is not stored (it travels in the CIDs that link
+/// to a block).
+///
+/// Crash safety: a block is written to a temporary file, and only renamed to its name once its
+/// bytes are on disk, so a name always holds a whole block. To make that cheap, writes are
+/// batched: temporary files pile up to `batchBytes`, then one `syncfs` makes them all durable
+/// and they are renamed; `sync()` does the same for the rest and fsyncs the directories. A
+/// crash loses at most the unsynced batch (whose temporary files `verify` reports and `gc`
+/// removes), never a block that `sync()` has returned for.
 public final class FileBlockstore: BlockSink, BlockSource {
     public let root: FilePath
     public let blocksDirectory: FilePath
@@ -20,10 +30,22 @@ public final class FileBlockstore: BlockSink, BlockSource {
     public let durable: Bool
     private let touched = Mutex<Set<String>>([])
     private let counter = Atomic<UInt64>(0)
+    /// Written but not yet renamed: the temporary file by final name; and those written since the
+    /// last batch was cut, with their bytes.
+    private let pending = Mutex<(files: [String: FilePath], unsynced: [String], bytes: Int)>(([:], [], 0))
+    /// Batches are synced and renamed on this queue while the importer goes on writing; at most
+    /// four are in flight.
+    private let flushQueue = DispatchQueue(label: "peerstack.blockstore.flush")
+    private let flushes = DispatchGroup()
+    private let inFlight = DispatchSemaphore(value: 4)
+    private let flushError = Mutex<(any Error)?>(nil)
+    /// Bytes of temporary files written before they are synced and renamed.
+    public let batchBytes: Int
 
     /// Opens (creating when missing) the repository at `root`.
-    public init(root: FilePath, durable: Bool = true) throws {
+    public init(root: FilePath, durable: Bool = true, batchBytes: Int = 16 << 20) throws {
         self.root = root
+        self.batchBytes = batchBytes
         self.blocksDirectory = root.appending("blocks")
         self.durable = durable
         try Self.makeDirectory(root)
@@ -51,12 +73,15 @@ public final class FileBlockstore: BlockSink, BlockSource {
 
     public func has(_ cid: CID) -> Bool {
         var info = stat()
-        return stat(path(cid.multihash).string, &info) == 0
+        let final = path(cid.multihash)
+        return stat(final.string, &info) == 0 || pending.withLock { $0.files[final.string] != nil }
     }
 
     public func block(_ cid: CID) throws -> [UInt8] {
+        let final = path(cid.multihash)
+        let file = pending.withLock { $0.files[final.string] } ?? final
         do {
-            return try SmallFile.read(path(cid.multihash), limit: DagPBNode.maxBlockSize)
+            return try SmallFile.read(file, limit: DagPBNode.maxBlockSize)
         } catch let error as Errno where error == .noSuchFileOrDirectory {
             throw IPFSError.missingBlock(cid)
         } catch is SmallFile.TooLarge {
@@ -65,38 +90,101 @@ public final class FileBlockstore: BlockSink, BlockSource {
     }
 
     public func put(_ cid: CID, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try put(cid, parts: [$0]) }
+    }
+
+    public func put(_ cid: CID, parts: [UnsafeRawBufferPointer]) throws {
         guard cid.multihash.code != Multihash.Function.identity.rawValue else { return }
+        let size = parts.reduce(0) { $0 + $1.count }
         let key = Self.key(cid.multihash)
         let shard = Self.shard(key)
         let directory = blocksDirectory.appending(shard)
         let final = directory.appending(key + ".data")
+        if pending.withLock({ $0.files[final.string] != nil }) { return }
         var info = stat()
-        if stat(final.string, &info) == 0 && Int(info.st_size) == bytes.count { return }
-        let fresh = touched.withLock { $0.insert(shard).inserted }
-        if fresh { try Self.makeDirectory(directory) }
+        if stat(final.string, &info) == 0 && Int(info.st_size) == size { return }
+        // Under the lock, so that no thread writes into a shard another is still creating.
+        try touched.withLock { shards in
+            if shards.insert(shard).inserted { try Self.makeDirectory(directory) }
+        }
         let serial = counter.wrappingAdd(1, ordering: .relaxed).newValue
         let temporary = directory.appending(".\(key).\(getpid()).\(serial).tmp")
         let descriptor = try FileDescriptor.open(
             temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
             permissions: [.ownerReadWrite, .groupRead, .otherRead])
         do {
-            _ = try descriptor.writeAll(bytes)
-            if durable, fsync(descriptor.rawValue) != 0 { throw Errno(rawValue: errno) }
+            for part in parts { _ = try descriptor.writeAll(part) }
             try descriptor.close()
         } catch {
             try? descriptor.close()
             _ = unlink(temporary.string)
             throw error
         }
-        guard rename(temporary.string, final.string) == 0 else {
-            let error = Errno(rawValue: errno)
-            _ = unlink(temporary.string)
-            throw error
+        let batch: [String]? = pending.withLock { state in
+            if state.files[final.string] != nil {
+                _ = unlink(temporary.string)
+                return nil
+            }
+            state.files[final.string] = temporary
+            state.unsynced.append(final.string)
+            state.bytes += size
+            guard state.bytes >= batchBytes else { return nil }
+            defer {
+                state.unsynced = []
+                state.bytes = 0
+            }
+            return state.unsynced
+        }
+        if let batch {
+            if let error = flushError.withLock({ $0 }) { throw error }
+            inFlight.wait()
+            flushes.enter()
+            flushQueue.async {
+                defer {
+                    self.inFlight.signal()
+                    self.flushes.leave()
+                }
+                do {
+                    try self.commit(batch)
+                } catch {
+                    self.flushError.withLock { $0 = $0 ?? error }
+                }
+            }
         }
     }
 
-    /// Fsyncs the shard directories written since the last call, making the renames durable.
-    public func sync() {
+    /// Makes a batch's temporary files durable (one `syncfs`) and renames them into place.
+    private func commit(_ batch: [String]) throws {
+        guard !batch.isEmpty else { return }
+        if durable {
+            let handle = try FileDescriptor.open(blocksDirectory, .readOnly)
+            defer { try? handle.close() }
+            guard syncfs(handle.rawValue) == 0 else { throw Errno(rawValue: errno) }
+        }
+        for final in batch {
+            guard let temporary = pending.withLock({ $0.files[final] }) else { continue }
+            guard rename(temporary.string, final) == 0 else {
+                let error = Errno(rawValue: errno)
+                _ = unlink(temporary.string)
+                throw error
+            }
+            pending.withLock { _ = $0.files.removeValue(forKey: final) }
+        }
+    }
+
+    /// Makes every block put so far durable under its name: the pending batch is synced and
+    /// renamed, then the shard directories written since the last call are fsynced.
+    public func sync() throws {
+        flushes.wait()
+        let rest = pending.withLock { state in
+            defer {
+                state.unsynced = []
+                state.bytes = 0
+            }
+            return state.unsynced
+        }
+        try commit(rest)
+        if let error = flushError.withLock({ $0 }) { throw error }
         let shards = touched.withLock { shards in
             defer { shards.removeAll() }
             return shards

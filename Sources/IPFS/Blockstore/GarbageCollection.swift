@@ -36,7 +36,7 @@ extension FileBlockstore {
                 if unlink(entry.path.string) == 0 { report.removed += 1 }
             }
         }
-        sync()
+        try sync()
         return report
     }
 }

@@ -106,10 +106,15 @@ enum DagBuilder {
         return try commit(FileNode(), version: options.cidVersion, sink: sink)
     }
 
-    /// A UnixFS directory node over named children (links sorted by name when encoded).
+    /// A UnixFS directory node over named children (links sorted by name when encoded), or a
+    /// HAMT shard when the estimated size reaches the threshold (boxo's `DynamicDirectory`).
     static func directory(
         _ entries: [(name: String, child: FileChild)], options: ImportOptions, sink: (any BlockSink)?
     ) throws -> FileChild {
+        let estimate = entries.reduce(0) { $0 + $1.name.utf8.count + $1.child.cid.bytes.count }
+        if options.shardingThreshold > 0, estimate >= options.shardingThreshold {
+            return try HAMTBuilder.build(entries, options: options, sink: sink)
+        }
         let links = entries.map { DagPBLink(cid: $0.child.cid, name: $0.name, tsize: $0.child.tsize) }
         let data = UnixFSData(kind: .directory).encoded()
         let (cid, size) = try store(

@@ -18,6 +18,10 @@ public struct ImportOptions: Sendable, Hashable {
     public var maxLinks = 174
     /// Whether names starting with "." are added (`--hidden`).
     public var includeHidden = false
+    /// A directory whose estimated size (names plus CID bytes of its links) reaches this many
+    /// bytes becomes a HAMT shard (Kubo's `Internal.UnixFSShardingSizeThreshold`, 256 KiB);
+    /// 0 never shards.
+    public var shardingThreshold = 262_144
     /// Threads hashing (and storing) leaves.
     public var threads = 2
 

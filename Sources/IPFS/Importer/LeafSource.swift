@@ -69,7 +69,7 @@ struct LeafSource<Reader: ChunkReader> {
 
     init(
         reader: Reader, options: ImportOptions, kind: UnixFSData.Kind, sink: (any BlockSink)?,
-        onBytes: @escaping (Int) -> Void
+        expectedSize: UInt64? = nil, onBytes: @escaping (Int) -> Void
     ) {
         self.reader = reader
         self.chunkSize = options.chunkSize
@@ -79,9 +79,14 @@ struct LeafSource<Reader: ChunkReader> {
         self.sink = sink
         self.threads = max(1, options.threads)
         self.onBytes = onBytes
-        // About 8 MiB a batch, at least 4 chunks per thread.
-        let chunks = max(threads * 4, (8 << 20) / options.chunkSize)
-        self.buffer = [UInt8](repeating: 0, count: chunks * options.chunkSize)
+        // About 8 MiB a batch, at least 4 chunks per thread; no more than the file needs (many
+        // small files must not each cost a large buffer).
+        var chunks = max(threads * 4, (8 << 20) / options.chunkSize)
+        if let expectedSize {
+            chunks = min(chunks, Int(min(expectedSize, 1 << 40) / UInt64(options.chunkSize)) + 1)
+        }
+        let capacity = chunks * options.chunkSize
+        self.buffer = [UInt8](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }
     }
 
     mutating func isDone() throws -> Bool {
@@ -151,7 +156,7 @@ struct LeafSource<Reader: ChunkReader> {
                 let digest = SHA256.hash(data: chunk)
                 let cid = CID(
                     v1: .raw, Multihash(code: Multihash.Function.sha256.rawValue, digest: Array(digest)))
-                try sink?.put(cid, Array(chunk))
+                try sink?.put(cid, parts: [chunk])
                 return FileChild(cid: cid, fileSize: size, tsize: size)
             }
             let (header, trailer) = UnixFSLeaf.frame(kind: kind, size: chunk.count)
@@ -163,11 +168,11 @@ struct LeafSource<Reader: ChunkReader> {
                 code: Multihash.Function.sha256.rawValue, digest: Array(hasher.finalize()))
             let cid = DagBuilder.dagPBCID(multihash, version: cidVersion)
             if let sink {
-                var block = header
-                block.reserveCapacity(header.count + chunk.count + trailer.count)
-                block.append(contentsOf: chunk)
-                block.append(contentsOf: trailer)
-                try sink.put(cid, block)
+                try header.withUnsafeBytes { header in
+                    try trailer.withUnsafeBytes { trailer in
+                        try sink.put(cid, parts: [header, chunk, trailer])
+                    }
+                }
             }
             return FileChild(
                 cid: cid, fileSize: size, tsize: UInt64(header.count + chunk.count + trailer.count))

@@ -40,12 +40,14 @@ public struct UnixFSImporter: Sendable {
     }
 
     /// Imports content from `reader` as one file.
-    public func addFile<R: ChunkReader>(reading reader: R, onBytes: @escaping (Int) -> Void = { _ in }) throws
-        -> FileChild
-    {
+    /// Imports content from `reader` as one file; `expectedSize` (when known) only sizes the
+    /// read buffer.
+    public func addFile<R: ChunkReader>(
+        reading reader: R, expectedSize: UInt64? = nil, onBytes: @escaping (Int) -> Void = { _ in }
+    ) throws -> FileChild {
         var source = LeafSource(
             reader: reader, options: options, kind: options.layout == .trickle ? .raw : .file, sink: sink,
-            onBytes: onBytes)
+            expectedSize: expectedSize, onBytes: onBytes)
         switch options.layout {
         case .balanced: return try DagBuilder.balanced(&source, options: options)
         case .trickle: return try DagBuilder.trickle(&source, options: options)
@@ -54,7 +56,7 @@ public struct UnixFSImporter: Sendable {
 
     /// Imports bytes held in memory as one file.
     public func addFile(bytes: [UInt8]) throws -> FileChild {
-        try addFile(reading: BytesChunkReader(bytes))
+        try addFile(reading: BytesChunkReader(bytes), expectedSize: UInt64(bytes.count))
     }
 
     /// What is on disk to import, found before any hashing so progress has a total.
@@ -100,7 +102,7 @@ public struct UnixFSImporter: Sendable {
         throws -> FileChild
     {
         switch plan {
-        case .file(let path, _):
+        case .file(let path, let size):
             let descriptor: FileDescriptor
             do {
                 descriptor = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
@@ -108,7 +110,7 @@ public struct UnixFSImporter: Sendable {
                 throw IPFSError.badInput("\(path): \(error)")
             }
             defer { try? descriptor.close() }
-            let child = try addFile(reading: FileChunkReader(descriptor), onBytes: report)
+            let child = try addFile(reading: FileChunkReader(descriptor), expectedSize: size, onBytes: report)
             entries.append(
                 ImportedEntry(
                     path: name, cid: child.cid, size: child.fileSize, tsize: child.tsize, isDirectory: false))
