@@ -277,7 +277,7 @@ struct IPFSVerify: ParsableCommand {
 
     func run() throws {
         let store = try repo.open()
-        let bar = ProgressBar(title: "verifying")
+        let bar = ProgressBar(title: "verifying", unit: "blocks")
         let report = try store.verify { done, total in bar.update(done: Int64(done), total: Int64(total)) }
         bar.finish()
         for path in report.corrupt { print("corrupt \(path)") }

@@ -85,19 +85,42 @@ final class ProgressBar: Sendable {
     private let start = ContinuousClock.now
     private let state = Mutex(State())
 
-    init(title: String, interactive: Bool = Terminal.standardErrorIsTerminal) {
+    /// Counts things other than bytes (`unit` names them, as "blocks") when given.
+    private let unit: String?
+
+    init(title: String, unit: String? = nil, interactive: Bool = Terminal.standardErrorIsTerminal) {
         self.title = title
+        self.unit = unit
         self.interactive = interactive
+    }
+
+    private func amount(_ count: Int64) -> String { unit.map { "\(count) \($0)" } ?? Units.bytes(count) }
+
+    private func speed(_ perSecond: Double) -> String {
+        unit.map { String(format: "%.0f %@/s", perSecond, $0) } ?? Units.rate(perSecond)
     }
 
     func update(_ progress: HashingProgress) {
         update(done: progress.bytesDone, total: progress.bytesTotal)
     }
 
-    /// Progress in bytes; a total of 0 means unknown (the bar shows bytes and rate only).
+    /// Progress in bytes (or in `unit`s); a total of 0 means unknown: the amount and rate only.
     func update(done bytesDone: Int64, total: Int64) {
         let progress = (bytesDone: bytesDone, bytesTotal: max(total, bytesDone))
         let now = ContinuousClock.now
+        if total <= 0 {
+            guard interactive else { return }
+            state.withLock { state in
+                if let last = state.lastDraw, now - last < .milliseconds(100) { return }
+                state.lastDraw = now
+                state.drewBar = true
+                let elapsed = Self.seconds(now - start)
+                let line =
+                    "\r\(title) \(amount(bytesDone))  \(speed(elapsed > 0 ? Double(bytesDone) / elapsed : 0))\u{1B}[K"
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+            return
+        }
         let elapsed = Self.seconds(now - start)
         let fraction = progress.bytesTotal > 0 ? Double(progress.bytesDone) / Double(progress.bytesTotal) : 1
         let rate = elapsed > 0 ? Double(progress.bytesDone) / elapsed : 0
@@ -114,7 +137,7 @@ final class ProgressBar: Sendable {
                     String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
                 let line = String(
                     format: "\r%@ [%@] %5.1f%%  %@ / %@  %@  ETA %@\u{1B}[K", title, bar, fraction * 100,
-                    Units.bytes(progress.bytesDone), Units.bytes(progress.bytesTotal), Units.rate(rate),
+                    amount(progress.bytesDone), amount(progress.bytesTotal), speed(rate),
                     Units.duration(remaining))
                 FileHandle.standardError.write(Data(line.utf8))
             } else {
@@ -125,7 +148,7 @@ final class ProgressBar: Sendable {
                 state.lastDecile = decile
                 state.lastDraw = now
                 Terminal.status(
-                    "\(title): \(decile * 10)% (\(Units.bytes(progress.bytesDone)) of \(Units.bytes(progress.bytesTotal)), \(Units.rate(rate)))"
+                    "\(title): \(decile * 10)% (\(amount(progress.bytesDone)) of \(amount(progress.bytesTotal)), \(speed(rate)))"
                 )
             }
         }
