@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Bencode", targets: ["Bencode"]),
+        .library(name: "Blockchain", targets: ["Blockchain"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
         .library(name: "IPFS", targets: ["IPFS"]),
@@ -27,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
+        // System libraries (Debian -dev packages that scripts/test installs)
+        .systemLibrary(
+            name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
+        .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
         // Encodings
         .target(name: "Bencode"),
         .target(name: "Multiformats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -64,6 +69,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "Blockchain",
+            dependencies: [
+                "CNettle", "CSecp256k1", "Multiformats",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -119,6 +131,7 @@ let package = Package(
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
         .target(name: "TestSupport", dependencies: ["PeerNet"], path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
+        .testTarget(name: "BlockchainTests", dependencies: ["Blockchain"]),
         .testTarget(
             name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
         .testTarget(
