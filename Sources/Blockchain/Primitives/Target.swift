@@ -123,6 +123,22 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible {
         return quotient
     }
 
+    /// Multiplies by a small factor (nil on overflow past 256 bits).
+    public func multiplied(by factor: UInt64) -> UInt256? {
+        var out = [UInt64](repeating: 0, count: 4)
+        var carry: UInt64 = 0
+        for (index, limb) in array.enumerated() {
+            let (high, low) = limb.multipliedFullWidth(by: factor)
+            let (sum, overflow) = low.addingReportingOverflow(carry)
+            out[index] = sum
+            carry = high + (overflow ? 1 : 0)
+        }
+        guard carry == 0 else { return nil }
+        var result = UInt256.zero
+        result.array = out
+        return result
+    }
+
     public static prefix func ~ (a: UInt256) -> UInt256 {
         UInt256(limbs: (~a.limbs.0, ~a.limbs.1, ~a.limbs.2, ~a.limbs.3))
     }
