@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode", "IPFS", "MainlineDHT", "Multiformats",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "IPFS", "MainlineDHT", "Multiformats",
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),

