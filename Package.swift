@@ -147,7 +147,8 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "IPFS", "MainlineDHT", "Multiformats",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "IPFS", "MainlineDHT",
+                "Multiformats",
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
