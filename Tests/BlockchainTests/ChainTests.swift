@@ -1,4 +1,5 @@
 import Blockchain
+import Foundation
 import Testing
 
 /// A regtest wallet of one key, for tests.
@@ -207,5 +208,50 @@ struct TestWallet {
             version: 1, previous: .zero, merkleRoot: .zero, time: 0, bits: 0x1f00_ffff, nonce: 0)
         #expect(Miner.solve(&header, threads: 2))
         #expect(Target.isMet(by: header.hash, bits: header.bits, limit: .max))
+    }
+}
+
+@Suite struct SQLiteStoreTests {
+    @Test("the chain in SQLite survives a reopen: tip, UTXO set, and a reorganisation after it")
+    func reopen() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-chain-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("chain.sqlite").path
+        let wallet = TestWallet()
+        var time: UInt32 = 1_700_000_000
+        let now: UInt32 = 1_900_000_000
+        var tip: Hash256
+        var coins: [OutPoint: Coin]
+        do {
+            let chain = try ChainState(parameters: .regtest, store: try SQLiteChainStore(path: path))
+            for _ in 0..<12 {
+                time += 600
+                _ = chain.process(Miner.mine(chain: chain, payTo: wallet.script, time: time), now: now)
+            }
+            tip = chain.tip.hash
+            coins = chain.unspent
+            #expect(chain.height == 12 && coins.count == 12)
+        }
+        let reopened = try ChainState(parameters: .regtest, store: try SQLiteChainStore(path: path))
+        #expect(reopened.tip.hash == tip)
+        #expect(reopened.unspent == coins)
+        // A heavier branch from height 10 reorganises the reopened chain (undo data from disk).
+        let other = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        for height in 1...10 {
+            _ = other.process(try #require(reopened.block(reopened.active[height].hash)), now: now)
+        }
+        var branch: [Block] = []
+        var otherTime = time + 7
+        for _ in 0..<3 {
+            otherTime += 600
+            let block = Miner.mine(chain: other, payTo: TestWallet().script, time: otherTime)
+            _ = other.process(block, now: now)
+            branch.append(block)
+        }
+        for block in branch { _ = reopened.process(block, now: now) }
+        #expect(reopened.tip.hash == other.tip.hash)
+        #expect(reopened.unspent == other.unspent)
     }
 }

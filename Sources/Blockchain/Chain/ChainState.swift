@@ -94,6 +94,9 @@ public final class ChainState {
         for entry in index.values where entry.hasData && !entry.invalid && tip.chainWork < entry.chainWork {
             candidates.insert(entry.hash)
         }
+        // Blocks stored but not connected when the last run stopped (a crash between the two
+        // writes) are connected now.
+        _ = activateBestChain(given: nil)
     }
 
     public func entry(_ hash: Hash256) -> BlockIndexEntry? { index[hash] }
