@@ -78,6 +78,8 @@ let package = Package(
                 "CNettle", "CSecp256k1", "Multiformats",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(
@@ -129,6 +131,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/TrackerLoad"
+        ),
+        // The Blockchain side of Benchmarks/chain.sh (not a test, not shipped).
+        .executableTarget(
+            name: "chain-bench",
+            dependencies: ["Blockchain", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Benchmarks/ChainBench"
         ),
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
         .target(name: "TestSupport", dependencies: ["PeerNet"], path: "Tests/TestSupport"),

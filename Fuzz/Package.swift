@@ -43,6 +43,10 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "FuzzBitcoin",
+            dependencies: ["FuzzSupport", .product(name: "Blockchain", package: "PeerStack")]
+        ),
+        .executableTarget(
             name: "FuzzKRPC",
             dependencies: ["FuzzSupport", .product(name: "MainlineDHT", package: "PeerStack")]
         ),

@@ -40,6 +40,11 @@ public enum BitcoinHash {
 /// A secp256k1 public key, compressed (33 bytes) or not (65).
 public struct PublicKey: Hashable, Sendable {
     public let bytes: [UInt8]
+    /// libsecp256k1's parsed form (64 bytes), kept so that verifying does not parse again.
+    let parsed: [UInt8]
+
+    public static func == (a: PublicKey, b: PublicKey) -> Bool { a.bytes == b.bytes }
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 
     /// Parses and checks a serialized key (on the curve).
     public init(bytes: [UInt8]) throws(BlockchainError) {
@@ -51,20 +56,25 @@ public struct PublicKey: Hashable, Sendable {
             throw .badKey("not a point on secp256k1")
         }
         self.bytes = bytes
+        self.parsed = withUnsafeBytes(of: key.data) { Array($0) }
     }
 
     public var isCompressed: Bool { bytes.count == 33 }
     public var hash160: [UInt8] { BitcoinHash.hash160(bytes) }
 
-    /// Verifies a DER signature (parsed leniently, as Bitcoin Core does for old signatures, and
-    /// normalised to low S) over a 32-byte message hash.
+    /// Verifies a DER signature (parsed strictly when it is strict DER, else leniently as Bitcoin
+    /// Core does for old signatures; normalised to low S) over a 32-byte message hash.
     public func verify(derSignature: [UInt8], hash: [UInt8]) -> Bool {
-        guard hash.count == 32, let compact = LaxDER.parse(derSignature) else { return false }
+        guard hash.count == 32 else { return false }
         let context = Secp256k1Context.shared.pointer
-        var key = secp256k1_pubkey()
-        guard secp256k1_ec_pubkey_parse(context, &key, bytes, bytes.count) == 1 else { return false }
         var signature = secp256k1_ecdsa_signature()
-        guard secp256k1_ecdsa_signature_parse_compact(context, &signature, compact) == 1 else { return false }
+        if secp256k1_ecdsa_signature_parse_der(context, &signature, derSignature, derSignature.count) != 1 {
+            guard let compact = LaxDER.parse(derSignature),
+                secp256k1_ecdsa_signature_parse_compact(context, &signature, compact) == 1
+            else { return false }
+        }
+        var key = secp256k1_pubkey()
+        withUnsafeMutableBytes(of: &key.data) { $0.copyBytes(from: parsed) }
         var normalized = secp256k1_ecdsa_signature()
         _ = secp256k1_ecdsa_signature_normalize(context, &normalized, &signature)
         return secp256k1_ecdsa_verify(context, &normalized, hash, &key) == 1
@@ -110,9 +120,7 @@ public struct PrivateKey: Hashable, Sendable {
         _ = secp256k1_ec_pubkey_serialize(
             context, &out, &length, &key,
             UInt32(compressed ? SECP256K1_EC_COMPRESSED : SECP256K1_EC_UNCOMPRESSED))
-        // Serialising a key this library made cannot fail to parse back.
-        return (try? PublicKey(bytes: Array(out.prefix(length))))
-            ?? PublicKey.unchecked(Array(out.prefix(length)))
+        return PublicKey.made(Array(out.prefix(length)), parsed: withUnsafeBytes(of: key.data) { Array($0) })
     }
 
     /// ECDSA over a 32-byte hash with RFC 6979 nonces; libsecp256k1 always gives low S. DER.
@@ -129,8 +137,14 @@ public struct PrivateKey: Hashable, Sendable {
 }
 
 extension PublicKey {
-    fileprivate static func unchecked(_ bytes: [UInt8]) -> PublicKey { PublicKey(trusted: bytes) }
-    private init(trusted bytes: [UInt8]) { self.bytes = bytes }
+    /// A key this library just derived (no need to parse it again).
+    fileprivate static func made(_ bytes: [UInt8], parsed: [UInt8]) -> PublicKey {
+        PublicKey(trusted: bytes, parsed: parsed)
+    }
+    private init(trusted bytes: [UInt8], parsed: [UInt8]) {
+        self.bytes = bytes
+        self.parsed = parsed
+    }
 }
 
 /// BIP 340 Schnorr signatures over x-only keys.

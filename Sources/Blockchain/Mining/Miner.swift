@@ -73,22 +73,33 @@ public enum Miner {
         let workers = max(1, threads)
         let start = header.nonce
         nonisolated(unsafe) let base = midstate
+        // The target as 32 little-endian bytes, compared from the most significant end.
+        let targetBytes = (0..<32).map { UInt8(truncatingIfNeeded: (target >> (8 * $0)).limbs.0) }
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var buffer = tail + [0, 0, 0, 0]
             var nonce = UInt64(start) + UInt64(worker)
             var checked = 0
             while nonce <= UInt64(UInt32.max) {
                 let value = UInt32(nonce)
-                buffer[12] = UInt8(value & 0xff)
-                buffer[13] = UInt8((value >> 8) & 0xff)
-                buffer[14] = UInt8((value >> 16) & 0xff)
-                buffer[15] = UInt8(value >> 24)
+                buffer.withUnsafeMutableBufferPointer { pointer in
+                    pointer[12] = UInt8(value & 0xff)
+                    pointer[13] = UInt8((value >> 8) & 0xff)
+                    pointer[14] = UInt8((value >> 16) & 0xff)
+                    pointer[15] = UInt8(value >> 24)
+                }
                 var first = base
-                first.update(data: buffer)
+                buffer.withUnsafeBytes { first.update(bufferPointer: $0) }
                 let inner = first.finalize()
-                let outer = SHA256.hash(data: Array(inner))
-                let hash = outer.withUnsafeBytes { UInt256(littleEndian: Array($0)) }
-                if !(target < hash) {
+                var second = SHA256()
+                inner.withUnsafeBytes { second.update(bufferPointer: $0) }
+                let meets = second.finalize().withUnsafeBytes { hash in
+                    for index in stride(from: 31, through: 0, by: -1) where hash[index] != targetBytes[index]
+                    {
+                        return hash[index] < targetBytes[index]
+                    }
+                    return true
+                }
+                if meets {
                     found.value.store(nonce, ordering: .relaxed)
                     return
                 }

@@ -1,0 +1,245 @@
+/// A peer as the node sees it.
+public struct PeerInfo: Sendable, Hashable {
+    public let id: Int
+    public let address: String
+    public let inbound: Bool
+    public var version: VersionMessage?
+    public var handshakeDone = false
+    public var misbehaviour = 0
+    public var sendHeaders = false
+    /// Inventory the peer has or was told about (not announced to it again).
+    var known: Set<Hash256> = []
+}
+
+/// What the driver must do after the node handled something.
+public enum NodeAction: Sendable, Equatable {
+    case send(peer: Int, P2PMessage)
+    case disconnect(peer: Int, reason: String)
+    /// Disconnect and refuse this address from now on.
+    case ban(peer: Int, address: String, reason: String)
+}
+
+/// The node's protocol logic, sans I/O (Bitcoin Core's `PeerManager` in small): handshake,
+/// ping, headers-first sync, relay of transactions and blocks by `inv`/`getdata`, and
+/// misbehaviour scores — a peer reaching 100 (invalid data) is banned. Invalid transactions and
+/// blocks are never relayed. Driven by ``BitcoinNode`` on one event loop.
+public final class NodeCore {
+    public let chain: ChainState
+    public let mempool: Mempool
+    public private(set) var peers: [Int: PeerInfo] = [:]
+    public private(set) var banned: Set<String> = []
+    let nonce: UInt64
+    let userAgent = "/PeerStack:0.1.0/"
+    public var clock: () -> UInt32
+
+    public init(chain: ChainState, mempool: Mempool = Mempool(), clock: @escaping () -> UInt32) {
+        self.chain = chain
+        self.mempool = mempool
+        self.clock = clock
+        var generator = SystemRandomNumberGenerator()
+        self.nonce = generator.next()
+    }
+
+    func versionMessage() -> VersionMessage {
+        let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
+        return VersionMessage(
+            services: 1 | 8, timestamp: Int64(clock()), receiver: none, sender: none, nonce: nonce,
+            userAgent: userAgent,
+            startHeight: Int32(chain.height))
+    }
+
+    /// A connection is up: an outbound one starts the handshake.
+    public func connected(peer: Int, address: String, inbound: Bool) -> [NodeAction] {
+        if inbound, banned.contains(host(address)) { return [.disconnect(peer: peer, reason: "banned")] }
+        peers[peer] = PeerInfo(id: peer, address: address, inbound: inbound)
+        return inbound ? [] : [.send(peer: peer, .version(versionMessage()))]
+    }
+
+    public func disconnected(peer: Int) { peers[peer] = nil }
+
+    func host(_ address: String) -> String {
+        if let colon = address.lastIndex(of: ":") { return String(address[..<colon]) }
+        return address
+    }
+
+    func misbehave(_ peer: Int, _ score: Int, _ reason: String) -> [NodeAction] {
+        guard var info = peers[peer] else { return [] }
+        info.misbehaviour += score
+        peers[peer] = info
+        guard info.misbehaviour >= 100 else { return [] }
+        banned.insert(host(info.address))
+        peers[peer] = nil
+        return [.ban(peer: peer, address: host(info.address), reason: reason)]
+    }
+
+    /// Handles one message from `peer`.
+    public func handle(_ message: P2PMessage, from peer: Int) -> [NodeAction] {
+        guard var info = peers[peer] else { return [] }
+        switch message {
+        case .version(let version):
+            guard info.version == nil else { return misbehave(peer, 1, "second version") }
+            if version.nonce == nonce { return [.disconnect(peer: peer, reason: "connected to self")] }
+            info.version = version
+            peers[peer] = info
+            var actions: [NodeAction] = []
+            if info.inbound { actions.append(.send(peer: peer, .version(versionMessage()))) }
+            actions.append(.send(peer: peer, .verack))
+            return actions
+        case .verack:
+            info.handshakeDone = true
+            peers[peer] = info
+            return [
+                .send(peer: peer, .sendheaders),
+                .send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero)),
+            ]
+        default:
+            guard info.handshakeDone || info.version != nil else {
+                return misbehave(peer, 10, "message before version")
+            }
+        }
+        switch message {
+        case .ping(let value): return [.send(peer: peer, .pong(value))]
+        case .sendheaders:
+            info.sendHeaders = true
+            peers[peer] = info
+            return []
+        case .getheaders(_, let locator, let stop):
+            return [.send(peer: peer, .headers(chain.headers(after: locator, stop: stop)))]
+        case .headers(let headers):
+            return receiveHeaders(headers, from: peer)
+        case .inv(let items):
+            var wanted: [Inventory] = []
+            for item in items {
+                peers[peer]?.known.insert(item.hash)
+                switch item.type & ~Inventory.witnessFlag {
+                case Inventory.tx where !mempool.contains(item.hash):
+                    wanted.append(Inventory(type: Inventory.tx | Inventory.witnessFlag, hash: item.hash))
+                case Inventory.block where !chain.contains(item.hash):
+                    wanted.append(Inventory(type: Inventory.block | Inventory.witnessFlag, hash: item.hash))
+                default: break
+                }
+            }
+            return wanted.isEmpty ? [] : [.send(peer: peer, .getdata(wanted))]
+        case .getdata(let items):
+            var actions: [NodeAction] = []
+            var missing: [Inventory] = []
+            for item in items.prefix(1_000) {
+                switch item.type & ~Inventory.witnessFlag {
+                case Inventory.tx:
+                    if let transaction = mempool.transaction(item.hash) {
+                        actions.append(.send(peer: peer, .tx(transaction)))
+                    } else {
+                        missing.append(item)
+                    }
+                case Inventory.block:
+                    if let block = chain.block(item.hash) {
+                        actions.append(.send(peer: peer, .block(block)))
+                    } else {
+                        missing.append(item)
+                    }
+                default: missing.append(item)
+                }
+            }
+            if !missing.isEmpty { actions.append(.send(peer: peer, .notfound(missing))) }
+            return actions
+        case .tx(let transaction): return receive(transaction, from: peer)
+        case .block(let block): return receive(block, from: peer)
+        default: return []
+        }
+    }
+
+    func receiveHeaders(_ headers: [BlockHeader], from peer: Int) -> [NodeAction] {
+        var wanted: [Inventory] = []
+        for header in headers {
+            do {
+                guard let entry = try chain.acceptHeader(header, now: clock()) else {
+                    // Not connecting: ask for the headers in between.
+                    return [
+                        .send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))
+                    ]
+                }
+                peers[peer]?.known.insert(entry.hash)
+                if !entry.hasData {
+                    wanted.append(Inventory(type: Inventory.block | Inventory.witnessFlag, hash: entry.hash))
+                }
+            } catch {
+                return misbehave(peer, 100, "invalid header: \(error)")
+            }
+        }
+        var actions: [NodeAction] = []
+        if !wanted.isEmpty { actions.append(.send(peer: peer, .getdata(wanted))) }
+        if headers.count == P2PCodec.maxHeaders {
+            actions.append(
+                .send(
+                    peer: peer,
+                    .getheaders(version: 70016, locator: [headers[headers.count - 1].hash], stop: .zero)))
+        }
+        return actions
+    }
+
+    /// Validates and relays a transaction from a peer (or the node's own wallet, `peer` nil).
+    public func receive(_ transaction: Transaction, from peer: Int?) -> [NodeAction] {
+        let txid = transaction.txid
+        if let peer { peers[peer]?.known.insert(txid) }
+        do {
+            try mempool.accept(transaction, chain: chain)
+        } catch {
+            guard let peer else { return [] }
+            switch error {
+            case .script, .transaction("txn-mempool-conflict"), .transaction("bad-txns-in-belowout"):
+                return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
+            case .transaction(let reason)
+            where reason.hasPrefix("txn-mempool-conflict") || reason.hasPrefix("bad-txns-vout")
+                || reason.hasPrefix("bad-txns-inputs-duplicate"):
+                return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
+            default:
+                return []
+            }
+        }
+        return announce(Inventory(type: Inventory.tx, hash: txid), except: peer)
+    }
+
+    /// Validates a block, moves the chain, updates the mempool and relays the block.
+    public func receive(_ block: Block, from peer: Int?) -> [NodeAction] {
+        let hash = block.hash
+        if let peer { peers[peer]?.known.insert(hash) }
+        switch chain.process(block, now: clock()) {
+        case .tipChanged(let disconnected, let connected):
+            mempool.update(disconnected: disconnected, connected: connected, chain: chain)
+            var actions: [NodeAction] = []
+            for block in connected { actions += announce(block: block, except: peer) }
+            return actions
+        case .invalid(let error):
+            guard let peer else { return [] }
+            return misbehave(peer, 100, "invalid block \(hash): \(error)")
+        case .orphan:
+            guard let peer else { return [] }
+            return [.send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))]
+        case .sideBranch, .duplicate:
+            return []
+        }
+    }
+
+    func announce(_ item: Inventory, except: Int?) -> [NodeAction] {
+        var actions: [NodeAction] = []
+        for (id, info) in peers where id != except && info.handshakeDone && !info.known.contains(item.hash) {
+            peers[id]?.known.insert(item.hash)
+            actions.append(.send(peer: id, .inv([item])))
+        }
+        return actions
+    }
+
+    func announce(block: Block, except: Int?) -> [NodeAction] {
+        let hash = block.hash
+        var actions: [NodeAction] = []
+        for (id, info) in peers where id != except && info.handshakeDone && !info.known.contains(hash) {
+            peers[id]?.known.insert(hash)
+            actions.append(
+                .send(
+                    peer: id,
+                    info.sendHeaders
+                        ? .headers([block.header]) : .inv([Inventory(type: Inventory.block, hash: hash)])))
+        }
+        return actions
+    }
+}

@@ -1,0 +1,165 @@
+import Blockchain
+import Foundation
+import Testing
+
+/// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
+func waitUntil(_ timeout: Double, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return await condition()
+}
+
+@Suite("Bitcoin nodes on 127.0.0.1", .serialized)
+struct NodeNetworkTests {
+    static let now: UInt32 = 1_900_000_000
+
+    func start(_ count: Int) async throws -> ([BitcoinNode], [Int]) {
+        var nodes: [BitcoinNode] = []
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let node = try BitcoinNode(parameters: .regtest, store: MemoryChainStore(), clock: { Self.now })
+            ports.append(try await node.listen(host: "127.0.0.1", port: 0))
+            nodes.append(node)
+        }
+        return (nodes, ports)
+    }
+
+    func mine(on node: BitcoinNode, to script: [UInt8], time: UInt32) async -> Hash256 {
+        await node.perform { core in
+            let (transactions, fees) = core.mempool.select()
+            let block = Miner.mine(
+                chain: core.chain, transactions: transactions, fees: fees, payTo: script, time: time)
+            return (block.hash, core.receive(block, from: nil))
+        }
+    }
+
+    func tip(_ node: BitcoinNode) async -> Hash256 { await node.read { $0.chain.tip.hash } }
+
+    @Test(
+        "five nodes in a line: blocks and a transaction reach all; partitions reorganise to the most work; invalid data gets its sender banned"
+    )
+    func network() async throws {
+        let (nodes, ports) = try await start(5)
+        defer { Task { for node in nodes { await node.shutdown() } } }
+        let wallet = TestWallet()
+        var time: UInt32 = 1_700_000_000
+        // A line 0-1-2-3-4.
+        for index in 1..<5 { try await nodes[index].connect(host: "127.0.0.1", port: ports[index - 1]) }
+        #expect(await waitUntil(10) { await nodes[0].read { $0.peers.values.contains { $0.handshakeDone } } })
+
+        var first = Hash256.zero
+        for height in 0..<101 {
+            time += 600
+            let hash = await mine(
+                on: nodes[0], to: height == 0 ? wallet.script : TestWallet().script, time: time)
+            if height == 0 { first = hash }
+        }
+        let top = await tip(nodes[0])
+        #expect(
+            await waitUntil(30) {
+                for node in nodes where await tip(node) != top { return false }
+                return true
+            })
+
+        // A transaction sent on node 4 reaches every mempool.
+        let firstHash = first
+        let firstBlock = await nodes[0].read { $0.chain.block(firstHash) }
+        let coinbase = try #require(firstBlock).transactions[0]
+        let outpoint = OutPoint(txid: coinbase.txid, index: 0)
+        let coin = try #require(await nodes[4].read { $0.chain.coin(outpoint) })
+        let payment = wallet.spend(
+            outpoint, coin, to: TestWallet().script, amount: Consensus.coin, fee: 10_000)
+        _ = await nodes[4].perform { core in ((), core.receive(payment, from: nil)) }
+        #expect(
+            await waitUntil(10) {
+                for node in nodes where !(await node.read { $0.mempool.contains(payment.txid) }) {
+                    return false
+                }
+                return true
+            })
+
+        // Mined on node 2, the block confirms it everywhere.
+        time += 600
+        let confirming = await mine(on: nodes[2], to: wallet.script, time: time)
+        #expect(
+            await waitUntil(10) {
+                for node in nodes where await tip(node) != confirming { return false }
+                return true
+            })
+        #expect(await nodes[0].read { $0.mempool.count } == 0)
+
+        // Partition: {0, 1} and {2, 3, 4} mine apart (node 2 drops its link to node 1), then rejoin.
+        await nodes[2].perform { core in
+            (
+                (),
+                core.peers.values.filter { !$0.inbound }.map {
+                    NodeAction.disconnect(peer: $0.id, reason: "partition")
+                }
+            )
+        }
+        #expect(await waitUntil(10) { await nodes[2].read { $0.peers.count == 1 } })
+        var left = time
+        var right = time + 1
+        for _ in 0..<2 {
+            left += 600
+            _ = await mine(on: nodes[0], to: TestWallet().script, time: left)
+        }
+        for _ in 0..<4 {
+            right += 600
+            _ = await mine(on: nodes[3], to: TestWallet().script, time: right)
+        }
+        let heavy = await tip(nodes[3])
+        let rightJoined = await waitUntil(10) {
+            let two = await tip(nodes[2])
+            let four = await tip(nodes[4])
+            return two == heavy && four == heavy
+        }
+        #expect(rightJoined)
+        #expect(await tip(nodes[0]) != heavy)
+        try await nodes[2].connect(host: "127.0.0.1", port: ports[1])
+        #expect(
+            await waitUntil(20) {
+                for node in nodes where await tip(node) != heavy { return false }
+                return true
+            })
+        let sets = await withTaskGroup(of: [OutPoint: Coin].self) { group in
+            for node in nodes { group.addTask { await node.read { $0.chain.unspent } } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(sets.map { $0.count }).count == 1)
+        #expect(sets.allSatisfy { $0 == sets[0] })
+
+        // An invalid transaction (a forged signature) from a raw peer gets it banned, not relayed.
+        let change = OutPoint(txid: payment.txid, index: 1)
+        let changeCoin = try #require(await nodes[4].read { $0.chain.coin(change) })
+        var forging = wallet.spend(
+            change, changeCoin, to: wallet.script, amount: 2 * Consensus.coin, fee: 1_000)
+        forging.outputs[0].value += 1
+        let forged = forging
+        let actions = await nodes[4].perform { core -> ([NodeAction], [NodeAction]) in
+            let peer = 9_999
+            _ = core.connected(peer: peer, address: "10.9.9.9:1", inbound: true)
+            _ = core.handle(
+                .version(
+                    VersionMessage(
+                        services: 0, timestamp: 0,
+                        receiver: NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0),
+                        sender: NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0), nonce: 1,
+                        userAgent: "", startHeight: 0)), from: peer)
+            _ = core.handle(.verack, from: peer)
+            let result = core.handle(.tx(forged), from: peer)
+            return (result, [])
+        }
+        #expect(
+            actions.contains {
+                if case .ban = $0 { return true }
+                return false
+            })
+        #expect(await nodes[4].read { $0.banned.contains("10.9.9.9") })
+        let forgedKept = await nodes[4].read { $0.mempool.contains(forged.txid) }
+        #expect(!forgedKept)
+    }
+}
