@@ -66,7 +66,9 @@ public final class BitcoinNode: @unchecked Sendable {
 
     public func shutdown() async {
         try? await server?.close()
-        await perform { core in ((), core.peers.keys.map { NodeAction.disconnect(peer: $0, reason: "shutdown") }) }
+        await perform { core in
+            ((), core.peers.keys.map { NodeAction.disconnect(peer: $0, reason: "shutdown") })
+        }
         try? await group.shutdownGracefully()
     }
 
