@@ -79,6 +79,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
@@ -109,6 +110,7 @@ let package = Package(
                 "Bencode",
                 "BitTorrent",
                 "BitTorrentTracker",
+                "Blockchain",
                 "IPFS",
                 "Kademlia",
                 "MainlineDHT",

@@ -35,10 +35,11 @@ struct PeerStackCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peerstack",
         abstract:
-            "Peer-to-peer protocols: BitTorrent with its tracker and DHT, IPFS content addressing; more to come.",
+            "Peer-to-peer protocols: BitTorrent with its tracker and DHT, IPFS content addressing, a Bitcoin-format chain.",
         version: "0.1.0",
         subcommands: [
-            TorrentCommand.self, TrackerCommand.self, DHTCommand.self, IPFSCommand.self, SimCommand.self,
+            TorrentCommand.self, TrackerCommand.self, DHTCommand.self, IPFSCommand.self, ChainCommand.self,
+            SimCommand.self,
             SwarmCommand.self,
         ]
     )

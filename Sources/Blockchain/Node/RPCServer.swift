@@ -1,0 +1,175 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The node's local JSON-RPC over HTTP (as bitcoind's, on 127.0.0.1): `getinfo`,
+/// `getnewaddress`, `getaddress`, `getbalance`, `sendtoaddress <address> <btc>`, `generate <n>`.
+/// Requests are JSON objects `{"method", "params", "id"}`; answers `{"result", "error", "id"}`.
+public final class RPCServer: @unchecked Sendable {
+    let node: BitcoinNode
+    let wallet: Wallet
+    var channel: (any Channel)?
+
+    public init(node: BitcoinNode, wallet: Wallet) {
+        self.node = node
+        self.wallet = wallet
+    }
+
+    /// Listens on `host:port`; returns the port.
+    public func start(host: String, port: Int) async throws -> Int {
+        let bootstrap = ServerBootstrap(group: node.group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(RPCHandler(server: self))
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        self.channel = channel
+        return channel.localAddress?.port ?? port
+    }
+
+    public func stop() async { try? await channel?.close() }
+
+    /// Runs one call; errors become the `error` member.
+    public func call(_ method: String, _ params: [Any]) async -> (Any?, String?) {
+        let wallet = self.wallet
+        nonisolated(unsafe) let params = params
+        switch method {
+        case "getinfo":
+            let info: [String: String] = await node.read { core in
+                [
+                    "height": "\(core.chain.height)", "best": core.chain.tip.hash.description,
+                    "peers": "\(core.peers.values.filter(\.handshakeDone).count)",
+                    "mempool": "\(core.mempool.count)",
+                    "network": core.chain.parameters.name,
+                ]
+            }
+            return (info, nil)
+        case "getnewaddress", "getaddress":
+            let result: Result<String, any Error> = await node.read { _ in
+                Result { method == "getnewaddress" ? try wallet.newAddress() : try wallet.address() }
+            }.mapError { $0 }
+            return Self.unwrap(result)
+        case "getbalance":
+            let satoshis = await node.read { core in wallet.balance(chain: core.chain, mempool: core.mempool)
+            }
+            return (satoshis, nil)
+        case "sendtoaddress":
+            guard params.count >= 2, let address = params[0] as? String,
+                let amount = Self.satoshis(params[1])
+            else { return (nil, "sendtoaddress <address> <amount in BTC>") }
+            let result: Result<String, any Error> = await node.perform { core in
+                do {
+                    let transaction = try wallet.pay(
+                        address, amount: amount, chain: core.chain, mempool: core.mempool)
+                    try core.mempool.accept(transaction, chain: core.chain)
+                    let relay = core.announce(
+                        Inventory(type: Inventory.tx, hash: transaction.txid), except: nil)
+                    return (.success(transaction.txid.description), relay)
+                } catch {
+                    return (.failure(error), [])
+                }
+            }
+            return Self.unwrap(result)
+        case "generate":
+            let count = (params.first as? Int) ?? Int(params.first as? String ?? "") ?? 1
+            guard count >= 1, count <= 10_000 else { return (nil, "generate <1…10000>") }
+            let result: Result<[String], any Error> = await node.perform { core in
+                do {
+                    let script = try Address(try wallet.address(), network: wallet.network).scriptPubKey
+                    var hashes: [String] = []
+                    var actions: [NodeAction] = []
+                    for _ in 0..<count {
+                        let (transactions, fees) = core.mempool.select()
+                        let time = max(core.clock(), core.chain.medianTimePast(core.chain.tip) + 1)
+                        let block = Miner.mine(
+                            chain: core.chain, transactions: transactions, fees: fees, payTo: script,
+                            time: time,
+                            threads: ProcessInfo.processInfo.activeProcessorCount)
+                        actions += core.receive(block, from: nil)
+                        hashes.append(block.hash.description)
+                    }
+                    return (.success(hashes), actions)
+                } catch {
+                    return (.failure(error), [])
+                }
+            }
+            return Self.unwrap(result)
+        default:
+            return (nil, "unknown method '\(method)'")
+        }
+    }
+
+    static func unwrap<T>(_ result: Result<T, any Error>) -> (Any?, String?) {
+        switch result {
+        case .success(let value): return (value, nil)
+        case .failure(let error): return (nil, "\(error)")
+        }
+    }
+
+    /// BTC as a number or a decimal string, to satoshis.
+    static func satoshis(_ value: Any) -> Int64? {
+        let text = (value as? String) ?? (value as? NSNumber).map { "\($0)" } ?? ""
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = Int64(parts[0].isEmpty ? "0" : parts[0]) else { return nil }
+        var fraction: Int64 = 0
+        if parts.count == 2 {
+            let digits = String(parts[1].prefix(8))
+            guard digits.allSatisfy(\.isNumber) else { return nil }
+            fraction = Int64(digits.padding(toLength: 8, withPad: "0", startingAt: 0)) ?? 0
+        }
+        let total = whole * Consensus.coin + fraction
+        return total > 0 && total <= Consensus.maxMoney ? total : nil
+    }
+}
+
+final class RPCHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let server: RPCServer
+    var body: [UInt8] = []
+
+    init(server: RPCServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: body = []
+        case .body(var buffer):
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            if body.count > 1 << 20 { context.close(promise: nil) }
+        case .end:
+            let request = body
+            let channel = context.channel
+            let server = self.server
+            Task {
+                var id: Any = NSNull()
+                var answer: [String: Any] = ["result": NSNull(), "error": NSNull()]
+                if let object = try? JSONSerialization.jsonObject(with: Data(request)) as? [String: Any],
+                    let method = object["method"] as? String
+                {
+                    id = object["id"] ?? NSNull()
+                    let (result, error) = await server.call(method, object["params"] as? [Any] ?? [])
+                    answer["result"] = result ?? NSNull()
+                    answer["error"] = error.map { ["message": $0] } ?? NSNull()
+                } else {
+                    answer["error"] = ["message": "not a JSON-RPC request"]
+                }
+                answer["id"] = id
+                let data = (try? JSONSerialization.data(withJSONObject: answer)) ?? Data()
+                var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                head.headers.add(name: "Content-Type", value: "application/json")
+                head.headers.add(name: "Content-Length", value: "\(data.count)")
+                head.headers.add(name: "Connection", value: "close")
+                channel.write(HTTPServerResponsePart.head(head), promise: nil)
+                channel.write(
+                    HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: data))),
+                    promise: nil)
+                channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            }
+        }
+    }
+}
