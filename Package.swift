@@ -33,6 +33,7 @@ let package = Package(
         .systemLibrary(
             name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
         .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
+        .systemLibrary(name: "COpenSSLSHA", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Encodings
         .target(name: "Bencode"),
         .target(name: "Multiformats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -75,7 +76,7 @@ let package = Package(
         .target(
             name: "Blockchain",
             dependencies: [
-                "CNettle", "CSecp256k1", "Multiformats",
+                "CNettle", "COpenSSLSHA", "CSecp256k1", "Multiformats",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

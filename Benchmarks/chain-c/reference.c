@@ -65,7 +65,10 @@ int main(int argc, char **argv) {
             memcpy(header + 76, &nonce, 4);
             SHA256_Update(&c, header + 64, 16);
             SHA256_Final(first, &c);
-            SHA256(first, 32, second);
+            SHA256_CTX d;
+            SHA256_Init(&d);
+            SHA256_Update(&d, first, 32);
+            SHA256_Final(second, &d);
             best |= second[31];
         }
     }

@@ -1,4 +1,4 @@
-import Crypto
+internal import COpenSSLSHA
 import Dispatch
 import Synchronization
 
@@ -61,43 +61,45 @@ public enum Miner {
     }
 
     /// Searches nonces on `threads` threads until the header meets its target; SHA-256 of the
-    /// first 64 header bytes is computed once (the midstate) and copied for every nonce. Returns
+    /// first 64 header bytes is computed once (the midstate, an OpenSSL SHA256_CTX) and copied for
+    /// every nonce. Returns
     /// false when the 2³² nonces are exhausted or `stop` is set.
     public static func solve(_ header: inout BlockHeader, threads: Int, stop: MiningStop? = nil) -> Bool {
         guard let target = Target.expand(header.bits) else { return false }
         let bytes = header.serialized()
-        var midstate = SHA256()
-        midstate.update(data: bytes[0..<64])
+        var midstate = SHA256_CTX()
+        SHA256_Init(&midstate)
+        bytes.withUnsafeBytes { _ = SHA256_Update(&midstate, $0.baseAddress, 64) }
         let tail = Array(bytes[64..<76])
         let found = FoundNonce()
         let workers = max(1, threads)
         let start = header.nonce
-        nonisolated(unsafe) let base = midstate
+        let base = midstate
         // The target as 32 little-endian bytes, compared from the most significant end.
         let targetBytes = (0..<32).map { UInt8(truncatingIfNeeded: (target >> (8 * $0)).limbs.0) }
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var buffer = tail + [0, 0, 0, 0]
+            var first = [UInt8](repeating: 0, count: 32)
+            var second = [UInt8](repeating: 0, count: 32)
             var nonce = UInt64(start) + UInt64(worker)
             var checked = 0
             while nonce <= UInt64(UInt32.max) {
                 let value = UInt32(nonce)
-                buffer.withUnsafeMutableBufferPointer { pointer in
-                    pointer[12] = UInt8(value & 0xff)
-                    pointer[13] = UInt8((value >> 8) & 0xff)
-                    pointer[14] = UInt8((value >> 16) & 0xff)
-                    pointer[15] = UInt8(value >> 24)
-                }
-                var first = base
-                buffer.withUnsafeBytes { first.update(bufferPointer: $0) }
-                let inner = first.finalize()
-                var second = SHA256()
-                inner.withUnsafeBytes { second.update(bufferPointer: $0) }
-                let meets = second.finalize().withUnsafeBytes { hash in
-                    for index in stride(from: 31, through: 0, by: -1) where hash[index] != targetBytes[index]
-                    {
-                        return hash[index] < targetBytes[index]
-                    }
-                    return true
+                buffer[12] = UInt8(value & 0xff)
+                buffer[13] = UInt8((value >> 8) & 0xff)
+                buffer[14] = UInt8((value >> 16) & 0xff)
+                buffer[15] = UInt8(value >> 24)
+                var context = base
+                _ = SHA256_Update(&context, buffer, 16)
+                _ = SHA256_Final(&first, &context)
+                var outer = SHA256_CTX()
+                _ = SHA256_Init(&outer)
+                _ = SHA256_Update(&outer, first, 32)
+                _ = SHA256_Final(&second, &outer)
+                var meets = true
+                for index in stride(from: 31, through: 0, by: -1) where second[index] != targetBytes[index] {
+                    meets = second[index] < targetBytes[index]
+                    break
                 }
                 if meets {
                     found.value.store(nonce, ordering: .relaxed)
