@@ -161,5 +161,47 @@ struct NodeNetworkTests {
         #expect(await nodes[4].read { $0.banned.contains("10.9.9.9") })
         let forgedKept = await nodes[4].read { $0.mempool.contains(forged.txid) }
         #expect(!forgedKept)
+
+        // A double spend of a mempool transaction's coin, and a block whose coinbase pays too
+        // much, each get their sender banned; neither is kept.
+        let honest = wallet.spend(
+            change, changeCoin, to: TestWallet().script, amount: Consensus.coin, fee: 2_000)
+        let conflicting = wallet.spend(
+            change, changeCoin, to: wallet.script, amount: 3 * Consensus.coin, fee: 2_000)
+        let verdicts = await nodes[4].perform { core -> ([Bool], [NodeAction]) in
+            _ = core.receive(honest, from: nil)
+            func rawPeer(_ id: Int, _ address: String) {
+                _ = core.connected(peer: id, address: address, inbound: true)
+                let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
+                _ = core.handle(
+                    .version(
+                        VersionMessage(
+                            services: 0, timestamp: 0, receiver: none, sender: none, nonce: UInt64(id),
+                            userAgent: "",
+                            startHeight: 0)), from: id)
+                _ = core.handle(.verack, from: id)
+            }
+            rawPeer(10_000, "10.9.9.10:1")
+            let doubleSpend = core.handle(.tx(conflicting), from: 10_000)
+            rawPeer(10_001, "10.9.9.11:1")
+            var greedy = Miner.template(
+                chain: core.chain, transactions: [], fees: 1, payTo: wallet.script,
+                time: core.chain.medianTimePast(core.chain.tip) + 1)
+            _ = Miner.solve(&greedy.header, threads: 1)
+            let badBlock = core.handle(.block(greedy), from: 10_001)
+            let banned = { (actions: [NodeAction]) in
+                actions.contains {
+                    if case .ban = $0 { return true }
+                    return false
+                }
+            }
+            return (
+                [
+                    banned(doubleSpend), banned(badBlock), core.mempool.contains(honest.txid),
+                    !core.mempool.contains(conflicting.txid), !core.chain.contains(greedy.hash),
+                ], []
+            )
+        }
+        #expect(verdicts == [true, true, true, true, true])
     }
 }

@@ -102,7 +102,8 @@ public final class ChainState {
     public func entry(_ hash: Hash256) -> BlockIndexEntry? { index[hash] }
     public func coin(_ outpoint: OutPoint) -> Coin? { utxo[outpoint] }
     public func block(_ hash: Hash256) -> Block? { try? store.block(hash) }
-    public func contains(_ hash: Hash256) -> Bool { index[hash]?.hasData == true }
+    /// Whether the block is stored and not known invalid.
+    public func contains(_ hash: Hash256) -> Bool { index[hash].map { $0.hasData && !$0.invalid } ?? false }
     /// Whether `entry` is on the best chain.
     public func isActive(_ entry: BlockIndexEntry) -> Bool {
         entry.height < active.count && active[entry.height] === entry
