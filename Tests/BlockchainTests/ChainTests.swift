@@ -191,6 +191,31 @@ struct TestWallet {
         #expect(b.tip.hash == a.tip.hash)
     }
 
+    @Test("a full mempool evicts the lowest fee rate; select puts the highest first")
+    func eviction() throws {
+        let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        let wallet = TestWallet()
+        var time: UInt32 = 1_700_000_000
+        let funding = mine(chain, 3, to: wallet.script, time: &time)
+        _ = mine(chain, 100, to: TestWallet().script, time: &time)
+        let spends = try funding.enumerated().map { index, block in
+            let outpoint = OutPoint(txid: block.transactions[0].txid, index: 0)
+            return wallet.spend(
+                outpoint, try #require(chain.coin(outpoint)), to: TestWallet().script, amount: Consensus.coin,
+                fee: Int64(1_000 * (index + 1)))
+        }
+        let size = spends[0].virtualSize
+        let pool = Mempool(maxBytes: size * 2 + size / 2)
+        try pool.accept(spends[1], chain: chain)
+        try pool.accept(spends[0], chain: chain)
+        #expect(pool.count == 2)
+        try pool.accept(spends[2], chain: chain)
+        #expect(pool.count == 2 && !pool.contains(spends[0].txid))
+        #expect(pool.select().transactions.map(\.txid) == [spends[2].txid, spends[1].txid])
+        // A transaction paying less than the pool's lowest is refused when full.
+        #expect(throws: ValidationError.self) { try pool.accept(spends[0], chain: chain) }
+    }
+
     @Test("headers-first: locators and headers after them")
     func locators() throws {
         let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
@@ -253,5 +278,42 @@ struct TestWallet {
         for block in branch { _ = reopened.process(block, now: now) }
         #expect(reopened.tip.hash == other.tip.hash)
         #expect(reopened.unspent == other.unspent)
+    }
+}
+
+@Suite struct RetargetTests {
+    @Test("difficulty retargets every interval by the time the interval took, clamped to 4x")
+    func retarget() throws {
+        var parameters = ChainParameters.regtest
+        parameters.noRetargeting = false
+        parameters.retargetInterval = 10
+        parameters.targetTimespan = 10 * 600
+        parameters.powLimit = UInt256.max >> 12
+        let limit = parameters.powLimit
+        parameters.genesis.header.bits = Target.compact(limit)
+        let chain = try ChainState(parameters: parameters, store: MemoryChainStore())
+        var time = parameters.genesis.header.time
+        for _ in 1..<10 {
+            time += 300  // twice as fast as the target spacing
+            let block = Miner.mine(chain: chain, payTo: [Opcode.op1], time: time)
+            guard case .tipChanged = chain.process(block, now: time + 10) else {
+                Issue.record("block refused")
+                return
+            }
+        }
+        // Height 9: the next block (10) is the first of a new interval. Blocks 0…9 took 9 × 300 s.
+        let old = try #require(Target.expand(chain.tip.header.bits))
+        let expected = try #require(old.multiplied(by: 9 * 300)?.dividedBy(UInt256(10 * 600)))
+        #expect(chain.nextBits(after: chain.tip) == Target.compact(expected))
+        // A block carrying the old bits is refused.
+        var stale = Miner.template(
+            chain: chain, transactions: [], fees: 0, payTo: [Opcode.op1], time: time + 300)
+        stale.header.bits = chain.tip.header.bits
+        _ = Miner.solve(&stale.header, threads: 1)
+        guard case .invalid(let error) = chain.process(stale, now: time + 400) else {
+            Issue.record("wrong difficulty accepted")
+            return
+        }
+        #expect("\(error)".contains("bad-diffbits"))
     }
 }

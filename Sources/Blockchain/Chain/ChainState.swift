@@ -136,10 +136,14 @@ public final class ChainState {
         let timespan = parameters.targetTimespan
         var actual = parent.header.time &- first.header.time
         actual = min(max(actual, timespan / 4), timespan * 4)
-        guard let target = Target.expand(parent.header.bits),
-            let scaled = target.multiplied(by: UInt64(actual)),
-            var next = scaled.dividedBy(UInt256(UInt64(timespan)))
-        else { return parent.header.bits }
+        guard let target = Target.expand(parent.header.bits) else { return parent.header.bits }
+        // target × actual / timespan; divided first when the product would pass 256 bits (only
+        // possible with a very easy proof-of-work limit).
+        let divisor = UInt256(UInt64(timespan))
+        guard
+            var next = target.multiplied(by: UInt64(actual)).flatMap({ $0.dividedBy(divisor) })
+                ?? target.dividedBy(divisor)?.multiplied(by: UInt64(actual))
+        else { return Target.compact(parameters.powLimit) }
         if parameters.powLimit < next { next = parameters.powLimit }
         return Target.compact(next)
     }
