@@ -76,12 +76,13 @@ let package = Package(
         .target(
             name: "Blockchain",
             dependencies: [
-                "CNettle", "COpenSSLSHA", "CSecp256k1", "Multiformats",
+                "CNettle", "COpenSSLSHA", "CSecp256k1", "Multiformats", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(

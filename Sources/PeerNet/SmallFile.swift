@@ -57,4 +57,30 @@ public enum SmallFile {
             try? handle.close()
         }
     }
+
+    /// Streams a file of any size under a temporary name (`<path>.partial`) and renames it into
+    /// place only when `body` has written all of it (fsynced first when `durable`): the name never
+    /// shows a partial file. On an error the temporary file is removed and the error rethrown.
+    public static func writeAtomically(
+        to path: FilePath, durable: Bool = true, _ body: (FileDescriptor) throws -> Void
+    ) throws {
+        let temporary = FilePath(path.string + ".partial")
+        let descriptor = try FileDescriptor.open(
+            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+            permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        do {
+            try body(descriptor)
+            if durable, fsync(descriptor.rawValue) != 0 { throw Errno(rawValue: errno) }
+            try descriptor.close()
+        } catch {
+            try? descriptor.close()
+            _ = unlink(temporary.string)
+            throw error
+        }
+        guard rename(temporary.string, path.string) == 0 else {
+            let error = Errno(rawValue: errno)
+            _ = unlink(temporary.string)
+            throw error
+        }
+    }
 }

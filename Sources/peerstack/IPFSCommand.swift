@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IPFS
 import Multiformats
+import PeerNet
 import SystemPackage
 
 #if canImport(Glibc)
@@ -210,22 +211,14 @@ struct IPFSExport: ParsableCommand {
             let (root, names) = try UnixFSExporter.parsePath(cid)
             let target = try exporter.resolve(root, names)
             let path = FilePath(output ?? "\(target).car")
-            let temporary = FilePath(path.string + ".partial")
-            let descriptor = try FileDescriptor.open(
-                temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                permissions: [.ownerReadWrite, .groupRead, .otherRead])
-            do {
+            var blocks = 0
+            try SmallFile.writeAtomically(to: path) { descriptor in
                 let writer = try CARWriter(descriptor: descriptor, roots: [target])
                 try exporter.walk(target) { try writer.append($0, $1) }
                 try writer.flush()
-                try descriptor.close()
-                guard rename(temporary.string, path.string) == 0 else { throw Errno(rawValue: errno) }
-                Terminal.status("exported \(writer.blocks) blocks under \(target) to \(path)")
-            } catch {
-                try? descriptor.close()
-                _ = unlink(temporary.string)
-                throw error
+                blocks = writer.blocks
             }
+            Terminal.status("exported \(blocks) blocks under \(target) to \(path)")
         } catch let code as ExitCode {
             throw code
         } catch {

@@ -55,6 +55,8 @@ public final class ChainState {
     var utxo: [OutPoint: Coin] = [:]
     /// Blocks with data that had more work than the tip when stored.
     var candidates: Set<Hash256> = []
+    /// Most blocks kept while their parent is unknown.
+    public static let maxOrphans = 64
     /// Blocks whose data came before their parent's, by parent hash.
     var orphans: [Hash256: [Block]] = [:]
 
@@ -227,8 +229,9 @@ public final class ChainState {
         let entry: BlockIndexEntry
         do {
             guard let accepted = try acceptHeader(block.header, now: now) else {
+                // At most `maxOrphans` blocks wait, however a peer spreads them over parents.
+                if orphans.values.reduce(0, { $0 + $1.count }) >= Self.maxOrphans { orphans.removeAll() }
                 orphans[block.header.previous, default: []].append(block)
-                if orphans.count > 100 { orphans.removeAll() }
                 return .orphan
             }
             entry = accepted

@@ -18,7 +18,9 @@ public final class BitcoinNode: @unchecked Sendable {
         self.parameters = parameters
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
-        core = NodeCore(chain: try ChainState(parameters: parameters, store: store), clock: clock)
+        var random = SystemRandomNumberGenerator()
+        core = NodeCore(
+            chain: try ChainState(parameters: parameters, store: store), nonce: random.next(), clock: clock)
     }
 
     /// Listens on `host:port` (0 for any); returns the port.

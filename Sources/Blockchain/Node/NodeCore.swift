@@ -32,12 +32,25 @@ public final class NodeCore {
     let userAgent = "/PeerStack:0.1.0/"
     public var clock: () -> UInt32
 
-    public init(chain: ChainState, mempool: Mempool = Mempool(), clock: @escaping () -> UInt32) {
+    /// `nonce` identifies this node in `version` (to notice a connection to itself); the driver
+    /// picks it at random, tests may fix it. `clock` gives the time in seconds since 1970.
+    public init(chain: ChainState, mempool: Mempool = Mempool(), nonce: UInt64, clock: @escaping () -> UInt32)
+    {
         self.chain = chain
         self.mempool = mempool
+        self.nonce = nonce
         self.clock = clock
-        var generator = SystemRandomNumberGenerator()
-        self.nonce = generator.next()
+    }
+
+    /// Most inventory hashes remembered per peer (a peer's `inv` floods must not grow it without end).
+    static let maxKnown = 50_000
+
+    func remember(_ hash: Hash256, for peer: Int) {
+        guard peers[peer] != nil else { return }
+        if peers[peer]?.known.count ?? 0 >= Self.maxKnown {
+            peers[peer]?.known.removeAll(keepingCapacity: true)
+        }
+        peers[peer]?.known.insert(hash)
     }
 
     func versionMessage() -> VersionMessage {
@@ -110,7 +123,7 @@ public final class NodeCore {
         case .inv(let items):
             var wanted: [Inventory] = []
             for item in items {
-                peers[peer]?.known.insert(item.hash)
+                remember(item.hash, for: peer)
                 switch item.type & ~Inventory.witnessFlag {
                 case Inventory.tx where !mempool.contains(item.hash):
                     wanted.append(Inventory(type: Inventory.tx | Inventory.witnessFlag, hash: item.hash))
@@ -158,7 +171,7 @@ public final class NodeCore {
                         .send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))
                     ]
                 }
-                peers[peer]?.known.insert(entry.hash)
+                remember(entry.hash, for: peer)
                 if !entry.hasData {
                     wanted.append(Inventory(type: Inventory.block | Inventory.witnessFlag, hash: entry.hash))
                 }
@@ -180,7 +193,7 @@ public final class NodeCore {
     /// Validates and relays a transaction from a peer (or the node's own wallet, `peer` nil).
     public func receive(_ transaction: Transaction, from peer: Int?) -> [NodeAction] {
         let txid = transaction.txid
-        if let peer { peers[peer]?.known.insert(txid) }
+        if let peer { remember(txid, for: peer) }
         do {
             try mempool.accept(transaction, chain: chain)
         } catch {
@@ -202,7 +215,7 @@ public final class NodeCore {
     /// Validates a block, moves the chain, updates the mempool and relays the block.
     public func receive(_ block: Block, from peer: Int?) -> [NodeAction] {
         let hash = block.hash
-        if let peer { peers[peer]?.known.insert(hash) }
+        if let peer { remember(hash, for: peer) }
         switch chain.process(block, now: clock()) {
         case .tipChanged(let disconnected, let connected):
             mempool.update(disconnected: disconnected, connected: connected, chain: chain)
@@ -223,7 +236,7 @@ public final class NodeCore {
     func announce(_ item: Inventory, except: Int?) -> [NodeAction] {
         var actions: [NodeAction] = []
         for (id, info) in peers where id != except && info.handshakeDone && !info.known.contains(item.hash) {
-            peers[id]?.known.insert(item.hash)
+            remember(item.hash, for: id)
             actions.append(.send(peer: id, .inv([item])))
         }
         return actions
@@ -233,7 +246,7 @@ public final class NodeCore {
         let hash = block.hash
         var actions: [NodeAction] = []
         for (id, info) in peers where id != except && info.handshakeDone && !info.known.contains(hash) {
-            peers[id]?.known.insert(hash)
+            remember(hash, for: id)
             actions.append(
                 .send(
                     peer: id,

@@ -1,4 +1,5 @@
 import Crypto
+import Multiformats
 
 /// A 32-byte double-SHA-256 (or other) hash as stored on the wire. Bitcoin shows txids and
 /// block hashes byte-reversed, which `description` and `init(hex:)` follow.
@@ -35,39 +36,16 @@ public struct Hash256: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 }
 
-/// Lower-case hexadecimal.
+/// Lower-case hexadecimal (Multiformats' base16, without its multibase prefix); decoding takes
+/// either case and an even number of digits only.
 public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        String(decoding: Multibase.base16.digits(of: Array(bytes)), as: UTF8.self)
     }
 
     public static func decode(_ text: String) -> [UInt8]? {
-        let characters = Array(text.utf8)
-        guard characters.count % 2 == 0 else { return nil }
-        func value(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 0x30...0x39: return c - 0x30
-            case 0x61...0x66: return c - 0x61 + 10
-            case 0x41...0x46: return c - 0x41 + 10
-            default: return nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(characters.count / 2)
-        var index = 0
-        while index < characters.count {
-            guard let high = value(characters[index]), let low = value(characters[index + 1]) else {
-                return nil
-            }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0, !digits.contains(UInt8(ascii: "=")) else { return nil }
+        return try? Multibase.base16.decode(digits: digits)
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import PeerNet
+import SystemPackage
 
 /// A key wallet for the node (P2WPKH addresses), its keys in a text file of WIF lines.
 public final class Wallet: @unchecked Sendable {
@@ -10,19 +11,18 @@ public final class Wallet: @unchecked Sendable {
     public init(path: String?, network: NetworkPrefixes) throws {
         self.path = path
         self.network = network
-        if let path, let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            for line in text.split(separator: "\n") {
+        if let path, let bytes = try? SmallFile.read(FilePath(path), limit: 16 << 20) {
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
                 keys.append(try PrivateKey.fromWIF(String(line), network: network).0)
             }
         }
     }
 
+    /// Writes the keys crash-safely (temporary file, fsync, rename): a key handed out is never lost.
     func save() throws {
         guard let path else { return }
         let text = keys.map { $0.wif(network: network) + "\n" }.joined()
-        let temporary = path + ".tmp"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: temporary), options: .atomic)
-        _ = rename(temporary, path)
+        try SmallFile.writeAtomically(Array(text.utf8), to: FilePath(path))
     }
 
     /// A new key and its address.

@@ -1,26 +1,19 @@
+import Multiformats
+
 /// The few protobuf wire rules that dag-pb and UnixFS need (varints, length-delimited fields),
 /// with every length checked against the bytes that remain.
 enum Protobuf {
     static let varint = 0
     static let lengthDelimited = 2
 
+    /// Unsigned LEB128, the same bytes as Multiformats' varint (which only adds a 9-byte bound
+    /// when reading).
     static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        var rest = value
-        while rest >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        out.append(UInt8(rest))
+        out += Varint.encode(value)
     }
 
     static func varintSize(_ value: UInt64) -> Int {
-        var size = 1
-        var rest = value >> 7
-        while rest != 0 {
-            size += 1
-            rest >>= 7
-        }
-        return size
+        (max(1, 64 - value.leadingZeroBitCount) + 6) / 7
     }
 
     static func appendTag(_ field: Int, _ wireType: Int, to out: inout [UInt8]) {

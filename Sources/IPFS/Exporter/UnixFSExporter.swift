@@ -1,4 +1,5 @@
 import Multiformats
+import PeerNet
 import SystemPackage
 
 #if canImport(Glibc)
@@ -219,22 +220,12 @@ public struct UnixFSExporter: Sendable {
         guard depth < 512 else { throw IPFSError.tooDeep(cid) }
         switch try kind(cid) {
         case .file:
-            let temporary = FilePath(path.string + ".peerstack-partial")
-            let descriptor = try FileDescriptor.open(
-                temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                permissions: [.ownerReadWrite, .groupRead, .otherRead])
-            do {
+            try SmallFile.writeAtomically(to: path) { descriptor in
                 try cat(cid) { bytes in
                     _ = try descriptor.writeAll(bytes)
                     onBytes(bytes.count)
                 }
-                try descriptor.close()
-            } catch {
-                try? descriptor.close()
-                _ = unlink(temporary.string)
-                throw error
             }
-            guard rename(temporary.string, path.string) == 0 else { throw Errno(rawValue: errno) }
         case .symlink(let target):
             let text = String(decoding: target, as: UTF8.self)
             guard !target.contains(0), symlink(text, path.string) == 0 else {
