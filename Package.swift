@@ -38,7 +38,14 @@ let package = Package(
         .target(name: "Bencode"),
         .target(name: "Multiformats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Transport
-        .target(name: "PeerNet", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "PeerNet",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Discovery
         .target(name: "Kademlia"),
         .target(
@@ -145,17 +152,21 @@ let package = Package(
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
         .target(name: "TestSupport", dependencies: ["PeerNet"], path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
-        .testTarget(name: "BlockchainTests", dependencies: ["Blockchain"]),
+        .testTarget(name: "BlockchainTests", dependencies: ["Blockchain", "PeerNet"]),
         .testTarget(
             name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
         .testTarget(
             name: "BitTorrentTrackerTests",
-            dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "TestSupport"]),
+            dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
         .testTarget(name: "IPFSTests", dependencies: ["IPFS", "Multiformats", "TestSupport"]),
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(
-            name: "MainlineDHTTests", dependencies: ["MainlineDHT", "Kademlia", "Bencode", "TestSupport"]),
+            name: "MainlineDHTTests",
+            dependencies: ["MainlineDHT", "Kademlia", "Bencode", "PeerNet", "TestSupport"]),
         .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats"]),
+        .testTarget(
+            name: "PeerNetTests",
+            dependencies: ["PeerNet", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
@@ -163,6 +174,7 @@ let package = Package(
             dependencies: [
                 "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "IPFS", "MainlineDHT",
                 "Multiformats",
+                "PeerNet",
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "FuzzSupport", .product(name: "BitTorrent", package: "PeerStack"),
                 .product(name: "BitTorrentTracker", package: "PeerStack"),
+                .product(name: "PeerNet", package: "PeerStack"),
             ]
         ),
         .executableTarget(

@@ -43,7 +43,7 @@ struct TrackerLoad: ParsableCommand {
             for torrent in 0..<torrents { print(Self.infoHash(torrent).hex) }
             return
         }
-        guard let address = PeerAddress(target), address.ip.count == 4, address.ip[0] == 127 else {
+        guard let address = Endpoint(target), !address.isIPv6, address.ip.isLoopback else {
             throw ValidationError("--target must be a 127.x.x.x:port address")
         }
         guard (1...250).contains(sources), peers >= 1, peers <= sources * 60_000, duration <= 300 else {
@@ -67,7 +67,7 @@ struct TrackerLoad: ParsableCommand {
 
 /// The sockets and the bookkeeping of one run.
 final class Load: @unchecked Sendable {
-    let target: PeerAddress
+    let target: Endpoint
     let torrents: Int
     let peers: Int
     let numwant: Int
@@ -83,7 +83,7 @@ final class Load: @unchecked Sendable {
     var histogram = [UInt32](repeating: 0, count: 200_001)  // 1 µs buckets to 200 ms, then overflow
     var firstError: String?
 
-    init(target: PeerAddress, torrents: Int, peers: Int, numwant: Int, sources: Int) {
+    init(target: Endpoint, torrents: Int, peers: Int, numwant: Int, sources: Int) {
         self.target = target
         self.torrents = torrents
         self.peers = peers
@@ -108,7 +108,7 @@ final class Load: @unchecked Sendable {
             var remote = sockaddr_in()
             remote.sin_family = sa_family_t(AF_INET)
             remote.sin_port = target.port.bigEndian
-            remote.sin_addr.s_addr = target.ip.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+            remote.sin_addr.s_addr = (target.ip.v4 ?? 0).bigEndian
             _ = withUnsafePointer(to: &remote) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))

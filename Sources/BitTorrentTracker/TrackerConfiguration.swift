@@ -1,4 +1,5 @@
 import BitTorrent
+import PeerNet
 
 /// Which torrents the tracker serves.
 public enum TrackerAdmission: Sendable, Hashable {
@@ -32,7 +33,7 @@ public struct TrackerConfiguration: Sendable {
     public var trustClaimedIP = false
     /// Reverse proxies whose `X-Forwarded-For` header names the real client (the last address
     /// in the header, the one the proxy itself appended).
-    public var trustedProxies: Set<TrackerIP> = []
+    public var trustedProxies: Set<IPAddress> = []
     /// Open, or restricted to a whitelist.
     public var admission = TrackerAdmission.open
     /// Bounds on memory: the most torrents, peers per torrent, and peers in all.

@@ -107,19 +107,13 @@ public struct DHTSimulation {
     }
 
     /// Node `index` lives at 10.x.y.z:6881.
-    static func address(of index: Int) -> NodeAddress {
-        NodeAddress(
-            ip: [
-                10, UInt8(truncatingIfNeeded: index >> 16), UInt8(truncatingIfNeeded: index >> 8),
-                UInt8(index & 0xFF),
-            ],
-            port: 6881)!
+    static func address(of index: Int) -> Endpoint {
+        Endpoint(ip: IPAddress(v4: 0x0A00_0000 | UInt32(truncatingIfNeeded: index) & 0xFF_FFFF), port: 6881)
     }
 
-    static func index(of address: NodeAddress) -> Int? {
-        let ip = address.ip
-        guard ip.count == 4, ip[0] == 10, address.port == 6881 else { return nil }
-        return Int(ip[1]) << 16 | Int(ip[2]) << 8 | Int(ip[3])
+    static func index(of address: Endpoint) -> Int? {
+        guard let ip = address.ip.v4, ip >> 24 == 10, address.port == 6881 else { return nil }
+        return Int(ip & 0xFF_FFFF)
     }
 
     /// Runs the whole experiment: the network forms, churn strikes, then the lookups run.

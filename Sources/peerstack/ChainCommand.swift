@@ -1,6 +1,7 @@
 import ArgumentParser
 import Blockchain
 import Foundation
+import PeerNet
 
 #if canImport(Glibc)
     import Glibc
@@ -32,16 +33,23 @@ struct RPCOptions: ParsableArguments {
             rpc
             ?? (try? String(contentsOfFile: directory + "/rpc.port", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let endpoint, let colon = endpoint.lastIndex(of: ":"),
-            let port = UInt16(endpoint[endpoint.index(after: colon)...])
-        else {
+        guard let endpoint else {
             throw Terminal.badInput(
                 "--rpc", "no node found (start one with `peerstack chain node`, or give --rpc)")
         }
+        let target: Endpoint
+        do {
+            target =
+                try HostPort(parsing: endpoint).endpoint
+                ?? Endpoint(ip: .loopbackV4, port: try HostPort(parsing: endpoint).port)
+        } catch {
+            throw Terminal.badInput("--rpc", "\(error)")
+        }
+        guard target.ip.isLoopback else { throw Terminal.badInput("--rpc", "only 127.0.0.1") }
         let body = try JSONSerialization.data(withJSONObject: ["method": method, "params": params, "id": 1])
         let response: Data
         do {
-            response = try RPCClient.post(host: String(endpoint[..<colon]), port: port, body: body)
+            response = try RPCClient.post(to: target, body: body)
         } catch {
             throw Terminal.badInput(endpoint, "\(error)")
         }
@@ -59,16 +67,16 @@ struct RPCOptions: ParsableArguments {
 enum RPCClient {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    static func post(host: String, port: UInt16, body: Data) throws -> Data {
+    static func post(to target: Endpoint, body: Data) throws -> Data {
+        guard let ip = target.ip.v4 else { throw Failure(description: "not an IPv4 address: \(target)") }
+        let host = target.ip.description
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: \(errno)") }
         defer { close(socket) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
-            throw Failure(description: "not an IPv4 address: \(host)")
-        }
+        address.sin_port = target.port.bigEndian
+        address.sin_addr.s_addr = ip.bigEndian
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -127,12 +135,23 @@ struct ChainNode: AsyncParsableCommand {
         }
         let directory = datadir ?? Self.defaultDatadir
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        guard let colon = rpc.lastIndex(of: ":"), let rpcPort = Int(rpc[rpc.index(after: colon)...]) else {
-            throw Terminal.badInput("--rpc", "want host:port")
+        let rpcEndpoint: Endpoint
+        do {
+            let parsed = try HostPort(parsing: rpc)
+            rpcEndpoint = parsed.endpoint ?? Endpoint(ip: .loopbackV4, port: parsed.port)
+            guard parsed.host == "localhost" || parsed.endpoint?.ip.isLoopback == true else {
+                throw Terminal.badInput("--rpc", "only 127.0.0.1")
+            }
+        } catch let error as AddressError {
+            throw Terminal.badInput("--rpc", "\(error)")
         }
-        let rpcHost = String(rpc[..<colon])
-        guard rpcHost == "127.0.0.1" || rpcHost == "localhost" else {
-            throw Terminal.badInput("--rpc", "only 127.0.0.1")
+        let peers: [Endpoint]
+        do {
+            peers = try connect.map {
+                try Endpoint(parsing: $0.hasPrefix("localhost:") ? "127.0.0.1" + $0.dropFirst(9) : $0)
+            }
+        } catch {
+            throw Terminal.badInput("--connect", "\(error)")
         }
         let node: BitcoinNode
         let wallet: Wallet
@@ -144,9 +163,9 @@ struct ChainNode: AsyncParsableCommand {
         } catch {
             throw Terminal.badInput(directory, "\(error)")
         }
-        let p2p = try await node.listen(host: "127.0.0.1", port: port)
+        let p2p = try await node.listen(on: Endpoint(ip: .loopbackV4, port: UInt16(clamping: port)))
         let server = RPCServer(node: node, wallet: wallet)
-        let boundRPC = try await server.start(host: "127.0.0.1", port: rpcPort)
+        let boundRPC = try await server.start(on: rpcEndpoint)
         try Data("127.0.0.1:\(boundRPC)\n".utf8).write(
             to: URL(fileURLWithPath: directory + "/rpc.port"), options: .atomic)
         let height = await node.read { $0.chain.height }
@@ -154,17 +173,13 @@ struct ChainNode: AsyncParsableCommand {
             "chain node (regtest): P2P 127.0.0.1:\(p2p), RPC 127.0.0.1:\(boundRPC), height \(height), data \(directory)"
         )
         FileHandle.standardOutput.write(Data("p2p 127.0.0.1:\(p2p) rpc 127.0.0.1:\(boundRPC)\n".utf8))
-        for peer in connect {
+        for peer in peers {
             Task {
-                guard let colon = peer.lastIndex(of: ":"),
-                    let peerPort = Int(peer[peer.index(after: colon)...])
-                else { return }
-                let host = String(peer[..<colon])
                 while !Task.isCancelled {
                     let linked = await node.read { core in
-                        core.peers.values.contains { $0.address.hasSuffix(":\(peerPort)") && !$0.inbound }
+                        core.peers.values.contains { $0.address == peer && !$0.inbound }
                     }
-                    if !linked { try? await node.connect(host: host, port: peerPort) }
+                    if !linked { try? await node.connect(to: peer) }
                     try? await Task.sleep(for: .seconds(2))
                 }
             }

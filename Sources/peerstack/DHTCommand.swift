@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import Kademlia
 import MainlineDHT
+import PeerNet
 
 struct DHTCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -110,10 +111,10 @@ struct DHTLauncher {
     /// exit status 1, when nobody answered.
     func startNode(defaultPort: Int, shortLived: Bool) async throws -> DHTService {
         let requireContacts = shortLived
-        var addresses: [NodeAddress] = []
+        var addresses: [Endpoint] = []
         for text in bootstrap {
             do {
-                addresses += try DHTService.resolve(text)
+                addresses += try await DHTService.resolve(text)
             } catch {
                 throw Terminal.badInput("--bootstrap \(text)", "\(error)")
             }

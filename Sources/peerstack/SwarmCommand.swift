@@ -71,8 +71,8 @@ struct SwarmCommand: AsyncParsableCommand {
             configuration.minimumInterval = 5
             configuration.peerTimeout = 90
             tracker = try await TrackerServer.start(
-                configuration: configuration, http: TrackerListenAddress(host: "127.0.0.1", port: 0),
-                udp: TrackerListenAddress(host: "127.0.0.1", port: 0))
+                configuration: configuration, http: Endpoint(ip: .loopbackV4, port: 0),
+                udp: Endpoint(ip: .loopbackV4, port: 0))
         } catch {
             Terminal.error("cannot start the tracker: \(error)")
             throw ExitCode(1)
@@ -111,9 +111,9 @@ struct SwarmCommand: AsyncParsableCommand {
                 options.port = 0
                 dhtNodes.append(try await DHTService.start(options))
             }
-            let seedNode = NodeAddress(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[0].port))!
+            let seedNode = Endpoint(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[0].port))!
             for node in dhtNodes.dropFirst() { _ = await node.bootstrap([seedNode]) }
-            let second = NodeAddress(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[1].port))!
+            let second = Endpoint(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[1].port))!
             _ = await dhtNodes[0].bootstrap([second])
             Terminal.status("DHT: \(dhtNodes.count) nodes on 127.0.0.1, bootstrapped from the seed's")
         }

@@ -3,6 +3,7 @@ import BitTorrent
 import Dispatch
 import Foundation
 import MainlineDHT
+import PeerNet
 import Synchronization
 
 #if canImport(Glibc)
@@ -42,9 +43,9 @@ struct PeerOptions: ParsableArguments {
         return try await node.startNode(defaultPort: 0, shortLived: false)
     }
 
-    func addresses() throws -> [PeerAddress] {
+    func addresses() throws -> [Endpoint] {
         try peers.map { text in
-            guard let address = PeerAddress(text) else {
+            guard let address = Endpoint(text) else {
                 throw Terminal.badInput("--peer", "'\(text)' is not an IPv4 host:port or [IPv6]:port")
             }
             return address

@@ -2,6 +2,7 @@ import ArgumentParser
 import BitTorrentTracker
 import Foundation
 import NIOCore
+import PeerNet
 
 struct TrackerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,7 +63,7 @@ struct TrackerServe: AsyncParsableCommand {
         configuration.allowFullScrape = fullScrape
         configuration.trustClaimedIP = trustClaimedIP
         for proxy in trustedProxy {
-            guard let ip = TrackerIP(proxy) else {
+            guard let ip = IPAddress(proxy) else {
                 throw Terminal.badInput("--trusted-proxy \(proxy)", "not an IP address")
             }
             configuration.trustedProxies.insert(ip)
@@ -110,12 +111,15 @@ struct TrackerServe: AsyncParsableCommand {
         await server.stop()
     }
 
-    static func address(_ text: String, option: String) throws -> TrackerListenAddress? {
+    static func address(_ text: String, option: String) throws -> Endpoint? {
         if text == "off" { return nil }
-        guard let address = TrackerListenAddress(text) else {
-            throw Terminal.badInput("\(option) \(text)", "want HOST:PORT, [IPv6]:PORT, a port, or 'off'")
+        if let port = UInt16(text) { return Endpoint(ip: .anyV4, port: port) }
+        do {
+            return try Endpoint(parsing: text)
+        } catch {
+            throw Terminal.badInput(
+                "\(option) \(text)", "\(error); want HOST:PORT, [IPv6]:PORT, a port, or 'off'")
         }
-        return address
     }
 
     /// `127.0.0.1:6969` or `[::]:6969`.

@@ -12,7 +12,7 @@ struct SimulatedSwarm {
     struct Node {
         var session: TorrentSession
         var data: [UInt8]
-        var address: PeerAddress
+        var address: Endpoint
         /// Flip a byte in every block this node serves.
         var corrupt = false
     }
@@ -24,8 +24,8 @@ struct SimulatedSwarm {
     var now: Moment = .zero
     var nextKey = 1
     var delivered = 0
-    var banned: [(by: Int, address: PeerAddress)] = []
-    var dhtNodes: [(by: Int, address: PeerAddress)] = []
+    var banned: [(by: Int, address: Endpoint)] = []
+    var dhtNodes: [(by: Int, address: Endpoint)] = []
     var dht = false
 
     init(info: InfoDictionary, payload: [UInt8], seeders: [Bool], corrupt: Set<Int> = [], dht: Bool = false) {
@@ -40,7 +40,7 @@ struct SimulatedSwarm {
             _ = session.storageReady(have: Bitfield(count: info.pieceCount, allSet: isSeeder), now: .zero)
             return Node(
                 session: session, data: isSeeder ? payload : [UInt8](repeating: 0, count: payload.count),
-                address: PeerAddress(ip: [127, 0, 0, 1], port: UInt16(7000 + index))!,
+                address: Endpoint(ip: [127, 0, 0, 1], port: UInt16(7000 + index))!,
                 corrupt: corrupt.contains(index))
         }
     }

@@ -1,4 +1,5 @@
 import Bencode
+import PeerNet
 import Testing
 
 @testable import BitTorrent
@@ -78,18 +79,18 @@ struct WireTests {
         #expect(throws: PeerWireError.self) {
             try MetadataMessage(decoding: Array("d8:msg_typei1e5:piecei0e10:total_sizei99999999eee".utf8))
         }
-        let pex = PEXMessage(added: [PeerAddress("127.0.0.1:6881")!, PeerAddress("[::1]:7000")!])
+        let pex = PEXMessage(added: [Endpoint("127.0.0.1:6881")!, Endpoint("[::1]:7000")!])
         #expect(try PEXMessage(decoding: pex.encoded()).added == pex.added)
     }
 
     @Test("addresses: text, compact form (BEP 23, 7)")
     func addresses() {
-        #expect(PeerAddress("10.0.0.1:80")?.compact == [10, 0, 0, 1, 0, 80])
-        #expect(PeerAddress("[::1]:80")?.description == "[0:0:0:0:0:0:0:1]:80")
-        #expect(PeerAddress("1.2.3:4") == nil)
+        #expect(Endpoint("10.0.0.1:80")?.compact == [10, 0, 0, 1, 0, 80])
+        #expect(Endpoint("[::1]:80")?.description == "[::1]:80")
+        #expect(Endpoint("1.2.3:4") == nil)
         #expect(
-            PeerAddress.parseCompact([127, 0, 0, 1, 0x1A, 0xE1, 9], ipLength: 4) == [
-                PeerAddress("127.0.0.1:6881")!
+            Endpoint.parseCompact([127, 0, 0, 1, 0x1A, 0xE1, 9], ipLength: 4) == [
+                Endpoint("127.0.0.1:6881")!
             ])
     }
 
@@ -107,7 +108,7 @@ struct WireTests {
             "peers6": .bytes([UInt8](repeating: 0, count: 15) + [1, 0, 80]),
         ]
         let response = try HTTPTrackerCodec.parse(reply.encoded())
-        #expect(response.peers.map(\.description) == ["127.0.0.1:6881", "[0:0:0:0:0:0:0:1]:80"])
+        #expect(response.peers.map(\.description) == ["127.0.0.1:6881", "[::1]:80"])
         #expect(response.interval == 1_800 && response.minInterval == 60 && response.seeders == 2)
         #expect(throws: TrackerError.failure("unregistered torrent")) {
             try HTTPTrackerCodec.parse((["failure reason": "unregistered torrent"] as BencodeValue).encoded())
@@ -136,7 +137,7 @@ struct WireTests {
         ]
         let parsed = try UDPTrackerCodec.parseAnnounce(answer, transaction: 9, ipv6: false)
         #expect(parsed.interval == 1_800 && parsed.leechers == 1 && parsed.seeders == 2)
-        #expect(parsed.peers == [PeerAddress("127.0.0.1:6881")!])
+        #expect(parsed.peers == [Endpoint("127.0.0.1:6881")!])
         #expect(throws: TrackerError.self) {
             try UDPTrackerCodec.parseAnnounce([0, 0, 0, 1], transaction: 9, ipv6: false)
         }

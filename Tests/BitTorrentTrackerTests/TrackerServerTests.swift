@@ -1,5 +1,6 @@
 import BitTorrent
 import NIOPosix
+import PeerNet
 import Testing
 
 @testable import BitTorrentTracker
@@ -12,8 +13,8 @@ struct TrackerServerTests {
         let server: TrackerServer
         do {
             server = try await TrackerServer.start(
-                configuration: TrackerConfiguration(), http: TrackerListenAddress(host: "::", port: 0),
-                udp: TrackerListenAddress(host: "::", port: 0))
+                configuration: TrackerConfiguration(), http: Endpoint(ip: .anyV6, port: 0),
+                udp: Endpoint(ip: .anyV6, port: 0))
         } catch {
             // No IPv6 on this machine: nothing to test here.
             return
@@ -37,10 +38,10 @@ struct TrackerServerTests {
         // HTTP gives both families (peers and peers6); UDP only the packet's own (BEP 15).
         #expect(
             Set(fromSix.peers.map(\.description)) == [
-                "[0:0:0:0:0:0:0:1]:6001", "127.0.0.1:4001", "127.0.0.1:4002",
+                "[::1]:6001", "127.0.0.1:4001", "127.0.0.1:4002",
             ])
         let udpSix = try await announce("udp://[::1]:\(udp)/announce", port: 6003)
-        #expect(Set(udpSix.peers.map(\.description)) == ["[0:0:0:0:0:0:0:1]:6001", "[0:0:0:0:0:0:0:1]:6002"])
+        #expect(Set(udpSix.peers.map(\.description)) == ["[::1]:6001", "[::1]:6002"])
         let udpFour = try await announce("udp://127.0.0.1:\(udp)/announce", port: 4003)
         #expect(Set(udpFour.peers.map(\.description)) == ["127.0.0.1:4001", "127.0.0.1:4002"])
         let counts = try await client.scrape(

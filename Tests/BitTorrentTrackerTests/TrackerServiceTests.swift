@@ -1,6 +1,7 @@
 import Bencode
 import BitTorrent
 import Crypto
+import PeerNet
 import TestSupport
 import Testing
 
@@ -24,7 +25,8 @@ struct TrackerServiceTests {
     }
 
     func http(
-        _ service: inout TrackerService, _ request: AnnounceRequest, from ip: TrackerIP = .v4(0x7F00_0001),
+        _ service: inout TrackerService, _ request: AnnounceRequest,
+        from ip: IPAddress = IPAddress(v4: 0x7F00_0001),
         now: UInt32 = 10
     ) throws -> AnnounceResponse {
         let target = "/announce?" + HTTPTrackerCodec.query(for: request, existingQuery: nil)
@@ -41,17 +43,17 @@ struct TrackerServiceTests {
         #expect(first.seeders == 1 && first.leechers == 0)
         #expect(first.interval == 1_800 && first.minInterval == 300)
         let second = try http(&service, request(port: 6002))
-        #expect(second.peers == [PeerAddress("127.0.0.1:6001")!])
+        #expect(second.peers == [Endpoint("127.0.0.1:6001")!])
         #expect(second.seeders == 1 && second.leechers == 1)
         // A seed is given leechers only.
         _ = try http(&service, request(port: 6003, left: 0))
         let seed = try http(&service, request(port: 6001, left: 0, event: .none))
-        #expect(seed.peers == [PeerAddress("127.0.0.1:6002")!])
+        #expect(seed.peers == [Endpoint("127.0.0.1:6002")!])
         // IPv6 peers come in `peers6`.
-        let six = try http(&service, request(port: 6004), from: TrackerIP("2001:db8::1")!)
+        let six = try http(&service, request(port: 6004), from: IPAddress("2001:db8::1")!)
         #expect(Set(six.peers.map(\.description)) == ["127.0.0.1:6001", "127.0.0.1:6002", "127.0.0.1:6003"])
         let after = try http(&service, request(port: 6005))
-        #expect(after.peers.contains(PeerAddress("[2001:db8::1]:6004")!))
+        #expect(after.peers.contains(Endpoint("[2001:db8::1]:6004")!))
     }
 
     @Test func stoppedRemovesCompletedCountsOnceAndNumWantIsCapped() throws {
@@ -100,13 +102,15 @@ struct TrackerServiceTests {
         ]
         for (target, expected) in cases {
             let response = service.serveHTTP(
-                target: target.utf8, source: .v4(1), forwardedFor: nil, now: 1, random: 0, uptime: 0)
+                target: target.utf8, source: IPAddress(v4: 1), forwardedFor: nil, now: 1, random: 0, uptime: 0
+            )
             let reason = (try? BencodeDecoder().decode(response.body))?["failure reason"]?.string ?? ""
             #expect(reason.contains(expected), "\(target) -> \(reason)")
         }
         #expect(
             service.serveHTTP(
-                target: "/nothing".utf8, source: .v4(1), forwardedFor: nil, now: 1, random: 0, uptime: 0
+                target: "/nothing".utf8, source: IPAddress(v4: 1), forwardedFor: nil, now: 1, random: 0,
+                uptime: 0
             )
             .status == 404)
     }
@@ -118,18 +122,19 @@ struct TrackerServiceTests {
         let other = InfoHash(String(repeating: "01", count: 20))!
         let target = "/scrape?" + HTTPTrackerCodec.scrapeQuery([hash, other], existingQuery: nil)
         let response = service.serveHTTP(
-            target: target.utf8, source: .v4(1), forwardedFor: nil, now: 1, random: 0, uptime: 0)
+            target: target.utf8, source: IPAddress(v4: 1), forwardedFor: nil, now: 1, random: 0, uptime: 0)
         let stats = try HTTPTrackerCodec.parseScrape(response.body)
         #expect(stats[hash] == ScrapeStats(seeders: 1, completed: 0, leechers: 1))
         #expect(stats[other] == ScrapeStats(seeders: 0, completed: 0, leechers: 0))
         let json = service.serveHTTP(
-            target: "/stats".utf8, source: .v4(1), forwardedFor: nil, now: 1, random: 0, uptime: 5)
+            target: "/stats".utf8, source: IPAddress(v4: 1), forwardedFor: nil, now: 1, random: 0, uptime: 5)
         #expect(json.contentType == "application/json")
         #expect(
             String(decoding: json.body, as: UTF8.self).hasPrefix("{\"torrents\":1,\"peers\":2,\"seeders\":1,")
         )
         let text = service.serveHTTP(
-            target: "/stats?format=prometheus".utf8, source: .v4(1), forwardedFor: nil, now: 1, random: 0,
+            target: "/stats?format=prometheus".utf8, source: IPAddress(v4: 1), forwardedFor: nil, now: 1,
+            random: 0,
             uptime: 5)
         #expect(
             String(decoding: text.body, as: UTF8.self).contains(
@@ -142,21 +147,23 @@ struct TrackerServiceTests {
         let query = "/announce?" + HTTPTrackerCodec.query(for: target, existingQuery: nil) + "&ip=10.1.2.3"
         var open = TrackerService(configuration: TrackerConfiguration())
         _ = open.serveHTTP(
-            target: query.utf8, source: .v4(0x7F00_0001), forwardedFor: "10.9.9.9", now: 1, random: 0,
+            target: query.utf8, source: IPAddress(v4: 0x7F00_0001), forwardedFor: "10.9.9.9", now: 1,
+            random: 0,
             uptime: 0)
-        #expect(try http(&open, request(port: 10)).peers == [PeerAddress("127.0.0.1:9")!])
+        #expect(try http(&open, request(port: 10)).peers == [Endpoint("127.0.0.1:9")!])
         var configuration = TrackerConfiguration()
-        configuration.trustedProxies = [.v4(0x7F00_0001)]
+        configuration.trustedProxies = [IPAddress(v4: 0x7F00_0001)]
         var proxied = TrackerService(configuration: configuration)
         _ = proxied.serveHTTP(
-            target: query.utf8, source: .v4(0x7F00_0001), forwardedFor: "1.1.1.1, 10.9.9.9", now: 1,
+            target: query.utf8, source: IPAddress(v4: 0x7F00_0001), forwardedFor: "1.1.1.1, 10.9.9.9", now: 1,
             random: 0, uptime: 0)
-        #expect(try http(&proxied, request(port: 10)).peers == [PeerAddress("10.9.9.9:9")!])
+        #expect(try http(&proxied, request(port: 10)).peers == [Endpoint("10.9.9.9:9")!])
         configuration.trustClaimedIP = true
         var trusting = TrackerService(configuration: configuration)
         _ = trusting.serveHTTP(
-            target: query.utf8, source: .v4(0x7F00_0002), forwardedFor: nil, now: 1, random: 0, uptime: 0)
-        #expect(try http(&trusting, request(port: 10)).peers == [PeerAddress("10.1.2.3:9")!])
+            target: query.utf8, source: IPAddress(v4: 0x7F00_0002), forwardedFor: nil, now: 1, random: 0,
+            uptime: 0)
+        #expect(try http(&trusting, request(port: 10)).peers == [Endpoint("10.1.2.3:9")!])
     }
 
     @Test func whitelistRefusesOthersAndReloadDropsTorrents() throws {
@@ -182,7 +189,7 @@ struct TrackerServiceTests {
     // MARK: UDP (BEP 15)
 
     func udp(
-        _ service: inout TrackerService, _ packet: [UInt8], from sender: TrackerEndpoint, now: UInt32 = 100
+        _ service: inout TrackerService, _ packet: [UInt8], from sender: Endpoint, now: UInt32 = 100
     ) -> [UInt8]? {
         var out: [UInt8] = []
         let answered = packet.withUnsafeBytes {
@@ -193,9 +200,9 @@ struct TrackerServiceTests {
 
     @Test func udpConnectAnnounceScrapeWithTheClientCodec() throws {
         var service = TrackerService(configuration: TrackerConfiguration(), connectionKey: key)
-        let alice = TrackerEndpoint(ip: .v4(0x7F00_0001), port: 40_000)
-        let bob = TrackerEndpoint(ip: .v4(0x7F00_0002), port: 40_001)
-        func announce(_ who: TrackerEndpoint, _ request: AnnounceRequest) throws -> AnnounceResponse {
+        let alice = Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 40_000)
+        let bob = Endpoint(ip: IPAddress(v4: 0x7F00_0002), port: 40_001)
+        func announce(_ who: Endpoint, _ request: AnnounceRequest) throws -> AnnounceResponse {
             let reply = try #require(
                 udp(&service, UDPTrackerCodec.connectRequest(transaction: 11), from: who))
             let connection = try UDPTrackerCodec.parseConnect(reply, transaction: 11)
@@ -206,7 +213,7 @@ struct TrackerServiceTests {
         }
         _ = try announce(alice, request(port: 6881, left: 0))
         let response = try announce(bob, request(port: 6882))
-        #expect(response.peers == [PeerAddress("127.0.0.1:6881")!])
+        #expect(response.peers == [Endpoint("127.0.0.1:6881")!])
         #expect(response.seeders == 1 && response.leechers == 1 && response.interval == 1_800)
         let connect = try #require(udp(&service, UDPTrackerCodec.connectRequest(transaction: 1), from: alice))
         let connection = try UDPTrackerCodec.parseConnect(connect, transaction: 1)
@@ -223,8 +230,8 @@ struct TrackerServiceTests {
 
     @Test func udpIPv6RepliesCarry18BytePeers() throws {
         var service = TrackerService(configuration: TrackerConfiguration(), connectionKey: key)
-        let one = TrackerEndpoint(ip: TrackerIP("2001:db8::1")!, port: 1)
-        let two = TrackerEndpoint(ip: TrackerIP("2001:db8::2")!, port: 2)
+        let one = Endpoint(ip: IPAddress("2001:db8::1")!, port: 1)
+        let two = Endpoint(ip: IPAddress("2001:db8::2")!, port: 2)
         for (who, port) in [(one, UInt16(7001)), (two, 7002)] {
             let connection = try UDPTrackerCodec.parseConnect(
                 try #require(udp(&service, UDPTrackerCodec.connectRequest(transaction: 5), from: who)),
@@ -233,19 +240,19 @@ struct TrackerServiceTests {
                 request(port: port), connection: connection, transaction: 6, urlData: nil)
             let reply = try UDPTrackerCodec.parseAnnounce(
                 try #require(udp(&service, packet, from: who)), transaction: 6, ipv6: true)
-            if port == 7002 { #expect(reply.peers == [PeerAddress("[2001:db8::1]:7001")!]) }
+            if port == 7002 { #expect(reply.peers == [Endpoint("[2001:db8::1]:7001")!]) }
         }
     }
 
     @Test func connectionIDsAreBoundToTheAddressAndExpire() throws {
         let ids = ConnectionIDs(key: key, window: 60)
-        let alice = TrackerEndpoint(ip: .v4(1), port: 1)
+        let alice = Endpoint(ip: IPAddress(v4: 1), port: 1)
         let id = ids.make(for: alice, now: 125)
         #expect(ids.accepts(id, from: alice, now: 125))
         #expect(ids.accepts(id, from: alice, now: 239))
         #expect(!ids.accepts(id, from: alice, now: 240))
-        #expect(ids.accepts(id, from: TrackerEndpoint(ip: .v4(1), port: 2), now: 125))  // IP only
-        #expect(!ids.accepts(id, from: TrackerEndpoint(ip: .v4(2), port: 1), now: 125))
+        #expect(ids.accepts(id, from: Endpoint(ip: IPAddress(v4: 1), port: 2), now: 125))  // IP only
+        #expect(!ids.accepts(id, from: Endpoint(ip: IPAddress(v4: 2), port: 1), now: 125))
         #expect(ConnectionIDs(window: 60).make(for: alice, now: 125) != id)  // another key
         var service = TrackerService(configuration: TrackerConfiguration(), connectionKey: key)
         let packet = UDPTrackerCodec.announceRequest(
@@ -258,7 +265,7 @@ struct TrackerServiceTests {
 
     @Test func malformedDatagramsGetErrorsOrSilence() throws {
         var service = TrackerService(configuration: TrackerConfiguration(), connectionKey: key)
-        let sender = TrackerEndpoint(ip: .v4(1), port: 1)
+        let sender = Endpoint(ip: IPAddress(v4: 1), port: 1)
         #expect(udp(&service, [1, 2, 3], from: sender) == nil)
         var header: [UInt8] = []
         header.appendBigEndian(UInt64(99))

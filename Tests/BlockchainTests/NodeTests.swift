@@ -1,5 +1,6 @@
 import Blockchain
 import Foundation
+import PeerNet
 import Testing
 
 /// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
@@ -21,7 +22,7 @@ struct NodeNetworkTests {
         var ports: [Int] = []
         for _ in 0..<count {
             let node = try BitcoinNode(parameters: .regtest, store: MemoryChainStore(), clock: { Self.now })
-            ports.append(try await node.listen(host: "127.0.0.1", port: 0))
+            ports.append(try await node.listen(on: Endpoint(ip: .loopbackV4, port: 0)))
             nodes.append(node)
         }
         return (nodes, ports)
@@ -47,7 +48,9 @@ struct NodeNetworkTests {
         let wallet = TestWallet()
         var time: UInt32 = 1_700_000_000
         // A line 0-1-2-3-4.
-        for index in 1..<5 { try await nodes[index].connect(host: "127.0.0.1", port: ports[index - 1]) }
+        for index in 1..<5 {
+            try await nodes[index].connect(to: Endpoint(ip: .loopbackV4, port: UInt16(ports[index - 1])))
+        }
         #expect(await waitUntil(10) { await nodes[0].read { $0.peers.values.contains { $0.handshakeDone } } })
 
         var first = Hash256.zero
@@ -119,7 +122,7 @@ struct NodeNetworkTests {
         }
         #expect(rightJoined)
         #expect(await tip(nodes[0]) != heavy)
-        try await nodes[2].connect(host: "127.0.0.1", port: ports[1])
+        try await nodes[2].connect(to: Endpoint(ip: .loopbackV4, port: UInt16(ports[1])))
         #expect(
             await waitUntil(20) {
                 for node in nodes where await tip(node) != heavy { return false }
@@ -141,7 +144,7 @@ struct NodeNetworkTests {
         let forged = forging
         let actions = await nodes[4].perform { core -> ([NodeAction], [NodeAction]) in
             let peer = 9_999
-            _ = core.connected(peer: peer, address: "10.9.9.9:1", inbound: true)
+            _ = core.connected(peer: peer, address: Endpoint("10.9.9.9:1")!, inbound: true)
             _ = core.handle(
                 .version(
                     VersionMessage(
@@ -158,7 +161,7 @@ struct NodeNetworkTests {
                 if case .ban = $0 { return true }
                 return false
             })
-        #expect(await nodes[4].read { $0.banned.contains("10.9.9.9") })
+        #expect(await nodes[4].read { $0.banned.contains(IPAddress("10.9.9.9")!) })
         let forgedKept = await nodes[4].read { $0.mempool.contains(forged.txid) }
         #expect(!forgedKept)
 
@@ -171,7 +174,7 @@ struct NodeNetworkTests {
         let verdicts = await nodes[4].perform { core -> ([Bool], [NodeAction]) in
             _ = core.receive(honest, from: nil)
             func rawPeer(_ id: Int, _ address: String) {
-                _ = core.connected(peer: id, address: address, inbound: true)
+                _ = core.connected(peer: id, address: Endpoint(address)!, inbound: true)
                 let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
                 _ = core.handle(
                     .version(

@@ -3,6 +3,7 @@ import BitTorrent
 import Crypto
 import Foundation
 import MainlineDHT
+import PeerNet
 import TestSupport
 import Testing
 
@@ -43,7 +44,7 @@ struct DHTInteropTests {
         let port = try await libtorrent.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         let a = try await loopbackNode()
         let b = try await loopbackNode()
-        func at(_ port: Int) -> NodeAddress { NodeAddress(ip: [127, 0, 0, 1], port: UInt16(port))! }
+        func at(_ port: Int) -> Endpoint { Endpoint(ip: [127, 0, 0, 1], port: UInt16(port))! }
         _ = try await libtorrent.ask("add_node 127.0.0.1:\(a.port)", expecting: "added")
         _ = try await libtorrent.ask("add_node 127.0.0.1:\(b.port)", expecting: "added")
         _ = await b.bootstrap([at(a.port)])

@@ -2,6 +2,7 @@ import BitTorrent
 import BitTorrentTracker
 import Foundation
 import NIOPosix
+import PeerNet
 import Testing
 
 /// The PeerStack tracker, in process, on 127.0.0.1 (HTTP and UDP on free ports).
@@ -14,8 +15,8 @@ struct PeerStackTracker {
         configuration.minimumInterval = 1
         configuration.peerTimeout = 120
         server = try await TrackerServer.start(
-            configuration: configuration, http: TrackerListenAddress(host: "127.0.0.1", port: 0),
-            udp: TrackerListenAddress(host: "127.0.0.1", port: 0))
+            configuration: configuration, http: Endpoint(ip: .loopbackV4, port: 0),
+            udp: Endpoint(ip: .loopbackV4, port: 0))
     }
 
     var http: String { "http://127.0.0.1:\(server.httpAddress?.port ?? 0)/announce" }

@@ -1,5 +1,6 @@
 import BitTorrent
 import Foundation
+import PeerNet
 import SystemPackage
 import TestSupport
 import Testing
@@ -96,7 +97,7 @@ func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed
     var options = TorrentClientOptions(directory: FilePath(directory.path))
     options.listenHost = "127.0.0.1"
     options.listenPort = port
-    options.peers = peers.compactMap(PeerAddress.init)
+    options.peers = peers.compactMap(Endpoint.init)
     options.seed = seed
     return options
 }

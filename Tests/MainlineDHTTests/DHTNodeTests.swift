@@ -2,6 +2,7 @@ import Bencode
 import Crypto
 import Kademlia
 import MainlineDHT
+import PeerNet
 import TestSupport
 import Testing
 
@@ -97,8 +98,8 @@ struct DHTNodeTests {
         var queue: [(to: Int, from: Int, bytes: [UInt8])] = []
         var random = SeededGenerator(state: 3)
 
-        static func address(_ index: Int) -> NodeAddress {
-            NodeAddress(ip: [10, 0, 0, UInt8(index + 1)], port: 6881)!
+        static func address(_ index: Int) -> Endpoint {
+            Endpoint(ip: [10, 0, 0, UInt8(index + 1)], port: 6881)!
         }
 
         init(count: Int) {
@@ -171,7 +172,7 @@ struct DHTNodeTests {
         #expect(announce.stored >= 3)
         let result2 = mesh.run(4, .getPeers(hash, announcePort: nil, impliedPort: false))
         let found = try #require(result2)
-        #expect(found.peers == [NodeAddress(ip: [10, 0, 0, 2], port: 7_777)!])
+        #expect(found.peers == [Endpoint(ip: [10, 0, 0, 2], port: 7_777)!])
 
         let key = Curve25519.Signing.PrivateKey()
         let first = try DHTItem(mutable: Array("3:one".utf8), seq: 1, salt: Array("s".utf8), signer: key)
@@ -211,7 +212,7 @@ struct DHTNodeTests {
         var node = DHTNode(
             ownID: NodeID(bytes: Array(repeating: 1, count: 20))!, secret: SymmetricKey(size: .bits256),
             now: .zero)
-        let attacker = NodeAddress(ip: [10, 9, 9, 9], port: 4_000)!
+        let attacker = Endpoint(ip: [10, 9, 9, 9], port: 4_000)!
         // An unsolicited response (no query of ours has this transaction): dropped.
         let unsolicited = "d1:rd2:id20:abcdefghij0123456789e1:t2:zz1:y1:re"
         #expect(node.received(Array(unsolicited.utf8), from: attacker, now: .seconds(1)).isEmpty)
@@ -242,7 +243,7 @@ struct DHTNodeTests {
         let (_, sent) = node.run(.findNode(NodeID(bytes: Array(repeating: 7, count: 20))!), now: .seconds(3))
         #expect(
             sent.isEmpty || sent.allSatisfy { if case .finished = $0 { return true } else { return false } })
-        let friend = NodeAddress(ip: [10, 1, 1, 1], port: 6_881)!
+        let friend = Endpoint(ip: [10, 1, 1, 1], port: 6_881)!
         let ping = node.ping(friend, now: .seconds(3))
         guard case .send(let query, _)? = ping.first else {
             Issue.record("no ping sent")

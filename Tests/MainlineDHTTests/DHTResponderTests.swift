@@ -1,6 +1,7 @@
 import Crypto
 import Kademlia
 import MainlineDHT
+import PeerNet
 import TestSupport
 import Testing
 
@@ -16,8 +17,8 @@ struct DHTResponderTests {
         return message
     }
 
-    func address(_ last: UInt8, port: UInt16 = 6881) -> NodeAddress {
-        NodeAddress(ip: [10, 0, 0, last], port: port)!
+    func address(_ last: UInt8, port: UInt16 = 6881) -> Endpoint {
+        Endpoint(ip: [10, 0, 0, last], port: port)!
     }
 
     @Test func tokensGateAnnouncesAndPeersComeBack() throws {

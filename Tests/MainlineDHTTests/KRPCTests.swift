@@ -1,5 +1,6 @@
 import Bencode
 import MainlineDHT
+import PeerNet
 import TestSupport
 import Testing
 
@@ -103,10 +104,10 @@ struct KRPCTests {
         reply.seq = 4
         reply.token = [1]
         reply.nodes6 = [
-            NodeInfo(id: sender, address: NodeAddress(ip: Array(repeating: 0, count: 15) + [1], port: 6881)!)
+            NodeInfo(id: sender, address: Endpoint(ip: Array(repeating: 0, count: 15) + [1], port: 6881)!)
         ]
         var answer = KRPCMessage(transactionID: [1, 2], senderID: sender, body: .response(reply))
-        answer.requesterAddress = NodeAddress(ip: [127, 0, 0, 1], port: 4000)
+        answer.requesterAddress = Endpoint(ip: [127, 0, 0, 1], port: 4000)
         #expect(try KRPCCodec.decode(KRPCCodec.encode(answer)) == answer)
     }
 }

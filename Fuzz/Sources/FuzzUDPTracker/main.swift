@@ -1,6 +1,7 @@
 import BitTorrent
 import BitTorrentTracker
 import FuzzSupport
+import PeerNet
 
 nonisolated(unsafe) var service = TrackerService(configuration: TrackerConfiguration())
 nonisolated(unsafe) var state = TrackerState(configuration: TrackerConfiguration())
@@ -13,7 +14,7 @@ nonisolated(unsafe) var tick: UInt32 = 1
 func fuzzUDPTracker(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = fuzzInput(data, size)
     tick &+= 1
-    let sender = TrackerEndpoint(ip: .v4(0x7F00_0001), port: 6881)
+    let sender = Endpoint(ip: .loopbackV4, port: 6881)
     var reply: [UInt8] = []
     let answered = bytes.withUnsafeBytes {
         service.serveUDP($0, from: sender, now: tick, random: UInt64(tick), into: &reply)
@@ -24,7 +25,8 @@ func fuzzUDPTracker(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     case .announce(_, _, let announce, let urlData)?:
         precondition(urlData.count <= size, "URL data longer than the packet")
         var peers = CompactPeerLists()
-        let ip: TrackerIP = size % 2 == 0 ? .v4(UInt32(truncatingIfNeeded: size)) : .v6(1, UInt64(size))
+        let ip =
+            size % 2 == 0 ? IPAddress(v4: UInt32(truncatingIfNeeded: size)) : IPAddress(v6High: 1, low: UInt64(size))
         _ = try? state.announce(
             announce, from: ip, families: .both, via: .udp, now: tick, random: UInt64(size), peers: &peers)
         precondition(peers.ipv4.count % 6 == 0 && peers.ipv6.count % 18 == 0, "torn compact peer list")

@@ -1,4 +1,5 @@
 import NIOCore
+import PeerNet
 
 /// Reads a peer connection: the 68-byte handshake, then length-prefixed frames bounded by the
 /// driver's limit, each decoded and handed to the driver. Any error closes this connection
@@ -9,7 +10,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
 
     enum Role {
         /// We dialled `address` for this driver's torrent.
-        case outgoing(SessionDriver, PeerAddress)
+        case outgoing(SessionDriver, Endpoint)
         /// Someone dialled us; the torrent is found by the info-hash in their handshake.
         case incoming(PeerListener)
     }
@@ -64,7 +65,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
                 return
             }
             let handshake = try Handshake(decoding: raw)
-            let address = context.channel.remoteAddress.flatMap(PeerAddress.init(socketAddress:))
+            let address = context.channel.remoteAddress.flatMap(Endpoint.init)
             switch role {
             case .outgoing(let driver, let dialled):
                 key = driver.register(context.channel, address: dialled, outgoing: true, handshake: handshake)
@@ -121,26 +122,5 @@ final class PeerChannelHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         fail(context: context, error)
-    }
-}
-
-extension PeerAddress {
-    /// The IP and port of a NIO socket address.
-    init?(socketAddress: SocketAddress) {
-        guard let port = socketAddress.port else { return nil }
-        switch socketAddress {
-        case .v4(let address):
-            let value = address.address.sin_addr.s_addr.bigEndian
-            self.init(
-                ip: [
-                    UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF),
-                    UInt8(value & 0xFF),
-                ], port: UInt16(port))
-        case .v6(let address):
-            let bytes = withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
-            self.init(ip: bytes, port: UInt16(port))
-        default:
-            return nil
-        }
     }
 }

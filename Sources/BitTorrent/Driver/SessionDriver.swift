@@ -32,7 +32,7 @@ final class SessionDriver: @unchecked Sendable {
     var fileSelection: [Int]?
     var announcer: TrackerAnnouncer?
     /// Told of DHT nodes that peers name in `port` messages.
-    var onDHTNode: ((PeerAddress) -> Void)?
+    var onDHTNode: ((Endpoint) -> Void)?
     private(set) var failure: Error?
 
     init(
@@ -140,7 +140,7 @@ final class SessionDriver: @unchecked Sendable {
 
     // MARK: Connections
 
-    func register(_ channel: Channel, address: PeerAddress, outgoing: Bool, handshake: Handshake) -> PeerKey {
+    func register(_ channel: Channel, address: Endpoint, outgoing: Bool, handshake: Handshake) -> PeerKey {
         loop.assertInEventLoop()
         let key = PeerKey(nextKey)
         nextKey += 1
@@ -152,7 +152,7 @@ final class SessionDriver: @unchecked Sendable {
         return key
     }
 
-    func addPeers(_ addresses: [PeerAddress]) {
+    func addPeers(_ addresses: [Endpoint]) {
         session.addPeers(addresses)
     }
 
@@ -166,7 +166,7 @@ final class SessionDriver: @unchecked Sendable {
         perform(session.peerDisconnected(key, now: now))
     }
 
-    private func connect(_ address: PeerAddress) {
+    private func connect(_ address: Endpoint) {
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -177,7 +177,7 @@ final class SessionDriver: @unchecked Sendable {
                         PeerChannelHandler(role: .outgoing(self, address)))
                 }
             }
-        bootstrap.connect(host: address.host, port: Int(address.port)).whenFailure { _ in
+        bootstrap.connect(to: address.socketAddress).whenFailure { _ in
             self.session.connectFailed(address, now: self.now)
         }
     }

@@ -3,6 +3,7 @@ import MainlineDHT
 import NIOCore
 import NIOPosix
 import NIOSSL
+import PeerNet
 import SystemPackage
 
 /// A snapshot of a torrent's progress, reported about once a second.
@@ -36,9 +37,9 @@ public enum TorrentEvent: Sendable {
     case checking(HashingProgress)
     case metadataReceived(name: String)
     case completed
-    case peerBanned(PeerAddress, reason: String)
+    case peerBanned(Endpoint, reason: String)
     /// A peer completed the handshake (`outgoing`: we dialled it).
-    case peerConnected(PeerAddress, outgoing: Bool)
+    case peerConnected(Endpoint, outgoing: Bool)
     /// A tracker could not be reached or refused the announce.
     case trackerError(String, String)
     case log(String)
@@ -52,7 +53,7 @@ public struct TorrentClientOptions: Sendable {
     public var listenHost = "0.0.0.0"
     public var listenPort = 6881
     /// Peers to connect to from the start.
-    public var peers: [PeerAddress] = []
+    public var peers: [Endpoint] = []
     /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
     public var trackers: [[String]]?
     /// A PEM file of certificates to trust for https trackers, besides the system's.
@@ -100,7 +101,7 @@ public final class TorrentClient: Sendable {
         infoHash = hash
         metainfo = nil
         var options = options
-        options.peers += magnet.peers.compactMap(PeerAddress.init)
+        options.peers += magnet.peers.compactMap(Endpoint.init)
         if options.trackers == nil { options.trackers = magnet.trackers.map { [$0] } }
         self.options = options
     }
@@ -184,9 +185,7 @@ public final class TorrentClient: Sendable {
         listener.add(driver)
         if let dht {
             try await loop.submit {
-                driver.onDHTNode = { address in
-                    if let node = NodeAddress(ip: address.ip, port: address.port) { dht.ping(node) }
-                }
+                driver.onDHTNode = { address in dht.ping(address) }
             }.get()
         }
         let searching = dht.map { dht in
@@ -225,7 +224,7 @@ public final class TorrentClient: Sendable {
         while !Task.isCancelled {
             let result = await dht.run(
                 .getPeers(target, announcePort: UInt16(clamping: port), impliedPort: false))
-            let peers = result.peers.compactMap { PeerAddress(ip: $0.ip, port: $0.port) }
+            let peers = result.peers.compactMap { Endpoint(ip: $0.ip, port: $0.port) }
             onEvent(.log("DHT: \(peers.count) peers, announced to \(result.stored) nodes"))
             if !peers.isEmpty { driver.loop.execute { driver.addPeers(peers) } }
             do {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import PeerNet
 
 /// Announces a torrent to its trackers (BEP 3, 12, 15): every tier in parallel, the URLs of
 /// a tier in order until one answers (which then moves to the front, as BEP 12 says), again
@@ -15,7 +16,7 @@ final class TrackerAnnouncer: @unchecked Sendable {
     private var roundStarted: Moment = .zero
     private var roundInterval = 1_800
     private var roundSucceeded = false
-    private var addPeers: ([PeerAddress]) -> Void = { _ in }
+    private var addPeers: ([Endpoint]) -> Void = { _ in }
     private let key = UInt32.random(in: 0...UInt32.max)
     /// Outcome reports for the log and the progress view.
     var onResult: (String, Result<AnnounceResponse, Error>) -> Void = { _, _ in }
@@ -36,7 +37,7 @@ final class TrackerAnnouncer: @unchecked Sendable {
 
     /// Announces when due; `request` fills in the numbers, `addPeers` takes what comes back.
     func tick(
-        now: Moment, request: (AnnounceEvent) -> AnnounceRequest, addPeers: @escaping ([PeerAddress]) -> Void
+        now: Moment, request: (AnnounceEvent) -> AnnounceRequest, addPeers: @escaping ([Endpoint]) -> Void
     ) {
         guard !tiers.isEmpty, inFlight == 0, now >= nextAnnounce else { return }
         let event: AnnounceEvent = !sentStarted ? .started : completedPending ? .completed : .none

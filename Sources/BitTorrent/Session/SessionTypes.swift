@@ -1,3 +1,5 @@
+import PeerNet
+
 /// Identifies one connection within a session; assigned by the driver.
 public struct PeerKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let id: Int
@@ -59,7 +61,7 @@ public enum SessionAction: Sendable, Equatable {
     /// Close a connection. `ban` means never reconnect to this address in this session.
     case close(PeerKey, reason: String, ban: Bool)
     /// Open a connection.
-    case connect(PeerAddress)
+    case connect(Endpoint)
     /// Write a received block to storage, then call ``TorrentSession/blockWritten(_:)``.
     case write(BlockRequest, data: [UInt8])
     /// Hash a fully written piece, then call ``TorrentSession/pieceVerified(_:passed:blockDigests:now:)``.
@@ -75,9 +77,9 @@ public enum SessionAction: Sendable, Equatable {
     /// Every wanted piece is verified.
     case downloadCompleted
     /// A peer was banned (for the log).
-    case banned(PeerAddress, reason: String)
+    case banned(Endpoint, reason: String)
     /// A peer told us of other peers (BEP 11 PEX), for the log.
     case learnedPeers(from: PeerKey, count: Int)
     /// A peer named its DHT node (BEP 5 `port` message): ping it so it joins the routing table.
-    case dhtNode(PeerAddress)
+    case dhtNode(Endpoint)
 }

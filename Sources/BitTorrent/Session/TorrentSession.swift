@@ -12,7 +12,7 @@ import PeerNet
 public struct TorrentSession: Sendable {
     struct Peer: Sendable {
         let key: PeerKey
-        let address: PeerAddress
+        let address: Endpoint
         let outgoing: Bool
         let peerID: [UInt8]
         let fast: Bool
@@ -47,14 +47,14 @@ public struct TorrentSession: Sendable {
         var lastSent: Moment
         var lastUnchoked: Moment = .zero
         var metadataRequests: Set<Int> = []
-        var pexTold: Set<PeerAddress> = []
+        var pexTold: Set<Endpoint> = []
         var lastPEX: Moment
 
         /// Where this peer accepts connections: the dialled address, or its IP with the port
         /// from its extension handshake.
-        var listenAddress: PeerAddress? {
+        var listenAddress: Endpoint? {
             if outgoing { return address }
-            return listenPort.flatMap { PeerAddress(ip: address.ip, port: $0) }
+            return listenPort.map { Endpoint(ip: address.ip, port: $0) }
         }
     }
 
@@ -83,14 +83,14 @@ public struct TorrentSession: Sendable {
     /// Whether storage has said what is on disk (``storageReady(have:now:)``).
     public private(set) var isReady = false
     var peers: [PeerKey: Peer] = [:]
-    var known: [PeerAddress: KnownPeer] = [:]
-    private var bannedAddresses: Set<PeerAddress> = []
+    var known: [Endpoint: KnownPeer] = [:]
+    private var bannedAddresses: Set<Endpoint> = []
     private var bannedPeerIDs: Set<[UInt8]> = []
-    private var strikes: [PeerAddress: Int] = [:]
+    private var strikes: [Endpoint: Int] = [:]
     /// Per piece, which peer sent each block: the suspects if the piece fails.
-    private var contributors: [Int: [Int: PeerAddress]] = [:]
+    private var contributors: [Int: [Int: Endpoint]] = [:]
     /// Per failed piece, each block's digest and sender, to find the culprit once it passes.
-    private var failedBlocks: [Int: [Int: [(peer: PeerAddress, digest: [UInt8])]]] = [:]
+    private var failedBlocks: [Int: [Int: [(peer: Endpoint, digest: [UInt8])]]] = [:]
     private var metadata = MetadataAssembly()
     private var rng: SplitMix64
     private var lastTick: Moment?
@@ -145,9 +145,9 @@ public struct TorrentSession: Sendable {
     public var downloadRate: Double { peers.values.reduce(0) { $0 + $1.download.rate } }
     public var uploadRate: Double { peers.values.reduce(0) { $0 + $1.upload.rate } }
     public var knownPeerCount: Int { known.count }
-    public func isBanned(_ address: PeerAddress) -> Bool { bannedAddresses.contains(address) }
+    public func isBanned(_ address: Endpoint) -> Bool { bannedAddresses.contains(address) }
     /// Addresses of the connected peers.
-    public var peerAddresses: [PeerAddress] { peers.keys.sorted().compactMap { peers[$0]?.address } }
+    public var peerAddresses: [Endpoint] { peers.keys.sorted().compactMap { peers[$0]?.address } }
 
     // MARK: Setup
 
@@ -208,7 +208,7 @@ public struct TorrentSession: Sendable {
     }
 
     /// Remembers peers to connect to (from trackers, PEX, the command line).
-    public mutating func addPeers(_ addresses: [PeerAddress]) {
+    public mutating func addPeers(_ addresses: [Endpoint]) {
         for address in addresses where known[address] == nil && !bannedAddresses.contains(address) {
             guard known.count < configuration.maxKnownPeers else { return }
             known[address] = KnownPeer()
@@ -220,7 +220,7 @@ public struct TorrentSession: Sendable {
     /// A connection completed the BEP 3 handshake. Returns what to send first (extension
     /// handshake, bitfield), or a close.
     public mutating func peerConnected(
-        _ key: PeerKey, address: PeerAddress, outgoing: Bool, handshake: Handshake, now: Moment
+        _ key: PeerKey, address: Endpoint, outgoing: Bool, handshake: Handshake, now: Moment
     ) -> [SessionAction] {
         guard handshake.infoHash == infoHash else {
             return [
@@ -252,7 +252,7 @@ public struct TorrentSession: Sendable {
             if configuration.enablePEX { ids["ut_pex"] = Self.pexID }
             let handshake = ExtensionHandshake(
                 messageIDs: ids, client: configuration.clientName, listenPort: configuration.listenPort,
-                yourIP: address.ip, requestQueueLength: 500, metadataSize: infoBytes?.count)
+                yourIP: address.ip.bytes, requestQueueLength: 500, metadataSize: infoBytes?.count)
             actions.append(send(key, .extended(id: 0, payload: handshake.encoded()), now))
         }
         if isReady, let picker {
@@ -273,7 +273,7 @@ public struct TorrentSession: Sendable {
     }
 
     /// An outgoing connection could not be made; retried later with back-off.
-    public mutating func connectFailed(_ address: PeerAddress, now: Moment) {
+    public mutating func connectFailed(_ address: Endpoint, now: Moment) {
         guard var entry = known[address] else { return }
         entry.connected = false
         entry.failures += 1
@@ -334,10 +334,10 @@ public struct TorrentSession: Sendable {
 
         switch message {
         case .port(let port):
-            guard configuration.dhtPort != nil, port != 0, let address = peers[key]?.address,
-                let node = PeerAddress(ip: address.ip, port: port)
-            else { return [] }
-            return [.dhtNode(node)]
+            guard configuration.dhtPort != nil, port != 0, let address = peers[key]?.address else {
+                return []
+            }
+            return [.dhtNode(Endpoint(ip: address.ip, port: port))]
         case .keepAlive, .suggest, .unknown:
             return []
         case .choke:
@@ -894,7 +894,7 @@ public struct TorrentSession: Sendable {
         return [.close(key, reason: reason, ban: ban)] + actions
     }
 
-    private mutating func ban(_ address: PeerAddress, reason: String, now: Moment) -> [SessionAction] {
+    private mutating func ban(_ address: Endpoint, reason: String, now: Moment) -> [SessionAction] {
         guard !bannedAddresses.contains(address) else { return [] }
         bannedAddresses.insert(address)
         known[address] = nil

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PeerNet
 import Synchronization
 
 /// A tracker URL split into its parts.
@@ -155,7 +156,7 @@ public final class TrackerClient: Sendable {
                 return loop.makeFailedFuture(TrackerError.transport("TLS is not available"))
             }
             // SNI only for names, never for IP literals (RFC 6066).
-            let isLiteral = PeerAddress.parseIP(url.host) != nil
+            let isLiteral = IPAddress(url.host) != nil
             do {
                 tlsHandler = try NIOSSLClientHandler(context: tls, serverHostname: isLiteral ? nil : url.host)
             } catch {
@@ -316,8 +317,17 @@ private final class UDPExchange: ChannelInboundHandler, @unchecked Sendable {
         self.deadline = deadline
     }
 
+    /// Looks the tracker's name up off the event loop (getaddrinfo blocks).
     func resolve(host: String, port: Int) -> EventLoopFuture<SocketAddress> {
-        loop.makeCompletedFuture { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+        let promise = loop.makePromise(of: SocketAddress.self)
+        promise.completeWithTask {
+            let name = HostPort(host: host, port: UInt16(clamping: port))
+            guard let endpoint = try await name.resolve().first else {
+                throw TrackerError.transport("no address for \(name)")
+            }
+            return endpoint.socketAddress
+        }
+        return promise.futureResult
     }
 
     func send(_ packet: [UInt8], on channel: Channel) -> EventLoopFuture<[UInt8]> {

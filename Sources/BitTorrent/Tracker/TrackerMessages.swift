@@ -1,4 +1,5 @@
 import Bencode
+import PeerNet
 
 /// BEP 3 announce events.
 public enum AnnounceEvent: String, Sendable, Hashable {
@@ -57,7 +58,7 @@ public struct AnnounceResponse: Sendable, Hashable {
     public var minInterval: Int?
     public var seeders: Int?
     public var leechers: Int?
-    public var peers: [PeerAddress]
+    public var peers: [Endpoint]
     public var warning: String?
     public var trackerID: String?
 }
@@ -172,15 +173,15 @@ public enum HTTPTrackerCodec {
         guard let interval = value["interval"]?.integer, interval > 0 else {
             throw .badResponse("no interval")
         }
-        var peers: [PeerAddress] = []
+        var peers: [Endpoint] = []
         switch value["peers"] {
         case .bytes(let compact)?:
-            peers = PeerAddress.parseCompact(compact, ipLength: 4)
+            peers = Endpoint.parseCompact(compact, ipLength: 4)
         case .list(let entries)?:
             // The original, non-compact form: dictionaries with `ip` and `port`.
             for entry in entries.prefix(1_000) {
                 if let ip = entry["ip"]?.string, let port = entry["port"]?.integer, port > 0, port < 65_536,
-                    let address = PeerAddress(ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+                    let address = Endpoint(ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
                 {
                     peers.append(address)
                 }
@@ -188,7 +189,7 @@ public enum HTTPTrackerCodec {
         default:
             break
         }
-        if let compact6 = value["peers6"]?.bytes { peers += PeerAddress.parseCompact(compact6, ipLength: 16) }
+        if let compact6 = value["peers6"]?.bytes { peers += Endpoint.parseCompact(compact6, ipLength: 16) }
         return AnnounceResponse(
             interval: Int(clamping: interval),
             minInterval: value["min interval"]?.integer.map { Int(clamping: $0) },
@@ -244,7 +245,7 @@ public enum UDPTrackerCodec {
         -> AnnounceResponse
     {
         try checkHeader(packet, action: 1, transaction: transaction, minimum: 20)
-        let peers = PeerAddress.parseCompact(packet[20...], ipLength: ipv6 ? 16 : 4)
+        let peers = Endpoint.parseCompact(packet[20...], ipLength: ipv6 ? 16 : 4)
         return AnnounceResponse(
             interval: Int(read32(packet, 8)), minInterval: nil, seeders: Int(read32(packet, 16)),
             leechers: Int(read32(packet, 12)), peers: peers, warning: nil, trackerID: nil)

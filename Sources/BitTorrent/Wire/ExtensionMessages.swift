@@ -1,4 +1,5 @@
 import Bencode
+import PeerNet
 
 /// The BEP 10 extension handshake: which extensions the sender speaks and under which message
 /// IDs (`m`), plus `v` (client), `p` (listen port), `yourip`, `reqq` and, for BEP 9,
@@ -128,13 +129,13 @@ public enum MetadataMessage: Hashable, Sendable {
 
 /// A BEP 11 `ut_pex` message: peers added and dropped since the last one.
 public struct PEXMessage: Hashable, Sendable {
-    public var added: [PeerAddress]
-    public var dropped: [PeerAddress]
+    public var added: [Endpoint]
+    public var dropped: [Endpoint]
 
     /// BEP 11 caps a message at 50 added and 50 dropped peers of each family.
     public static let maxPeers = 50
 
-    public init(added: [PeerAddress] = [], dropped: [PeerAddress] = []) {
+    public init(added: [Endpoint] = [], dropped: [Endpoint] = []) {
         self.added = added
         self.dropped = dropped
     }
@@ -146,17 +147,17 @@ public struct PEXMessage: Hashable, Sendable {
         } catch {
             throw .badExtensionMessage("ut_pex: \(error)")
         }
-        func peers(_ key: String, _ ipLength: Int) -> [PeerAddress] {
+        func peers(_ key: String, _ ipLength: Int) -> [Endpoint] {
             // Read at most a few hundred; anything beyond is ignored, not refused.
             guard let bytes = value[key]?.bytes else { return [] }
-            return Array(PeerAddress.parseCompact(bytes.prefix((ipLength + 2) * 200), ipLength: ipLength))
+            return Array(Endpoint.parseCompact(bytes.prefix((ipLength + 2) * 200), ipLength: ipLength))
         }
         added = peers("added", 4) + peers("added6", 16)
         dropped = peers("dropped", 4) + peers("dropped6", 16)
     }
 
     public func encoded() -> [UInt8] {
-        func compact(_ peers: [PeerAddress], v6: Bool) -> BencodeValue {
+        func compact(_ peers: [Endpoint], v6: Bool) -> BencodeValue {
             .bytes(peers.filter { $0.isIPv6 == v6 }.prefix(Self.maxPeers).flatMap(\.compact))
         }
         let added4 = added.filter { !$0.isIPv6 }.prefix(Self.maxPeers).count

@@ -1,5 +1,6 @@
 import Bencode
 import BitTorrent
+import PeerNet
 
 /// Bencoded HTTP tracker replies (BEP 3, compact BEP 23, `peers6` BEP 7, scrape BEP 48). Keys
 /// are written in sorted order, so every reply is canonical bencode.
@@ -30,12 +31,12 @@ public enum HTTPTrackerReply {
             }
         } else {
             writer.beginList()
-            for address in PeerAddress.parseCompact(peers.ipv4, ipLength: 4)
-                + PeerAddress.parseCompact(peers.ipv6, ipLength: 16)
+            for address in Endpoint.parseCompact(peers.ipv4, ipLength: 4)
+                + Endpoint.parseCompact(peers.ipv6, ipLength: 16)
             {
                 writer.beginDictionary()
                 writer.writeString("ip")
-                writer.writeString(address.host)
+                writer.writeString(address.ip.description)
                 writer.writeString("port")
                 writer.writeInteger(Int64(address.port))
                 writer.end()
@@ -81,12 +82,12 @@ public enum HTTPTrackerReply {
 
     /// The client's address: the connection's source, or — when that source is a trusted proxy
     /// — the last address of its `X-Forwarded-For` header (the one the proxy appended).
-    public static func clientIP(source: TrackerIP, forwardedFor: String?, configuration: TrackerConfiguration)
-        -> TrackerIP
+    public static func clientIP(source: IPAddress, forwardedFor: String?, configuration: TrackerConfiguration)
+        -> IPAddress
     {
         guard configuration.trustedProxies.contains(source), let forwardedFor,
             let last = forwardedFor.split(separator: ",").last,
-            let address = TrackerIP(last.trimmingCharacters(in: " \t"))
+            let address = IPAddress(last.trimmingCharacters(in: " \t"))
         else { return source }
         return address
     }

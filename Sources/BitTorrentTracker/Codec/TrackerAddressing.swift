@@ -51,63 +51,6 @@ public struct InfoHashKey: Hashable, Sendable, Comparable, CustomStringConvertib
     }
 }
 
-/// An IP address as the tracker stores it: IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are
-/// IPv4, so a dual-stack socket still gives IPv4 peers their compact 6-byte form (BEP 23).
-public enum TrackerIP: Hashable, Sendable, CustomStringConvertible {
-    case v4(UInt32)
-    case v6(UInt64, UInt64)
-
-    /// 4 or 16 network-order bytes; nil for any other length.
-    public init?(bytes: [UInt8]) {
-        switch bytes.count {
-        case 4: self = bytes.withUnsafeBytes { .v4($0.loadBigEndian(UInt32.self, at: 0)) }
-        case 16:
-            self = bytes.withUnsafeBytes {
-                Self(v6High: $0.loadBigEndian(UInt64.self, at: 0), low: $0.loadBigEndian(UInt64.self, at: 8))
-            }
-        default: return nil
-        }
-    }
-
-    /// Text as `1.2.3.4` or `2001:db8::1` (no brackets).
-    public init?(_ text: some StringProtocol) {
-        guard let address = PeerAddress(text.contains(":") ? "[\(text)]:0" : "\(text):0") else { return nil }
-        self.init(bytes: address.ip)
-    }
-
-    init(v6High high: UInt64, low: UInt64) {
-        self = high == 0 && low >> 32 == 0xFFFF ? .v4(UInt32(truncatingIfNeeded: low)) : .v6(high, low)
-    }
-
-    public var bytes: [UInt8] {
-        var out: [UInt8] = []
-        switch self {
-        case .v4(let address): out.appendBigEndian(address)
-        case .v6(let high, let low):
-            out.appendBigEndian(high)
-            out.appendBigEndian(low)
-        }
-        return out
-    }
-
-    public var description: String { PeerAddress(ip: bytes, port: 0)?.host ?? "?" }
-}
-
-/// A peer's address and listening port.
-public struct TrackerEndpoint: Hashable, Sendable, CustomStringConvertible {
-    public var ip: TrackerIP
-    public var port: UInt16
-
-    public init(ip: TrackerIP, port: UInt16) {
-        self.ip = ip
-        self.port = port
-    }
-
-    public var peerAddress: PeerAddress { PeerAddress(ip: ip.bytes, port: port)! }  // 4 or 16 bytes
-
-    public var description: String { peerAddress.description }
-}
-
 extension UnsafeRawBufferPointer {
     /// A big-endian integer at `offset`, which need not be aligned; the caller checks bounds.
     @inline(__always)

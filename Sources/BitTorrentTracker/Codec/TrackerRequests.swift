@@ -1,4 +1,5 @@
 import BitTorrent
+import PeerNet
 
 /// One announce, from HTTP (BEP 3) or UDP (BEP 15), in the tracker's terms.
 public struct TrackerAnnounce: Sendable, Hashable {
@@ -13,7 +14,7 @@ public struct TrackerAnnounce: Sendable, Hashable {
     /// Peers wanted; nil asks for the tracker's default.
     public var numWant: Int?
     /// The address the peer claims (`ip=`, or the UDP IP field); used only when configured.
-    public var claimedIP: TrackerIP?
+    public var claimedIP: IPAddress?
     public var key: UInt32?
 
     public init(infoHash: InfoHashKey, port: UInt16) {
@@ -149,7 +150,7 @@ public enum HTTPTrackerRequest: Sendable, Hashable {
             case "no_peer_id": noPeerID = value == [UInt8(ascii: "1")]
             case "ip", "ipv4", "ipv6":
                 // Hostnames are not resolved: only literal addresses count.
-                announce.claimedIP = TrackerIP(String(decoding: value, as: UTF8.self))
+                announce.claimedIP = IPAddress(String(decoding: value, as: UTF8.self))
             case "key":
                 announce.key = UInt32(String(decoding: value.prefix(8), as: UTF8.self), radix: 16)
             default: continue

@@ -1,4 +1,5 @@
 import BitTorrent
+import PeerNet
 
 /// A BEP 15 request as the tracker receives it.
 public enum UDPTrackerRequest: Sendable, Hashable {
@@ -73,7 +74,7 @@ public enum UDPTrackerPacket {
             }
             announce.event = event
             let ip = packet.loadBigEndian(UInt32.self, at: 84)
-            announce.claimedIP = ip == 0 ? nil : .v4(ip)
+            announce.claimedIP = ip == 0 ? nil : IPAddress(v4: ip)
             announce.key = packet.loadBigEndian(UInt32.self, at: 88)
             let numWant = packet.loadBigEndian(Int32.self, at: 92)
             announce.numWant = numWant < 0 ? nil : Int(numWant)

@@ -8,50 +8,19 @@ import PeerNet
     import Glibc
 #endif
 
-/// Where a ``TrackerServer`` listens: host and port (port 0 picks a free one).
-public struct TrackerListenAddress: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    /// Parses `0.0.0.0:6969`, `[::]:6969` or a bare port.
-    public init?(_ text: String) {
-        if let port = Int(text), (0...65_535).contains(port) {
-            self.init(host: "0.0.0.0", port: port)
-            return
-        }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65_535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.init(host: host, port: port)
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
-
 /// A running tracker: the HTTP and UDP drivers around one ``TrackerService``, all on one event
 /// loop (the state is confined to it, so no locks), with peer expiry on a timer.
 public final class TrackerServer: Sendable {
     /// The bound addresses (with the real port when 0 was asked).
     public let httpAddress: SocketAddress?
     public let udpAddress: SocketAddress?
-    private let group: MultiThreadedEventLoopGroup
     private let loop: EventLoop
     private let core: NIOLoopBound<TrackerCore>
     private let channels: [Channel]
 
     private init(
-        group: MultiThreadedEventLoopGroup, core: NIOLoopBound<TrackerCore>, channels: [Channel],
-        http: SocketAddress?, udp: SocketAddress?
+        core: NIOLoopBound<TrackerCore>, channels: [Channel], http: SocketAddress?, udp: SocketAddress?
     ) {
-        self.group = group
         loop = core.eventLoop
         self.core = core
         self.channels = channels
@@ -59,17 +28,18 @@ public final class TrackerServer: Sendable {
         udpAddress = udp
     }
 
-    /// Starts listening. At least one of `http` and `udp` should be given.
+    /// Starts listening on one loop of `group` (the process's shared group by default). At least
+    /// one of `http` and `udp` should be given; `[::]` listens on both families.
     public static func start(
-        configuration: TrackerConfiguration, http: TrackerListenAddress?, udp: TrackerListenAddress?
+        configuration: TrackerConfiguration, http: Endpoint?, udp: Endpoint?,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TrackerServer {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
+        var channels: [Channel] = []
         do {
             let core = try await loop.submit {
                 NIOLoopBound(TrackerCore(configuration: configuration, loop: loop), eventLoop: loop)
             }.get()
-            var channels: [Channel] = []
             var httpAddress: SocketAddress?
             var udpAddress: SocketAddress?
             if let http {
@@ -90,7 +60,7 @@ public final class TrackerServer: Sendable {
                             try channel.pipeline.syncOperations.addHandler(HTTPTrackerHandler(core: core))
                         }
                     }
-                    .bind(host: http.host, port: http.port).get()
+                    .bind(to: http.socketAddress).get()
                 channels.append(channel)
                 httpAddress = channel.localAddress
             }
@@ -110,15 +80,14 @@ public final class TrackerServer: Sendable {
                                 UDPTrackerHandler(core: core.value))
                         }
                     }
-                    .bind(host: udp.host, port: udp.port).get()
+                    .bind(to: udp.socketAddress).get()
                 channels.append(channel)
                 udpAddress = channel.localAddress
             }
             try await loop.submit { core.value.startTimers() }.get()
-            return TrackerServer(
-                group: group, core: core, channels: channels, http: httpAddress, udp: udpAddress)
+            return TrackerServer(core: core, channels: channels, http: httpAddress, udp: udpAddress)
         } catch {
-            try? await group.shutdownGracefully()
+            for channel in channels { try? await channel.close().get() }
             throw error
         }
     }
@@ -133,11 +102,10 @@ public final class TrackerServer: Sendable {
         try await loop.submit { [core] in core.value.service.setAdmission(admission) }.get()
     }
 
-    /// Closes the sockets and stops the loop.
+    /// Closes the sockets (the event-loop group is the caller's).
     public func stop() async {
         try? await loop.submit { [core] in core.value.stopTimers() }.get()
         for channel in channels { try? await channel.close().get() }
-        try? await group.shutdownGracefully()
     }
 }
 
@@ -178,24 +146,6 @@ final class TrackerCore {
     }
 }
 
-extension TrackerIP {
-    /// The address of a NIO socket address (IPv4-mapped IPv6 becomes IPv4).
-    init?(_ address: SocketAddress?) {
-        switch address {
-        case .v4(let v4)?:
-            self = .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
-        case .v6(let v6)?:
-            var raw = v6.address.sin6_addr
-            let (high, low) = withUnsafeBytes(of: &raw) {
-                ($0.loadBigEndian(UInt64.self, at: 0), $0.loadBigEndian(UInt64.self, at: 8))
-            }
-            self.init(v6High: high, low: low)
-        default:
-            return nil
-        }
-    }
-}
-
 /// BEP 15 over a datagram channel: each packet in, one reply out, flushed once per read burst.
 final class UDPTrackerHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
@@ -212,10 +162,7 @@ final class UDPTrackerHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        guard let ip = TrackerIP(envelope.remoteAddress), let port = envelope.remoteAddress.port else {
-            return
-        }
-        let sender = TrackerEndpoint(ip: ip, port: UInt16(clamping: port))
+        guard let sender = Endpoint(envelope.remoteAddress) else { return }
         reply.removeAll(keepingCapacity: true)
         let now = core.now
         let random = core.nextRandom()
@@ -286,7 +233,7 @@ final class HTTPTrackerHandler: ChannelInboundHandler {
             response = HTTPTrackerResponse(
                 status: 405, contentType: "text/plain", body: HTTPTrackerReply.failure("only GET is served"))
         } else {
-            let source = TrackerIP(context.remoteAddress) ?? .v4(0)
+            let source = context.remoteAddress.flatMap(IPAddress.init) ?? .anyV4
             let now = core.now
             response = core.service.serveHTTP(
                 target: head.uri.utf8, source: source,

@@ -1,4 +1,5 @@
 import Crypto
+import PeerNet
 
 /// BEP 15 connection IDs without per-client state: the ID is a MAC (HMAC-SHA256, first 8 bytes)
 /// of the client's IP address and the current time window, under a key made at start. The
@@ -19,23 +20,24 @@ public struct ConnectionIDs: Sendable {
     }
 
     /// The ID to give `endpoint` at `now` (seconds).
-    public func make(for endpoint: TrackerEndpoint, now: UInt32) -> UInt64 {
+    public func make(for endpoint: Endpoint, now: UInt32) -> UInt64 {
         mac(endpoint, window: now / window)
     }
 
     /// Whether `id` was given to `endpoint` in this window or the one before.
-    public func accepts(_ id: UInt64, from endpoint: TrackerEndpoint, now: UInt32) -> Bool {
+    public func accepts(_ id: UInt64, from endpoint: Endpoint, now: UInt32) -> Bool {
         let current = now / window
         return id == mac(endpoint, window: current)
             || (current > 0 && id == mac(endpoint, window: current - 1))
     }
 
-    private func mac(_ endpoint: TrackerEndpoint, window: UInt32) -> UInt64 {
+    private func mac(_ endpoint: Endpoint, window: UInt32) -> UInt64 {
         // Three words, no padding: the window, then the address as 16 bytes (IPv4 mapped).
         var message: (UInt64, UInt64, UInt64)
-        switch endpoint.ip {
-        case .v4(let address): message = (0, 0, UInt64(0xFFFF) << 32 | UInt64(address))
-        case .v6(let high, let low): message = (0, high, low)
+        if let address = endpoint.ip.v4 {
+            message = (0, 0, UInt64(0xFFFF) << 32 | UInt64(address))
+        } else {
+            message = (0, endpoint.ip.high, endpoint.ip.low)
         }
         message.0 = UInt64(window)
         var hmac = keyed

@@ -1,5 +1,6 @@
 import BitTorrent
 import Crypto
+import PeerNet
 
 /// An HTTP answer, before any socket: status, content type and body.
 public struct HTTPTrackerResponse: Sendable, Hashable {
@@ -34,7 +35,7 @@ public struct TrackerService: Sendable {
     /// Serves one BEP 15 datagram from `sender`, appending the reply to `out`. Returns false when
     /// nothing should be sent (a packet too short to carry a transaction ID).
     public mutating func serveUDP(
-        _ packet: UnsafeRawBufferPointer, from sender: TrackerEndpoint, now: UInt32, random: UInt64,
+        _ packet: UnsafeRawBufferPointer, from sender: Endpoint, now: UInt32, random: UInt64,
         into out: inout [UInt8]
     ) -> Bool {
         let request: UDPTrackerRequest
@@ -61,7 +62,7 @@ public struct TrackerService: Sendable {
             }
             let ip = state.listedIP(source: sender.ip, claimed: announce.claimedIP)
             let family: ReplyFamilies
-            if case .v4 = sender.ip { family = .ipv4 } else { family = .ipv6 }
+            family = sender.ip.isIPv6 ? .ipv6 : .ipv4
             peers.reset()
             do {
                 let summary = try state.announce(
@@ -90,7 +91,7 @@ public struct TrackerService: Sendable {
     /// Serves one HTTP GET: `target` is the request's path and query, `source` the connection's
     /// address, `forwardedFor` its `X-Forwarded-For` header. `uptime` feeds `/stats`.
     public mutating func serveHTTP(
-        target: some Collection<UInt8>, source: TrackerIP, forwardedFor: String?, now: UInt32, random: UInt64,
+        target: some Collection<UInt8>, source: IPAddress, forwardedFor: String?, now: UInt32, random: UInt64,
         uptime: Int
     ) -> HTTPTrackerResponse {
         let request: HTTPTrackerRequest

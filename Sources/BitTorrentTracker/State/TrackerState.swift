@@ -1,4 +1,5 @@
 import BitTorrent
+import PeerNet
 
 /// Which protocol a request came over, for the statistics.
 public enum TrackerTransport: Sendable, Hashable {
@@ -90,7 +91,7 @@ public struct TrackerState: Sendable {
 
     /// The address a peer is listed under: its packet's source, or what it claims when the
     /// configuration trusts claims.
-    public func listedIP(source: TrackerIP, claimed: TrackerIP?) -> TrackerIP {
+    public func listedIP(source: IPAddress, claimed: IPAddress?) -> IPAddress {
         configuration.trustClaimedIP ? claimed ?? source : source
     }
 
@@ -98,7 +99,7 @@ public struct TrackerState: Sendable {
     /// up to `numwant` other peers of the asked `families` to `peers`, starting at a position
     /// chosen by `random`. A seed gets leechers only.
     public mutating func announce(
-        _ announce: TrackerAnnounce, from ip: TrackerIP, families: ReplyFamilies,
+        _ announce: TrackerAnnounce, from ip: IPAddress, families: ReplyFamilies,
         via transport: TrackerTransport,
         now: UInt32, random: UInt64, peers: inout CompactPeerLists
     ) throws(TrackerRequestError) -> AnnounceSummary {
@@ -151,7 +152,7 @@ public struct TrackerState: Sendable {
     /// Records the announce in `swarm` and picks the peers to send; returns the change in the
     /// peer and seed counts and the swarm's counts after it.
     private static func apply(
-        _ announce: TrackerAnnounce, from ip: TrackerIP, families: ReplyFamilies, now: UInt32, random: UInt64,
+        _ announce: TrackerAnnounce, from ip: IPAddress, families: ReplyFamilies, now: UInt32, random: UInt64,
         limits: Limits, to swarm: inout Swarm, peers: inout CompactPeerLists
     ) -> Change {
         let (v4, v6) = peerKeys(ip, port: announce.port)
@@ -282,11 +283,9 @@ public struct TrackerState: Sendable {
             seeders: seeders, leechers: leechers, completed: completed)
     }
 
-    private static func peerKeys(_ ip: TrackerIP, port: UInt16) -> (IPv4Peer?, IPv6Peer?) {
-        switch ip {
-        case .v4(let address): return (IPv4Peer(ip: address, port: port), nil)
-        case .v6(let high, let low): return (nil, IPv6Peer(high: high, low: low, port: port))
-        }
+    private static func peerKeys(_ ip: IPAddress, port: UInt16) -> (IPv4Peer?, IPv6Peer?) {
+        if let address = ip.v4 { return (IPv4Peer(ip: address, port: port), nil) }
+        return (nil, IPv6Peer(high: ip.high, low: ip.low, port: port))
     }
 }
 

@@ -1,11 +1,11 @@
 import NIOCore
 import NIOPosix
+import PeerNet
 
 /// The node on the network: SwiftNIO TCP listener and dialer around ``NodeCore``. Everything the
 /// core touches runs on the node's one event loop, so the chain, mempool and peers need no locks.
 public final class BitcoinNode: @unchecked Sendable {
     public let parameters: ChainParameters
-    let group: MultiThreadedEventLoopGroup
     let loop: any EventLoop
     let core: NodeCore
     var channels: [Int: any Channel] = [:]
@@ -14,39 +14,42 @@ public final class BitcoinNode: @unchecked Sendable {
     /// Called on the event loop after each block that moved the tip (for miners to restart).
     public var onTipChange: (@Sendable () -> Void)?
 
-    public init(parameters: ChainParameters, store: any ChainStore, clock: @escaping () -> UInt32) throws {
+    /// A node on one loop of `group` (the process's shared group by default).
+    public init(
+        parameters: ChainParameters, store: any ChainStore, clock: @escaping () -> UInt32,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws {
         self.parameters = parameters
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         var random = SystemRandomNumberGenerator()
         core = NodeCore(
             chain: try ChainState(parameters: parameters, store: store), nonce: random.next(), clock: clock)
     }
 
-    /// Listens on `host:port` (0 for any); returns the port.
-    public func listen(host: String, port: Int) async throws -> Int {
-        let bootstrap = ServerBootstrap(group: group)
+    /// Listens on `endpoint` (port 0 for any); returns the port.
+    public func listen(on endpoint: Endpoint) async throws -> Int {
+        let bootstrap = ServerBootstrap(group: loop)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(PeerHandler(node: self, inbound: true))
                 }
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
+        let channel = try await bootstrap.bind(to: endpoint.socketAddress).get()
         server = channel
-        return channel.localAddress?.port ?? port
+        return channel.localAddress?.port ?? Int(endpoint.port)
     }
 
     /// Dials a peer.
-    public func connect(host: String, port: Int) async throws {
-        _ = try await ClientBootstrap(group: group)
+    public func connect(to endpoint: Endpoint) async throws {
+        _ = try await ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(PeerHandler(node: self, inbound: false))
                 }
             }
-            .connect(host: host, port: port).get()
+            .connect(to: endpoint.socketAddress).get()
     }
 
     /// Runs `body` on the node's loop with its core (chain, mempool, peers), performing the
@@ -71,7 +74,6 @@ public final class BitcoinNode: @unchecked Sendable {
         await perform { core in
             ((), core.peers.keys.map { NodeAction.disconnect(peer: $0, reason: "shutdown") })
         }
-        try? await group.shutdownGracefully()
     }
 
     // On the loop:
@@ -80,7 +82,7 @@ public final class BitcoinNode: @unchecked Sendable {
         nextPeer += 1
         let peer = nextPeer
         channels[peer] = channel
-        let address = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        let address = channel.remoteAddress.flatMap(Endpoint.init) ?? Endpoint(ip: .anyV4, port: 0)
         execute(core.connected(peer: peer, address: address, inbound: inbound))
         return peer
     }

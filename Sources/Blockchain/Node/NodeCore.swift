@@ -1,7 +1,9 @@
+import PeerNet
+
 /// A peer as the node sees it.
 public struct PeerInfo: Sendable, Hashable {
     public let id: Int
-    public let address: String
+    public let address: Endpoint
     public let inbound: Bool
     public var version: VersionMessage?
     public var handshakeDone = false
@@ -15,8 +17,8 @@ public struct PeerInfo: Sendable, Hashable {
 public enum NodeAction: Sendable, Equatable {
     case send(peer: Int, P2PMessage)
     case disconnect(peer: Int, reason: String)
-    /// Disconnect and refuse this address from now on.
-    case ban(peer: Int, address: String, reason: String)
+    /// Disconnect and refuse this peer's IP from now on (any port).
+    case ban(peer: Int, address: IPAddress, reason: String)
 }
 
 /// The node's protocol logic, sans I/O (Bitcoin Core's `PeerManager` in small): handshake,
@@ -27,7 +29,7 @@ public final class NodeCore {
     public let chain: ChainState
     public let mempool: Mempool
     public private(set) var peers: [Int: PeerInfo] = [:]
-    public private(set) var banned: Set<String> = []
+    public private(set) var banned: Set<IPAddress> = []
     let nonce: UInt64
     let userAgent = "/PeerStack:0.1.0/"
     public var clock: () -> UInt32
@@ -62,27 +64,22 @@ public final class NodeCore {
     }
 
     /// A connection is up: an outbound one starts the handshake.
-    public func connected(peer: Int, address: String, inbound: Bool) -> [NodeAction] {
-        if inbound, banned.contains(host(address)) { return [.disconnect(peer: peer, reason: "banned")] }
+    public func connected(peer: Int, address: Endpoint, inbound: Bool) -> [NodeAction] {
+        if inbound, banned.contains(address.ip) { return [.disconnect(peer: peer, reason: "banned")] }
         peers[peer] = PeerInfo(id: peer, address: address, inbound: inbound)
         return inbound ? [] : [.send(peer: peer, .version(versionMessage()))]
     }
 
     public func disconnected(peer: Int) { peers[peer] = nil }
 
-    func host(_ address: String) -> String {
-        if let colon = address.lastIndex(of: ":") { return String(address[..<colon]) }
-        return address
-    }
-
     func misbehave(_ peer: Int, _ score: Int, _ reason: String) -> [NodeAction] {
         guard var info = peers[peer] else { return [] }
         info.misbehaviour += score
         peers[peer] = info
         guard info.misbehaviour >= 100 else { return [] }
-        banned.insert(host(info.address))
+        banned.insert(info.address.ip)
         peers[peer] = nil
-        return [.ban(peer: peer, address: host(info.address), reason: reason)]
+        return [.ban(peer: peer, address: info.address.ip, reason: reason)]
     }
 
     /// Handles one message from `peer`.

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PeerNet
 
 /// The node's local JSON-RPC over HTTP (as bitcoind's, on 127.0.0.1): `getinfo`,
 /// `getnewaddress`, `getaddress`, `getbalance`, `sendtoaddress <address> <btc>`, `generate <n>`.
@@ -16,18 +17,18 @@ public final class RPCServer: @unchecked Sendable {
         self.wallet = wallet
     }
 
-    /// Listens on `host:port`; returns the port.
-    public func start(host: String, port: Int) async throws -> Int {
-        let bootstrap = ServerBootstrap(group: node.group)
+    /// Listens on `endpoint` (on the node's event loop); returns the port.
+    public func start(on endpoint: Endpoint) async throws -> Int {
+        let bootstrap = ServerBootstrap(group: node.loop)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.pipeline.addHandler(RPCHandler(server: self))
                 }
             }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
+        let channel = try await bootstrap.bind(to: endpoint.socketAddress).get()
         self.channel = channel
-        return channel.localAddress?.port ?? port
+        return channel.localAddress?.port ?? Int(endpoint.port)
     }
 
     public func stop() async { try? await channel?.close() }

@@ -101,17 +101,17 @@ public final class DHTService: Sendable {
     }
 
     /// Nodes saved in the table file at start (bootstrap from them when no host is given).
-    public var savedNodes: [NodeAddress] {
+    public var savedNodes: [Endpoint] {
         get async { (try? await core.eventLoop.submit { [core] in core.value.savedNodes }.get()) ?? [] }
     }
 
     /// Joins through `addresses` (plus the saved table) and returns when our own ID's lookup ends.
-    public func bootstrap(_ addresses: [NodeAddress]) async -> DHTResult {
+    public func bootstrap(_ addresses: [Endpoint]) async -> DHTResult {
         await perform { node, now in node.bootstrap(from: addresses, now: now) }
     }
 
     /// Starts joining through `addresses` without waiting; ``joined()`` waits for it.
-    public func startBootstrap(_ addresses: [NodeAddress]) {
+    public func startBootstrap(_ addresses: [Endpoint]) {
         let task = Task { await self.bootstrap(addresses) }
         joining.withLock { $0 = task }
     }
@@ -128,7 +128,7 @@ public final class DHTService: Sendable {
     }
 
     /// Pings a node (a peer's BEP 5 `port` message): if it answers it joins the table.
-    public func ping(_ address: NodeAddress) {
+    public func ping(_ address: Endpoint) {
         guard !stopped.load(ordering: .acquiring) else { return }
         core.eventLoop.execute { [core] in core.value.apply { node, now in node.ping(address, now: now) } }
     }
@@ -151,67 +151,21 @@ public final class DHTService: Sendable {
     }
 
     /// Resolves `host:port` (a name, `1.2.3.4:P` or `[::1]:P`) to node addresses, or the public
-    /// routers for `public`. Blocking (getaddrinfo): call it off the event loops.
-    public static func resolve(_ text: String) throws -> [NodeAddress] {
-        if text == "public" { return try PublicBootstrap.hosts.flatMap { try resolve($0) } }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65_535).contains(port)
-        else { throw DHTServiceError.badAddress(text) }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
-        guard let node = NodeAddress(address) else { throw DHTServiceError.badAddress(text) }
-        return [node]
-    }
-}
-
-public enum DHTServiceError: Error, CustomStringConvertible, Sendable {
-    case badAddress(String)
-
-    public var description: String {
-        switch self {
-        case .badAddress(let text): return "'\(text)' is not host:port"
+    /// routers for `public`; names are looked up on a thread pool, never on an event loop.
+    public static func resolve(_ text: String) async throws -> [Endpoint] {
+        if text == "public" {
+            var all: [Endpoint] = []
+            for host in PublicBootstrap.hosts { all += try await resolve(host) }
+            return all
         }
-    }
-}
-
-extension NodeAddress {
-    /// The IP and port of a NIO socket address (IPv4-mapped IPv6 becomes IPv4).
-    init?(_ address: SocketAddress) {
-        guard let port = address.port else { return nil }
-        switch address {
-        case .v4(let v4):
-            let value = UInt32(bigEndian: v4.address.sin_addr.s_addr)
-            self.init(
-                ip: [
-                    UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF),
-                    UInt8(value & 0xFF),
-                ],
-                port: UInt16(port))
-        case .v6(let v6):
-            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-            if bytes.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] {
-                self.init(ip: Array(bytes.suffix(4)), port: UInt16(port))
-            } else {
-                self.init(ip: bytes, port: UInt16(port))
-            }
-        default:
-            return nil
-        }
-    }
-
-    var socketAddress: SocketAddress? {
-        var host = description
-        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
-        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
-        return try? SocketAddress(ipAddress: host, port: Int(port))
+        return try await HostPort(parsing: text).resolve()
     }
 }
 
 /// The loop-confined owner of the node: clock, random source, timers, waiting callers.
 final class DHTCore {
     var node: DHTNode
-    let savedNodes: [NodeAddress]
+    let savedNodes: [Endpoint]
     private let options: DHTServiceOptions
     private let loop: EventLoop
     private let clock = ContinuousClock()
@@ -263,7 +217,7 @@ final class DHTCore {
     }
 
     func received(_ bytes: [UInt8], from address: SocketAddress) {
-        guard let source = NodeAddress(address) else { return }
+        guard let source = Endpoint(address) else { return }
         if let log = options.onLog {
             switch (try? KRPCCodec.decode(bytes))?.body {
             case .query(let query)?: log("\(source) asks \(query.name)")
@@ -289,7 +243,8 @@ final class DHTCore {
         for action in actions {
             switch action {
             case .send(let bytes, let address):
-                guard let channel, let remote = address.socketAddress else { continue }
+                guard let channel else { continue }
+                let remote = address.socketAddress
                 let envelope = AddressedEnvelope(
                     remoteAddress: remote, data: channel.allocator.buffer(bytes: bytes))
                 channel.write(envelope, promise: nil)

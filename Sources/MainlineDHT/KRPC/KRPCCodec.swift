@@ -1,5 +1,6 @@
 import Bencode
 import Kademlia
+import PeerNet
 
 /// KRPC over bencode (BEP 5, with BEP 32's `nodes6`/`want`, BEP 42's `ip`, BEP 43's `ro` and
 /// BEP 44's `get`/`put`). Decoding is total and bounded: at most ``maxPacket`` bytes, depth 16,
@@ -57,7 +58,7 @@ public enum KRPCCodec {
             message = KRPCMessage(
                 transactionID: transaction, senderID: sender,
                 body: .response(try response(reply, transaction)))
-            if let ip = value["ip"]?.bytes { message.requesterAddress = NodeAddress(compact: ip) }
+            if let ip = value["ip"]?.bytes { message.requesterAddress = Endpoint(compact: ip) }
         case "e":
             guard let list = value["e"]?.list, list.count >= 2, let code = list[0].integer,
                 let text = list[1].bytes
@@ -161,7 +162,7 @@ public enum KRPCCodec {
             guard list.count <= maxValues else {
                 throw KRPCError(transactionID: transaction, reason: .tooMany("values", maxValues))
             }
-            response.values = list.compactMap { $0.bytes.flatMap(NodeAddress.init(compact:)) }
+            response.values = list.compactMap { $0.bytes.flatMap(Endpoint.init(compact:)) }
         }
         if reply["token"] != nil { response.token = try bytes(reply, "token", max: 64, transaction) }
         if let value = reply["v"] { response.value = value.encoded() }
@@ -184,7 +185,7 @@ public enum KRPCCodec {
                     let host = IPAddress(bytes: UnsafeBufferPointer(rebasing: entry[20..<(20 + ipLength)]))
                 {
                     let port = UInt16(entry[stride - 2]) << 8 | UInt16(entry[stride - 1])
-                    result.append(NodeInfo(id: id, address: NodeAddress(host: host, port: port)))
+                    result.append(NodeInfo(id: id, address: Endpoint(ip: host, port: port)))
                 }
                 offset += stride
             }

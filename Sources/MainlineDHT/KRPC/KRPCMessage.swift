@@ -1,85 +1,17 @@
 import Bencode
 import Kademlia
+import PeerNet
 
 /// A mainline DHT node ID or key (BEP 5: 160 bits).
 public typealias NodeID = KademliaID<Bits160>
-
-/// An IPv4 or IPv6 address held inline (no heap storage), so that addresses are cheap to copy,
-/// hash and keep by the hundred thousand (routing tables, rate limits, the simulator).
-public struct IPAddress: Hashable, Sendable {
-    let high: UInt64
-    let low: UInt64
-    public let isIPv6: Bool
-
-    /// 4 (IPv4) or 16 (IPv6) network-order bytes; nil for any other length.
-    public init?(bytes: some Collection<UInt8>) {
-        guard bytes.count == 4 || bytes.count == 16 else { return nil }
-        isIPv6 = bytes.count == 16
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        var index = 0
-        for byte in bytes {
-            if isIPv6 && index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
-            index += 1
-        }
-        self.high = high
-        self.low = low
-    }
-
-    /// The address bytes: 4 or 16.
-    public var bytes: [UInt8] {
-        if !isIPv6 { return (0..<4).map { UInt8(truncatingIfNeeded: low >> (24 - 8 * UInt64($0))) } }
-        return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
-            + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64($0))) }
-    }
-}
-
-/// An IP address and port as the DHT exchanges them (compact: 4 or 16 address bytes, then the
-/// port, big-endian; BEP 5 and BEP 32).
-public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
-    public let host: IPAddress
-    public let port: UInt16
-
-    public init?(ip: [UInt8], port: UInt16) {
-        guard let host = IPAddress(bytes: ip) else { return nil }
-        self.init(host: host, port: port)
-    }
-
-    public init(host: IPAddress, port: UInt16) {
-        self.host = host
-        self.port = port
-    }
-
-    /// 4 (IPv4) or 16 (IPv6) bytes.
-    public var ip: [UInt8] { host.bytes }
-    public var isIPv6: Bool { host.isIPv6 }
-    public var compact: [UInt8] { ip + [UInt8(port >> 8), UInt8(port & 0xFF)] }
-
-    /// Reads one compact address of 6 or 18 bytes.
-    public init?(compact: some Collection<UInt8>) {
-        let bytes = Array(compact)
-        guard bytes.count == 6 || bytes.count == 18 else { return nil }
-        self.init(
-            ip: Array(bytes.dropLast(2)),
-            port: UInt16(bytes[bytes.count - 2]) << 8 | UInt16(bytes[bytes.count - 1]))
-    }
-
-    public var description: String {
-        if ip.count == 4 { return ip.map(String.init).joined(separator: ".") + ":\(port)" }
-        let groups = stride(from: 0, to: 16, by: 2).map {
-            String(UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]), radix: 16)
-        }
-        return "[" + groups.joined(separator: ":") + "]:\(port)"
-    }
-}
 
 /// A node as `find_node` and `get_peers` replies carry it: ID and address (26 bytes over IPv4,
 /// 38 over IPv6).
 public struct NodeInfo: Hashable, Sendable {
     public var id: NodeID
-    public var address: NodeAddress
+    public var address: Endpoint
 
-    public init(id: NodeID, address: NodeAddress) {
+    public init(id: NodeID, address: Endpoint) {
         self.id = id
         self.address = address
     }
@@ -133,7 +65,7 @@ public struct KRPCResponse: Sendable, Hashable {
     public var nodes: [NodeInfo] = []
     public var nodes6: [NodeInfo] = []
     /// `get_peers`: peers of the torrent.
-    public var values: [NodeAddress] = []
+    public var values: [Endpoint] = []
     public var token: [UInt8]?
     /// BEP 44 `get`: the item (bencoded), and for mutable items its key, signature and seq.
     public var value: [UInt8]?
@@ -162,7 +94,7 @@ public struct KRPCMessage: Sendable, Hashable {
     /// BEP 43: the querier is read-only and must not be added to routing tables.
     public var readOnly = false
     /// BEP 42: in a response, the querier's address as the responder saw it.
-    public var requesterAddress: NodeAddress?
+    public var requesterAddress: Endpoint?
 
     public init(transactionID: [UInt8], senderID: NodeID?, body: Body) {
         self.transactionID = transactionID

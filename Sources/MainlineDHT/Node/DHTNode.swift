@@ -1,9 +1,10 @@
 import Bencode
 import Crypto
 import Kademlia
+import PeerNet
 
 /// A contact in the mainline DHT's routing table.
-public typealias DHTContact = Contact<Bits160, NodeAddress>
+public typealias DHTContact = Contact<Bits160, Endpoint>
 
 /// Identifies one operation a ``DHTNode`` runs (bootstrap, lookup, announce, get or put).
 public struct DHTOperationID: Hashable, Sendable, CustomStringConvertible {
@@ -39,7 +40,7 @@ public struct DHTResult: Sendable, Hashable {
     /// The closest nodes that answered, nearest first.
     public var closest: [NodeInfo] = []
     /// `getPeers`: peers of the torrent, in the order they were first heard of.
-    public var peers: [NodeAddress] = []
+    public var peers: [Endpoint] = []
     /// `get`: the item found (the newest, for mutable items).
     public var item: DHTItem?
     /// `getPeers` with an announce, or `put`: nodes that accepted the `announce_peer`/`put`.
@@ -53,7 +54,7 @@ public struct DHTResult: Sendable, Hashable {
 
 /// What a ``DHTNode`` wants done.
 public enum DHTAction: Sendable, Hashable {
-    case send([UInt8], to: NodeAddress)
+    case send([UInt8], to: Endpoint)
     case finished(DHTOperationID, DHTResult)
 }
 
@@ -90,7 +91,7 @@ public struct DHTNode: Sendable {
     }
 
     private struct Pending: Sendable {
-        var address: NodeAddress
+        var address: Endpoint
         var expected: NodeID?
         var purpose: Purpose
         var sentAt: KademliaTime
@@ -107,11 +108,11 @@ public struct DHTNode: Sendable {
 
     private struct Running: Sendable {
         var operation: DHTOperation
-        var lookup: Lookup<Bits160, NodeAddress>
+        var lookup: Lookup<Bits160, Endpoint>
         var phase = Phase.searching
         var tokens: [NodeID: [UInt8]] = [:]
-        var peers: [NodeAddress] = []
-        var peerSet: Set<NodeAddress> = []
+        var peers: [Endpoint] = []
+        var peerSet: Set<Endpoint> = []
         var item: DHTItem?
         var stored = 0
         var bootstrapsOutstanding = 0
@@ -131,7 +132,7 @@ public struct DHTNode: Sendable {
     public private(set) var dropped = 0
 
     public var ownID: NodeID { responder.ownID }
-    public var routing: RoutingTable<Bits160, NodeAddress> { responder.routing }
+    public var routing: RoutingTable<Bits160, Endpoint> { responder.routing }
     /// Operations still running.
     public var activeOperations: Int { running.count }
     public var outstandingQueries: Int { pending.count }
@@ -157,7 +158,7 @@ public struct DHTNode: Sendable {
     /// Joins the network through `addresses` (nodes whose IDs we do not know yet, such as
     /// `--bootstrap` hosts or a saved table): asks each for the nodes near our own ID, then looks
     /// our own ID up through what they name, which fills the routing table (BEP 5).
-    public mutating func bootstrap(from addresses: [NodeAddress], now: KademliaTime) -> (
+    public mutating func bootstrap(from addresses: [Endpoint], now: KademliaTime) -> (
         DHTOperationID, [DHTAction]
     ) {
         let (id, first) = start(.findNode(ownID), now: now)
@@ -200,7 +201,7 @@ public struct DHTNode: Sendable {
 
     /// Pings `address` (a peer's BEP 5 `port` message, a node named by a user): if it answers,
     /// it joins the routing table.
-    public mutating func ping(_ address: NodeAddress, now: KademliaTime) -> [DHTAction] {
+    public mutating func ping(_ address: Endpoint, now: KademliaTime) -> [DHTAction] {
         guard !address.isUnusable, let message = query(.ping),
             let sent = send(message, to: address, expected: nil, purpose: .ping, now: now)
         else { return [] }
@@ -210,7 +211,7 @@ public struct DHTNode: Sendable {
     // MARK: Events
 
     /// A datagram arrived from `source`.
-    public mutating func received(_ packet: [UInt8], from source: NodeAddress, now: KademliaTime)
+    public mutating func received(_ packet: [UInt8], from source: Endpoint, now: KademliaTime)
         -> [DHTAction]
     {
         let message: KRPCMessage
@@ -230,7 +231,7 @@ public struct DHTNode: Sendable {
         case .query:
             guard !settings.readOnly else { return [] }
             if settings.enforceSecureIDs, let sender = message.senderID,
-                !SecureNodeID.isValid(sender, ip: source.ip)
+                !SecureNodeID.isValid(sender, ip: source.ip.bytes)
             {
                 var readOnly = message
                 readOnly.readOnly = true  // answered, but kept out of the table
@@ -327,7 +328,7 @@ public struct DHTNode: Sendable {
     }
 
     private mutating func send(
-        _ message: KRPCMessage, to address: NodeAddress, expected: NodeID?, purpose: Purpose,
+        _ message: KRPCMessage, to address: Endpoint, expected: NodeID?, purpose: Purpose,
         now: KademliaTime, retried: Bool = false
     ) -> DHTAction? {
         guard pending.count < settings.maxPending else { return nil }
@@ -346,7 +347,7 @@ public struct DHTNode: Sendable {
         return .send(KRPCCodec.encode(message), to: address)
     }
 
-    private mutating func reply(to message: KRPCMessage, from source: NodeAddress, now: KademliaTime)
+    private mutating func reply(to message: KRPCMessage, from source: Endpoint, now: KademliaTime)
         -> [DHTAction]
     {
         var actions: [DHTAction] = []
@@ -366,8 +367,8 @@ public struct DHTNode: Sendable {
         }
     }
 
-    private mutating func learn(_ contact: NodeID, at address: NodeAddress, now: KademliaTime) {
-        if settings.enforceSecureIDs && !SecureNodeID.isValid(contact, ip: address.ip) { return }
+    private mutating func learn(_ contact: NodeID, at address: Endpoint, now: KademliaTime) {
+        if settings.enforceSecureIDs && !SecureNodeID.isValid(contact, ip: address.ip.bytes) { return }
         var heard = DHTContact(id: contact, address: address, lastSeen: now)
         heard.answered = true
         if case .pingBeforeEvicting(let oldest) = responder.routing.insert(heard, now: now) {
@@ -376,7 +377,7 @@ public struct DHTNode: Sendable {
     }
 
     private mutating func handleReply(
-        _ message: KRPCMessage, response: KRPCResponse?, from source: NodeAddress, now: KademliaTime
+        _ message: KRPCMessage, response: KRPCResponse?, from source: Endpoint, now: KademliaTime
     ) -> [DHTAction] {
         guard message.transactionID.count == 2 else {
             dropped += 1
@@ -398,7 +399,7 @@ public struct DHTNode: Sendable {
             return failed(entry, now: now, routingFailure: false) + pingEvictionCandidates(now: now)
         }
         learn(sender, at: source, now: now)
-        if let seen = message.requesterAddress { externalVotes[seen.ip, default: 0] += 1 }
+        if let seen = message.requesterAddress { externalVotes[seen.ip.bytes, default: 0] += 1 }
         if externalVotes.count > 64 { externalVotes = externalVotes.filter { $0.value > 1 } }
         var actions: [DHTAction] = []
         switch entry.purpose {
@@ -462,7 +463,7 @@ public struct DHTNode: Sendable {
     }
 
     private mutating func perform(
-        _ lookupActions: [LookupAction<Bits160, NodeAddress>], for id: Int, now: KademliaTime
+        _ lookupActions: [LookupAction<Bits160, Endpoint>], for id: Int, now: KademliaTime
     )
         -> [DHTAction]
     {
@@ -585,9 +586,9 @@ public struct DHTNode: Sendable {
     }
 }
 
-extension NodeAddress {
+extension Endpoint {
     /// Port 0 or an unspecified address: nothing can be sent there.
-    var isUnusable: Bool { port == 0 || (host.high == 0 && host.low == 0) }
+    var isUnusable: Bool { port == 0 || ip.isUnspecified }
 }
 
 /// A routing table saved to disk (BEP 5 suggests keeping it across restarts): our ID and the

@@ -1,5 +1,6 @@
 import Crypto
 import Kademlia
+import PeerNet
 
 /// Limits of the serving side of a DHT node, in one place.
 public struct DHTConfiguration: Sendable {
@@ -31,13 +32,13 @@ public struct DHTConfiguration: Sendable {
 public struct DHTResponder: Sendable {
     public let ownID: NodeID
     public let configuration: DHTConfiguration
-    public internal(set) var routing: RoutingTable<Bits160, NodeAddress>
+    public internal(set) var routing: RoutingTable<Bits160, Endpoint>
     /// Contacts the table wants pinged before it evicts them (drained by ``DHTNode``).
-    var evictionCandidates: [Contact<Bits160, NodeAddress>] = []
+    var evictionCandidates: [Contact<Bits160, Endpoint>] = []
     private var tokens: TokenSecrets
     private var limiter: RateLimiter
     /// info-hash → peer → when it announced.
-    private var peers: KeyValueStore<NodeID, [NodeAddress: KademliaTime]>
+    private var peers: KeyValueStore<NodeID, [Endpoint: KademliaTime]>
     /// BEP 44 items by target.
     private var items: KeyValueStore<NodeID, DHTItem>
     public private(set) var droppedQueries = 0
@@ -72,18 +73,18 @@ public struct DHTResponder: Sendable {
     public mutating func rotateSecret(_ secret: SymmetricKey) { tokens.rotate(to: secret) }
 
     /// Peers stored for `infoHash`, newest first.
-    public func storedPeers(_ infoHash: NodeID, now: KademliaTime) -> [NodeAddress] {
+    public func storedPeers(_ infoHash: NodeID, now: KademliaTime) -> [Endpoint] {
         (peers.get(infoHash, now: now) ?? [:])
             .filter { now - $0.value < configuration.peerTimeToLive }
             .sorted { $0.value > $1.value }.map(\.key)
     }
 
     /// Serves one query from `source`; nil means drop it (rate limit).
-    public mutating func handle(_ message: KRPCMessage, from source: NodeAddress, now: KademliaTime)
+    public mutating func handle(_ message: KRPCMessage, from source: Endpoint, now: KademliaTime)
         -> KRPCMessage?
     {
         guard case .query(let query) = message.body, let sender = message.senderID else { return nil }
-        guard limiter.allow(source.host, now: now) else {
+        guard limiter.allow(source.ip, now: now) else {
             droppedQueries += 1
             return nil
         }
@@ -101,7 +102,7 @@ public struct DHTResponder: Sendable {
         case .findNode(let target):
             fillNodes(&response, near: target, source: source, now: now)
         case .getPeers(let infoHash):
-            response.token = tokens.token(for: source.ip)
+            response.token = tokens.token(for: source.ip.bytes)
             let known = storedPeers(infoHash, now: now).filter { $0.isIPv6 == source.isIPv6 }
             if known.isEmpty {
                 fillNodes(&response, near: infoHash, source: source, now: now)
@@ -109,16 +110,16 @@ public struct DHTResponder: Sendable {
                 response.values = Array(known.prefix(configuration.maxPeersPerReply))
             }
         case .announcePeer(let infoHash, let port, let token, let impliedPort):
-            guard tokens.isValid(token, for: source.ip) else {
+            guard tokens.isValid(token, for: source.ip.bytes) else {
                 return error(203, "bad token", replyingTo: message)
             }
             let announced = impliedPort ? source.port : port
             guard announced != 0 else {
                 return error(203, "bad port", replyingTo: message)
             }
-            store(NodeAddress(host: source.host, port: announced), for: infoHash, now: now)
+            store(Endpoint(ip: source.ip, port: announced), for: infoHash, now: now)
         case .get(let target, let seq):
-            response.token = tokens.token(for: source.ip)
+            response.token = tokens.token(for: source.ip.bytes)
             fillNodes(&response, near: target, source: source, now: now)
             if let item = items.get(target, now: now) {
                 response.seq = item.seq
@@ -132,7 +133,7 @@ public struct DHTResponder: Sendable {
                 }
             }
         case .put(let put):
-            guard tokens.isValid(put.token, for: source.ip) else {
+            guard tokens.isValid(put.token, for: source.ip.bytes) else {
                 return error(203, "bad token", replyingTo: message)
             }
             let item: DHTItem
@@ -157,7 +158,7 @@ public struct DHTResponder: Sendable {
     }
 
     private func fillNodes(
-        _ response: inout KRPCResponse, near target: NodeID, source: NodeAddress, now: KademliaTime
+        _ response: inout KRPCResponse, near target: NodeID, source: Endpoint, now: KademliaTime
     ) {
         let closest = routing.closest(to: target, count: configuration.routing.k * 2, now: now)
         response.nodes = Array(
@@ -170,7 +171,7 @@ public struct DHTResponder: Sendable {
             })
     }
 
-    private mutating func store(_ peer: NodeAddress, for infoHash: NodeID, now: KademliaTime) {
+    private mutating func store(_ peer: Endpoint, for infoHash: NodeID, now: KademliaTime) {
         if peers.get(infoHash, now: now) == nil {
             guard peers.put(infoHash, [peer: now], now: now) else { return }  // full: not stored
             return

@@ -1,4 +1,5 @@
 import Crypto
+import PeerNet
 
 /// `get_peers` tokens (BEP 5): a MAC of the asker's IP under a secret that changes every five
 /// minutes; tokens under the current or the previous secret are accepted, so one lives five to
