@@ -38,7 +38,8 @@ func fuzzBitcoin(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let flags = ScriptFlags(rawValue: UInt32(selector) << 4 & 0xffff)
         var stack: [[UInt8]] = []
         let succeeded =
-            (try? Interpreter.evaluate(bytes, stack: &stack, flags: flags, checker: NoSignatureChecker())) != nil
+            (try? Interpreter.evaluate(bytes, stack: &stack, flags: flags, checker: NoSignatureChecker()))
+            != nil
         // As in Bitcoin Core, the size is checked after each opcode: a script that fails with a
         // stack-size error may leave what its last opcode pushed (OP_3DUP pushes three) on top of
         // the limit; one that succeeds never exceeds it.

@@ -26,7 +26,8 @@ func fuzzUDPTracker(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         precondition(urlData.count <= size, "URL data longer than the packet")
         var peers = CompactPeerLists()
         let ip =
-            size % 2 == 0 ? IPAddress(v4: UInt32(truncatingIfNeeded: size)) : IPAddress(v6High: 1, low: UInt64(size))
+            size % 2 == 0
+            ? IPAddress(v4: UInt32(truncatingIfNeeded: size)) : IPAddress(v6High: 1, low: UInt64(size))
         _ = try? state.announce(
             announce, from: ip, families: .both, via: .udp, now: tick, random: UInt64(size), peers: &peers)
         precondition(peers.ipv4.count % 6 == 0 && peers.ipv6.count % 18 == 0, "torn compact peer list")
