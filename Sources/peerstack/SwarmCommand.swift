@@ -219,11 +219,8 @@ struct SwarmCommand: AsyncParsableCommand {
     }
 
     static func scrape(_ url: String, _ infoHash: InfoHash) async -> ScrapeStats? {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = TrackerClient(loop: group.next())
-        let stats = try? await client.scrape(url, [infoHash], timeout: .seconds(5)).get()[infoHash]
-        try? await group.shutdownGracefully()
-        return stats
+        let client = TrackerClient(loop: MultiThreadedEventLoopGroup.singleton.next())
+        return try? await client.scrape(url, [infoHash], timeout: .seconds(5)).get()[infoHash]
     }
 }
 

@@ -73,6 +73,11 @@ public struct TorrentClientOptions: Sendable {
     public var dht: DHTService?
     /// Seconds between DHT searches once peers were found (sooner while none were).
     public var dhtInterval: Duration = .seconds(300)
+    /// The event loops the torrent's sockets run on (it takes one): the process's shared group
+    /// unless given, so a process with many torrents still has one thread per core.
+    public var group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    /// Threads for positional disk reads and writes, shared the same way.
+    public var blockingPool: NIOThreadPool = .singleton
 
     public init(directory: FilePath) {
         self.directory = directory
@@ -112,32 +117,13 @@ public final class TorrentClient: Sendable {
         onListening: @escaping @Sendable (Int) -> Void = { _ in },
         onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = NIOThreadPool(numberOfThreads: 2)
-        pool.start()
-        let result: Result<Void, Error>
-        do {
-            try await run(group: group, pool: pool, onListening: onListening, onEvent: onEvent)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        try? await pool.shutdownGracefully()
-        try? await group.shutdownGracefully()
-        try result.get()
-    }
-
-    private func run(
-        group: MultiThreadedEventLoopGroup, pool: NIOThreadPool,
-        onListening: @escaping @Sendable (Int) -> Void,
-        onEvent: @escaping @Sendable (TorrentEvent) -> Void
-    ) async throws {
-        let loop = group.next()
+        let loop = options.group.next()
+        let pool = options.blockingPool
         var generator = SystemRandomNumberGenerator()
         let peerID = Handshake.makePeerID(using: &generator)
         let seed = UInt64.random(in: 0...UInt64.max, using: &generator)
         let listener = PeerListener(maxIncoming: options.maxIncomingConnections)
-        let server = try await ServerBootstrap(group: group)
+        let server = try await ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

@@ -21,6 +21,9 @@ public struct DHTServiceOptions: Sendable {
     public var tableFile: String?
     public var configuration = DHTConfiguration()
     public var settings = DHTNode.Settings()
+    /// The event loops the node's socket runs on (it takes one); the process's shared group
+    /// unless given.
+    public var group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     /// Log lines (for `--verbose`).
     public var onLog: (@Sendable (String) -> Void)?
 
@@ -41,15 +44,12 @@ public enum PublicBootstrap {
 public final class DHTService: Sendable {
     /// The port the node listens on.
     public let port: Int
-    private let group: MultiThreadedEventLoopGroup
     private let core: NIOLoopBound<DHTCore>
     private let channel: Channel
     private let stopped = Atomic<Bool>(false)
     private let joining = Mutex<Task<DHTResult, Never>?>(nil)
 
-    private init(group: MultiThreadedEventLoopGroup, core: NIOLoopBound<DHTCore>, channel: Channel, port: Int)
-    {
-        self.group = group
+    private init(core: NIOLoopBound<DHTCore>, channel: Channel, port: Int) {
         self.core = core
         self.channel = channel
         self.port = port
@@ -59,20 +59,22 @@ public final class DHTService: Sendable {
     public static func start(_ options: DHTServiceOptions) async throws -> DHTService {
         var options = options
         if options.host.contains(":") { options.settings.ipv6 = true }  // BEP 32: an IPv6 node
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
+        let loop = options.group.next()
         let saved = options.tableFile.flatMap { try? SmallFile.read(FilePath($0), limit: 1 << 20) }.flatMap {
             RoutingSnapshot(decoding: $0)
         }
         var random = SystemRandomNumberGenerator()
         let id = options.nodeID ?? saved?.startingID(using: &random) ?? NodeID.random(using: &random)
+        let core = try await loop.submit {
+            NIOLoopBound(DHTCore(id: id, options: options, saved: saved, loop: loop), eventLoop: loop)
+        }.get()
         do {
-            let core = try await loop.submit {
-                NIOLoopBound(DHTCore(id: id, options: options, saved: saved, loop: loop), eventLoop: loop)
-            }.get()
             let channel = try await DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
+                // Any datagram whole (NIO's default of 2,048 bytes would cut a large but valid
+                // reply, e.g. a BEP 44 item with many nodes, and the codec would refuse it).
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(DHTChannelHandler(core: core.value))
@@ -80,11 +82,7 @@ public final class DHTService: Sendable {
                 }
                 .bind(host: options.host, port: options.port).get()
             try await loop.submit { core.value.started(channel: channel) }.get()
-            return DHTService(
-                group: group, core: core, channel: channel, port: channel.localAddress?.port ?? 0)
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
+            return DHTService(core: core, channel: channel, port: channel.localAddress?.port ?? 0)
         }
     }
 
@@ -138,7 +136,6 @@ public final class DHTService: Sendable {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await core.eventLoop.submit { [core] in core.value.stop() }.get()
         try? await channel.close().get()
-        try? await group.shutdownGracefully()
     }
 
     private func perform(
