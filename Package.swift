@@ -166,7 +166,11 @@ let package = Package(
         .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats"]),
         .testTarget(
             name: "PeerNetTests",
-            dependencies: ["PeerNet", .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: [
+                "PeerNet", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(

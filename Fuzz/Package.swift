@@ -64,6 +64,7 @@ let package = Package(
                 "FuzzSupport", .product(name: "Bencode", package: "PeerStack"),
                 .product(name: "BitTorrent", package: "PeerStack"),
                 .product(name: "BitTorrentTracker", package: "PeerStack"),
+                .product(name: "PeerNet", package: "PeerStack"),
             ]
         ),
     ],

@@ -2,6 +2,7 @@ import Bencode
 import BitTorrent
 import BitTorrentTracker
 import FuzzSupport
+import PeerNet
 
 nonisolated(unsafe) var service = TrackerService(configuration: TrackerConfiguration())
 nonisolated(unsafe) var tick: UInt32 = 1
@@ -14,7 +15,7 @@ func fuzzHTTPTrackerQuery(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     tick &+= 1
     _ = try? HTTPTrackerRequest.parse(target: bytes, configuration: service.configuration)
     let response = service.serveHTTP(
-        target: bytes, source: .v4(0x7F00_0001),
+        target: bytes, source: .loopbackV4,
         forwardedFor: String(decoding: bytes.prefix(40), as: UTF8.self),
         now: tick, random: UInt64(size), uptime: 1)
     if response.contentType == "text/plain" {
