@@ -34,6 +34,16 @@ final class BackgroundProgram: Sendable {
     deinit { stop() }
 
     var text: String { output.text }
+    var pid: Int32 { process.processIdentifier }
+
+    /// The program's resident memory now (VmRSS), in bytes; nil once it has exited.
+    var residentBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1_024
+    }
     var isRunning: Bool { process.isRunning }
 
     /// Waits until a line of output satisfies `match`, returning it; throws past the deadline.

@@ -1,9 +1,9 @@
 import NIOCore
 import PeerNet
 
-/// Reads a peer connection: the 68-byte handshake, then length-prefixed frames bounded by the
-/// driver's limit, each decoded and handed to the driver. Any error closes this connection
-/// only. Runs on the driver's event loop.
+/// Reads a peer connection, frames cut by PeerNet's ``FrameDecoder``: the 68-byte handshake,
+/// then BEP 3's length-prefixed messages, each decoded and handed to the driver. Any error
+/// closes this connection only. Runs on the driver's event loop.
 final class PeerChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -18,93 +18,84 @@ final class PeerChannelHandler: ChannelInboundHandler {
     private let role: Role
     private var driver: SessionDriver?
     private var key: PeerKey?
-    private var buffer: ByteBuffer?
 
     init(role: Role) {
         self.role = role
         if case .outgoing(let driver, _) = role { self.driver = driver }
     }
 
-    private var admitted = false
+    /// The largest frame any torrent accepts: a 16 KiB block with headroom, or the bitfield of
+    /// the most pieces a torrent may have (BEP 3). A torrent's own limit is checked per frame.
+    static let frameLimit = max(1 << 17, ((1 << 21) + 7) / 8 + 16)
+
+    /// Adds the framing and this handler to a new connection's pipeline (after PeerNet's guard).
+    static func install(on channel: any Channel, role: Role) throws {
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(
+                FrameDecoder(LengthPrefixedFormat(maxFrameLength: frameLimit, preamble: Handshake.length))))
+        try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(role: role))
+    }
 
     func channelActive(context: ChannelHandlerContext) {
-        switch role {
-        case .outgoing(let driver, _):
+        if case .outgoing(let driver, _) = role {
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
-        case .incoming(let listener):
-            admitted = listener.admit()
-            if !admitted {
-                context.close(promise: nil)
-                return
-            }
         }
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if buffer == nil {
-            buffer = incoming
-        } else {
-            buffer?.writeBuffer(&incoming)
-        }
+        var frame = unwrapInboundIn(data)
         do {
-            try process(context: context)
+            if key == nil {
+                try handshake(frame, context: context)
+            } else if let driver, let key {
+                try message(&frame, driver: driver, key: key)
+            }
         } catch {
             fail(context: context, error)
         }
-        if let readerIndex = buffer?.readerIndex, readerIndex > 1 << 16 { buffer?.discardReadBytes() }
     }
 
-    private func process(context: ChannelHandlerContext) throws {
-        guard var bytes = buffer else { return }
-        defer { buffer = bytes }
-        if key == nil {
-            guard bytes.readableBytes >= Handshake.length, let raw = bytes.readBytes(length: Handshake.length)
-            else {
-                return
+    private func handshake(_ frame: ByteBuffer, context: ChannelHandlerContext) throws {
+        let handshake = try Handshake(decoding: frame.readableBytesView)
+        let address = context.channel.remoteAddress.flatMap(Endpoint.init)
+        switch role {
+        case .outgoing(let driver, let dialled):
+            key = driver.register(context.channel, address: dialled, outgoing: true, handshake: handshake)
+        case .incoming(let listener):
+            guard let driver = listener.driver(for: handshake.infoHash), let address else {
+                throw PeerWireError.wrongInfoHash(handshake.infoHash)
             }
-            let handshake = try Handshake(decoding: raw)
-            let address = context.channel.remoteAddress.flatMap(Endpoint.init)
-            switch role {
-            case .outgoing(let driver, let dialled):
-                key = driver.register(context.channel, address: dialled, outgoing: true, handshake: handshake)
-            case .incoming(let listener):
-                guard let driver = listener.driver(for: handshake.infoHash), let address else {
-                    throw PeerWireError.wrongInfoHash(handshake.infoHash)
-                }
-                self.driver = driver
-                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
-                key = driver.register(
-                    context.channel, address: address, outgoing: false, handshake: handshake)
-            }
+            self.driver = driver
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
+            key = driver.register(context.channel, address: address, outgoing: false, handshake: handshake)
         }
-        guard let driver, let key else { return }
+        ConnectionGuard.handshakeCompleted(context.channel)
+    }
+
+    private func message(_ frame: inout ByteBuffer, driver: SessionDriver, key: PeerKey) throws {
+        let length = frame.readableBytes - 4
         let limit = driver.maxFrameLength
-        while bytes.readableBytes >= 4, let length = bytes.getInteger(at: bytes.readerIndex, as: UInt32.self)
+        guard length <= limit else { throw PeerWireError.frameTooLong(length: length, limit: limit) }
+        frame.moveReaderIndex(forwardBy: 4)
+        let message: PeerMessage
+        if length >= 9, frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 7,
+            let piece = frame.getInteger(at: frame.readerIndex + 1, as: UInt32.self),
+            let offset = frame.getInteger(at: frame.readerIndex + 5, as: UInt32.self)
         {
-            guard Int(length) <= limit else {
-                throw PeerWireError.frameTooLong(length: Int(length), limit: limit)
-            }
-            guard bytes.readableBytes >= 4 + Int(length) else { break }
-            bytes.moveReaderIndex(forwardBy: 4)
-            let message: PeerMessage
-            if length >= 9, bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) == 7,
-                let piece = bytes.getInteger(at: bytes.readerIndex + 1, as: UInt32.self),
-                let offset = bytes.getInteger(at: bytes.readerIndex + 5, as: UInt32.self)
-            {
-                // Blocks are most of the traffic: read the data straight out, one copy.
-                bytes.moveReaderIndex(forwardBy: 9)
-                guard let data = bytes.readBytes(length: Int(length) - 9) else { break }
-                message = .piece(piece: Int(piece), offset: Int(offset), data: data)
-            } else {
-                guard let body = bytes.readBytes(length: Int(length)) else { break }
-                message = try PeerWireCodec.decode(body[...])
-            }
-            driver.received(message, from: key)
-            // The driver may have closed this connection while handling the message.
-            guard context.channel.isActive else { return }
+            // Blocks are most of the traffic: read the data straight out, one copy.
+            frame.moveReaderIndex(forwardBy: 9)
+            message = .piece(
+                piece: Int(piece), offset: Int(offset), data: frame.readBytes(length: length - 9) ?? [])
+        } else {
+            message = try PeerWireCodec.decode(ArraySlice(frame.readableBytesView))
         }
+        driver.received(message, from: key)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let key, context.channel.isWritable { driver?.writable(key) }
+        context.fireChannelWritabilityChanged()
     }
 
     private func fail(context: ChannelHandlerContext, _ error: Error) {
@@ -113,9 +104,12 @@ final class PeerChannelHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .incoming(let listener) = role, admitted { listener.release() }
-        admitted = false
-        if let key { driver?.disconnected(key) }
+        if let key {
+            driver?.disconnected(key)
+        } else if case .outgoing(let driver, let address) = role {
+            // Closed before the handshake: the dial failed, and the slot is free again.
+            driver.connectFailed(address)
+        }
         key = nil
         context.fireChannelInactive()
     }

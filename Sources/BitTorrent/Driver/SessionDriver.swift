@@ -1,3 +1,4 @@
+import DequeModule
 import NIOCore
 import NIOPosix
 import PeerNet
@@ -25,6 +26,13 @@ final class SessionDriver: @unchecked Sendable {
     private var savingResume = false
     /// Reading from peers is paused while storage is this far behind.
     private var readsPaused = false
+    /// Blocks peers asked for, read from disk a few at a time per peer and only while the peer
+    /// takes what we send (its connection is writable): a peer that never reads costs its
+    /// request queue, not the blocks.
+    private var uploads: [PeerKey: UploadQueue] = [:]
+    static let readsInFlightPerPeer = 8
+    /// Limits of every peer connection (the handshake deadline, backpressure).
+    let connectionLimits: ConnectionLimits
     static let backlogHigh = 24 << 20
     static let backlogLow = 8 << 20
     private(set) var finished: EventLoopPromise<Void>
@@ -37,9 +45,10 @@ final class SessionDriver: @unchecked Sendable {
 
     init(
         session: TorrentSession, loop: EventLoop, pool: NIOThreadPool, directory: FilePath, keepSeeding: Bool,
-        workers: Int, onEvent: @escaping @Sendable (TorrentEvent) -> Void
+        workers: Int, connectionLimits: ConnectionLimits, onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) {
         self.session = session
+        self.connectionLimits = connectionLimits
         self.loop = loop
         self.pool = pool
         self.directory = directory
@@ -145,7 +154,7 @@ final class SessionDriver: @unchecked Sendable {
         let key = PeerKey(nextKey)
         nextKey += 1
         channels[key] = channel
-        if readsPaused { channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+        if readsPaused { ConnectionGuard.setReadingPaused(channel, true) }
         perform(
             session.peerConnected(key, address: address, outgoing: outgoing, handshake: handshake, now: now))
         if channels[key] != nil { onEvent(.peerConnected(address, outgoing: outgoing)) }
@@ -162,24 +171,51 @@ final class SessionDriver: @unchecked Sendable {
 
     func disconnected(_ key: PeerKey) {
         channels[key] = nil
+        uploads[key] = nil
         dirty.remove(key)
         perform(session.peerDisconnected(key, now: now))
     }
 
+    /// A dial that failed, or a connection closed before its handshake.
+    func connectFailed(_ address: Endpoint) {
+        session.connectFailed(address, now: now)
+    }
+
     private func connect(_ address: Endpoint) {
-        let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(5))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: peerReceiveAllocator)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        PeerChannelHandler(role: .outgoing(self, address)))
-                }
-            }
-        bootstrap.connect(to: address.socketAddress).whenFailure { _ in
-            self.session.connectFailed(address, now: self.now)
+        TCPDialer.connect(
+            to: address, on: loop, limits: connectionLimits, receiveAllocator: peerReceiveAllocator
+        ) { channel in
+            try PeerChannelHandler.install(on: channel, role: .outgoing(self, address))
         }
+        .whenFailure { _ in self.connectFailed(address) }
+    }
+
+    // MARK: Uploads
+
+    /// The peer's connection can take more: read the next blocks it asked for.
+    func writable(_ key: PeerKey) {
+        pumpUploads(key)
+    }
+
+    private func pumpUploads(_ key: PeerKey) {
+        guard let storage, var queue = uploads[key], let channel = channels[key] else { return }
+        while queue.inFlight < Self.readsInFlightPerPeer, channel.isWritable,
+            let request = queue.waiting.popFirst()
+        {
+            guard session.stillWanted(request, by: key) else { continue }
+            queue.inFlight += 1
+            storage.read(request, on: loop).whenComplete { result in
+                self.uploads[key]?.inFlight -= 1
+                switch result {
+                case .success(let data):
+                    self.perform(self.session.blockRead(request, for: key, data: data, now: self.now))
+                case .failure(let error):
+                    self.log("cannot read \(request): \(error)")
+                }
+                self.pumpUploads(key)
+            }
+        }
+        uploads[key] = queue
     }
 
     // MARK: Actions
@@ -235,15 +271,9 @@ final class SessionDriver: @unchecked Sendable {
                     self.applyBackpressure()
                 }
             case .read(let request, let key):
-                guard let storage else { continue }
-                storage.read(request, on: loop).whenComplete { result in
-                    switch result {
-                    case .success(let data):
-                        self.perform(self.session.blockRead(request, for: key, data: data, now: self.now))
-                    case .failure(let error):
-                        self.log("cannot read \(request): \(error)")
-                    }
-                }
+                guard channels[key] != nil else { continue }
+                uploads[key, default: UploadQueue()].waiting.append(request)
+                pumpUploads(key)
             case .metadataReceived(let info):
                 onEvent(.metadataReceived(name: info.name))
                 openStorage(info).whenFailure { self.storageFailed($0) }
@@ -280,10 +310,7 @@ final class SessionDriver: @unchecked Sendable {
         } else {
             return
         }
-        for channel in channels.values {
-            channel.setOption(.autoRead, value: !readsPaused).whenComplete { _ in }
-            if !readsPaused { channel.read() }
-        }
+        for channel in channels.values { ConnectionGuard.setReadingPaused(channel, readsPaused) }
     }
 
     private func storageFailed(_ error: Error) {
@@ -349,30 +376,19 @@ final class SessionDriver: @unchecked Sendable {
     }
 }
 
+/// A peer's requested blocks: waiting to be read from disk, and reads under way.
+struct UploadQueue {
+    var waiting = Deque<BlockRequest>()
+    var inFlight = 0
+}
+
 /// Reads of up to 256 KiB per syscall when a peer streams blocks.
 let peerReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1_024, initial: 16_384, maximum: 262_144)
 
-/// Accepts incoming connections and hands each to the torrent named in its handshake.
+/// Hands each incoming connection to the torrent named in its handshake (admission and limits
+/// are PeerNet's ``TCPListener``'s).
 final class PeerListener: Sendable {
     private let drivers = Mutex<[InfoHash: SessionDriver]>([:])
-    private let incoming = Atomic<Int>(0)
-    /// Most incoming connections at once, over every torrent.
-    let maxIncoming: Int
-
-    init(maxIncoming: Int = 200) {
-        self.maxIncoming = maxIncoming
-    }
-
-    /// Counts a new incoming connection; false when the cap is reached (close it).
-    func admit() -> Bool {
-        if incoming.wrappingAdd(1, ordering: .relaxed).newValue > maxIncoming {
-            incoming.wrappingSubtract(1, ordering: .relaxed)
-            return false
-        }
-        return true
-    }
-
-    func release() { incoming.wrappingSubtract(1, ordering: .relaxed) }
 
     func add(_ driver: SessionDriver) { drivers.withLock { $0[driver.session.infoHash] = driver } }
     func remove(_ infoHash: InfoHash) { _ = drivers.withLock { $0.removeValue(forKey: infoHash) } }

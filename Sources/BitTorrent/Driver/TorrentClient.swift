@@ -63,9 +63,16 @@ public struct TorrentClientOptions: Sendable {
     /// Indices of the files to download (nil: all).
     public var fileSelection: [Int]?
     public var session = SessionConfiguration()
-    /// Most incoming connections at once (each torrent also caps its own peers,
-    /// ``SessionConfiguration/maxPeers``).
-    public var maxIncomingConnections = 200
+    /// Limits of every peer connection: a peer must complete the BEP 3 handshake within 15 s,
+    /// one that sends nothing for 5 minutes is dropped (the session drops one silent for
+    /// ``SessionConfiguration/idleTimeout`` first), and one that does not read what we send stops
+    /// being read and served, and is dropped past 8 MiB queued.
+    public var connectionLimits = ConnectionLimits(handshakeTimeout: .seconds(15), idleTimeout: .seconds(300))
+    /// Admission of incoming connections: most at once over every torrent (each torrent also
+    /// caps its own peers, ``SessionConfiguration/maxPeers``), most per IP (loopback exempt), and
+    /// most still in their handshake (past it the oldest is closed).
+    public var admission = ConnectionLimiter.Configuration(
+        maxConnections: 200, maxPerIP: 8, maxHandshaking: 64)
     /// Threads for hashing when checking existing data.
     public var hashWorkers = Machine.coreCount
     /// A DHT node to find peers through and announce to (BEP 5); shared by all torrents of a
@@ -122,37 +129,42 @@ public final class TorrentClient: Sendable {
         var generator = SystemRandomNumberGenerator()
         let peerID = Handshake.makePeerID(using: &generator)
         let seed = UInt64.random(in: 0...UInt64.max, using: &generator)
-        let listener = PeerListener(maxIncoming: options.maxIncomingConnections)
-        let server = try await ServerBootstrap(group: loop)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.recvAllocator, value: peerReceiveAllocator)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        PeerChannelHandler(role: .incoming(listener)))
-                }
-            }
-            .bind(host: options.listenHost, port: options.listenPort).get()
-        let port = server.localAddress?.port ?? options.listenPort
+        let listener = PeerListener()
+        let listenIP: IPAddress
+        do {
+            listenIP = try IPAddress(parsing: options.listenHost)
+        } catch {
+            throw StorageError(path: options.listenHost, reason: "cannot listen there: \(error)")
+        }
+        var listening = TCPListener.Configuration(
+            limits: options.connectionLimits, admission: options.admission)
+        listening.backlog = 64
+        listening.receiveAllocator = peerReceiveAllocator
+        let server = try await TCPListener.bind(
+            on: Endpoint(ip: listenIP, port: UInt16(clamping: options.listenPort)), group: loop,
+            configuration: listening
+        ) { channel in
+            try PeerChannelHandler.install(on: channel, role: .incoming(listener))
+        }
+        let port = Int(server.localAddress?.port ?? UInt16(clamping: options.listenPort))
         onListening(port)
 
-        var configuration = options.session
-        configuration.listenPort = UInt16(clamping: port)
+        var sessionConfiguration = options.session
+        sessionConfiguration.listenPort = UInt16(clamping: port)
         let dht = metainfo?.info.isPrivate == true ? nil : options.dht
-        if let dht { configuration.dhtPort = UInt16(clamping: dht.port) }
+        if let dht { sessionConfiguration.dhtPort = UInt16(clamping: dht.port) }
         let session =
             metainfo.map {
-                TorrentSession(info: $0.info, peerID: peerID, configuration: configuration, seed: seed)
+                TorrentSession(info: $0.info, peerID: peerID, configuration: sessionConfiguration, seed: seed)
             }
-            ?? TorrentSession(infoHash: infoHash, peerID: peerID, configuration: configuration, seed: seed)
+            ?? TorrentSession(
+                infoHash: infoHash, peerID: peerID, configuration: sessionConfiguration, seed: seed)
         let options = self.options
         let driver = try await loop.submit {
             SessionDriver(
                 session: session, loop: loop, pool: pool, directory: options.directory,
                 keepSeeding: options.seed,
-                workers: options.hashWorkers, onEvent: onEvent)
+                workers: options.hashWorkers, connectionLimits: options.connectionLimits, onEvent: onEvent)
         }.get()
         let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
         let roots = try options.trackerCertificates.map { try NIOSSLCertificate.fromPEMFile($0.string) } ?? []
@@ -195,7 +207,7 @@ public final class TorrentClient: Sendable {
         }
         listener.remove(infoHash)
         try await loop.flatSubmit { driver.stop() }.get()
-        try await server.close().get()
+        await server.close()
         if let failure = try await loop.submit({ driver.failure }).get() { throw failure }
     }
 

@@ -68,6 +68,8 @@ public struct TorrentSession: Sendable {
         var size: Int?
         var pieces: [Int: [UInt8]] = [:]
         var requestedAt: [Int: Moment] = [:]
+        /// Who sent each piece: the culprit when only one peer sent them all and they fail.
+        var sources: [Int: PeerKey] = [:]
 
         var pieceCount: Int {
             size.map { ($0 + MetadataMessage.pieceLength - 1) / MetadataMessage.pieceLength } ?? 0
@@ -84,14 +86,26 @@ public struct TorrentSession: Sendable {
     public private(set) var isReady = false
     var peers: [PeerKey: Peer] = [:]
     var known: [Endpoint: KnownPeer] = [:]
+    /// Banned peers and strikes are kept by IP (a peer cannot escape by changing its port),
+    /// except on loopback, where local peers differ only by port: see ``banKey(_:)``.
     private var bannedAddresses: Set<Endpoint> = []
     private var bannedPeerIDs: Set<[UInt8]> = []
     private var strikes: [Endpoint: Int] = [:]
+
+    /// What a ban or strike is recorded under: the IP (port 0), or the whole endpoint on loopback.
+    static func banKey(_ address: Endpoint) -> Endpoint {
+        address.ip.isLoopback ? address : Endpoint(ip: address.ip, port: 0)
+    }
     /// Per piece, which peer sent each block: the suspects if the piece fails.
     private var contributors: [Int: [Int: Endpoint]] = [:]
     /// Per failed piece, each block's digest and sender, to find the culprit once it passes.
     private var failedBlocks: [Int: [Int: [(peer: Endpoint, digest: [UInt8])]]] = [:]
     private var metadata = MetadataAssembly()
+    /// Metadata sizes (BEP 9 `metadata_size`) whose assembled dictionary failed the info-hash,
+    /// with the count: a size that failed twice is no longer believed.
+    private var failedMetadataSizes: [Int: Int] = [:]
+    /// Most `have`s kept per peer before the metadata says how many pieces there are.
+    static let maxPendingHaves = 4_096
     private var rng: SplitMix64
     private var lastTick: Moment?
     private var lastChoke: Moment?
@@ -145,7 +159,7 @@ public struct TorrentSession: Sendable {
     public var downloadRate: Double { peers.values.reduce(0) { $0 + $1.download.rate } }
     public var uploadRate: Double { peers.values.reduce(0) { $0 + $1.upload.rate } }
     public var knownPeerCount: Int { known.count }
-    public func isBanned(_ address: Endpoint) -> Bool { bannedAddresses.contains(address) }
+    public func isBanned(_ address: Endpoint) -> Bool { bannedAddresses.contains(Self.banKey(address)) }
     /// Addresses of the connected peers.
     public var peerAddresses: [Endpoint] { peers.keys.sorted().compactMap { peers[$0]?.address } }
 
@@ -209,7 +223,7 @@ public struct TorrentSession: Sendable {
 
     /// Remembers peers to connect to (from trackers, PEX, the command line).
     public mutating func addPeers(_ addresses: [Endpoint]) {
-        for address in addresses where known[address] == nil && !bannedAddresses.contains(address) {
+        for address in addresses where known[address] == nil && !isBanned(address) {
             guard known.count < configuration.maxKnownPeers else { return }
             known[address] = KnownPeer()
         }
@@ -229,10 +243,11 @@ public struct TorrentSession: Sendable {
         }
         if handshake.peerID == peerID {
             if outgoing { known[address] = nil }
-            bannedAddresses.insert(address)
+            bannedAddresses.insert(address)  // ourselves: this endpoint only
             return [.close(key, reason: PeerWireError.connectedToSelf.description, ban: true)]
         }
-        if bannedAddresses.contains(address) || bannedPeerIDs.contains(handshake.peerID) {
+        if isBanned(address) || bannedAddresses.contains(address) || bannedPeerIDs.contains(handshake.peerID)
+        {
             return [.close(key, reason: "banned", ban: true)]
         }
         guard peers.count < configuration.maxPeers else {
@@ -298,6 +313,9 @@ public struct TorrentSession: Sendable {
         if !peer.outstanding.isEmpty {
             for other in peers.keys.sorted() { actions += fillRequests(other, now) }
         }
+        if info == nil, peer.metadataSize != nil, chooseMetadataSize() {
+            for other in peers.keys.sorted() { actions += requestMetadata(other, now) }
+        }
         if peer.optimistic || !peer.amChoking { actions += runChoker(now: now, rotateOptimistic: false) }
         return actions
     }
@@ -360,7 +378,9 @@ public struct TorrentSession: Sendable {
         case .have(let piece):
             try checkPiece(piece)
             guard let picker else {
-                if (peers[key]?.pendingHaves.count ?? 0) < 1 << 20 { peers[key]?.pendingHaves.insert(piece) }
+                if (peers[key]?.pendingHaves.count ?? 0) < Self.maxPendingHaves {
+                    peers[key]?.pendingHaves.insert(piece)
+                }
                 return []
             }
             if peers[key]?.has != nil {
@@ -514,8 +534,10 @@ public struct TorrentSession: Sendable {
                 peers[key]?.requestQueueLimit = max(1, min(reqq, 2_000))
             }
             peers[key]?.metadataSize = handshake.metadataSize
-            if info == nil, let size = handshake.metadataSize, metadata.size == nil {
-                metadata.size = size
+            if info == nil, chooseMetadataSize() {
+                var actions: [SessionAction] = []
+                for other in peers.keys.sorted() { actions += requestMetadata(other, now) }
+                return actions
             }
             return requestMetadata(key, now)
         case Self.metadataID:
@@ -528,6 +550,28 @@ public struct TorrentSession: Sendable {
         default:
             return []
         }
+    }
+
+    /// Takes the metadata size that most peers report (one peer lying about it cannot stall the
+    /// fetch: the others' size wins, and a size whose dictionary failed twice is dropped). True
+    /// when the size changed (what was assembled is dropped).
+    private mutating func chooseMetadataSize() -> Bool {
+        var votes: [Int: Int] = [:]
+        for peer in peers.values {
+            if let size = peer.metadataSize, failedMetadataSizes[size, default: 0] < 2 {
+                votes[size, default: 0] += 1
+            }
+        }
+        let best = votes.max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key
+        if let current = metadata.size, let currentVotes = votes[current],
+            currentVotes >= votes[best ?? current] ?? 0
+        {
+            return false
+        }
+        guard best != metadata.size else { return false }
+        metadata = MetadataAssembly()
+        metadata.size = best
+        return best != nil
     }
 
     private mutating func requestMetadata(_ key: PeerKey, _ now: Moment) -> [SessionAction] {
@@ -577,20 +621,33 @@ public struct TorrentSession: Sendable {
                     "ut_metadata piece \(piece) does not fit a \(size)-byte info dictionary")
             }
             metadata.pieces[piece] = bytes
+            metadata.sources[piece] = key
             guard metadata.pieces.count == metadata.pieceCount else { return [] }
             var assembled: [UInt8] = []
             for index in 0..<metadata.pieceCount { assembled += metadata.pieces[index] ?? [] }
-            metadata = MetadataAssembly()
+            let senders = Set(metadata.sources.values)
+            metadata.pieces = [:]
+            metadata.requestedAt = [:]
+            metadata.sources = [:]
             guard Metainfo.hash(assembled) == infoHash,
                 let node = try? BencodeDecoder(mode: .lenient, limits: MetainfoLimits.standard.bencode)
                     .decodeNode(assembled),
                 let parsed = try? InfoDictionary(node: node)
             else {
-                // Start over; whoever sent the bad piece is not known, so nobody is banned.
+                // Start over. A peer that sent every piece is the culprit and is dropped;
+                // otherwise nobody is known, and the size itself loses credit.
                 var actions: [SessionAction] = []
+                failedMetadataSizes[size, default: 0] += 1
+                if senders.count == 1, let culprit = senders.first {
+                    peers[culprit]?.metadataSize = nil
+                    actions += close(
+                        culprit, reason: "sent metadata that does not match the info-hash", ban: false)
+                }
+                _ = chooseMetadataSize()
                 for other in peers.keys.sorted() { actions += requestMetadata(other, now) }
                 return actions
             }
+            metadata = MetadataAssembly()
             setInfo(parsed, bytes: assembled)
             return [.metadataReceived(parsed)]
         }
@@ -645,8 +702,8 @@ public struct TorrentSession: Sendable {
                     now: now)
             } else {
                 for suspect in suspects.sorted(by: { $0.description < $1.description }) {
-                    strikes[suspect, default: 0] += 1
-                    if let count = strikes[suspect], count >= configuration.maxStrikes {
+                    strikes[Self.banKey(suspect), default: 0] += 1
+                    if let count = strikes[Self.banKey(suspect)], count >= configuration.maxStrikes {
                         actions += ban(suspect, reason: "took part in \(count) pieces that failed", now: now)
                     }
                 }
@@ -654,6 +711,13 @@ public struct TorrentSession: Sendable {
         }
         for key in peers.keys.sorted() { actions += fillRequests(key, now) }
         return actions
+    }
+
+    /// Whether a block the peer asked for is still to be sent (not cancelled, the peer not
+    /// choked since): the driver asks before reading it from disk.
+    public func stillWanted(_ request: BlockRequest, by key: PeerKey) -> Bool {
+        guard let peer = peers[key] else { return false }
+        return !peer.amChoking && peer.incoming.contains(request)
     }
 
     /// A block from a `.read` action is ready to send.
@@ -725,7 +789,7 @@ public struct TorrentSession: Sendable {
         for address in known.keys.sorted(by: { $0.description < $1.description }) {
             guard budget > 0 else { break }
             guard var entry = known[address], !entry.connected, entry.nextAttempt <= now,
-                !connected.contains(address), !bannedAddresses.contains(address)
+                !connected.contains(address), !isBanned(address), !bannedAddresses.contains(address)
             else { continue }
             entry.connected = true
             known[address] = entry
@@ -895,11 +959,12 @@ public struct TorrentSession: Sendable {
     }
 
     private mutating func ban(_ address: Endpoint, reason: String, now: Moment) -> [SessionAction] {
-        guard !bannedAddresses.contains(address) else { return [] }
-        bannedAddresses.insert(address)
-        known[address] = nil
+        let banned = Self.banKey(address)
+        guard !bannedAddresses.contains(banned) else { return [] }
+        bannedAddresses.insert(banned)
+        for known in known.keys where Self.banKey(known) == banned { self.known[known] = nil }
         var actions: [SessionAction] = [.banned(address, reason: reason)]
-        for key in peers.keys.sorted() where peers[key]?.address == address {
+        for key in peers.keys.sorted() where peers[key].map({ Self.banKey($0.address) }) == banned {
             if let id = peers[key]?.peerID { bannedPeerIDs.insert(id) }
             actions += close(key, reason: "banned: \(reason)", ban: true)
         }

@@ -25,12 +25,18 @@ public final class PieceStorage: Sendable {
     public let paths: [FilePath]
     private let pool: NIOThreadPool
     private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
+    /// Read-only descriptors replaced by writable ones: another thread may be in a `pread` on
+    /// one, so it is closed only with the storage (closing it at once could let the number be
+    /// reused for another file under that read, and a piece would fail its hash).
+    private let retired = Mutex<[SystemPackage.FileDescriptor]>([])
     private let written = Mutex<Set<Int>>([])
     private let cache = Mutex(PieceCache())
     private let pendingBytes = Atomic<Int>(0)
 
-    /// Bytes handed to `write` that are not yet on disk (or discarded): what the driver
-    /// watches to stop reading from peers when the disk falls behind.
+    /// Bytes handed to `write` on their way to the disk and not yet written: what the driver
+    /// watches to stop reading from peers when the disk falls behind. Blocks held in memory for
+    /// unverified pieces do not count (the cache limit bounds them, and they wait for more blocks
+    /// from peers: pausing reads for them could wait forever).
     public var backlog: Int { pendingBytes.load(ordering: .relaxed) }
     /// Most bytes of unverified pieces held in memory; past it blocks go straight to disk.
     public let cacheLimit: Int
@@ -58,12 +64,15 @@ public final class PieceStorage: Sendable {
         open.withLock { files in
             for entry in files.values { try? entry.descriptor.close() }
         }
+        retired.withLock { descriptors in
+            for descriptor in descriptors { try? descriptor.close() }
+        }
     }
 
     private func descriptor(_ index: Int, writable: Bool) throws -> SystemPackage.FileDescriptor {
         try open.withLock { files in
             if let entry = files[index], entry.writable || !writable { return entry.descriptor }
-            if let entry = files[index] { try? entry.descriptor.close() }
+            if let entry = files[index] { retired.withLock { $0.append(entry.descriptor) } }
             let path = paths[index]
             let descriptor: SystemPackage.FileDescriptor
             if writable {
@@ -110,7 +119,6 @@ public final class PieceStorage: Sendable {
     public func write(_ request: BlockRequest, data: [UInt8], on loop: EventLoop) -> EventLoopFuture<Void> {
         let pieceSize = info.pieceSize(request.piece)
         let limit = cacheLimit
-        pendingBytes.wrappingAdd(data.count, ordering: .relaxed)
         let cached = cache.withLock { cache -> Bool in
             if cache.pieces[request.piece] == nil {
                 guard !cache.writtenThrough.contains(request.piece), cache.bytes + pieceSize <= limit else {
@@ -129,6 +137,7 @@ public final class PieceStorage: Sendable {
             return true
         }
         if cached { return loop.makeSucceededVoidFuture() }
+        pendingBytes.wrappingAdd(data.count, ordering: .relaxed)
         return pool.runIfActive(eventLoop: loop) {
             defer { self.pendingBytes.wrappingSubtract(data.count, ordering: .relaxed) }
             let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
@@ -193,7 +202,6 @@ public final class PieceStorage: Sendable {
                 cache.bytes -= entry.buffer.count
                 return entry
             }
-            defer { if let entry { self.pendingBytes.wrappingSubtract(entry.filled, ordering: .relaxed) } }
             let data = try entry?.buffer ?? self.readRange(self.layout.pieceRange(piece))
             // A reused buffer holds an older piece's bytes until every block is written over it.
             let complete = entry.map { $0.filled == $0.buffer.count } ?? true
