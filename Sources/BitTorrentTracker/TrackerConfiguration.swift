@@ -44,6 +44,18 @@ public struct TrackerConfiguration: Sendable {
     public var connectionIDWindow = 60
     /// Longest HTTP request line the tracker reads.
     public var maxRequestLength = 8_192
+    /// HTTP connections: at most 4,096 at once (past that the oldest is closed for a new one),
+    /// 64 per IP (loopback exempt), closed after 30 s of silence; a client that does not read
+    /// its replies stops being read past 64 KiB queued and is dropped past 256 KiB.
+    public var httpConnections = TCPListener.Configuration(
+        limits: ConnectionLimits(
+            handshakeTimeout: nil, idleTimeout: .seconds(30), writeBufferHighWater: 64 << 10,
+            writeBufferLowWater: 16 << 10, maxQueuedBytes: 256 << 10),
+        admission: ConnectionLimiter.Configuration(maxConnections: 4_096, maxPerIP: 64, maxHandshaking: 4_096)
+    )
+    /// Each HTTP request must arrive whole within 10 s (slowloris), with a body of at most
+    /// 16 KiB (a tracker GET has none).
+    public var httpRequests = HTTPRequestLimits(requestTimeout: .seconds(10), maxBodyBytes: 16 << 10)
 
     public init() {}
 }

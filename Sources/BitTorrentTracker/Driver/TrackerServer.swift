@@ -43,24 +43,21 @@ public final class TrackerServer: Sendable {
             var httpAddress: SocketAddress?
             var udpAddress: SocketAddress?
             if let http {
-                let channel = try await ServerBootstrap(group: loop)
-                    .serverChannelOption(.backlog, value: 256)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            let core = core.value
-                            guard core.httpConnections < core.maxHTTPConnections else {
-                                throw ChannelError.inputClosed
-                            }
-                            try channel.pipeline.syncOperations.addHandler(
-                                IdleStateHandler(readTimeout: .seconds(30)))
-                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                                withPipeliningAssistance: true, withErrorHandling: true)
-                            try channel.pipeline.syncOperations.addHandler(HTTPTrackerHandler(core: core))
-                        }
-                    }
-                    .bind(to: http.socketAddress).get()
+                let requestLimits = configuration.httpRequests
+                var listening = configuration.httpConnections
+                listening.backlog = max(listening.backlog, 256)
+                listening.maxMessagesPerRead = listening.maxMessagesPerRead ?? 1
+                listening.receiveAllocator =
+                    listening.receiveAllocator
+                    ?? AdaptiveRecvByteBufferAllocator(minimum: 1_024, initial: 4_096, maximum: 16_384)
+                let listener = try await TCPListener.bind(on: http, group: loop, configuration: listening) {
+                    channel in
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestGuard(limits: requestLimits))
+                    try channel.pipeline.syncOperations.addHandler(HTTPTrackerHandler(core: core.value))
+                }
+                let channel = listener.channel
                 channels.append(channel)
                 httpAddress = channel.localAddress
             }
@@ -116,8 +113,6 @@ final class TrackerCore {
     private let started = NIODeadline.now()
     private var random: SplitMix64
     private var expiry: RepeatedTask?
-    var httpConnections = 0
-    let maxHTTPConnections = 4_096
 
     init(configuration: TrackerConfiguration, loop: EventLoop) {
         service = TrackerService(configuration: configuration)
@@ -201,16 +196,6 @@ final class HTTPTrackerHandler: ChannelInboundHandler {
         self.core = core
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        core.httpConnections += 1
-        context.fireChannelActive()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        core.httpConnections -= 1
-        context.fireChannelInactive()
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head): self.head = head
@@ -222,9 +207,8 @@ final class HTTPTrackerHandler: ChannelInboundHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
-        context.fireUserInboundEventTriggered(event)
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {

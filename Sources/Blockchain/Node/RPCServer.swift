@@ -17,18 +17,25 @@ public final class RPCServer: @unchecked Sendable {
         self.wallet = wallet
     }
 
+    /// Connection limits: at most 64 clients at once (the oldest closed for a new one), each
+    /// request whole within 10 s with a body of at most 1 MiB, replies dropped past 4 MiB unread.
+    public static let connections = TCPListener.Configuration(
+        limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(30), maxQueuedBytes: 4 << 20),
+        admission: ConnectionLimiter.Configuration(maxConnections: 64, maxPerIP: nil, maxHandshaking: 64))
+    public static let requests = HTTPRequestLimits(requestTimeout: .seconds(10), maxBodyBytes: 1 << 20)
+
     /// Listens on `endpoint` (on the node's event loop); returns the port.
     public func start(on endpoint: Endpoint) async throws -> Int {
-        let bootstrap = ServerBootstrap(group: node.loop)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(RPCHandler(server: self))
-                }
-            }
-        let channel = try await bootstrap.bind(to: endpoint.socketAddress).get()
-        self.channel = channel
-        return channel.localAddress?.port ?? Int(endpoint.port)
+        let listener = try await TCPListener.bind(
+            on: endpoint, group: node.loop, configuration: Self.connections
+        ) {
+            [self] channel in
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+            try channel.pipeline.syncOperations.addHandler(HTTPRequestGuard(limits: Self.requests))
+            try channel.pipeline.syncOperations.addHandler(RPCHandler(server: self))
+        }
+        channel = listener.channel
+        return Int(listener.localAddress?.port ?? endpoint.port)
     }
 
     public func stop() async { try? await channel?.close() }
@@ -134,12 +141,16 @@ final class RPCHandler: ChannelInboundHandler, @unchecked Sendable {
 
     init(server: RPCServer) { self.server = server }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head: body = []
         case .body(var buffer):
+            // Bounded by the HTTPRequestGuard before this handler.
             body += buffer.readBytes(length: buffer.readableBytes) ?? []
-            if body.count > 1 << 20 { context.close(promise: nil) }
         case .end:
             let request = body
             let channel = context.channel

@@ -10,6 +10,10 @@ public final class TCPListener: Sendable {
         public var admission = ConnectionLimiter.Configuration()
         public var backlog: Int32 = 256
         public var receiveAllocator: AdaptiveRecvByteBufferAllocator? = nil
+        /// Reads per readable event before other connections get their turn (NIO's default is
+        /// 16). A request-reply server sets 1 with a small allocator, so one client that floods
+        /// requests gets one small read's worth of work at a time and cannot starve the others.
+        public var maxMessagesPerRead: UInt? = nil
 
         public init(
             limits: ConnectionLimits = ConnectionLimits(),
@@ -21,6 +25,7 @@ public final class TCPListener: Sendable {
 
         public static func == (lhs: Self, rhs: Self) -> Bool {
             lhs.limits == rhs.limits && lhs.admission == rhs.admission && lhs.backlog == rhs.backlog
+                && lhs.maxMessagesPerRead == rhs.maxMessagesPerRead
         }
 
         public func hash(into hasher: inout Hasher) {
@@ -55,6 +60,9 @@ public final class TCPListener: Sendable {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: limits.waterMark)
         if let allocator = configuration.receiveAllocator {
             bootstrap = bootstrap.childChannelOption(ChannelOptions.recvAllocator, value: allocator)
+        }
+        if let reads = configuration.maxMessagesPerRead {
+            bootstrap = bootstrap.childChannelOption(ChannelOptions.maxMessagesPerRead, value: reads)
         }
         let channel = try await bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
