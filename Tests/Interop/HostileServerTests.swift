@@ -16,7 +16,7 @@ struct HostileServerTests {
     /// Runs `body` while an honest client repeats `request` (each must succeed within 3 s);
     /// returns how many succeeded and failed.
     static func whileHonest(
-        _ request: @escaping @Sendable () throws -> Bool, _ body: () async throws -> Void
+        request: @escaping @Sendable () throws -> Bool, during body: () async throws -> Void
     ) async throws -> (ok: Int, failed: Int) {
         let honest = Task.detached {
             var ok = 0
@@ -52,39 +52,44 @@ struct HostileServerTests {
         let curl = try Interop.program("curl")
         let url = "http://\(target)\(Self.announce)&compact=1"
         var peak = 0
-        let (ok, failed) = try await Self.whileHonest({
-            let result = try Interop.run(curl, ["-s", "-f", "-m", "3", "-o", "/dev/null", url], timeout: 5)
-            return result.status == 0
-        }) {
-            let slow = try BackgroundProgram(
-                Interop.python, [Self.attack, "slowloris", target, "200", "30", Self.announce])
-            defer { slow.stop() }
-            let pipelined = try BackgroundProgram(
-                Interop.python,
-                [Self.attack, "pipeline", target, "8", "12", Self.announce + "&compact=0&numwant=200"])
-            defer { pipelined.stop() }
-            let big = try Interop.run(
-                Interop.python, [Self.attack, "oversized", target, "200000", "10", "/announce"], timeout: 15)
-            let oversized =
-                try JSONSerialization.jsonObject(with: Data(big.stdout.utf8)) as? [String: Any] ?? [:]
-            #expect([400, 431].contains(oversized["status"] as? Int ?? 0), "oversized head: \(oversized)")
-            #expect(oversized["closed"] as? Bool == true, "oversized head: \(oversized)")
-            let sampler = Task {
-                var most = 0
-                while !Task.isCancelled {
-                    most = max(most, tracker.residentBytes ?? 0)
-                    try? await Task.sleep(for: .milliseconds(100))
+        let (ok, failed) = try await Self.whileHonest(
+            request: {
+                let result = try Interop.run(
+                    curl, ["-s", "-f", "-m", "3", "-o", "/dev/null", url], timeout: 5)
+                return result.status == 0
+            },
+            during: {
+                let slow = try BackgroundProgram(
+                    Interop.python, [Self.attack, "slowloris", target, "200", "30", Self.announce])
+                defer { slow.stop() }
+                let pipelined = try BackgroundProgram(
+                    Interop.python,
+                    [Self.attack, "pipeline", target, "8", "12", Self.announce + "&compact=0&numwant=200"])
+                defer { pipelined.stop() }
+                let big = try Interop.run(
+                    Interop.python, [Self.attack, "oversized", target, "200000", "10", "/announce"],
+                    timeout: 15)
+                let oversized =
+                    try JSONSerialization.jsonObject(with: Data(big.stdout.utf8)) as? [String: Any] ?? [:]
+                #expect(
+                    [400, 431].contains(oversized["status"] as? Int ?? 0), "oversized head: \(oversized)")
+                #expect(oversized["closed"] as? Bool == true, "oversized head: \(oversized)")
+                let sampler = Task {
+                    var most = 0
+                    while !Task.isCancelled {
+                        most = max(most, tracker.residentBytes ?? 0)
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                    return most
                 }
-                return most
-            }
-            let sent = try await pipelined.waitForJSON("sent", timeout: 30)["sent"] as? Int ?? 0
-            #expect(sent > 1 << 20, "the pipelining client sent only \(sent) bytes")
-            let slowResult = try await slow.waitForJSON("closed", timeout: 40)
-            #expect(slowResult["closed"] as? Int == 200, "slowloris: \(slowResult)")
-            #expect((slowResult["max_after"] as? Double ?? 99) <= 15, "slowloris: \(slowResult)")
-            sampler.cancel()
-            peak = await sampler.value
-        }
+                let sent = try await pipelined.waitForJSON("sent", timeout: 30)["sent"] as? Int ?? 0
+                #expect(sent > 1 << 20, "the pipelining client sent only \(sent) bytes")
+                let slowResult = try await slow.waitForJSON("closed", timeout: 40)
+                #expect(slowResult["closed"] as? Int == 200, "slowloris: \(slowResult)")
+                #expect((slowResult["max_after"] as? Double ?? 99) <= 15, "slowloris: \(slowResult)")
+                sampler.cancel()
+                peak = await sampler.value
+            })
         #expect(failed == 0 && ok >= 10, "honest announces: \(ok) answered, \(failed) failed")
         #expect(peak - baseline <= 32 << 20, "the tracker grew by \((peak - baseline) >> 20) MiB")
         #expect(tracker.isRunning)
@@ -107,27 +112,29 @@ struct HostileServerTests {
         let binary = try peerstackExecutable().path
         let datadir = root.path
         var peak = 0
-        let (ok, failed) = try await Self.whileHonest({
-            let result = try Interop.run(
-                binary, ["chain", "info", "--json", "--datadir", datadir], timeout: 5)
-            return result.status == 0 && result.stdout.contains("height")
-        }) {
-            let slow = try BackgroundProgram(
-                Interop.python, [Self.attack, "slowloris", rpc, "60", "30", "/"])
-            defer { slow.stop() }
-            for _ in 0..<3 {
-                let big = try Interop.run(
-                    Interop.python, [Self.attack, "bigbody", rpc, "8388608", "10", "/"], timeout: 15)
-                let answer =
-                    try JSONSerialization.jsonObject(with: Data(big.stdout.utf8)) as? [String: Any] ?? [:]
-                #expect(answer["closed"] as? Bool == true, "8 MiB body: \(answer)")
+        let (ok, failed) = try await Self.whileHonest(
+            request: {
+                let result = try Interop.run(
+                    binary, ["chain", "info", "--json", "--datadir", datadir], timeout: 5)
+                return result.status == 0 && result.stdout.contains("height")
+            },
+            during: {
+                let slow = try BackgroundProgram(
+                    Interop.python, [Self.attack, "slowloris", rpc, "60", "30", "/"])
+                defer { slow.stop() }
+                for _ in 0..<3 {
+                    let big = try Interop.run(
+                        Interop.python, [Self.attack, "bigbody", rpc, "8388608", "10", "/"], timeout: 15)
+                    let answer =
+                        try JSONSerialization.jsonObject(with: Data(big.stdout.utf8)) as? [String: Any] ?? [:]
+                    #expect(answer["closed"] as? Bool == true, "8 MiB body: \(answer)")
+                    peak = max(peak, node.residentBytes ?? 0)
+                }
+                let slowResult = try await slow.waitForJSON("closed", timeout: 40)
+                #expect(slowResult["closed"] as? Int == 60, "slowloris: \(slowResult)")
+                #expect((slowResult["max_after"] as? Double ?? 99) <= 15, "slowloris: \(slowResult)")
                 peak = max(peak, node.residentBytes ?? 0)
-            }
-            let slowResult = try await slow.waitForJSON("closed", timeout: 40)
-            #expect(slowResult["closed"] as? Int == 60, "slowloris: \(slowResult)")
-            #expect((slowResult["max_after"] as? Double ?? 99) <= 15, "slowloris: \(slowResult)")
-            peak = max(peak, node.residentBytes ?? 0)
-        }
+            })
         #expect(failed == 0 && ok >= 5, "honest RPC calls: \(ok) answered, \(failed) failed")
         #expect(peak - baseline <= 32 << 20, "the node grew by \((peak - baseline) >> 20) MiB")
     }
