@@ -129,3 +129,29 @@ struct HostilePeerSessionTests {
         #expect(swarm.nodes[2].session.isBanned(Endpoint("10.9.9.9:51413")!))
     }
 }
+
+@Suite("Session against port-message floods")
+struct PortFloodTests {
+    @Test("a peer repeating BEP 5 port messages has its DHT node pinged once")
+    func portFlood() throws {
+        let (info, _) = try makeTorrent(size: 100_000, pieceLength: 16_384, seed: 4)
+        var configuration = SessionConfiguration()
+        configuration.dhtPort = 6881
+        var session = TorrentSession(
+            info: info, peerID: [UInt8](repeating: 7, count: 20), configuration: configuration, seed: 1)
+        _ = session.storageReady(have: Bitfield(count: info.pieceCount, allSet: true), now: .zero)
+        var reserved = ReservedBits()
+        reserved.dht = true
+        _ = session.peerConnected(
+            PeerKey(1), address: Endpoint("10.0.0.1:1")!, outgoing: false,
+            handshake: Handshake(
+                reserved: reserved, infoHash: session.infoHash, peerID: [UInt8](repeating: 1, count: 20)),
+            now: .zero)
+        var nodes = 0
+        for index in 0..<10_000 {
+            let actions = session.received(.port(UInt16(1 + index % 60_000)), from: PeerKey(1), now: .zero)
+            nodes += actions.filter { if case .dhtNode = $0 { true } else { false } }.count
+        }
+        #expect(nodes == 1)
+    }
+}

@@ -260,3 +260,68 @@ struct DHTNodeTests {
         #expect(node.routing.count == 1, "the real reply does")
     }
 }
+
+@Suite("DHT replies to forged sources")
+struct AmplificationTests {
+    static func node() -> DHTNode {
+        DHTNode(
+            ownID: NodeID(bytes: Array(repeating: 1, count: 20))!, secret: SymmetricKey(size: .bits256),
+            now: .zero)
+    }
+
+    @Test(
+        "queries drawing error replies are rate-limited like every other reply, and no larger than 4x the query"
+    )
+    func errorReplies() {
+        var node = Self.node()
+        let spoofed = Endpoint("10.9.9.9:4000")!
+        let bad = Array("d1:ad2:id20:abcdefghij01234567896:targeti5ee1:q9:find_node1:t2:aa1:y1:qe".utf8)
+        var replies = 0
+        for _ in 0..<1_000 {
+            for case .send(let bytes, _) in node.received(bad, from: spoofed, now: .seconds(1)) {
+                replies += 1
+                #expect(bytes.count <= 4 * bad.count)
+            }
+        }
+        // DHTResponder.Configuration: 20 replies a second per IP, bursts of 50.
+        #expect(replies > 0 && replies <= 50, "\(replies) error replies to one address in one second")
+    }
+
+    @Test("a get_peers reply to an unverified address is trimmed to 4x the query")
+    func trimmedReplies() throws {
+        var node = Self.node()
+        let infoHash = NodeID(bytes: Array(repeating: 7, count: 20))!
+        // Many peers announce (each with a valid token) so a reply would carry them all.
+        for index in 0..<100 {
+            let announcer = Endpoint(ip: IPAddress(v4: 0x0A01_0000 | UInt32(index)), port: 6881)
+            let id = String(format: "%020d", index)
+            let ask =
+                "d1:ad2:id20:\(id)9:info_hash20:\(String(repeating: "\u{7}", count: 20))e1:q9:get_peers1:t2:aa1:y1:qe"
+            guard
+                case .send(let bytes, _)? = node.received(Array(ask.utf8), from: announcer, now: .seconds(1))
+                    .first,
+                case .response(let response) = try KRPCCodec.decode(bytes).body, let token = response.token
+            else { continue }
+            var announce = KRPCMessage(
+                transactionID: Array("bb".utf8), senderID: NodeID(bytes: Array(id.utf8)),
+                body: .query(.announcePeer(infoHash: infoHash, port: 6881, token: token, impliedPort: false)))
+            announce.version = nil
+            _ = node.received(KRPCCodec.encode(announce), from: announcer, now: .seconds(1))
+        }
+        let spoofed = Endpoint("10.9.9.9:4000")!
+        let query = Array(
+            "d1:ad2:id20:zzzzzzzzzzzzzzzzzzzz9:info_hash20:\(String(repeating: "\u{7}", count: 20))e1:q9:get_peers1:t2:cc1:y1:qe"
+                .utf8)
+        let replies = node.received(query, from: spoofed, now: .seconds(2))
+        guard case .send(let bytes, _)? = replies.first else {
+            Issue.record("no reply")
+            return
+        }
+        #expect(bytes.count <= 4 * query.count)
+        guard case .response(let response) = try KRPCCodec.decode(bytes).body else {
+            Issue.record("not a response")
+            return
+        }
+        #expect(!response.values.isEmpty && response.values.count < 100)
+    }
+}

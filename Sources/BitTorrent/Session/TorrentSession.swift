@@ -26,6 +26,9 @@ public struct TorrentSession: Sendable {
         var pendingBitfield: [UInt8]?
         var pendingHaveAll = false
         var pendingHaves: Set<Int> = []
+        /// The DHT port this peer named (BEP 5 `port`): passed on once, so a peer repeating the
+        /// message cannot make our DHT node ping without end.
+        var dhtPort: UInt16?
         var sawMessage = false
         var amChoking = true
         var amInterested = false
@@ -352,9 +355,10 @@ public struct TorrentSession: Sendable {
 
         switch message {
         case .port(let port):
-            guard configuration.dhtPort != nil, port != 0, let address = peers[key]?.address else {
-                return []
-            }
+            guard configuration.dhtPort != nil, port != 0, let address = peers[key]?.address,
+                peers[key]?.dhtPort == nil
+            else { return [] }
+            peers[key]?.dhtPort = port
             return [.dhtNode(Endpoint(ip: address.ip, port: port))]
         case .keepAlive, .suggest, .unknown:
             return []

@@ -220,12 +220,21 @@ public struct DHTNode: Sendable {
         } catch {
             dropped += 1
             // A query we could read the transaction of gets BEP 5's error back; anything else is dropped.
-            guard let transaction = error.transactionID, error.isQuery, !settings.readOnly else { return [] }
+            guard let transaction = error.transactionID, error.isQuery, !settings.readOnly,
+                responder.allowReply(to: source, now: now)
+            else { return [] }
             var reply = KRPCMessage(
                 transactionID: transaction, senderID: nil,
                 body: .error(code: error.code, message: error.description))
             reply.version = responder.configuration.version
-            return [.send(KRPCCodec.encode(reply), to: source)]
+            var bytes = KRPCCodec.encode(reply)
+            if bytes.count > Self.maxAmplification * packet.count {
+                // Never a reply much larger than the query to an address nobody verified.
+                reply.body = .error(code: error.code, message: "invalid query")
+                bytes = KRPCCodec.encode(reply)
+                guard bytes.count <= Self.maxAmplification * packet.count else { return [] }
+            }
+            return [.send(bytes, to: source)]
         }
         switch message.body {
         case .query:
@@ -235,9 +244,9 @@ public struct DHTNode: Sendable {
             {
                 var readOnly = message
                 readOnly.readOnly = true  // answered, but kept out of the table
-                return reply(to: readOnly, from: source, now: now)
+                return reply(to: readOnly, from: source, queryLength: packet.count, now: now)
             }
-            return reply(to: message, from: source, now: now)
+            return reply(to: message, from: source, queryLength: packet.count, now: now)
         case .response(let response):
             return handleReply(message, response: response, from: source, now: now)
         case .error:
@@ -347,12 +356,38 @@ public struct DHTNode: Sendable {
         return .send(KRPCCodec.encode(message), to: address)
     }
 
-    private mutating func reply(to message: KRPCMessage, from source: Endpoint, now: KademliaTime)
-        -> [DHTAction]
-    {
+    /// A reply to an address that never answered us is at most this many times its query's
+    /// size (a forged source cannot turn us into an amplifier); larger ones are trimmed.
+    static let maxAmplification = 4
+
+    private mutating func reply(
+        to message: KRPCMessage, from source: Endpoint, queryLength: Int, now: KademliaTime
+    ) -> [DHTAction] {
         var actions: [DHTAction] = []
-        if let reply = responder.handle(message, from: source, now: now) {
-            actions.append(.send(KRPCCodec.encode(reply), to: source))
+        let verified = responder.isVerified(source, id: message.senderID)
+        if var reply = responder.handle(message, from: source, now: now) {
+            var bytes = KRPCCodec.encode(reply)
+            let budget = Self.maxAmplification * queryLength
+            if !verified, bytes.count > budget, case .response(var response) = reply.body {
+                // Fewer peers, then fewer nodes, then no item, until it fits.
+                while bytes.count > budget,
+                    !(response.values.isEmpty && response.nodes.isEmpty
+                        && response.nodes6.isEmpty && response.value == nil)
+                {
+                    if !response.values.isEmpty {
+                        response.values.removeLast(max(1, response.values.count / 4))
+                    } else if !response.nodes6.isEmpty {
+                        response.nodes6.removeLast()
+                    } else if !response.nodes.isEmpty {
+                        response.nodes.removeLast()
+                    } else {
+                        (response.value, response.key, response.signature) = (nil, nil, nil)
+                    }
+                    reply.body = .response(response)
+                    bytes = KRPCCodec.encode(reply)
+                }
+            }
+            if verified || bytes.count <= budget { actions.append(.send(bytes, to: source)) }
         }
         actions += pingEvictionCandidates(now: now)
         return actions

@@ -79,6 +79,23 @@ public struct DHTResponder: Sendable {
             .sorted { $0.value > $1.value }.map(\.key)
     }
 
+    /// Whether `source` may be sent a reply now (the per-IP rate limit every reply goes
+    /// through, error replies included); counts a drop.
+    public mutating func allowReply(to source: Endpoint, now: KademliaTime) -> Bool {
+        guard limiter.allow(source.ip, now: now) else {
+            droppedQueries += 1
+            return false
+        }
+        return true
+    }
+
+    /// Whether `source` is a node that answered one of our queries (so not a forged address):
+    /// only such a node may get a reply much larger than its query.
+    public func isVerified(_ source: Endpoint, id: NodeID?) -> Bool {
+        guard let id, let contact = routing.contact(id) else { return false }
+        return contact.answered && contact.address == source
+    }
+
     /// Serves one query from `source`; nil means drop it (rate limit).
     public mutating func handle(_ message: KRPCMessage, from source: Endpoint, now: KademliaTime)
         -> KRPCMessage?
