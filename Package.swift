@@ -87,6 +87,7 @@ let package = Package(
             dependencies: [
                 "CNettle", "COpenSSLSHA", "CSecp256k1", "Multiformats", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

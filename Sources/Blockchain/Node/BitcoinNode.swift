@@ -1,3 +1,4 @@
+import DequeModule
 import NIOCore
 import NIOPosix
 import PeerNet
@@ -14,6 +15,15 @@ public final class BitcoinNode: @unchecked Sendable {
     /// Called on the event loop after each block that moved the tip (for miners to restart).
     public var onTipChange: (@Sendable () -> Void)?
 
+    /// Limits of every P2P connection: `version`/`verack` within 60 s and nothing heard for
+    /// 20 minutes closes it (Bitcoin Core's timeouts); a peer that does not read what we send is
+    /// not read or served meanwhile, and is dropped past 16 MiB queued.
+    public static let connectionLimits = ConnectionLimits(
+        handshakeTimeout: .seconds(60), idleTimeout: .minutes(20), writeBufferHighWater: 1 << 20,
+        writeBufferLowWater: 256 << 10, maxQueuedBytes: 16 << 20)
+    /// Admission of inbound peers: 125 at once (Core's default), 8 per IP (loopback exempt), 32
+    /// still in their handshake.
+    public static let admission = ConnectionLimiter.Configuration(maxConnections: 125, maxPerIP: 8, maxHandshaking: 32)
     /// A node on one loop of `group` (the process's shared group by default).
     public init(
         parameters: ChainParameters, store: any ChainStore, clock: @escaping () -> UInt32,
@@ -28,28 +38,27 @@ public final class BitcoinNode: @unchecked Sendable {
 
     /// Listens on `endpoint` (port 0 for any); returns the port.
     public func listen(on endpoint: Endpoint) async throws -> Int {
-        let bootstrap = ServerBootstrap(group: loop)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PeerHandler(node: self, inbound: true))
-                }
-            }
-        let channel = try await bootstrap.bind(to: endpoint.socketAddress).get()
-        server = channel
-        return channel.localAddress?.port ?? Int(endpoint.port)
+        let listener = try await TCPListener.bind(
+            on: endpoint, group: loop,
+            configuration: TCPListener.Configuration(limits: Self.connectionLimits, admission: Self.admission)
+        ) { [self] channel in
+            try install(on: channel, inbound: true)
+        }
+        server = listener.channel
+        return Int(listener.localAddress?.port ?? endpoint.port)
+    }
+
+    private func install(on channel: any Channel, inbound: Bool) throws {
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(FrameDecoder(BitcoinFrameFormat(magic: parameters.magic))))
+        try channel.pipeline.syncOperations.addHandler(PeerHandler(node: self, inbound: inbound))
     }
 
     /// Dials a peer.
     public func connect(to endpoint: Endpoint) async throws {
-        _ = try await ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(PeerHandler(node: self, inbound: false))
-                }
-            }
-            .connect(to: endpoint.socketAddress).get()
+        _ = try await TCPDialer.connect(to: endpoint, on: loop, limits: Self.connectionLimits) { [self] channel in
+            try install(on: channel, inbound: false)
+        }.get()
     }
 
     /// Runs `body` on the node's loop with its core (chain, mempool, peers), performing the
@@ -89,8 +98,17 @@ public final class BitcoinNode: @unchecked Sendable {
 
     func received(_ message: P2PMessage, from peer: Int) {
         let before = core.chain.tip.hash
+        let handshaking = core.peers[peer]?.handshakeDone == false
         execute(core.handle(message, from: peer))
+        if handshaking, core.peers[peer]?.handshakeDone == true, let channel = channels[peer] {
+            ConnectionGuard.handshakeCompleted(channel)
+        }
         if core.chain.tip.hash != before { onTipChange?() }
+    }
+
+    /// The peer's connection can take more: what it asked for goes out next.
+    func writable(_ peer: Int) {
+        execute(core.serveQueued(peer))
     }
 
     func closed(_ peer: Int) {
@@ -112,13 +130,16 @@ public final class BitcoinNode: @unchecked Sendable {
     }
 }
 
-/// One TCP connection: bytes in, frames out to the node; a bad frame drops the peer.
+/// One TCP connection: whole frames in (cut by PeerNet's ``FrameDecoder``), messages to the
+/// node; a bad frame drops the peer. While the connection is not writable (the peer does not
+/// read), its frames wait here instead of being handled (the guard has stopped reading, so at
+/// most one read's worth waits), so a `getheaders` flood cannot queue replies without end.
 final class PeerHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let node: BitcoinNode
     let inbound: Bool
     var peer = 0
-    var buffer: [UInt8] = []
+    private var waiting = Deque<ByteBuffer>()
 
     init(node: BitcoinNode, inbound: Bool) {
         self.node = node
@@ -131,32 +152,43 @@ final class PeerHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        waiting.removeAll()
         node.closed(peer)
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        buffer += bytes.readBytes(length: bytes.readableBytes) ?? []
-        var offset = 0
-        do {
-            while let (message, used) = try P2PCodec.decode(buffer[offset...], magic: node.parameters.magic) {
-                offset += used
-                node.received(message, from: peer)
+        let frame = unwrapInboundIn(data)
+        guard waiting.isEmpty, context.channel.isWritable else {
+            waiting.append(frame)
+            return
+        }
+        handle(frame, context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            node.writable(peer)
+            while context.channel.isWritable, context.channel.isActive, let frame = waiting.popFirst() {
+                handle(frame, context: context)
             }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func handle(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        do {
+            guard let (message, _) = try P2PCodec.decode(ArraySlice(frame.readableBytesView), magic: node.parameters.magic)
+            else { return }
+            node.received(message, from: peer)
         } catch {
             node.execute(node.core.misbehaveAction(peer, "\(error)"))
             context.close(promise: nil)
-            return
-        }
-        buffer.removeFirst(offset)
-        guard buffer.count <= P2PCodec.maxPayload + P2PCodec.headerSize else {
-            context.close(promise: nil)
-            return
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is P2PCodec.FrameError { node.execute(node.core.misbehaveAction(peer, "\(error)")) }
         context.close(promise: nil)
     }
 }

@@ -1,3 +1,4 @@
+import DequeModule
 import PeerNet
 
 /// A peer as the node sees it.
@@ -11,6 +12,12 @@ public struct PeerInfo: Sendable, Hashable {
     public var sendHeaders = false
     /// Inventory the peer has or was told about (not announced to it again).
     var known: Set<Hash256> = []
+    /// What the peer asked for with `getdata` and is still to be sent, served a budget at a
+    /// time while the peer reads (``NodeCore/serveQueued(_:)``); each item once.
+    var requested = Deque<Inventory>()
+    var requestedSet: Set<Inventory> = []
+    /// Headers the peer sent that ended on a chain with less work than our tip.
+    var lowWorkHeaders = 0
 }
 
 /// What the driver must do after the node handled something.
@@ -131,35 +138,68 @@ public final class NodeCore {
             }
             return wanted.isEmpty ? [] : [.send(peer: peer, .getdata(wanted))]
         case .getdata(let items):
-            var actions: [NodeAction] = []
-            var missing: [Inventory] = []
-            for item in items.prefix(1_000) {
-                switch item.type & ~Inventory.witnessFlag {
-                case Inventory.tx:
-                    if let transaction = mempool.transaction(item.hash) {
-                        actions.append(.send(peer: peer, .tx(transaction)))
-                    } else {
-                        missing.append(item)
-                    }
-                case Inventory.block:
-                    if let block = chain.block(item.hash) {
-                        actions.append(.send(peer: peer, .block(block)))
-                    } else {
-                        missing.append(item)
-                    }
-                default: missing.append(item)
-                }
+            // Queued once each (a getdata naming one block a thousand times costs one send),
+            // at most P2PCodec.maxInventory outstanding, and served a budget at a time.
+            for item in items where info.requested.count < P2PCodec.maxInventory {
+                if info.requestedSet.insert(item).inserted { info.requested.append(item) }
             }
-            if !missing.isEmpty { actions.append(.send(peer: peer, .notfound(missing))) }
-            return actions
+            peers[peer] = info
+            return serveQueued(peer)
         case .tx(let transaction): return receive(transaction, from: peer)
         case .block(let block): return receive(block, from: peer)
         default: return []
         }
     }
 
+    /// Bytes of blocks and transactions sent per ``serveQueued(_:)`` call (at least one item):
+    /// more than the connection's write-buffer high water, so the peer's reading, not the queue,
+    /// sets the pace.
+    public static let serveBudget = 2 << 20
+    /// Low-work headers (ending below our tip's chain work) a peer may send before it is
+    /// banned: on regtest proof of work is free, and each stored header costs memory.
+    public static let maxLowWorkHeaders = 2 * P2PCodec.maxHeaders
+
+    /// Sends the next items `peer` asked for, up to ``serveBudget``; the driver calls it again
+    /// when the peer's connection can take more.
+    public func serveQueued(_ peer: Int) -> [NodeAction] {
+        guard var info = peers[peer] else { return [] }
+        var actions: [NodeAction] = []
+        var missing: [Inventory] = []
+        var bytes = 0
+        while bytes < Self.serveBudget, let item = info.requested.popFirst() {
+            info.requestedSet.remove(item)
+            switch item.type & ~Inventory.witnessFlag {
+            case Inventory.tx:
+                if let transaction = mempool.transaction(item.hash) {
+                    bytes += transaction.serialized().count
+                    actions.append(.send(peer: peer, .tx(transaction)))
+                } else {
+                    missing.append(item)
+                }
+            case Inventory.block:
+                if let block = chain.block(item.hash) {
+                    bytes += block.serialized().count
+                    actions.append(.send(peer: peer, .block(block)))
+                } else {
+                    missing.append(item)
+                }
+            default: missing.append(item)
+            }
+        }
+        peers[peer] = info
+        if !missing.isEmpty { actions.append(.send(peer: peer, .notfound(missing))) }
+        return actions
+    }
+
     func receiveHeaders(_ headers: [BlockHeader], from peer: Int) -> [NodeAction] {
         var wanted: [Inventory] = []
+        var last: BlockIndexEntry?
+        defer {
+            if let last, last.chainWork < chain.tip.chainWork { peers[peer]?.lowWorkHeaders += headers.count }
+        }
+        if (peers[peer]?.lowWorkHeaders ?? 0) > Self.maxLowWorkHeaders {
+            return misbehave(peer, 100, "more than \(Self.maxLowWorkHeaders) headers with too little work")
+        }
         for header in headers {
             do {
                 guard let entry = try chain.acceptHeader(header, now: clock()) else {
@@ -169,6 +209,7 @@ public final class NodeCore {
                     ]
                 }
                 remember(entry.hash, for: peer)
+                last = entry
                 if !entry.hasData {
                     wanted.append(Inventory(type: Inventory.block | Inventory.witnessFlag, hash: entry.hash))
                 }

@@ -205,6 +205,22 @@ public enum P2PCodec {
         }
     }
 
+    /// Checks a 24-byte header (magic, command, length) before any payload byte is buffered
+    /// and returns the payload's length.
+    public static func payloadLength(header: some Collection<UInt8>, magic: [UInt8]) throws(FrameError) -> Int {
+        let bytes = Array(header.prefix(headerSize))
+        guard bytes.count == headerSize else { return 0 }
+        guard bytes[0..<4].elementsEqual(magic) else { throw .badMagic(Array(bytes[0..<4])) }
+        let commandBytes = bytes[4..<16]
+        let nameBytes = commandBytes.prefix { $0 != 0 }
+        guard commandBytes.dropFirst(nameBytes.count).allSatisfy({ $0 == 0 }),
+            nameBytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f })
+        else { throw .badCommand }
+        let length = bytes[16..<20].reversed().reduce(0) { $0 << 8 | Int($1) }
+        guard length <= maxPayload else { throw .oversized(length) }
+        return length
+    }
+
     /// Decodes the first whole message in `buffer`; nil when more bytes are needed.
     public static func decode(_ buffer: ArraySlice<UInt8>, magic: [UInt8]) throws(FrameError) -> (
         P2PMessage, Int
