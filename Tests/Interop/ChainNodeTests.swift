@@ -65,3 +65,49 @@ struct ChainNodeTests {
         #expect(try json(["--datadir", a.path])["mempool"] == "0")
     }
 }
+
+/// A `peerstack chain node` under hostile P2P peers (python-bitcoinlib framing) while a second
+/// node syncs from it: bounded memory, and the honest node catches up.
+@Suite("peerstack chain node contains hostile peers", .serialized)
+struct HostileChainTests {
+    static let attack = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts/btc_attack.py").path
+
+    @Test(
+        "getdata naming the tip block 1,000 times, getheaders floods, headers forking at every height: +64 MiB at most, and a new node syncs",
+        arguments: ["getdata", "getheaders", "forks"])
+    func hostile(mode: String) async throws {
+        try #require(Interop.enabled("python-bitcoinlib"), "python-bitcoinlib is not installed")
+        let chain = ChainNodeTests()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-chain-hostile-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let a = root.appendingPathComponent("a")
+        let b = root.appendingPathComponent("b")
+        let (nodeA, portA) = try await chain.start(a)
+        defer { nodeA.stop() }
+        // Blocks with room in them: 120 blocks, a few carrying transactions.
+        _ = try chain.cli(["mine", "--blocks", "110", "--datadir", a.path])
+        let address = try chain.cli(["wallet", "address", "--datadir", a.path])
+        for _ in 0..<5 { _ = try chain.cli(["wallet", "send", address, "1", "--datadir", a.path]) }
+        _ = try chain.cli(["mine", "--blocks", "10", "--datadir", a.path])
+        let baseline = nodeA.residentBytes ?? 0
+        let attackers = try BackgroundProgram(
+            Interop.pipPython, [Self.attack, "127.0.0.1:\(portA)", mode, "20"])
+        defer { attackers.stop() }
+        var peak = baseline
+        try await Task.sleep(for: .seconds(3))
+        let (nodeB, _) = try await chain.start(b, connect: [portA])
+        defer { nodeB.stop() }
+        let synced = try await eventually(timeout: 40) {
+            peak = max(peak, nodeA.residentBytes ?? 0)
+            return try chain.json(["--datadir", b.path])["height"] == "120"
+        }
+        #expect(synced, "the honest node did not sync beside the \(mode) attack")
+        let stats = try await attackers.waitForJSON("sent", timeout: 40)
+        peak = max(peak, nodeA.residentBytes ?? 0)
+        #expect((stats["sent"] as? Int ?? 0) > 100_000, "the attack sent too little: \(stats)")
+        #expect(peak - baseline <= 64 << 20, "node A grew by \((peak - baseline) >> 20) MiB under \(mode)")
+        #expect(nodeA.isRunning)
+    }
+}

@@ -23,7 +23,8 @@ public final class BitcoinNode: @unchecked Sendable {
         writeBufferLowWater: 256 << 10, maxQueuedBytes: 16 << 20)
     /// Admission of inbound peers: 125 at once (Core's default), 8 per IP (loopback exempt), 32
     /// still in their handshake.
-    public static let admission = ConnectionLimiter.Configuration(maxConnections: 125, maxPerIP: 8, maxHandshaking: 32)
+    public static let admission = ConnectionLimiter.Configuration(
+        maxConnections: 125, maxPerIP: 8, maxHandshaking: 32)
     /// A node on one loop of `group` (the process's shared group by default).
     public init(
         parameters: ChainParameters, store: any ChainStore, clock: @escaping () -> UInt32,
@@ -56,7 +57,8 @@ public final class BitcoinNode: @unchecked Sendable {
 
     /// Dials a peer.
     public func connect(to endpoint: Endpoint) async throws {
-        _ = try await TCPDialer.connect(to: endpoint, on: loop, limits: Self.connectionLimits) { [self] channel in
+        _ = try await TCPDialer.connect(to: endpoint, on: loop, limits: Self.connectionLimits) {
+            [self] channel in
             try install(on: channel, inbound: false)
         }.get()
     }
@@ -178,7 +180,9 @@ final class PeerHandler: ChannelInboundHandler {
 
     private func handle(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         do {
-            guard let (message, _) = try P2PCodec.decode(ArraySlice(frame.readableBytesView), magic: node.parameters.magic)
+            guard
+                let (message, _) = try P2PCodec.decode(
+                    ArraySlice(frame.readableBytesView), magic: node.parameters.magic)
             else { return }
             node.received(message, from: peer)
         } catch {

@@ -84,8 +84,11 @@ public final class NodeCore {
         info.misbehaviour += score
         peers[peer] = info
         guard info.misbehaviour >= 100 else { return [] }
-        banned.insert(info.address.ip)
         peers[peer] = nil
+        // As Bitcoin Core: a local peer is disconnected but not banned (that would ban every
+        // peer on the same local address).
+        guard !info.address.ip.isLoopback else { return [.disconnect(peer: peer, reason: reason)] }
+        banned.insert(info.address.ip)
         return [.ban(peer: peer, address: info.address.ip, reason: reason)]
     }
 

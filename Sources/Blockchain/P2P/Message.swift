@@ -207,7 +207,8 @@ public enum P2PCodec {
 
     /// Checks a 24-byte header (magic, command, length) before any payload byte is buffered
     /// and returns the payload's length.
-    public static func payloadLength(header: some Collection<UInt8>, magic: [UInt8]) throws(FrameError) -> Int {
+    public static func payloadLength(header: some Collection<UInt8>, magic: [UInt8]) throws(FrameError) -> Int
+    {
         let bytes = Array(header.prefix(headerSize))
         guard bytes.count == headerSize else { return 0 }
         guard bytes[0..<4].elementsEqual(magic) else { throw .badMagic(Array(bytes[0..<4])) }
