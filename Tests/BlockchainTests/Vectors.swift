@@ -1,14 +1,13 @@
 import Blockchain
 import Foundation
 
-/// The JSON files of ../shared/vectors/bitcoin (python-bitcoinlib's test data, mostly Bitcoin
-/// Core's), with one-string comment lines left out.
+/// The JSON files of Tests/Vectors/bitcoin (python-bitcoinlib's test data, mostly Bitcoin
+/// Core's; Tests/Vectors/README.md names each), with one-string comment lines left out.
 enum Vectors {
     static let directory: URL = {
         var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        let local = url.appendingPathComponent("../shared/vectors/bitcoin").standardized
-        return local
+        for _ in 0..<2 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent("Vectors/bitcoin").standardized
     }()
 
     static func load(_ name: String) throws -> [[Any]] {

@@ -7,7 +7,7 @@ import Testing
 struct BlockchainInteropTests {
     static var vectors: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("../shared/vectors/bitcoin").standardized
+            .appendingPathComponent("Vectors/bitcoin").standardized
     }
 
     func load(_ name: String) throws -> [[Any]] {
