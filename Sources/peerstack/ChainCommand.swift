@@ -128,7 +128,10 @@ struct ChainNode: AsyncParsableCommand {
     @Option(help: "JSON-RPC address (127.0.0.1 only; port 0: any).")
     var rpc = "127.0.0.1:18443"
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() async throws {
+        logging.bootstrap()
         guard regtest else {
             throw Terminal.badInput(
                 "network", "only --regtest is supported (this node never dials the public network)")

@@ -42,15 +42,18 @@ struct DHTOptions: ParsableArguments {
     @Flag(help: "Print JSON.")
     var json = false
 
-    @Flag(help: "Log every datagram received.")
+    @Flag(help: "Log every datagram received (swift-log at trace level).")
     var verbose = false
+
+    @OptionGroup var logging: LoggingOptions
 
     @Flag(help: "Keep nodes whose ID does not match their IP (BEP 42) out of the routing table.")
     var enforceSecureIDs = false
 
-    /// What these options ask for, as a plain value.
+    /// What these options ask for, as a plain value (and logging set up as asked).
     var launcher: DHTLauncher {
-        DHTLauncher(
+        logging.bootstrap(floor: verbose ? .trace : nil)
+        return DHTLauncher(
             port: port, listen: listen, bootstrap: bootstrap,
             table: noTable ? .none : table.map { .file($0) } ?? .standard, readOnly: readOnly,
             verbose: verbose,
@@ -126,7 +129,7 @@ struct DHTLauncher {
         // A node that lives for one command should not be put in others' tables (BEP 43).
         options.settings.readOnly = readOnly || shortLived
         options.settings.ipv6 = listen.contains(":")
-        if verbose { options.onLog = { Terminal.status($0) } }
+
         options.settings.enforceSecureIDs = enforceSecureIDs
         let service: DHTService
         do {

@@ -41,7 +41,10 @@ struct SwarmCommand: AsyncParsableCommand {
     @Flag(help: "Run the peers without DHT nodes (tracker only).")
     var noDHT = false
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() async throws {
+        logging.bootstrap()
         guard (2...32).contains(peers) else { throw Terminal.badInput("--peers \(peers)", "want 2 to 32") }
         guard let total = TorrentCreate.parseSize(size), total > 0, total <= 64 << 30 else {
             throw Terminal.badInput("--size \(size)", "want a size such as 256MiB (at most 64GiB)")
@@ -136,9 +139,7 @@ struct SwarmCommand: AsyncParsableCommand {
                 group.addTask {
                     do {
                         try await client.run { event in
-                            if case .log(let line) = event, line.hasPrefix("DHT: "),
-                                let count = Int(line.dropFirst(5).prefix { $0.isNumber })
-                            {
+                            if case .dhtSearched(let count, _) = event {
                                 dhtPeersFound.record(count, for: peer.number)
                             }
                             if view.handle(event, peer: peer.number) { allDone.continuation.finish() }

@@ -33,6 +33,8 @@ struct PeerOptions: ParsableArguments {
     @Option(help: "DHT routing table file, kept across runs (default: ~/.peerstack/dht.table).")
     var dhtTable: String?
 
+    @OptionGroup var logging: LoggingOptions
+
     /// Starts the DHT node (unless --no-dht) and bootstraps it from --bootstrap and the saved
     /// table; with neither it still serves, and learns nodes from peers' `port` messages.
     func startDHT() async throws -> DHTService? {
@@ -43,12 +45,15 @@ struct PeerOptions: ParsableArguments {
         return try await node.startNode(defaultPort: 0, shortLived: false)
     }
 
+    /// The `--peer` endpoints (and logging set up as asked: every run calls this first).
     func addresses() throws -> [Endpoint] {
-        try peers.map { text in
-            guard let address = Endpoint(text) else {
-                throw Terminal.badInput("--peer", "'\(text)' is not an IPv4 host:port or [IPv6]:port")
+        logging.bootstrap()
+        return try peers.map { text in
+            do {
+                return try Endpoint(parsing: text)
+            } catch {
+                throw Terminal.badInput("--peer", "\(error); want an IPv4 host:port or [IPv6]:port")
             }
-            return address
         }
     }
 }
@@ -216,7 +221,7 @@ final class TransferView: Sendable {
             line("banned \(address): \(reason)")
         case .trackerError(let url, let reason):
             line("tracker \(url): \(reason)")
-        case .log, .peerConnected:
+        case .peerConnected, .peerClosed, .trackerAnnounced, .dhtSearched, .peersLearned:
             break
         }
     }

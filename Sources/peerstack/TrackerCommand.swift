@@ -54,7 +54,10 @@ struct TrackerServe: AsyncParsableCommand {
     @Option(help: "Seconds between status lines.")
     var logInterval = 60
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() async throws {
+        logging.bootstrap()
         var configuration = TrackerConfiguration()
         configuration.announceInterval = max(1, interval)
         configuration.minimumInterval = max(1, min(configuration.minimumInterval, interval / 2))

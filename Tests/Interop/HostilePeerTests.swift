@@ -11,9 +11,11 @@ final class EventLog: Sendable {
         switch event {
         case .peerBanned(let address, let reason):
             events.withLock { $0.append("banned \(address): \(reason)") }
-        case .log(let text): events.withLock { $0.append(text) }
+        case .peerClosed(let address, let reason):
+            events.withLock { $0.append("closing \(address?.description ?? "?"): \(reason)") }
         case .peerConnected(let address, let outgoing):
             events.withLock { $0.append("connected \(address) \(outgoing ? "out" : "in")") }
+        case .completed: events.withLock { $0.append("completed") }
         default: break
         }
     }

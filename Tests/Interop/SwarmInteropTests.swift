@@ -126,7 +126,7 @@ struct SwarmInteropTests {
         let completed = EventLog()
         let running = Task {
             try await client.run { event in
-                if case .completed = event { completed.add(.log("completed")) }
+                if case .completed = event { completed.add(event) }
             }
         }
         defer { running.cancel() }

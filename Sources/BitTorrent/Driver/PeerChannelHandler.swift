@@ -99,7 +99,7 @@ final class PeerChannelHandler: ChannelInboundHandler {
     }
 
     private func fail(context: ChannelHandlerContext, _ error: Error) {
-        driver?.log("closing \(context.channel.remoteAddress?.description ?? "peer"): \(error)")
+        driver?.closed(context.channel.remoteAddress.flatMap(Endpoint.init), "\(error)")
         context.close(promise: nil)
     }
 

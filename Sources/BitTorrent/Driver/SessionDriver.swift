@@ -1,4 +1,5 @@
 import DequeModule
+import Logging
 import NIOCore
 import NIOPosix
 import PeerNet
@@ -75,7 +76,13 @@ final class SessionDriver: @unchecked Sendable {
         directory.appending(".peerstack").appending("\(session.infoHash.hex).resume")
     }
 
-    func log(_ message: String) { onEvent(.log(message)) }
+    let logger = Logger(label: "peerstack.bittorrent")
+
+    /// A connection closed: a typed event for programs, a debug line for people.
+    func closed(_ address: Endpoint?, _ reason: String) {
+        logger.debug("closing \(address?.description ?? "a peer"): \(reason)")
+        onEvent(.peerClosed(address, reason: reason))
+    }
 
     // MARK: Start and stop
 
@@ -210,7 +217,7 @@ final class SessionDriver: @unchecked Sendable {
                 case .success(let data):
                     self.perform(self.session.blockRead(request, for: key, data: data, now: self.now))
                 case .failure(let error):
-                    self.log("cannot read \(request): \(error)")
+                    self.logger.warning("cannot read \(request): \(error)")
                 }
                 self.pumpUploads(key)
             }
@@ -243,7 +250,7 @@ final class SessionDriver: @unchecked Sendable {
                 dirty.insert(key)
             case .close(let key, let reason, _):
                 if let channel = channels.removeValue(forKey: key) {
-                    log("closing \(channel.remoteAddress?.description ?? "\(key)"): \(reason)")
+                    closed(channel.remoteAddress.flatMap(Endpoint.init), reason)
                     channel.close(promise: nil)
                 }
             case .connect(let address):
@@ -289,7 +296,8 @@ final class SessionDriver: @unchecked Sendable {
             case .banned(let address, let reason):
                 onEvent(.peerBanned(address, reason: reason))
             case .learnedPeers(let key, let count):
-                log("PEX from \(channels[key]?.remoteAddress?.description ?? "\(key)"): \(count) peers")
+                onEvent(
+                    .peersLearned(from: channels[key]?.remoteAddress.flatMap(Endpoint.init), count: count))
             case .dhtNode(let address):
                 onDHTNode?(address)
             }
@@ -314,7 +322,7 @@ final class SessionDriver: @unchecked Sendable {
     }
 
     private func storageFailed(_ error: Error) {
-        log("storage failed: \(error)")
+        logger.error("storage failed: \(error)")
         finish(error)
     }
 

@@ -42,7 +42,15 @@ public enum TorrentEvent: Sendable {
     case peerConnected(Endpoint, outgoing: Bool)
     /// A tracker could not be reached or refused the announce.
     case trackerError(String, String)
-    case log(String)
+    /// A tracker answered an announce with this many peers.
+    case trackerAnnounced(String, peers: Int)
+    /// A DHT search (BEP 5 `get_peers`, then `announce_peer`) found this many peers and
+    /// announced us to this many nodes.
+    case dhtSearched(peers: Int, announcedTo: Int)
+    /// A peer told us of others by PEX (BEP 11).
+    case peersLearned(from: Endpoint?, count: Int)
+    /// A connection was closed, by us or the peer, and why.
+    case peerClosed(Endpoint?, reason: String)
 }
 
 /// How a ``TorrentClient`` runs.
@@ -173,7 +181,7 @@ public final class TorrentClient: Sendable {
                 let announcer = TrackerAnnouncer(tiers: tiers, loop: loop, extraTrustRoots: roots)
                 announcer.onResult = { url, result in
                     switch result {
-                    case .success(let response): onEvent(.log("\(url): \(response.peers.count) peers"))
+                    case .success(let response): onEvent(.trackerAnnounced(url, peers: response.peers.count))
                     case .failure(let error): onEvent(.trackerError(url, "\(error)"))
                     }
                 }
@@ -223,7 +231,7 @@ public final class TorrentClient: Sendable {
             let result = await dht.run(
                 .getPeers(target, announcePort: UInt16(clamping: port), impliedPort: false))
             let peers = result.peers.compactMap { Endpoint(ip: $0.ip, port: $0.port) }
-            onEvent(.log("DHT: \(peers.count) peers, announced to \(result.stored) nodes"))
+            onEvent(.dhtSearched(peers: peers.count, announcedTo: result.stored))
             if !peers.isEmpty { driver.loop.execute { driver.addPeers(peers) } }
             do {
                 try await Task.sleep(for: peers.isEmpty ? .seconds(10) : interval)

@@ -1,4 +1,5 @@
 import DequeModule
+import Logging
 import NIOCore
 import NIOPosix
 import PeerNet
@@ -12,6 +13,7 @@ public final class BitcoinNode: @unchecked Sendable {
     var channels: [Int: any Channel] = [:]
     var nextPeer = 0
     var server: (any Channel)?
+    let logger = Logger(label: "peerstack.blockchain")
     /// Called on the event loop after each block that moved the tip (for miners to restart).
     public var onTipChange: (@Sendable () -> Void)?
 
@@ -125,7 +127,11 @@ public final class BitcoinNode: @unchecked Sendable {
                 guard let channel = channels[peer] else { continue }
                 let bytes = P2PCodec.encode(message, magic: parameters.magic)
                 channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
-            case .disconnect(let peer, _), .ban(let peer, _, _):
+            case .disconnect(let peer, let reason):
+                logger.debug("disconnecting peer \(peer): \(reason)")
+                channels[peer]?.close(promise: nil)
+            case .ban(let peer, let address, let reason):
+                logger.notice("banning \(address): \(reason)")
                 channels[peer]?.close(promise: nil)
             }
         }

@@ -1,5 +1,6 @@
 import Crypto
 import Kademlia
+import Logging
 import NIOCore
 import NIOPosix
 import PeerNet
@@ -24,8 +25,9 @@ public struct DHTServiceOptions: Sendable {
     /// The event loops the node's socket runs on (it takes one); the process's shared group
     /// unless given.
     public var group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
-    /// Log lines (for `--verbose`).
-    public var onLog: (@Sendable (String) -> Void)?
+    /// Where the node logs: each datagram at `trace` (`peerstack dht --verbose`), problems
+    /// saving the routing table as warnings.
+    public var logger = Logger(label: "peerstack.dht")
 
     public init() {}
 }
@@ -215,7 +217,9 @@ final class DHTCore {
 
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard let source = Endpoint(address) else { return }
-        if let log = options.onLog {
+        let logger = options.logger
+        if logger.logLevel <= .trace {
+            let log = { (line: String) in logger.trace("\(line)") }
             switch (try? KRPCCodec.decode(bytes))?.body {
             case .query(let query)?: log("\(source) asks \(query.name)")
             case .response?: log("\(source) answers")
@@ -267,7 +271,7 @@ final class DHTCore {
         do {
             try SmallFile.writeAtomically(node.snapshot.encoded(), to: FilePath(path))
         } catch {
-            options.onLog?("could not save the routing table to \(path): \(error)")
+            options.logger.warning("could not save the routing table to \(path): \(error)")
         }
     }
 }

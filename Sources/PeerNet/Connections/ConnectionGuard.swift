@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// The limits every connection of a PeerStack server or client lives under (each protocol's
@@ -210,9 +211,12 @@ public final class ConnectionGuard: ChannelDuplexHandler {
         promise?.succeed()
     }
 
+    private static let logger = Logger(label: "peerstack.peernet")
+
     private func fail(_ context: ChannelHandlerContext, _ error: ConnectionGuardError) {
         guard !closed else { return }
         closed = true
+        Self.logger.debug("closing \(context.remoteAddress?.description ?? "a connection"): \(error)")
         context.fireErrorCaught(error)
         context.close(promise: nil)
     }
