@@ -163,7 +163,13 @@ let package = Package(
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
         .testTarget(name: "BlockchainTests", dependencies: ["Blockchain", "PeerNet"]),
         .testTarget(
-            name: "BitTorrentTests", dependencies: ["BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
+            name: "BitTorrentTests",
+            dependencies: [
+                "BitTorrent", "Bencode", "PeerNet", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
@@ -171,7 +177,12 @@ let package = Package(
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(
             name: "MainlineDHTTests",
-            dependencies: ["MainlineDHT", "Kademlia", "Bencode", "PeerNet", "TestSupport"]),
+            dependencies: [
+                "MainlineDHT", "Kademlia", "Bencode", "PeerNet", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         .testTarget(name: "MultiformatsTests", dependencies: ["Multiformats"]),
         .testTarget(
             name: "PeerNetTests",

@@ -1,5 +1,8 @@
 import Kademlia
 import MainlineDHT
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import PeerNet
 import Testing
 
@@ -30,5 +33,48 @@ struct DHTServiceTests {
         for node in [a, b, c] { await node.stop() }
         // A stopped node answers at once, with nothing.
         #expect(await a.run(.findNode(hash)).closest.isEmpty)
+    }
+}
+
+@Suite("DHT service datagrams")
+struct DHTDatagramTests {
+    @Test("a valid datagram larger than NIO's default 2,048-byte read is read whole and answered")
+    func largeDatagram() async throws {
+        var options = DHTServiceOptions()
+        options.host = "127.0.0.1"
+        options.port = 0
+        let service = try await DHTService.start(options)
+        defer { Task { await service.stop() } }
+        // A ping whose arguments carry a 3,000-byte key a node must ignore (BEP 5 allows unknown
+        // keys); cut at 2,048 bytes it would be undecodable and dropped.
+        let padding = String(repeating: "p", count: 3_000)
+        let query = Array(
+            "d1:ad2:id20:abcdefghij01234567895:zzzzz3000:\(padding)e1:q4:ping1:t2:aa1:y1:qe".utf8)
+        #expect(query.count > 3_000)
+        let socket = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { socket.close(promise: nil) }
+        let replies = ReplyBox()
+        try await socket.pipeline.addHandler(replies).get()
+        try await socket.writeAndFlush(
+            AddressedEnvelope(
+                remoteAddress: Endpoint(ip: .loopbackV4, port: UInt16(service.port)).socketAddress,
+                data: ByteBuffer(bytes: query))
+        ).get()
+        let deadline = ContinuousClock.now + .seconds(5)
+        while replies.count == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(replies.count == 1, "no answer to a 3 KB ping")
+    }
+}
+
+final class ReplyBox: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let lock = NIOLock()
+    private var received = 0
+    var count: Int { lock.withLock { received } }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lock.withLock { received += 1 }
     }
 }
