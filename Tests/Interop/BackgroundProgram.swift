@@ -36,6 +36,26 @@ final class BackgroundProgram: Sendable {
     var text: String { output.text }
     var pid: Int32 { process.processIdentifier }
 
+    /// The most resident memory the program had while `body` ran, sampled every 100 ms.
+    func peakResidentBytes(during body: @escaping @Sendable () async throws -> Void) async throws -> Int {
+        let sampling = Task {
+            var peak = 0
+            while !Task.isCancelled {
+                peak = max(peak, residentBytes ?? 0)
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return peak
+        }
+        do {
+            try await body()
+        } catch {
+            sampling.cancel()
+            throw error
+        }
+        sampling.cancel()
+        return max(await sampling.value, residentBytes ?? 0)
+    }
+
     /// The program's resident memory now (VmRSS), in bytes; nil once it has exited.
     var residentBytes: Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),

@@ -30,30 +30,6 @@ struct HostileSeederTests {
         return (payloads, torrent, seeder, port)
     }
 
-    /// Samples `program`'s resident memory every 100 ms while `body` runs; returns the most.
-    static func peakMemory(
-        of program: BackgroundProgram, during body: @escaping @Sendable () async throws -> Void
-    )
-        async throws -> Int
-    {
-        let sampling = Task {
-            var peak = 0
-            while !Task.isCancelled {
-                peak = max(peak, program.residentBytes ?? 0)
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-            return peak
-        }
-        do {
-            try await body()
-        } catch {
-            sampling.cancel()
-            throw error
-        }
-        sampling.cancel()
-        return max(await sampling.value, program.residentBytes ?? 0)
-    }
-
     @Test(
         "four peers that flood block and ut_metadata requests and never read, for 20 s: the seeder stays within +64 MiB and libtorrent finishes"
     )
@@ -67,7 +43,7 @@ struct HostileSeederTests {
         let baseline = seeder.residentBytes ?? 0
         let target = payloads.root.appendingPathComponent("lt")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
-        let peak = try await Self.peakMemory(of: seeder) {
+        let peak = try await seeder.peakResidentBytes {
             let flooders = try BackgroundProgram(
                 Interop.python, [Self.flood, "flood", torrent.path, "127.0.0.1:\(port)", "4", "20"])
             defer { flooders.stop() }

@@ -31,11 +31,13 @@ final class SessionDriver: @unchecked Sendable {
     /// takes what we send (its connection is writable): a peer that never reads costs its
     /// request queue, not the blocks.
     private var uploads: [PeerKey: UploadQueue] = [:]
-    static let readsInFlightPerPeer = 8
+    static let readsInFlightPerPeer = 32
     /// Limits of every peer connection (the handshake deadline, backpressure).
     let connectionLimits: ConnectionLimits
-    static let backlogHigh = 24 << 20
-    static let backlogLow = 8 << 20
+    /// Disk backlog (bytes on their way to disk; the piece cache holds up to 24 MiB more of
+    /// unverified pieces) at which reading pauses, and at which it resumes.
+    static let backlogHigh = 8 << 20
+    static let backlogLow = 2 << 20
     private(set) var finished: EventLoopPromise<Void>
     var keepSeeding: Bool
     var fileSelection: [Int]?

@@ -62,22 +62,14 @@ public final class TrackerServer: Sendable {
                 httpAddress = channel.localAddress
             }
             if let udp {
-                let channel = try await DatagramBootstrap(group: loop)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelOption(.datagramVectorReadMessageCount, value: 16)
-                    .channelOption(.maxMessagesPerRead, value: 1)
-                    .channelOption(
-                        .recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 2_048)
-                    )
-                    .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
-                    .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                UDPTrackerHandler(core: core.value))
-                        }
-                    }
-                    .bind(to: udp.socketAddress).get()
+                // BEP 15 requests are under 2,048 bytes (BEP 41 URL data included); 16 a read.
+                let channel = try await UDPEndpoint.bind(
+                    on: udp, loop: loop,
+                    configuration: UDPEndpoint.Configuration(
+                        maxDatagram: 2_048, datagramsPerRead: 16, receiveBuffer: 4 << 20, sendBuffer: 4 << 20)
+                ) { channel in
+                    try channel.pipeline.syncOperations.addHandler(UDPTrackerHandler(core: core.value))
+                }
                 channels.append(channel)
                 udpAddress = channel.localAddress
             }

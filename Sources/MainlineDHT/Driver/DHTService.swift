@@ -71,18 +71,15 @@ public final class DHTService: Sendable {
             NIOLoopBound(DHTCore(id: id, options: options, saved: saved, loop: loop), eventLoop: loop)
         }.get()
         do {
-            let channel = try await DatagramBootstrap(group: loop)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
-                // Any datagram whole (NIO's default of 2,048 bytes would cut a large but valid
-                // reply, e.g. a BEP 44 item with many nodes, and the codec would refuse it).
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(DHTChannelHandler(core: core.value))
-                    }
-                }
-                .bind(host: options.host, port: options.port).get()
+            // Any datagram whole (NIO's default of 2,048 bytes would cut a large but valid
+            // reply, e.g. a BEP 44 item with many nodes, and the codec would refuse it).
+            let local = Endpoint(
+                ip: try IPAddress(parsing: options.host), port: UInt16(clamping: options.port))
+            let channel = try await UDPEndpoint.bind(
+                on: local, loop: loop, configuration: UDPEndpoint.Configuration(maxDatagram: 65_536)
+            ) { channel in
+                try channel.pipeline.syncOperations.addHandler(DHTChannelHandler(core: core.value))
+            }
             try await loop.submit { core.value.started(channel: channel) }.get()
             return DHTService(core: core, channel: channel, port: channel.localAddress?.port ?? 0)
         }

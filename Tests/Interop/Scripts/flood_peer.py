@@ -10,34 +10,16 @@
       was closed by the other side (or the time ran out).
 Prints {"sent": bytes} at the end of a flood. Stops by itself after <seconds>.
 """
-import hashlib, json, socket, struct, sys, threading, time
+import json, socket, struct, sys, threading, time
 
-
-def bdecode(data, i=0):
-    c = data[i:i + 1]
-    if c == b"i":
-        j = data.index(b"e", i); return int(data[i + 1:j]), j + 1
-    if c == b"l":
-        i += 1; out = []
-        while data[i:i + 1] != b"e":
-            v, i = bdecode(data, i); out.append(v)
-        return out, i + 1
-    if c == b"d":
-        i += 1; out = {}; start = {}
-        while data[i:i + 1] != b"e":
-            k, i = bdecode(data, i); s = i; v, i = bdecode(data, i); out[k] = v; start[k] = (s, i)
-        out[b"__spans__"] = start
-        return out, i + 1
-    j = data.index(b":", i); n = int(data[i:j]); return data[j + 1:j + 1 + n], j + 1 + n
+from torrent_file import info_hash
 
 
 def torrent(path):
-    raw = open(path, "rb").read()
-    top, _ = bdecode(raw)
-    s, e = top[b"__spans__"][b"info"]
+    top, digest = info_hash(open(path, "rb").read())
     info = top[b"info"]
     count = (info[b"length"] + info[b"piece length"] - 1) // info[b"piece length"]
-    return hashlib.sha1(raw[s:e]).digest(), info[b"piece length"], count
+    return digest, info[b"piece length"], count
 
 
 def flood(target, info_hash, piece_length, count, deadline, sent):
@@ -56,7 +38,6 @@ def flood(target, info_hash, piece_length, count, deadline, sent):
             metadata_request = b"d8:msg_typei0e5:piecei0ee"
             batch = b"".join(
                 struct.pack(">IBIII", 13, 6, p % count, 0, 16384) for p in range(256))
-            batch += struct.pack(">IBB", 2 + len(metadata_request), 20, 1) * 0  # filled below
             meta = b"".join(struct.pack(">IBB", 2 + len(metadata_request), 20, 1) + metadata_request
                             for _ in range(64))
             while time.time() < deadline:

@@ -10,25 +10,9 @@ Listens on <port>, prints {"port": P}, and for every connection completes the ha
   request     asks for a block beyond the end of the torrent
 Exits after <seconds>.
 """
-import hashlib, json, socket, struct, sys, threading, time
+import json, socket, struct, sys, threading, time
 
-
-def bdecode(data, i=0):
-    c = data[i:i + 1]
-    if c == b"i":
-        j = data.index(b"e", i); return int(data[i + 1:j]), j + 1
-    if c == b"l":
-        i += 1; out = []
-        while data[i:i + 1] != b"e":
-            v, i = bdecode(data, i); out.append(v)
-        return out, i + 1
-    if c == b"d":
-        i += 1; out = {}; start = {}
-        while data[i:i + 1] != b"e":
-            k, i = bdecode(data, i); s = i; v, i = bdecode(data, i); out[k] = v; start[k] = (s, i)
-        out[b"__spans__"] = start
-        return out, i + 1
-    j = data.index(b":", i); n = int(data[i:j]); return data[j + 1:j + 1 + n], j + 1 + n
+from torrent_file import info_hash
 
 
 def recv_exact(sock, n):
@@ -77,10 +61,7 @@ def serve(conn, mode, info_hash, info, data_path):
 
 def main():
     mode, torrent, data_path, port, seconds = sys.argv[1:6]
-    raw = open(torrent, "rb").read()
-    top, _ = bdecode(raw)
-    s, e = top[b"__spans__"][b"info"]
-    info_hash = hashlib.sha1(raw[s:e]).digest()
+    top, digest = info_hash(open(torrent, "rb").read())
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", int(port)))
@@ -93,7 +74,7 @@ def main():
             conn, _ = server.accept()
         except socket.timeout:
             continue
-        threading.Thread(target=serve, args=(conn, mode, info_hash, top[b"info"], data_path), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, mode, digest, top[b"info"], data_path), daemon=True).start()
 
 
 main()
