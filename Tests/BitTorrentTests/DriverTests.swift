@@ -83,7 +83,7 @@ struct DriverTests {
         for piece in 0..<3 {
             try await storage.write(
                 BlockRequest(piece: piece, offset: 0, length: 8_192),
-                data: [UInt8](repeating: 1, count: 8_192),
+                data: ByteBuffer(repeating: 1, count: 8_192),
                 on: loop
             ).get()
         }
@@ -112,7 +112,7 @@ struct DriverTests {
                 let start = last * 16_384
                 _ = storage.write(
                     BlockRequest(piece: last, offset: 0, length: 16),
-                    data: Array(expected[start..<start + 16]), on: loop)
+                    data: ByteBuffer(bytes: expected[start..<start + 16]), on: loop)
             }
         }
         for (round, read) in reads.enumerated() {

@@ -114,7 +114,8 @@ struct SimulatedSwarm {
             enqueue(node, nodes[node].session.peerDisconnected(key, now: now))
         case .connect:
             break
-        case .write(let request, let data):
+        case .write(let request, let buffer):
+            let data = Array(buffer.readableBytesView)
             let start = request.piece * info.pieceLength + request.offset
             nodes[node].data.replaceSubrange(start..<start + data.count, with: data)
             enqueue(node, nodes[node].session.blockWritten(request))

@@ -174,6 +174,10 @@ final class SessionDriver: @unchecked Sendable {
         session.addPeers(addresses)
     }
 
+    func receivedBlock(piece: Int, offset: Int, data: ByteBuffer, from key: PeerKey) {
+        perform(session.receivedBlock(piece: piece, offset: offset, data: data, from: key, now: now))
+    }
+
     func received(_ message: PeerMessage, from key: PeerKey) {
         perform(session.received(message, from: key, now: now))
     }

@@ -1,3 +1,4 @@
+import NIOCore
 import PeerNet
 
 /// Identifies one connection within a session; assigned by the driver.
@@ -63,7 +64,8 @@ public enum SessionAction: Sendable, Equatable {
     /// Open a connection.
     case connect(Endpoint)
     /// Write a received block to storage, then call ``TorrentSession/blockWritten(_:)``.
-    case write(BlockRequest, data: [UInt8])
+    /// The block as it was read from the socket (a slice, not a copy).
+    case write(BlockRequest, data: ByteBuffer)
     /// Hash a fully written piece, then call ``TorrentSession/pieceVerified(_:passed:blockDigests:now:)``.
     /// With `blockDigests`, also return the SHA-1 of each 16 KiB block (for smart-ban).
     case verify(piece: Int, blockDigests: Bool)

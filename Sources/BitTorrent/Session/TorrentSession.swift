@@ -1,5 +1,6 @@
 import Bencode
 import Crypto
+import NIOCore
 import PeerNet
 
 /// The state machine of one torrent in a swarm (BEP 3, 6, 9, 10, 11): which peers to talk to,
@@ -326,6 +327,22 @@ public struct TorrentSession: Sendable {
     // MARK: Messages
 
     /// A message arrived from a peer.
+    /// A block arrived (BEP 3 `piece`), its data as read from the socket: the driver's fast
+    /// path, so the bytes go from the socket buffer to the piece buffer with one copy.
+    public mutating func receivedBlock(
+        piece: Int, offset: Int, data: ByteBuffer, from key: PeerKey, now: Moment
+    ) -> [SessionAction] {
+        guard peers[key] != nil else { return [] }
+        peers[key]?.sawMessage = true
+        peers[key]?.lastReceived = now
+        do {
+            return try blockArrived(
+                BlockRequest(piece: piece, offset: offset, length: data.readableBytes), data, key, now)
+        } catch {
+            return close(key, error)
+        }
+    }
+
     public mutating func received(_ message: PeerMessage, from key: PeerKey, now: Moment) -> [SessionAction] {
         guard peers[key] != nil else { return [] }
         do {
@@ -420,7 +437,8 @@ public struct TorrentSession: Sendable {
             return try peerRequested(request, key, now)
         case .piece(let piece, let offset, let data):
             return try blockArrived(
-                BlockRequest(piece: piece, offset: offset, length: data.count), data, key, now)
+                BlockRequest(piece: piece, offset: offset, length: data.count), ByteBuffer(bytes: data), key,
+                now)
         case .cancel(let request):
             peers[key]?.incoming.remove(request)
             return []
@@ -493,7 +511,7 @@ public struct TorrentSession: Sendable {
     }
 
     private mutating func blockArrived(
-        _ request: BlockRequest, _ data: [UInt8], _ key: PeerKey, _ now: Moment
+        _ request: BlockRequest, _ data: ByteBuffer, _ key: PeerKey, _ now: Moment
     ) throws(PeerWireError) -> [SessionAction] {
         guard let address = peers[key]?.address else { return [] }
         guard
@@ -502,13 +520,13 @@ public struct TorrentSession: Sendable {
         else {
             throw .unrequestedBlock(request)
         }
-        peers[key]?.download.add(data.count)
+        peers[key]?.download.add(data.readableBytes)
         peers[key]?.lastBlock = now
         guard picker?.received(request) == true else {
-            wasted += Int64(data.count)
+            wasted += Int64(data.readableBytes)
             return fillRequests(key, now)
         }
-        downloaded += Int64(data.count)
+        downloaded += Int64(data.readableBytes)
         contributors[request.piece, default: [:]][request.offset / BlockRequest.standardLength] = address
         var actions: [SessionAction] = [.write(request, data: data)]
         // Endgame: others asked for the same block; cancel it there.

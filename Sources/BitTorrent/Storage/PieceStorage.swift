@@ -116,7 +116,10 @@ public final class PieceStorage: Sendable {
 
     /// Takes a received block: into the piece's memory buffer when the cache has room (no
     /// disk I/O until the piece is verified), else straight to disk on the pool.
-    public func write(_ request: BlockRequest, data: [UInt8], on loop: EventLoop) -> EventLoopFuture<Void> {
+    /// `data` is the block as it came off the socket: copied once, into the piece buffer (or
+    /// written from where it is with `pwrite`).
+    public func write(_ request: BlockRequest, data: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<Void>
+    {
         let pieceSize = info.pieceSize(request.piece)
         let limit = cacheLimit
         let cached = cache.withLock { cache -> Bool in
@@ -130,18 +133,24 @@ public final class PieceStorage: Sendable {
                 cache.pieces[request.piece] = (buffer, 0)
                 cache.bytes += pieceSize
             }
-            guard request.offset + data.count <= pieceSize else { return false }
-            cache.pieces[request.piece]?.buffer.replaceSubrange(
-                request.offset..<request.offset + data.count, with: data)
-            cache.pieces[request.piece]?.filled += data.count
+            let count = data.readableBytes
+            guard request.offset + count <= pieceSize else { return false }
+            cache.pieces[request.piece]?.buffer.withUnsafeMutableBytes { target in
+                data.withUnsafeReadableBytes { source in
+                    UnsafeMutableRawBufferPointer(rebasing: target[request.offset..<request.offset + count])
+                        .copyMemory(from: source)
+                }
+            }
+            cache.pieces[request.piece]?.filled += count
             return true
         }
         if cached { return loop.makeSucceededVoidFuture() }
-        pendingBytes.wrappingAdd(data.count, ordering: .relaxed)
+        let count = data.readableBytes
+        pendingBytes.wrappingAdd(count, ordering: .relaxed)
         return pool.runIfActive(eventLoop: loop) {
-            defer { self.pendingBytes.wrappingSubtract(data.count, ordering: .relaxed) }
+            defer { self.pendingBytes.wrappingSubtract(count, ordering: .relaxed) }
             let start = Int64(request.piece) * Int64(self.info.pieceLength) + Int64(request.offset)
-            try self.writeRange(data, at: start)
+            try data.withUnsafeReadableBytes { try self.writeRange($0, at: start) }
         }
     }
 
@@ -152,15 +161,15 @@ public final class PieceStorage: Sendable {
         }
     }
 
-    private func writeRange(_ data: [UInt8], at start: Int64) throws {
+    private func writeRange(_ data: UnsafeRawBufferPointer, at start: Int64) throws {
         var done = 0
         for segment in layout.segments(in: start..<start + Int64(data.count)) {
             defer { done += segment.length }
             if info.files[segment.fileIndex].isPadding { continue }
             let descriptor = try descriptor(segment.fileIndex, writable: true)
-            try data[done..<done + segment.length].withUnsafeBytes { bytes in
-                _ = try descriptor.writeAll(toAbsoluteOffset: segment.fileOffset, bytes)
-            }
+            _ = try descriptor.writeAll(
+                toAbsoluteOffset: segment.fileOffset,
+                UnsafeRawBufferPointer(rebasing: data[done..<done + segment.length]))
             _ = written.withLock { $0.insert(segment.fileIndex) }
         }
     }
@@ -208,7 +217,9 @@ public final class PieceStorage: Sendable {
             let passed = complete && Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
             // From memory, a piece reaches the disk only once it has passed.
             if passed, entry != nil {
-                try self.writeRange(data, at: self.layout.pieceRange(piece).lowerBound)
+                try data.withUnsafeBytes {
+                    try self.writeRange($0, at: self.layout.pieceRange(piece).lowerBound)
+                }
             }
             defer {
                 if let entry {
