@@ -180,10 +180,11 @@ public enum HTTPTrackerCodec {
         case .list(let entries)?:
             // The original, non-compact form: dictionaries with `ip` and `port`.
             for entry in entries.prefix(1_000) {
-                if let ip = entry["ip"]?.string, let port = entry["port"]?.integer, port > 0, port < 65_536,
-                    let address = Endpoint(ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)")
+                // Names (which BEP 3 allows here) are not looked up: only address literals count.
+                if let ip = entry["ip"]?.string.flatMap(IPAddress.init), let port = entry["port"]?.integer,
+                    let port16 = UInt16(exactly: port), port16 > 0
                 {
-                    peers.append(address)
+                    peers.append(Endpoint(ip: ip, port: port16))
                 }
             }
         default:
