@@ -82,7 +82,7 @@ struct HostileServerTests {
                     #expect((slowResult["max_after"] as? Double ?? 99) <= 15, "slowloris: \(slowResult)")
                 }
             })
-        #expect(failed == 0 && ok >= 10, "honest announces: \(ok) answered, \(failed) failed")
+        #expect(failed == 0 && ok >= 3, "honest announces: \(ok) answered, \(failed) failed")
         #expect(peak - baseline <= 32 << 20, "the tracker grew by \((peak - baseline) >> 20) MiB")
         #expect(tracker.isRunning)
     }
@@ -127,7 +127,7 @@ struct HostileServerTests {
                 #expect((slowResult["max_after"] as? Double ?? 99) <= 15, "slowloris: \(slowResult)")
                 peak = max(peak, node.residentBytes ?? 0)
             })
-        #expect(failed == 0 && ok >= 5, "honest RPC calls: \(ok) answered, \(failed) failed")
+        #expect(failed == 0 && ok >= 3, "honest RPC calls: \(ok) answered, \(failed) failed")
         #expect(peak - baseline <= 32 << 20, "the node grew by \((peak - baseline) >> 20) MiB")
     }
 }
