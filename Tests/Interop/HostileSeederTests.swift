@@ -45,7 +45,11 @@ struct HostileSeederTests {
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         let peak = try await seeder.peakResidentBytes {
             let flooders = try BackgroundProgram(
-                Interop.python, [Self.flood, "flood", torrent.path, "127.0.0.1:\(port)", "4", "20"])
+                "/usr/bin/nice",
+                [
+                    "-n", "10", Interop.python, Self.flood, "flood", torrent.path, "127.0.0.1:\(port)", "4",
+                    "20",
+                ])
             defer { flooders.stop() }
             _ = try await flooders.waitForJSON("started", timeout: 10)
             try await Task.sleep(for: .seconds(2))  // the flood is on before the honest peer comes
