@@ -190,6 +190,7 @@ let package = Package(
                 "PeerNet", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A multiaddr: a path of protocols and their values, such as `/ip4/127.0.0.1/tcp/4001/p2p/Qm…`,
 /// in text and in its binary form (protocol codes as varints, then each value).
 public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
@@ -49,10 +53,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     private static func component(_ name: String, _ value: String) throws(MultiformatError) -> Component {
         switch name {
         case "ip4":
-            let octets = value.split(separator: ".", omittingEmptySubsequences: false)
-            let bytes = octets.compactMap { UInt8($0) }
-            guard octets.count == 4, bytes.count == 4, octets.allSatisfy({ $0 == "0" || !$0.hasPrefix("0") })
-            else {
+            guard let bytes = parseIPv4(value) else {
                 throw .invalid("'\(value.prefix(40))' is not an IPv4 address")
             }
             return .ip4(bytes)
@@ -178,53 +179,32 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
         self.components = components
     }
 
-    static func parseIPv6(_ text: String) -> [UInt8]? {
-        guard text.utf8.count <= 45 else { return nil }
-        var halves: [String] = []
-        var rest = Substring(text)
-        while let range = rest.firstRange(of: "::") {
-            halves.append(String(rest[..<range.lowerBound]))
-            rest = rest[range.upperBound...]
-        }
-        halves.append(String(rest))
-        guard halves.count <= 2 else { return nil }
-        func groups(_ part: String) -> [UInt16]? {
-            if part.isEmpty { return [] }
-            var values: [UInt16] = []
-            for group in part.split(separator: ":", omittingEmptySubsequences: false) {
-                guard (1...4).contains(group.count), let value = UInt16(group, radix: 16) else { return nil }
-                values.append(value)
-            }
-            return values
-        }
-        guard let head = groups(halves[0]), let tail = halves.count == 2 ? groups(halves[1]) : [] else {
-            return nil
-        }
-        let missing = 8 - head.count - tail.count
-        guard halves.count == 2 ? missing >= 1 : missing == 0 else { return nil }
-        let all = head + [UInt16](repeating: 0, count: max(0, missing)) + tail
-        return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+    // The address literals are read and written by the C library (inet_pton/inet_ntop, as
+    // PeerNet's IPAddress does; this module sits below PeerNet and cannot use it): four decimal
+    // octets without leading zeros, any RFC 4291 §2.2 IPv6 form in, RFC 5952 text out.
+
+    static func parseIPv4(_ text: String) -> [UInt8]? {
+        guard text.utf8.count <= 15, text.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || (48...57).contains($0) })
+        else { return nil }
+        var raw = in_addr()
+        guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }
+        return withUnsafeBytes(of: raw) { Array($0) }
     }
 
-    /// RFC 5952 text: lower case, the longest run of zero groups (two or more) as "::".
+    static func parseIPv6(_ text: String) -> [UInt8]? {
+        guard text.utf8.count <= 45, !text.utf8.contains(0) else { return nil }
+        var raw = in6_addr()
+        guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
+        return withUnsafeBytes(of: raw) { Array($0) }
+    }
+
     static func formatIPv6(_ bytes: [UInt8]) -> String {
-        let groups = stride(from: 0, to: 16, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) }
-        var best = (start: -1, length: 0)
-        var index = 0
-        while index < 8 {
-            if groups[index] == 0 {
-                var end = index
-                while end < 8 && groups[end] == 0 { end += 1 }
-                if end - index > best.length && end - index >= 2 { best = (index, end - index) }
-                index = end
-            } else {
-                index += 1
-            }
+        var raw = in6_addr()
+        withUnsafeMutableBytes(of: &raw) { buffer in
+            for (index, byte) in bytes.prefix(16).enumerated() { buffer[index] = byte }
         }
-        let text = groups.map { String($0, radix: 16) }
-        guard best.start >= 0 else { return text.joined(separator: ":") }
-        let head = text[..<best.start].joined(separator: ":")
-        let tail = text[(best.start + best.length)...].joined(separator: ":")
-        return head + "::" + tail
+        var text = [CChar](repeating: 0, count: 48)
+        _ = inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

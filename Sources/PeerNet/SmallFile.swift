@@ -36,31 +36,16 @@ public enum SmallFile {
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-    /// the directory.
+    /// the directory, so a crash at any point leaves the old content or the new, never a mix.
     public static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws {
-        let temporary = FilePath(path.string + ".tmp")
-        let descriptor = try FileDescriptor.open(
-            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
-            permissions: [.ownerReadWrite, .groupRead, .otherRead])
-        do {
-            _ = try descriptor.writeAll(bytes)
-            guard fsync(descriptor.rawValue) == 0 else { throw Errno(rawValue: errno) }
-            try descriptor.close()
-        } catch {
-            try? descriptor.close()
-            throw error
-        }
-        guard rename(temporary.string, path.string) == 0 else { throw Errno(rawValue: errno) }
-        let directory = path.removingLastComponent()
-        if let handle = try? FileDescriptor.open(directory.isEmpty ? "." : directory, .readOnly) {
-            _ = fsync(handle.rawValue)
-            try? handle.close()
-        }
+        try writeAtomically(to: path, durable: true) { descriptor in _ = try descriptor.writeAll(bytes) }
     }
 
     /// Streams a file of any size under a temporary name (`<path>.partial`) and renames it into
-    /// place only when `body` has written all of it (fsynced first when `durable`): the name never
-    /// shows a partial file. On an error the temporary file is removed and the error rethrown.
+    /// place only when `body` has written all of it: the name never shows a partial file. When
+    /// `durable`, the data is fsynced before the rename and the directory after it, so the new
+    /// content survives a power loss once this returns. On an error the temporary file is
+    /// removed, the old file is left as it was, and the error rethrown.
     public static func writeAtomically(
         to path: FilePath, durable: Bool = true, _ body: (FileDescriptor) throws -> Void
     ) throws {
@@ -81,6 +66,15 @@ public enum SmallFile {
             let error = Errno(rawValue: errno)
             _ = unlink(temporary.string)
             throw error
+        }
+        if durable {
+            let directory = path.removingLastComponent()
+            if let handle = try? FileDescriptor.open(
+                directory.isEmpty ? "." : directory, .readOnly, options: [.closeOnExec])
+            {
+                _ = fsync(handle.rawValue)
+                try? handle.close()
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ struct DHTCommand: AsyncParsableCommand {
 /// Options every `dht` verb shares.
 struct DHTOptions: ParsableArguments {
     @Option(help: "UDP port to use (0: any free one).")
-    var port: Int?
+    var port: UInt16?
 
     @Option(help: "Address to bind (an IPv6 address runs an IPv6 node, BEP 32).")
     var listen = "0.0.0.0"
@@ -61,7 +61,7 @@ struct DHTOptions: ParsableArguments {
     }
 
     /// Starts a node and joins the network (see ``DHTLauncher/startNode(defaultPort:shortLived:)``).
-    func startNode(defaultPort: Int, shortLived: Bool = true) async throws -> DHTService {
+    func startNode(defaultPort: UInt16, shortLived: Bool = true) async throws -> DHTService {
         try await launcher.startNode(defaultPort: defaultPort, shortLived: shortLived)
     }
 
@@ -88,7 +88,7 @@ struct DHTLauncher {
         case file(String)
     }
 
-    var port: Int?
+    var port: UInt16?
     var listen = "0.0.0.0"
     var bootstrap: [String] = []
     var table = Table.standard
@@ -112,7 +112,7 @@ struct DHTLauncher {
     /// Starts a node and joins the network. A short-lived node (one `lookup`, `put` or `get`)
     /// is read-only (BEP 43: it would only leave a dead entry in others' tables) and fails,
     /// exit status 1, when nobody answered.
-    func startNode(defaultPort: Int, shortLived: Bool) async throws -> DHTService {
+    func startNode(defaultPort: UInt16, shortLived: Bool) async throws -> DHTService {
         let requireContacts = shortLived
         var addresses: [Endpoint] = []
         for text in bootstrap {
@@ -123,12 +123,16 @@ struct DHTLauncher {
             }
         }
         var options = DHTServiceOptions()
-        options.host = listen
+        do {
+            options.address = try IPAddress(parsing: listen)
+        } catch {
+            throw Terminal.badInput("--listen \(listen)", "\(error)")
+        }
         options.port = port ?? defaultPort
         options.tableFile = tablePath
         // A node that lives for one command should not be put in others' tables (BEP 43).
         options.settings.readOnly = readOnly || shortLived
-        options.settings.ipv6 = listen.contains(":")
+        options.settings.ipv6 = options.address.isIPv6
 
         options.settings.enforceSecureIDs = enforceSecureIDs
         let service: DHTService

@@ -110,13 +110,13 @@ struct SwarmCommand: AsyncParsableCommand {
         if !noDHT {
             for _ in roster {
                 var options = DHTServiceOptions()
-                options.host = "127.0.0.1"
+                options.address = .loopbackV4
                 options.port = 0
                 dhtNodes.append(try await DHTService.start(options))
             }
-            let seedNode = Endpoint(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[0].port))!
+            let seedNode = Endpoint(ip: .loopbackV4, port: dhtNodes[0].port)
             for node in dhtNodes.dropFirst() { _ = await node.bootstrap([seedNode]) }
-            let second = Endpoint(ip: [127, 0, 0, 1], port: UInt16(dhtNodes[1].port))!
+            let second = Endpoint(ip: .loopbackV4, port: dhtNodes[1].port)
             _ = await dhtNodes[0].bootstrap([second])
             Terminal.status("DHT: \(dhtNodes.count) nodes on 127.0.0.1, bootstrapped from the seed's")
         }

@@ -28,7 +28,7 @@ struct PeerOptions: ParsableArguments {
     var bootstrap: [String] = []
 
     @Option(help: "UDP port of the DHT node (default: the --port number; 0: any).")
-    var dhtPort: Int?
+    var dhtPort: UInt16?
 
     @Option(help: "DHT routing table file, kept across runs (default: ~/.peerstack/dht.table).")
     var dhtTable: String?
@@ -40,7 +40,7 @@ struct PeerOptions: ParsableArguments {
     func startDHT() async throws -> DHTService? {
         guard !noDHT else { return nil }
         let node = DHTLauncher(
-            port: dhtPort ?? port, listen: listen, bootstrap: bootstrap,
+            port: dhtPort ?? UInt16(clamping: port), listen: listen, bootstrap: bootstrap,
             table: dhtTable.map { .file($0) } ?? .standard)
         return try await node.startNode(defaultPort: 0, shortLived: false)
     }

@@ -32,7 +32,7 @@ struct DHTInteropTests {
 
     static func loopbackNode() async throws -> DHTService {
         var options = DHTServiceOptions()
-        options.host = "127.0.0.1"
+        options.address = .loopbackV4
         options.port = 0
         return try await DHTService.start(options)
     }
@@ -44,11 +44,11 @@ struct DHTInteropTests {
         let port = try await libtorrent.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
         let a = try await loopbackNode()
         let b = try await loopbackNode()
-        func at(_ port: Int) -> Endpoint { Endpoint(ip: [127, 0, 0, 1], port: UInt16(port))! }
+        func at(_ port: UInt16) -> Endpoint { Endpoint(ip: .loopbackV4, port: port) }
         _ = try await libtorrent.ask("add_node 127.0.0.1:\(a.port)", expecting: "added")
         _ = try await libtorrent.ask("add_node 127.0.0.1:\(b.port)", expecting: "added")
         _ = await b.bootstrap([at(a.port)])
-        _ = await a.bootstrap([at(port)])
+        _ = await a.bootstrap([at(UInt16(port))])
         return Network(libtorrent: libtorrent, libtorrentPort: port, a: a, b: b)
     }
 

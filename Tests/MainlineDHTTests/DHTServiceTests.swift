@@ -9,9 +9,9 @@ import Testing
 /// The NIO driver on real sockets: IPv6 nodes on ::1 (BEP 32) bootstrap from each other, and a
 /// peer announced by one is found by another through `nodes6` and compact IPv6 peers.
 struct DHTServiceTests {
-    static func node(_ host: String) async throws -> DHTService {
+    static func node(_ address: IPAddress) async throws -> DHTService {
         var options = DHTServiceOptions()
-        options.host = host
+        options.address = address
         options.port = 0
         return try await DHTService.start(options)
     }
@@ -19,11 +19,11 @@ struct DHTServiceTests {
     @Test("three IPv6 nodes on ::1: bootstrap, announce_peer, get_peers")
     func ipv6() async throws {
         let loopback6 = [UInt8](repeating: 0, count: 15) + [1]
-        let a = try await Self.node("::1")
-        let b = try await Self.node("::1")
-        let c = try await Self.node("::1")
-        _ = await b.bootstrap([Endpoint(ip: loopback6, port: UInt16(a.port))!])
-        _ = await c.bootstrap([Endpoint(ip: loopback6, port: UInt16(b.port))!])
+        let a = try await Self.node(.loopbackV6)
+        let b = try await Self.node(.loopbackV6)
+        let c = try await Self.node(.loopbackV6)
+        _ = await b.bootstrap([Endpoint(ip: .loopbackV6, port: a.port)])
+        _ = await c.bootstrap([Endpoint(ip: .loopbackV6, port: b.port)])
         #expect(await c.routingTableSize == 2, "c learnt a through b's nodes6")
         let hash = NodeID(bytes: Array(repeating: 0x66, count: 20))!
         let announced = await b.run(.getPeers(hash, announcePort: 6_999, impliedPort: false))
@@ -41,7 +41,7 @@ struct DHTDatagramTests {
     @Test("a valid datagram larger than NIO's default 2,048-byte read is read whole and answered")
     func largeDatagram() async throws {
         var options = DHTServiceOptions()
-        options.host = "127.0.0.1"
+        options.address = .loopbackV4
         options.port = 0
         let service = try await DHTService.start(options)
         defer { Task { await service.stop() } }
@@ -58,7 +58,7 @@ struct DHTDatagramTests {
         try await socket.pipeline.addHandler(replies).get()
         try await socket.writeAndFlush(
             AddressedEnvelope(
-                remoteAddress: Endpoint(ip: .loopbackV4, port: UInt16(service.port)).socketAddress,
+                remoteAddress: Endpoint(ip: .loopbackV4, port: service.port).socketAddress,
                 data: ByteBuffer(bytes: query))
         ).get()
         let deadline = ContinuousClock.now + .seconds(5)

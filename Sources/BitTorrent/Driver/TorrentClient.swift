@@ -160,7 +160,7 @@ public final class TorrentClient: Sendable {
         var sessionConfiguration = options.session
         sessionConfiguration.listenPort = UInt16(clamping: port)
         let dht = metainfo?.info.isPrivate == true ? nil : options.dht
-        if let dht { sessionConfiguration.dhtPort = UInt16(clamping: dht.port) }
+        if let dht { sessionConfiguration.dhtPort = dht.port }
         let session =
             metainfo.map {
                 TorrentSession(info: $0.info, peerID: peerID, configuration: sessionConfiguration, seed: seed)

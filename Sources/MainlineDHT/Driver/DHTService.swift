@@ -9,10 +9,11 @@ import SystemPackage
 
 /// How a ``DHTService`` runs.
 public struct DHTServiceOptions: Sendable {
-    /// Where to listen for KRPC datagrams (port 0 picks a free one). IPv4 unless the host is an
-    /// IPv6 address (BEP 32 runs one node per address family).
-    public var host = "0.0.0.0"
-    public var port = 6881
+    /// The address to listen on for KRPC datagrams: an IPv6 address runs an IPv6 node (BEP 32
+    /// runs one node per address family).
+    public var address = IPAddress.anyV4
+    /// The UDP port (0 picks a free one).
+    public var port: UInt16 = 6881
     /// The node ID; by default the saved table's, else a random one. Once other nodes have told
     /// us our external IP (BEP 42), it is saved with the table, and the next start takes a
     /// secure ID for that IP if the saved one does not match it.
@@ -45,13 +46,13 @@ public enum PublicBootstrap {
 /// is confined to it, so no locks). Operations are async calls that return when the lookup ends.
 public final class DHTService: Sendable {
     /// The port the node listens on.
-    public let port: Int
+    public let port: UInt16
     private let core: NIOLoopBound<DHTCore>
     private let channel: Channel
     private let stopped = Atomic<Bool>(false)
     private let joining = Mutex<Task<DHTResult, Never>?>(nil)
 
-    private init(core: NIOLoopBound<DHTCore>, channel: Channel, port: Int) {
+    private init(core: NIOLoopBound<DHTCore>, channel: Channel, port: UInt16) {
         self.core = core
         self.channel = channel
         self.port = port
@@ -60,7 +61,7 @@ public final class DHTService: Sendable {
     /// Binds the socket and starts the node (it serves queries from then on).
     public static func start(_ options: DHTServiceOptions) async throws -> DHTService {
         var options = options
-        if options.host.contains(":") { options.settings.ipv6 = true }  // BEP 32: an IPv6 node
+        if options.address.isIPv6 { options.settings.ipv6 = true }  // BEP 32: an IPv6 node
         let loop = options.group.next()
         let saved = options.tableFile.flatMap { try? SmallFile.read(FilePath($0), limit: 1 << 20) }.flatMap {
             RoutingSnapshot(decoding: $0)
@@ -73,15 +74,14 @@ public final class DHTService: Sendable {
         do {
             // Any datagram whole (NIO's default of 2,048 bytes would cut a large but valid
             // reply, e.g. a BEP 44 item with many nodes, and the codec would refuse it).
-            let local = Endpoint(
-                ip: try IPAddress(parsing: options.host), port: UInt16(clamping: options.port))
+            let local = Endpoint(ip: options.address, port: options.port)
             let channel = try await UDPEndpoint.bind(
                 on: local, loop: loop, configuration: UDPEndpoint.Configuration(maxDatagram: 65_536)
             ) { channel in
                 try channel.pipeline.syncOperations.addHandler(DHTChannelHandler(core: core.value))
             }
             try await loop.submit { core.value.started(channel: channel) }.get()
-            return DHTService(core: core, channel: channel, port: channel.localAddress?.port ?? 0)
+            return DHTService(core: core, channel: channel, port: UInt16(clamping: channel.localAddress?.port ?? 0))
         }
     }
 
