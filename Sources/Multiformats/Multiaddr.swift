@@ -184,7 +184,8 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     // octets without leading zeros, any RFC 4291 §2.2 IPv6 form in, RFC 5952 text out.
 
     static func parseIPv4(_ text: String) -> [UInt8]? {
-        guard text.utf8.count <= 15, text.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || (48...57).contains($0) })
+        guard text.utf8.count <= 15,
+            text.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || (48...57).contains($0) })
         else { return nil }
         var raw = in_addr()
         guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }

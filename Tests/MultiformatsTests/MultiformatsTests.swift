@@ -126,7 +126,8 @@ struct MultiformatsTests {
         #expect(throws: MultiformatError.self) { try Multiaddr("/ip6/fe80::1%eth0") }  // zone: /ip6zone
         // RFC 5952 text out whatever form came in.
         #expect(try Multiaddr("/ip6/2001:DB8:0:0:0:0:0:1").description == "/ip6/2001:db8::1")
-        #expect(try Multiaddr("/ip6/::ffff:192.0.2.1").bytes == Self.hex("2900000000000000000000ffffc0000201"))
+        #expect(
+            try Multiaddr("/ip6/::ffff:192.0.2.1").bytes == Self.hex("2900000000000000000000ffffc0000201"))
         #expect(throws: MultiformatError.self) { try Multiaddr("/ip4/1.2.3.4/tcp") }
         #expect(throws: MultiformatError.self) { try Multiaddr("/onion9/x") }
         #expect(throws: MultiformatError.self) { try Multiaddr(bytes: [0x04, 127, 0]) }  // truncated

@@ -81,7 +81,8 @@ public final class DHTService: Sendable {
                 try channel.pipeline.syncOperations.addHandler(DHTChannelHandler(core: core.value))
             }
             try await loop.submit { core.value.started(channel: channel) }.get()
-            return DHTService(core: core, channel: channel, port: UInt16(clamping: channel.localAddress?.port ?? 0))
+            return DHTService(
+                core: core, channel: channel, port: UInt16(clamping: channel.localAddress?.port ?? 0))
         }
     }
 
