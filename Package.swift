@@ -92,6 +92,7 @@ let package = Package(
                 "CNettle", "COpenSSLSHA", "CSecp256k1", "Multiformats", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -35,10 +35,18 @@ public enum SmallFile {
         return Array(buffer.prefix(count))
     }
 
+    /// Permissions of a new file unless the caller asks for others: 0644.
+    public static let defaultPermissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]
+
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
     /// the directory, so a crash at any point leaves the old content or the new, never a mix.
-    public static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws {
-        try writeAtomically(to: path, durable: true) { descriptor in _ = try descriptor.writeAll(bytes) }
+    /// The file gets `permissions` (0600 for secrets such as keys) from its first byte on.
+    public static func writeAtomically(
+        _ bytes: [UInt8], to path: FilePath, permissions: FilePermissions = defaultPermissions
+    ) throws {
+        try writeAtomically(to: path, durable: true, permissions: permissions) { descriptor in
+            _ = try descriptor.writeAll(bytes)
+        }
     }
 
     /// Streams a file of any size under a temporary name (`<path>.partial`) and renames it into
@@ -47,12 +55,15 @@ public enum SmallFile {
     /// content survives a power loss once this returns. On an error the temporary file is
     /// removed, the old file is left as it was, and the error rethrown.
     public static func writeAtomically(
-        to path: FilePath, durable: Bool = true, _ body: (FileDescriptor) throws -> Void
+        to path: FilePath, durable: Bool = true, permissions: FilePermissions = defaultPermissions,
+        _ body: (FileDescriptor) throws -> Void
     ) throws {
         let temporary = FilePath(path.string + ".partial")
+        // A leftover temporary file keeps its old mode under O_CREAT: remove it first.
+        _ = unlink(temporary.string)
         let descriptor = try FileDescriptor.open(
-            temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
-            permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            temporary, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec],
+            permissions: permissions)
         do {
             try body(descriptor)
             if durable, fsync(descriptor.rawValue) != 0 { throw Errno(rawValue: errno) }

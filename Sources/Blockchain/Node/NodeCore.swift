@@ -77,7 +77,10 @@ public final class NodeCore {
         return inbound ? [] : [.send(peer: peer, .version(versionMessage()))]
     }
 
-    public func disconnected(peer: Int) { peers[peer] = nil }
+    public func disconnected(peer: Int) {
+        peers[peer] = nil
+        mempool.dropOrphans(from: peer)
+    }
 
     func misbehave(_ peer: Int, _ score: Int, _ reason: String) -> [NodeAction] {
         guard var info = peers[peer] else { return [] }
@@ -232,15 +235,18 @@ public final class NodeCore {
     }
 
     /// Validates and relays a transaction from a peer (or the node's own wallet, `peer` nil).
+    /// One whose parent is unknown waits in the orphan pool while the parent is asked for; when
+    /// it comes, both are relayed.
     public func receive(_ transaction: Transaction, from peer: Int?) -> [NodeAction] {
         let txid = transaction.txid
         if let peer { remember(txid, for: peer) }
+        let receipt: MempoolReceipt
         do {
-            try mempool.accept(transaction, chain: chain)
+            receipt = try mempool.receive(transaction, chain: chain, now: clock(), from: peer)
         } catch {
             guard let peer else { return [] }
             switch error {
-            case .script, .transaction("txn-mempool-conflict"), .transaction("bad-txns-in-belowout"):
+            case .script, .transaction("bad-txns-in-belowout"):
                 return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
             case .transaction(let reason)
             where reason.hasPrefix("txn-mempool-conflict") || reason.hasPrefix("bad-txns-vout")
@@ -250,7 +256,16 @@ public final class NodeCore {
                 return []
             }
         }
-        return announce(Inventory(type: Inventory.tx, hash: txid), except: peer)
+        switch receipt {
+        case .orphan(let parents):
+            guard let peer else { return [] }
+            let wanted = parents.filter { !mempool.contains($0) }.map {
+                Inventory(type: Inventory.tx | Inventory.witnessFlag, hash: $0)
+            }
+            return wanted.isEmpty ? [] : [.send(peer: peer, .getdata(wanted))]
+        case .accepted(let txids):
+            return txids.flatMap { announce(Inventory(type: Inventory.tx, hash: $0), except: peer) }
+        }
     }
 
     /// Validates a block, moves the chain, updates the mempool and relays the block.
@@ -259,7 +274,7 @@ public final class NodeCore {
         if let peer { remember(hash, for: peer) }
         switch chain.process(block, now: clock()) {
         case .tipChanged(let disconnected, let connected):
-            mempool.update(disconnected: disconnected, connected: connected, chain: chain)
+            mempool.update(disconnected: disconnected, connected: connected, chain: chain, now: clock())
             var actions: [NodeAction] = []
             for block in connected { actions += announce(block: block, except: peer) }
             return actions

@@ -117,19 +117,11 @@ public final class RPCServer: @unchecked Sendable {
         }
     }
 
-    /// BTC as a number or a decimal string, to satoshis.
+    /// BTC as a number or a decimal string, to satoshis (more than zero).
     static func satoshis(_ value: Any) -> Int64? {
         let text = (value as? String) ?? (value as? NSNumber).map { "\($0)" } ?? ""
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let whole = Int64(parts[0].isEmpty ? "0" : parts[0]) else { return nil }
-        var fraction: Int64 = 0
-        if parts.count == 2 {
-            let digits = String(parts[1].prefix(8))
-            guard digits.allSatisfy(\.isNumber) else { return nil }
-            fraction = Int64(digits.padding(toLength: 8, withPad: "0", startingAt: 0)) ?? 0
-        }
-        let total = whole * Consensus.coin + fraction
-        return total > 0 && total <= Consensus.maxMoney ? total : nil
+        guard let amount = try? Amount.satoshis(text), amount > 0 else { return nil }
+        return amount
     }
 }
 

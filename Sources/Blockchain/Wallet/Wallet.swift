@@ -1,33 +1,71 @@
 import PeerNet
 import SystemPackage
 
+/// Why the wallet could not be opened or saved.
+public enum WalletError: Error, Sendable, CustomStringConvertible {
+    case unreadable(path: String, String)
+    case unwritable(path: String, String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let why): return "cannot read the wallet \(path): \(why)"
+        case .unwritable(let path, let why): return "cannot write the wallet \(path): \(why)"
+        }
+    }
+}
+
 /// A key wallet for the node (P2WPKH addresses), its keys in a text file of WIF lines.
 public final class Wallet: @unchecked Sendable {
     public let path: String?
     public let network: NetworkPrefixes
     public private(set) var keys: [PrivateKey] = []
 
-    /// Opens (or starts) the wallet file at `path`; nil keeps keys in memory.
-    public init(path: String?, network: NetworkPrefixes) throws {
+    /// Opens the wallet file at `path`, or starts one when there is no file; nil keeps keys in
+    /// memory. A file that exists but cannot be read, or holds a line that is not a key of this
+    /// network, is an error (``WalletError``): never an empty wallet that the next new address
+    /// would write over.
+    public init(path: String?, network: NetworkPrefixes) throws(WalletError) {
         self.path = path
         self.network = network
-        if let path, let bytes = try? SmallFile.read(FilePath(path), limit: 16 << 20) {
-            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-                keys.append(try PrivateKey.fromWIF(String(line), network: network).0)
+        guard let path else { return }
+        let bytes: [UInt8]
+        do {
+            bytes = try SmallFile.read(FilePath(path), limit: 16 << 20)
+        } catch Errno.noSuchFileOrDirectory {
+            return
+        } catch {
+            throw .unreadable(path: path, "\(error)")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw .unreadable(path: path, "not UTF-8 text")
+        }
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !line.isEmpty {
+            do {
+                let (key, _) = try PrivateKey.fromWIF(String(line), network: network)
+                keys.append(key)
+            } catch {
+                throw .unreadable(
+                    path: path, "line \(number + 1) is not a WIF key for this network (\(error))")
             }
         }
     }
 
-    /// Writes the keys crash-safely (temporary file, fsync, rename): a key handed out is never lost.
-    func save() throws {
+    /// Writes the keys crash-safely (temporary file, fsync, rename) and readable by the owner
+    /// only (0600): a key handed out is never lost, nor shown to other users.
+    func save() throws(WalletError) {
         guard let path else { return }
         let text = keys.map { $0.wif(network: network) + "\n" }.joined()
-        try SmallFile.writeAtomically(Array(text.utf8), to: FilePath(path))
+        do {
+            try SmallFile.writeAtomically(Array(text.utf8), to: FilePath(path), permissions: .ownerReadWrite)
+        } catch {
+            throw .unwritable(path: path, "\(error)")
+        }
     }
 
     /// A new key and its address.
     @discardableResult
-    public func newAddress() throws -> String {
+    public func newAddress() throws(WalletError) -> String {
         let key = PrivateKey.generate()
         keys.append(key)
         try save()
@@ -35,7 +73,7 @@ public final class Wallet: @unchecked Sendable {
     }
 
     /// The first address (made when there is none).
-    public func address() throws -> String {
+    public func address() throws(WalletError) -> String {
         if let key = keys.first { return Address.p2wpkh(key.publicKey()).string(network: network) }
         return try newAddress()
     }

@@ -1,0 +1,227 @@
+import Blockchain
+import Foundation
+import PeerNet
+import SystemPackage
+import Testing
+
+@Suite("Amounts, wallet files and the mempool under hostile input")
+struct ServiceSafetyTests {
+    @Test("BTC amounts parse exactly, with a clear error for each way they can be wrong")
+    func amounts() throws {
+        #expect(try Amount.satoshis("1") == 100_000_000)
+        #expect(try Amount.satoshis("0.5") == 50_000_000)
+        #expect(try Amount.satoshis(".25") == 25_000_000)
+        #expect(try Amount.satoshis("1e-05") == 1_000)  // as Python's json prints 0.00001
+        #expect(try Amount.satoshis("2.1E7") == Consensus.maxMoney)
+        #expect(try Amount.satoshis("0.00000001") == 1)
+        #expect(try Amount.satoshis("0.100000000000") == 10_000_000)  // zeros past 8 places are exact
+        #expect(try Amount.satoshis("-0") == 0)
+        #expect(throws: AmountError.outOfRange("1e30")) { try Amount.satoshis("1e30") }
+        #expect(throws: AmountError.negative("-1")) { try Amount.satoshis("-1") }
+        #expect(throws: AmountError.tooPrecise("0.000000001")) { try Amount.satoshis("0.000000001") }
+        #expect(throws: AmountError.outOfRange("21000001")) { try Amount.satoshis("21000001") }
+        #expect(throws: AmountError.outOfRange("100000000000")) { try Amount.satoshis("100000000000") }
+        #expect(throws: AmountError.outOfRange("9223372036854775808")) {
+            try Amount.satoshis("9223372036854775808")
+        }
+        for bad in ["", "abc", "1.2.3", "1e", "e5", "1e99999", "0x10", "1,5", " 1", "NaN", "inf"] {
+            #expect(throws: AmountError.self, "\(bad)") { try Amount.satoshis(bad) }
+        }
+        #expect(String(describing: AmountError.tooPrecise("0.000000001")).contains("8 decimal places"))
+        #expect(Amount.text(1_000) == "0.00001000" && Amount.text(Consensus.maxMoney) == "21000000.00000000")
+        // Any text: a value or a typed error, never a trap.
+        var random = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789.eE+-x ")
+        for _ in 0..<20_000 {
+            let text = String(
+                (0..<Int.random(in: 0...24, using: &random)).map { _ in alphabet.randomElement()! })
+            if let value = try? Amount.satoshis(text) { #expect(value >= 0 && value <= Consensus.maxMoney) }
+        }
+    }
+
+    static func directory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "wallet-\(UUID().uuidString)"
+        ).path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test("the wallet file is the owner's only, and one that cannot be read is an error, not an empty wallet")
+    func walletFile() throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/wallet.txt"
+        let wallet = try Wallet(path: path, network: .regtest)  // no file yet: a new wallet
+        let address = try wallet.newAddress()
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try Wallet(path: path, network: .regtest).address() == address)
+
+        // A line that is not a key: refused, and the file is left as it was.
+        let good = try String(contentsOfFile: path, encoding: .utf8)
+        try (good + "not-a-key\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: WalletError.self) { try Wallet(path: path, network: .regtest) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8).hasPrefix(good))
+        // A path that exists but is not a readable file.
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        #expect(throws: WalletError.self) { try Wallet(path: path, network: .regtest) }
+    }
+}
+
+@Suite("Mempool policy as Bitcoin Core's")
+struct MempoolPolicyTests {
+    let now: UInt32 = 1_900_000_000
+
+    /// A chain with one mature coin for `wallet`; returns the chain, the coin and its outpoint.
+    func funded(_ wallet: TestWallet) throws -> (ChainState, OutPoint, Coin) {
+        let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        var time: UInt32 = 1_700_000_000
+        let first = Miner.mine(chain: chain, transactions: [], fees: 0, payTo: wallet.script, time: time)
+        _ = chain.process(first, now: now)
+        let other = TestWallet().script
+        for _ in 0..<100 {
+            time += 600
+            _ = chain.process(
+                Miner.mine(chain: chain, transactions: [], fees: 0, payTo: other, time: time), now: now)
+        }
+        let outpoint = OutPoint(txid: first.transactions[0].txid, index: 0)
+        return (chain, outpoint, try #require(chain.coin(outpoint)))
+    }
+
+    /// `count` transactions, each spending the previous one's first output.
+    func chainOfSpends(_ wallet: TestWallet, from outpoint: OutPoint, _ coin: Coin, count: Int)
+        -> [Transaction]
+    {
+        var spends: [Transaction] = []
+        var previous = (outpoint, coin)
+        for _ in 0..<count {
+            let value = previous.1.output.value - 1_000
+            let spend = wallet.spend(previous.0, previous.1, to: wallet.script, amount: value, fee: 1_000)
+            spends.append(spend)
+            previous = (
+                OutPoint(txid: spend.txid, index: 0),
+                Coin(output: spend.outputs[0], height: 0, isCoinbase: false)
+            )
+        }
+        return spends
+    }
+
+    @Test("a chain of 25 unconfirmed transactions is accepted, the 26th is refused (Core's ancestor limit)")
+    func ancestorLimit() throws {
+        let wallet = TestWallet()
+        let (chain, outpoint, coin) = try funded(wallet)
+        let pool = Mempool()
+        let spends = chainOfSpends(wallet, from: outpoint, coin, count: 26)
+        for spend in spends.prefix(25) { try pool.accept(spend, chain: chain, now: now) }
+        do {
+            try pool.accept(spends[25], chain: chain, now: now)
+            Issue.record("a 26th descendant was accepted")
+        } catch {
+            #expect("\(error)".contains("too-long-mempool-chain"))
+        }
+        #expect(pool.count == 25 && pool.isConsistent())
+        #expect(pool.entries[spends[0].txid]?.descendantCount == 25)
+    }
+
+    @Test("a 1,000-deep chain made invalid by a conflicting block is removed whole, without recursion")
+    func deepChainConflict() throws {
+        let wallet = TestWallet()
+        let (chain, outpoint, coin) = try funded(wallet)
+        var policy = MempoolPolicy()
+        policy.ancestorCount = 1_001
+        policy.descendantCount = 1_001
+        policy.ancestorSize = 1 << 30
+        policy.descendantSize = 1 << 30
+        let pool = Mempool(policy: policy)
+        for spend in chainOfSpends(wallet, from: outpoint, coin, count: 1_000) {
+            try pool.accept(spend, chain: chain, now: now)
+        }
+        #expect(pool.count == 1_000)
+        // A block confirms a different spend of the same coin.
+        let conflict = wallet.spend(
+            outpoint, coin, to: TestWallet().script, amount: Consensus.coin, fee: 5_000)
+        let block = Miner.mine(
+            chain: chain, transactions: [conflict], fees: 5_000, payTo: TestWallet().script,
+            time: chain.tip.header.time + 600)
+        guard case .tipChanged(let disconnected, let connected) = chain.process(block, now: now) else {
+            Issue.record("the conflicting block was not connected")
+            return
+        }
+        pool.update(disconnected: disconnected, connected: connected, chain: chain, now: now)
+        #expect(pool.count == 0 && pool.bytes == 0 && pool.isConsistent())
+    }
+
+    @Test("a child whose parent is unknown waits as an orphan and is accepted when the parent comes")
+    func orphans() throws {
+        let wallet = TestWallet()
+        let (chain, outpoint, coin) = try funded(wallet)
+        let pool = Mempool()
+        let spends = chainOfSpends(wallet, from: outpoint, coin, count: 3)
+        #expect(
+            try pool.receive(spends[2], chain: chain, now: now) == .orphan(missingParents: [spends[1].txid]))
+        #expect(
+            try pool.receive(spends[1], chain: chain, now: now) == .orphan(missingParents: [spends[0].txid]))
+        #expect(pool.count == 0 && pool.orphanCount == 2)
+        #expect(try pool.receive(spends[0], chain: chain, now: now) == .accepted(spends.map(\.txid)))
+        #expect(pool.count == 3 && pool.orphanCount == 0 && pool.isConsistent())
+
+        // The orphan pool is bounded (100) and expires (20 minutes).
+        let fresh = Mempool()
+        for index in 0..<150 {
+            let missing = OutPoint(txid: Hash256.doubleSHA256(Array("parent \(index)".utf8)), index: 0)
+            let fake = Coin(
+                output: TxOut(value: Consensus.coin, scriptPubKey: wallet.script), height: 1,
+                isCoinbase: false)
+            _ = try fresh.receive(
+                wallet.spend(missing, fake, to: wallet.script, amount: Consensus.coin / 2, fee: 1_000),
+                chain: chain, now: now + UInt32(index))
+        }
+        #expect(fresh.orphanCount == 100)
+        fresh.expireOrphans(now: now + 149 + 20 * 60)
+        #expect(fresh.orphanCount == 0)
+    }
+
+    @Test("a full pool evicts the lowest package score in turn, and keeps a parent its child pays for")
+    func evictionByPackage() throws {
+        let wallet = TestWallet()
+        let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        var time: UInt32 = 1_700_000_000
+        var coins: [(OutPoint, Coin)] = []
+        for _ in 0..<4 {
+            time += 600
+            let block = Miner.mine(chain: chain, transactions: [], fees: 0, payTo: wallet.script, time: time)
+            _ = chain.process(block, now: now)
+            let outpoint = OutPoint(txid: block.transactions[0].txid, index: 0)
+            coins.append((outpoint, try #require(chain.coin(outpoint))))
+        }
+        for _ in 0..<100 {
+            time += 600
+            _ = chain.process(
+                Miner.mine(chain: chain, transactions: [], fees: 0, payTo: TestWallet().script, time: time),
+                now: now)
+        }
+        // A low-fee parent with a high-fee child, and two middling transactions.
+        let parent = wallet.spend(coins[0].0, coins[0].1, to: wallet.script, amount: Consensus.coin, fee: 200)
+        let child = wallet.spend(
+            OutPoint(txid: parent.txid, index: 0),
+            Coin(output: parent.outputs[0], height: 0, isCoinbase: false),
+            to: wallet.script, amount: Consensus.coin / 2, fee: 40_000)
+        let middle = [1, 2].map {
+            wallet.spend(coins[$0].0, coins[$0].1, to: wallet.script, amount: Consensus.coin, fee: 3_000)
+        }
+        let size = parent.virtualSize
+        let pool = Mempool(maxBytes: size * 4 + size / 2, minimumFeeRate: 0)
+        try pool.accept(parent, chain: chain, now: now)
+        try pool.accept(child, chain: chain, now: now)
+        try pool.accept(middle[0], chain: chain, now: now)
+        try pool.accept(middle[1], chain: chain, now: now)
+        #expect(pool.count == 4)
+        // A fifth transaction overfills it: a middling one goes, not the parent its child pays for.
+        let last = wallet.spend(coins[3].0, coins[3].1, to: wallet.script, amount: Consensus.coin, fee: 5_000)
+        try pool.accept(last, chain: chain, now: now)
+        #expect(pool.contains(parent.txid) && pool.contains(child.txid) && pool.contains(last.txid))
+        #expect(pool.count == 4 && pool.isConsistent())
+    }
+}
