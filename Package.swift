@@ -162,7 +162,9 @@ let package = Package(
         // Shared by the test targets only: seeded randomness for reproducible tests and payloads.
         .target(name: "TestSupport", dependencies: ["PeerNet"], path: "Tests/TestSupport"),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
-        .testTarget(name: "BlockchainTests", dependencies: ["Blockchain", "PeerNet"]),
+        .testTarget(
+            name: "BlockchainTests",
+            dependencies: ["Blockchain", "PeerNet", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(
             name: "BitTorrentTests",
             dependencies: [

@@ -5,10 +5,19 @@ import Testing
 /// `peerstack chain node` processes on 127.0.0.1, driven through the CLI as a user would.
 @Suite("peerstack chain node", .serialized)
 struct ChainNodeTests {
-    func json(_ arguments: [String]) throws -> [String: String] {
+    /// `chain info --json`: numbers as JSON numbers, hashes as strings.
+    struct Info: Decodable, Equatable {
+        let network: String
+        let height: Int
+        let best: String
+        let peers: Int
+        let mempool: Int
+    }
+
+    func json(_ arguments: [String]) throws -> Info {
         let output = try Interop.check(
             try peerstackExecutable().path, ["chain", "info", "--json"] + arguments)
-        return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: String] ?? [:]
+        return try JSONDecoder().decode(Info.self, from: Data(output.utf8))
     }
 
     func cli(_ arguments: [String]) throws -> String {
@@ -44,11 +53,11 @@ struct ChainNodeTests {
             nodeB.stop()
         }
         _ = try cli(["mine", "--blocks", "110", "--datadir", a.path])
-        #expect(try await eventually(timeout: 30) { try json(["--datadir", b.path])["height"] == "110" })
+        #expect(try await eventually(timeout: 30) { try json(["--datadir", b.path]).height == 110 })
         let address = try cli(["wallet", "address", "--datadir", b.path])
         let txid = try cli(["wallet", "send", address, "2.5", "--datadir", a.path])
         #expect(txid.count == 64)
-        #expect(try await eventually(timeout: 30) { try json(["--datadir", b.path])["mempool"] == "1" })
+        #expect(try await eventually(timeout: 30) { try json(["--datadir", b.path]).mempool == 1 })
 
         // kill -9 A mid-flight, let B confirm and go on, then restart A against B.
         nodeA.signal(SIGKILL)
@@ -60,9 +69,62 @@ struct ChainNodeTests {
         #expect(
             try await eventually(timeout: 30) {
                 let (infoA, infoB) = (try json(["--datadir", a.path]), try json(["--datadir", b.path]))
-                return infoA["height"] == "113" && infoA["best"] == infoB["best"]
+                return infoA.height == 113 && infoA.best == infoB.best
             })
-        #expect(try json(["--datadir", a.path])["mempool"] == "0")
+        #expect(try json(["--datadir", a.path]).mempool == 0)
+    }
+
+    static let bitcoinlibScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts/bitcoinlib_rpc.py").path
+
+    @Test(
+        "python-bitcoinlib's RPC proxy, pointed at the node's bitcoin.conf, mines, pays, and sends a transaction it signed itself, which a second node sees confirmed"
+    )
+    func bitcoinlibProxy() async throws {
+        try #require(Interop.enabled("python-bitcoinlib"), "python-bitcoinlib is not installed")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-chain-rpc-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let a = root.appendingPathComponent("a")
+        let b = root.appendingPathComponent("b")
+        let (nodeA, portA) = try await start(a)
+        let (nodeB, _) = try await start(b, connect: [portA])
+        defer {
+            nodeA.stop()
+            nodeB.stop()
+        }
+        let output = try Interop.check(
+            Interop.pipPython, [Self.bitcoinlibScript, a.path, b.path], timeout: 120)
+        let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        #expect(seen["height"] as? Int == 101, "\(seen)")
+        #expect(seen["balance"] as? Int == 50 * 100_000_000, "a coinbase is spendable at depth 101: \(seen)")
+        #expect((seen["confirmations_on_b"] as? Int ?? 0) >= 1, "\(seen)")
+        #expect(seen["b_height"] as? Int == 103, "\(seen)")
+        #expect((seen["unknown_block"] as? String ?? "").contains("-5"), "\(seen)")
+        // A web page's request and one without credentials are refused.
+        let port = try String(contentsOfFile: a.appendingPathComponent("rpc.port").path, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let cookie = try String(contentsOfFile: a.appendingPathComponent(".cookie").path, encoding: .utf8)
+        func status(_ arguments: [String]) throws -> String {
+            try Interop.check(
+                "/usr/bin/curl",
+                [
+                    "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", "--data",
+                    #"{"method":"getblockcount"}"#,
+                ]
+                    + arguments + ["http://\(port)/"])
+        }
+        #expect(try status(["-H", "Content-Type: application/json"]) == "401")
+        #expect(try status(["-u", cookie, "-H", "Content-Type: text/plain"]) == "415")
+        #expect(
+            try status([
+                "-u", cookie, "-H", "Content-Type: application/json", "-H", "Origin: http://example.com",
+            ])
+                == "403")
+        #expect(
+            try status(["-u", cookie, "-H", "Content-Type: application/json", "-H", "Host: evil.example"])
+                == "403")
+        #expect(try status(["-u", cookie, "-H", "Content-Type: application/json"]) == "200")
     }
 }
 
@@ -101,7 +163,7 @@ struct HostileChainTests {
         defer { nodeB.stop() }
         let synced = try await eventually(timeout: 40) {
             peak = max(peak, nodeA.residentBytes ?? 0)
-            return try chain.json(["--datadir", b.path])["height"] == "120"
+            return try chain.json(["--datadir", b.path]).height == 120
         }
         #expect(synced, "the honest node did not sync beside the \(mode) attack")
         let stats = try await attackers.waitForJSON("sent", timeout: 40)

@@ -61,6 +61,10 @@ public final class ChainState {
     var orphans: [Hash256: [Block]] = [:]
 
     public var tip: BlockIndexEntry { active[active.count - 1] }
+    /// The valid header with the most work (ahead of the tip while blocks are being fetched).
+    public private(set) var bestHeader: BlockIndexEntry?
+    /// Its height: `getblockchaininfo`'s `headers`.
+    public var bestHeaderHeight: Int { max(bestHeader?.height ?? 0, height) }
     public var height: Int { active.count - 1 }
     public var utxoCount: Int { utxo.count }
 
@@ -92,6 +96,7 @@ public final class ChainState {
             walk = entry.parent
         }
         active = chain.reversed()
+        bestHeader = index.values.filter { !$0.invalid }.max { $0.chainWork < $1.chainWork }
         utxo = try store.allCoins()
         for entry in index.values where entry.hasData && !entry.invalid && tip.chainWork < entry.chainWork {
             candidates.insert(entry.hash)
@@ -169,6 +174,7 @@ public final class ChainState {
         let entry = BlockIndexEntry(
             header: header, height: parent.height + 1, parent: parent, hasData: false, invalid: false)
         index[hash] = entry
+        if bestHeader.map({ $0.chainWork < entry.chainWork }) ?? true { bestHeader = entry }
         do {
             try store.store(
                 StoredBlockEntry(header: header, height: entry.height, hasData: false, invalid: false),

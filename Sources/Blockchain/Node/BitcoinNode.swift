@@ -1,4 +1,5 @@
 import DequeModule
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -16,6 +17,13 @@ public final class BitcoinNode: @unchecked Sendable {
     let logger = Logger(label: "peerstack.blockchain")
     /// Called on the event loop after each block that moved the tip (for miners to restart).
     public var onTipChange: (@Sendable () -> Void)?
+    /// Peers kept connected (`addnode … add`, `--addnode`): redialled every few seconds while
+    /// no outbound connection to them is up. On the loop.
+    var addedNodes: Set<Endpoint> = []
+    var dialing: Set<Endpoint> = []
+    var maintenance: RepeatedTask?
+    /// How often the added peers are checked and redialled.
+    public static let redialInterval = TimeAmount.seconds(2)
 
     /// Limits of every P2P connection: `version`/`verack` within 60 s and nothing heard for
     /// 20 minutes closes it (Bitcoin Core's timeouts); a peer that does not read what we send is
@@ -65,6 +73,90 @@ public final class BitcoinNode: @unchecked Sendable {
         }.get()
     }
 
+    /// Keeps `endpoint` connected from now on (Core's `addnode … add`); false if it already was.
+    public func addNode(_ endpoint: Endpoint) async -> Bool {
+        let added =
+            (try? await loop.submit { [self] in
+                guard addedNodes.insert(endpoint).inserted else { return false }
+                if maintenance == nil {
+                    maintenance = loop.scheduleRepeatedTask(
+                        initialDelay: Self.redialInterval, delay: Self.redialInterval
+                    ) {
+                        [self] _ in
+                        for node in addedNodes { dial(node) }
+                    }
+                }
+                dial(endpoint)
+                return true
+            }.get()) ?? false
+        return added
+    }
+
+    /// Stops keeping `endpoint` connected (Core's `addnode … remove`); false if it was not added.
+    public func removeNode(_ endpoint: Endpoint) async -> Bool {
+        (try? await loop.submit { [self] in addedNodes.remove(endpoint) != nil }.get()) ?? false
+    }
+
+    /// Dials `endpoint` once (Core's `addnode … onetry`).
+    public func connectOnce(_ endpoint: Endpoint) {
+        loop.execute { [self] in dial(endpoint) }
+    }
+
+    /// On the loop: dials unless a dial is under way or an outbound connection is up.
+    func dial(_ endpoint: Endpoint) {
+        guard !dialing.contains(endpoint),
+            !core.peers.values.contains(where: { $0.address == endpoint && !$0.inbound })
+        else { return }
+        dialing.insert(endpoint)
+        Task { [self] in
+            do {
+                try await connect(to: endpoint)
+            } catch {
+                logger.debug("cannot connect to \(endpoint): \(error)")
+            }
+            loop.execute { [self] in dialing.remove(endpoint) }
+        }
+    }
+
+    /// Mines `count` blocks paying `script` and returns their hashes. The template is made on
+    /// the node's loop, the nonce is searched on NIO's thread pool (the loop goes on serving
+    /// peers meanwhile), and the block is processed back on the loop; a block that lost to one
+    /// from a peer in between is mined again.
+    public func generate(_ count: Int, to script: [UInt8]) async throws -> [Hash256] {
+        var hashes: [Hash256] = []
+        var attempts: UInt64 = 0
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        while hashes.count < count {
+            attempts += 1
+            guard attempts <= UInt64(count) * 4 + 16 else {
+                throw RPCError(RPCError.miscError, "mining kept losing to blocks from peers")
+            }
+            let extraNonce = attempts
+            let template: Block = await perform { core in
+                let (transactions, fees) = core.mempool.select()
+                let time = max(core.clock(), core.chain.medianTimePast(core.chain.tip) + 1)
+                let block = Miner.template(
+                    chain: core.chain, transactions: transactions, fees: fees, payTo: script, time: time,
+                    extraNonce: extraNonce)
+                return (block, [])
+            }
+            let solved: Block? = try await NIOThreadPool.singleton.runIfActive {
+                var block = template
+                return Miner.solve(&block.header, threads: threads) ? block : nil
+            }
+            guard let solved else { continue }
+            let connected: Bool = await perform { core in
+                let actions = core.receive(solved, from: nil)
+                return (core.chain.tip.hash == solved.hash, actions)
+            }
+            if connected {
+                hashes.append(solved.hash)
+                onTipChange?()
+            }
+        }
+        return hashes
+    }
+
     /// Runs `body` on the node's loop with its core (chain, mempool, peers), performing the
     /// actions it returns.
     public func perform<T: Sendable>(_ body: @escaping @Sendable (NodeCore) -> (T, [NodeAction])) async -> T {
@@ -84,6 +176,11 @@ public final class BitcoinNode: @unchecked Sendable {
 
     public func shutdown() async {
         try? await server?.close()
+        try? await loop.submit { [self] in
+            maintenance?.cancel()
+            maintenance = nil
+            addedNodes.removeAll()
+        }.get()
         await perform { core in
             ((), core.peers.keys.map { NodeAction.disconnect(peer: $0, reason: "shutdown") })
         }

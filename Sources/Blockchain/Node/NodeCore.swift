@@ -62,10 +62,13 @@ public final class NodeCore {
         peers[peer]?.known.insert(hash)
     }
 
+    /// The services this node offers: NODE_NETWORK (full blocks) and NODE_WITNESS.
+    public static let services: UInt64 = 1 | 8
+
     func versionMessage() -> VersionMessage {
         let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
         return VersionMessage(
-            services: 1 | 8, timestamp: Int64(clock()), receiver: none, sender: none, nonce: nonce,
+            services: Self.services, timestamp: Int64(clock()), receiver: none, sender: none, nonce: nonce,
             userAgent: userAgent,
             startHeight: Int32(chain.height))
     }

@@ -83,13 +83,17 @@ public final class Wallet: @unchecked Sendable {
             keys.map { (Address.p2wpkh($0.publicKey()).scriptPubKey, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// Depth at which the wallet spends a coinbase output, as Core's wallet: 101 blocks (one
+    /// more than consensus needs, so a one-block reorganisation cannot make the spend invalid).
+    public static let coinbaseDepth = Consensus.coinbaseMaturity + 1
+
     /// Spendable coins: this wallet's, mature, not spent by a mempool transaction.
     public func coins(chain: ChainState, mempool: Mempool) -> [(OutPoint, Coin)] {
         let mine = scripts
         let spentInPool = Set(mempool.entries.values.flatMap { $0.transaction.inputs.map(\.previous) })
         return chain.unspent.filter { outpoint, coin in
             mine[coin.output.scriptPubKey] != nil && !spentInPool.contains(outpoint)
-                && (!coin.isCoinbase || chain.height + 1 - coin.height >= Consensus.coinbaseMaturity)
+                && (!coin.isCoinbase || chain.height - coin.height + 1 >= Wallet.coinbaseDepth)
         }.sorted { $0.value.output.value > $1.value.output.value }.map { ($0.key, $0.value) }
     }
 
