@@ -2,6 +2,7 @@ import ArgumentParser
 import Blockchain
 import Foundation
 import PeerNet
+import Synchronization
 import SystemPackage
 
 #if canImport(FoundationNetworking)
@@ -237,6 +238,12 @@ struct ChainNode: AsyncParsableCommand {
         let server = RPCServer(node: node, wallet: wallet, access: access)
         let stop = AsyncStream<Void>.makeStream()
         server.onStop = { stop.continuation.yield() }
+        // A store that fails (a full disk, an I/O error) stops the node: one line, exit status 1.
+        let fatal = Mutex<String?>(nil)
+        node.onFatal = { reason in
+            fatal.withLock { $0 = reason }
+            stop.continuation.yield()
+        }
         let boundRPC = try await server.start(on: rpcEndpoint)
         let rpcHost = rpcEndpoint.ip.isIPv6 ? "[::1]" : "127.0.0.1"
         try SmallFile.writeAtomically(
@@ -266,6 +273,10 @@ struct ChainNode: AsyncParsableCommand {
         await server.stop()
         await node.shutdown()
         access.removeCookie()
+        if let reason = fatal.withLock({ $0 }) {
+            Terminal.error("the chain store in \(directory) failed, stopping: \(reason)")
+            throw ExitCode(1)
+        }
         Terminal.status("chain node stopped")
     }
 

@@ -225,3 +225,95 @@ struct MempoolPolicyTests {
         #expect(pool.count == 4 && pool.isConsistent())
     }
 }
+
+/// A store that works until told to fail, then throws on every call (a full disk).
+final class FailingStore: ChainStore, @unchecked Sendable {
+    let inner = MemoryChainStore()
+    var failing = false
+    struct DiskFull: Error, CustomStringConvertible { var description: String { "No space left on device" } }
+
+    func check() throws { if failing { throw DiskFull() } }
+    func entries() throws -> [StoredBlockEntry] {
+        try check()
+        return inner.entries()
+    }
+    func tip() throws -> Hash256? {
+        try check()
+        return inner.tip()
+    }
+    func allCoins() throws -> [OutPoint: Coin] {
+        try check()
+        return inner.allCoins()
+    }
+    func block(_ hash: Hash256) throws -> Block? {
+        try check()
+        return inner.block(hash)
+    }
+    func undo(_ hash: Hash256) throws -> BlockUndo? {
+        try check()
+        return inner.undo(hash)
+    }
+    func store(_ entry: StoredBlockEntry, block: Block?) throws {
+        try check()
+        inner.store(entry, block: block)
+    }
+    func markInvalid(_ hash: Hash256) throws {
+        try check()
+        inner.markInvalid(hash)
+    }
+    func apply(_ update: ChainUpdate) throws {
+        try check()
+        inner.apply(update)
+    }
+}
+
+@Suite("Storage errors are not consensus")
+struct StoreFailureTests {
+    @Test(
+        "a block that arrives while the store fails is not marked invalid, its sender is not punished, and the node is told to stop"
+    )
+    func diskFull() throws {
+        let now: UInt32 = 1_900_000_000
+        let store = FailingStore()
+        let source = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        let script = TestWallet().script
+        var blocks: [Block] = []
+        var time: UInt32 = 1_700_000_000
+        for _ in 0..<3 {
+            time += 600
+            let block = Miner.mine(chain: source, payTo: script, time: time)
+            _ = source.process(block, now: now)
+            blocks.append(block)
+        }
+        let chain = try ChainState(parameters: .regtest, store: store)
+        let core = NodeCore(chain: chain, nonce: 1, clock: { now })
+        _ = core.connected(
+            peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 18444), inbound: true)
+        _ = core.handle(
+            .version(
+                VersionMessage(
+                    services: 9, timestamp: 0, receiver: .init(services: 0, ip: [0, 0, 0, 0], port: 0),
+                    sender: .init(services: 0, ip: [0, 0, 0, 0], port: 0), nonce: 2, userAgent: "/t/",
+                    startHeight: 0)), from: 1)
+        _ = core.handle(.verack, from: 1)
+        #expect(core.handle(.block(blocks[0]), from: 1).isEmpty == false || chain.height == 1)
+        #expect(chain.height == 1)
+
+        store.failing = true
+        let actions = core.handle(.block(blocks[1]), from: 1)
+        #expect(actions == [.fatal(chain.failure ?? "")], "\(actions)")
+        #expect(chain.failure?.contains("No space left on device") == true)
+        #expect(chain.entry(blocks[1].hash)?.invalid != true)
+        #expect(core.peers[1]?.misbehaviour == 0 && core.banned.isEmpty)
+        // Every later message only repeats the instruction to stop; nothing is written.
+        #expect(core.handle(.block(blocks[2]), from: 1) == [.fatal(chain.failure ?? "")])
+
+        // After a restart with a working disk, the same blocks are accepted.
+        store.failing = false
+        let restarted = try ChainState(parameters: .regtest, store: store.inner)
+        #expect(restarted.failure == nil)
+        for block in blocks.dropFirst() { _ = restarted.process(block, now: now) }
+        #expect(restarted.height == 3 && restarted.tip.hash == blocks[2].hash)
+        #expect(store.inner.entries().allSatisfy { !$0.invalid })
+    }
+}

@@ -39,6 +39,9 @@ public enum BlockOutcome: Sendable {
     /// The best chain moved: blocks disconnected (newest first) and connected (oldest first).
     case tipChanged(disconnected: [Block], connected: [Block])
     case invalid(ValidationError)
+    /// The store could not read or write: nothing is known about the block, and the node must
+    /// stop (``ChainState/failure``). Never a verdict on the block or its sender.
+    case storeFailed(String)
 }
 
 /// The block tree, the best chain and its UTXO set (Core's `ChainstateManager`, sans I/O but for
@@ -61,6 +64,10 @@ public final class ChainState {
     var orphans: [Hash256: [Block]] = [:]
 
     public var tip: BlockIndexEntry { active[active.count - 1] }
+    /// The first store error (an I/O failure, a full disk): from then on the chain takes no
+    /// more blocks and the node stops. Storage errors are not consensus: they never mark a
+    /// block invalid nor count against a peer.
+    public private(set) var failure: String?
     /// The valid header with the most work (ahead of the tip while blocks are being fetched).
     public private(set) var bestHeader: BlockIndexEntry?
     /// Its height: `getblockchaininfo`'s `headers`.
@@ -108,7 +115,18 @@ public final class ChainState {
 
     public func entry(_ hash: Hash256) -> BlockIndexEntry? { index[hash] }
     public func coin(_ outpoint: OutPoint) -> Coin? { utxo[outpoint] }
-    public func block(_ hash: Hash256) -> Block? { try? store.block(hash) }
+    public func block(_ hash: Hash256) -> Block? {
+        do {
+            return try store.block(hash)
+        } catch {
+            fail("reading block \(hash): \(error)")
+            return nil
+        }
+    }
+
+    func fail(_ reason: String) {
+        if failure == nil { failure = reason }
+    }
     /// Whether the block is stored and not known invalid.
     public func contains(_ hash: Hash256) -> Bool { index[hash].map { $0.hasData && !$0.invalid } ?? false }
     /// Whether `entry` is on the best chain.
@@ -173,15 +191,17 @@ public final class ChainState {
         guard header.time <= now &+ Consensus.maxFutureBlockTime else { throw .block("time-too-new") }
         let entry = BlockIndexEntry(
             header: header, height: parent.height + 1, parent: parent, hasData: false, invalid: false)
-        index[hash] = entry
-        if bestHeader.map({ $0.chainWork < entry.chainWork }) ?? true { bestHeader = entry }
+        guard failure == nil else { return nil }
         do {
             try store.store(
                 StoredBlockEntry(header: header, height: entry.height, hasData: false, invalid: false),
                 block: nil)
         } catch {
-            throw .block("store: \(error)")
+            fail("storing header \(hash): \(error)")
+            return nil
         }
+        index[hash] = entry
+        if bestHeader.map({ $0.chainWork < entry.chainWork }) ?? true { bestHeader = entry }
         return entry
     }
 
@@ -222,6 +242,13 @@ public final class ChainState {
 
     /// Validates and stores a block, then moves the best chain if it now has the most work.
     public func process(_ block: Block, now: UInt32) -> BlockOutcome {
+        if let failure { return .storeFailed(failure) }
+        let outcome = processChecked(block, now: now)
+        if let failure { return .storeFailed(failure) }
+        return outcome
+    }
+
+    func processChecked(_ block: Block, now: UInt32) -> BlockOutcome {
         let hash = block.hash
         if let known = index[hash] {
             if known.invalid { return .invalid(.block("duplicate-invalid")) }
@@ -235,6 +262,7 @@ public final class ChainState {
         let entry: BlockIndexEntry
         do {
             guard let accepted = try acceptHeader(block.header, now: now) else {
+                if failure != nil { return .sideBranch }
                 // At most `maxOrphans` blocks wait, however a peer spreads them over parents.
                 if orphans.values.reduce(0, { $0 + $1.count }) >= Self.maxOrphans { orphans.removeAll() }
                 orphans[block.header.previous, default: []].append(block)
@@ -257,14 +285,15 @@ public final class ChainState {
                 block: block)
         } catch {
             entry.hasData = false
-            return .invalid(.block("store: \(error)"))
+            fail("storing block \(hash): \(error)")
+            return .sideBranch
         }
         if tip.chainWork < entry.chainWork { candidates.insert(hash) }
         var outcome = activateBestChain(given: block)
         // Children that arrived before this block.
         if let waiting = orphans.removeValue(forKey: hash) {
             for child in waiting {
-                if case .tipChanged(let d, let c) = process(child, now: now) {
+                if case .tipChanged(let d, let c) = processChecked(child, now: now) {
                     if case .tipChanged(let d0, let c0) = outcome {
                         outcome = .tipChanged(disconnected: d0 + d, connected: c0 + c)
                     } else {
@@ -338,9 +367,15 @@ public final class ChainState {
     }
 
     func markInvalid(_ entry: BlockIndexEntry) {
+        // A block whose check failed because the store did is not invalid.
+        guard failure == nil else { return }
         entry.invalid = true
         candidates.remove(entry.hash)
-        try? store.markInvalid(entry.hash)
+        do {
+            try store.markInvalid(entry.hash)
+        } catch {
+            fail("marking \(entry.hash) invalid: \(error)")
+        }
     }
 
     /// Whether `entry` and every ancestor off the best chain has data and is not invalid.
@@ -358,6 +393,7 @@ public final class ChainState {
         var connected: [Block] = []
         var failure: ValidationError?
         while true {
+            if let failure = self.failure { return .storeFailed(failure) }
             let best = candidates.compactMap { index[$0] }.filter {
                 tip.chainWork < $0.chainWork && connectable($0)
             }
@@ -377,6 +413,7 @@ public final class ChainState {
             path.reverse()
             while tip !== fork {
                 guard let block = disconnectTip() else {
+                    if let failure = self.failure { return .storeFailed(failure) }
                     return .invalid(.block("cannot disconnect the tip"))
                 }
                 disconnected.append(block)
@@ -493,7 +530,8 @@ public final class ChainState {
         do {
             try store.apply(update)
         } catch {
-            throw .block("store: \(error)")
+            fail("connecting block \(entry.hash): \(error)")
+            throw .block("the store failed")
         }
         for outpoint in update.removedCoins { utxo[outpoint] = nil }
         for (outpoint, coin) in update.addedCoins { utxo[outpoint] = coin }
@@ -503,9 +541,18 @@ public final class ChainState {
     /// Undoes the tip block (Core's `DisconnectBlock`); returns it.
     func disconnectTip() -> Block? {
         let entry = tip
-        guard let parent = entry.parent, let block = self.block(entry.hash),
-            let undo = try? store.undo(entry.hash)
-        else { return nil }
+        guard let parent = entry.parent, let block = self.block(entry.hash) else { return nil }
+        let undo: BlockUndo
+        do {
+            guard let stored = try store.undo(entry.hash) else {
+                fail("no undo data for the tip \(entry.hash)")
+                return nil
+            }
+            undo = stored
+        } catch {
+            fail("reading the undo data of \(entry.hash): \(error)")
+            return nil
+        }
         var update = ChainUpdate(tip: parent.hash)
         for transaction in block.transactions {
             let txid = transaction.txid
@@ -516,7 +563,12 @@ public final class ChainState {
         }
         update.addedCoins = undo.spent
         update.droppedUndo = entry.hash
-        guard (try? store.apply(update)) != nil else { return nil }
+        do {
+            try store.apply(update)
+        } catch {
+            fail("disconnecting block \(entry.hash): \(error)")
+            return nil
+        }
         for outpoint in update.removedCoins { utxo[outpoint] = nil }
         for (outpoint, coin) in update.addedCoins { utxo[outpoint] = coin }
         active.removeLast()

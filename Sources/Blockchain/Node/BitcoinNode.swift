@@ -17,6 +17,10 @@ public final class BitcoinNode: @unchecked Sendable {
     let logger = Logger(label: "peerstack.blockchain")
     /// Called on the event loop after each block that moved the tip (for miners to restart).
     public var onTipChange: (@Sendable () -> Void)?
+    /// Called once on the event loop when the chain's store failed: the node has closed its
+    /// connections and takes no more blocks; the program should report the reason and exit.
+    public var onFatal: (@Sendable (String) -> Void)?
+    var stopping = false
     /// Peers kept connected (`addnode … add`, `--addnode`): redialled every few seconds while
     /// no outbound connection to them is up. On the loop.
     var addedNodes: Set<Endpoint> = []
@@ -145,10 +149,11 @@ public final class BitcoinNode: @unchecked Sendable {
                 return Miner.solve(&block.header, threads: threads) ? block : nil
             }
             guard let solved else { continue }
-            let connected: Bool = await perform { core in
+            let (connected, failure): (Bool, String?) = await perform { core in
                 let actions = core.receive(solved, from: nil)
-                return (core.chain.tip.hash == solved.hash, actions)
+                return ((core.chain.tip.hash == solved.hash, core.chain.failure), actions)
             }
+            if let failure { throw RPCError(RPCError.miscError, "the chain store failed: \(failure)") }
             if connected {
                 hashes.append(solved.hash)
                 onTipChange?()
@@ -230,6 +235,13 @@ public final class BitcoinNode: @unchecked Sendable {
             case .ban(let peer, let address, let reason):
                 logger.notice("banning \(address): \(reason)")
                 channels[peer]?.close(promise: nil)
+            case .fatal(let reason):
+                guard !stopping else { continue }
+                stopping = true
+                logger.critical("the chain store failed: \(reason)")
+                server?.close(promise: nil)
+                for channel in channels.values { channel.close(promise: nil) }
+                onFatal?(reason)
             }
         }
     }

@@ -26,6 +26,8 @@ public enum NodeAction: Sendable, Equatable {
     case disconnect(peer: Int, reason: String)
     /// Disconnect and refuse this peer's IP from now on (any port).
     case ban(peer: Int, address: IPAddress, reason: String)
+    /// The chain's store failed (``ChainState/failure``): stop the node. Nothing was judged.
+    case fatal(String)
 }
 
 /// The node's protocol logic, sans I/O (Bitcoin Core's `PeerManager` in small): handshake,
@@ -98,8 +100,16 @@ public final class NodeCore {
         return [.ban(peer: peer, address: info.address.ip, reason: reason)]
     }
 
-    /// Handles one message from `peer`.
+    /// Handles one message from `peer`. Once the store has failed, every message gets only
+    /// the instruction to stop.
     public func handle(_ message: P2PMessage, from peer: Int) -> [NodeAction] {
+        if let failure = chain.failure { return [.fatal(failure)] }
+        let actions = handleChecked(message, from: peer)
+        if let failure = chain.failure { return [.fatal(failure)] }
+        return actions
+    }
+
+    func handleChecked(_ message: P2PMessage, from peer: Int) -> [NodeAction] {
         guard var info = peers[peer] else { return [] }
         switch message {
         case .version(let version):
@@ -212,6 +222,7 @@ public final class NodeCore {
         for header in headers {
             do {
                 guard let entry = try chain.acceptHeader(header, now: clock()) else {
+                    if let failure = chain.failure { return [.fatal(failure)] }
                     // Not connecting: ask for the headers in between.
                     return [
                         .send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))
@@ -284,6 +295,8 @@ public final class NodeCore {
         case .invalid(let error):
             guard let peer else { return [] }
             return misbehave(peer, 100, "invalid block \(hash): \(error)")
+        case .storeFailed(let reason):
+            return [.fatal(reason)]
         case .orphan:
             guard let peer else { return [] }
             return [.send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))]
