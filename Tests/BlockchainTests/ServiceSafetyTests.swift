@@ -317,3 +317,73 @@ struct StoreFailureTests {
         #expect(store.inner.entries().allSatisfy { !$0.invalid })
     }
 }
+
+@Suite("Header spam")
+struct HeaderSpamTests {
+    let now: UInt32 = 1_900_000_000
+
+    /// A chain of `count` blocks on `chain`'s tip, mined in a scratch copy so `chain` is not moved.
+    func branch(from base: [Block], count: Int, salt: UInt32) throws -> [BlockHeader] {
+        let scratch = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        for block in base { _ = scratch.process(block, now: now) }
+        var time = (base.last?.header.time ?? 1_700_000_000) + salt
+        var headers: [BlockHeader] = []
+        let script = TestWallet().script
+        for _ in 0..<count {
+            time += 600
+            let block = Miner.mine(chain: scratch, payTo: script, time: time)
+            _ = scratch.process(block, now: now)
+            headers.append(block.header)
+        }
+        return headers
+    }
+
+    @Test(
+        "a low-work branch forking far below the tip is not stored; one with more work is, and its blocks are asked for"
+    )
+    func deepFork() throws {
+        var time: UInt32 = 1_700_000_000
+        let source = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        var blocks: [Block] = []
+        let script = TestWallet().script
+        for _ in 0..<200 {
+            time += 600
+            let block = Miner.mine(chain: source, payTo: script, time: time)
+            _ = source.process(block, now: now)
+            blocks.append(block)
+        }
+        let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        for block in blocks { _ = chain.process(block, now: now) }
+        let core = NodeCore(chain: chain, nonce: 1, clock: { now })
+        _ = core.connected(peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 1), inbound: true)
+        let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
+        _ = core.handle(
+            .version(
+                VersionMessage(
+                    services: 9, timestamp: 0, receiver: none, sender: none, nonce: 2, userAgent: "/t/",
+                    startHeight: 0)),
+            from: 1)
+        _ = core.handle(.verack, from: 1)
+
+        // 100 headers forking at height 20 (180 below the tip), far less work: nothing stored.
+        let weak = try branch(from: Array(blocks.prefix(20)), count: 100, salt: 7)
+        #expect(core.handle(.headers(weak), from: 1).isEmpty)
+        #expect(weak.allSatisfy { chain.entry($0.hash) == nil })
+        #expect(core.peers[1] != nil && core.banned.isEmpty)
+
+        // 181 headers from the same point: more work than the tip; stored, and its blocks wanted.
+        let strong = try branch(from: Array(blocks.prefix(20)), count: 181, salt: 11)
+        let actions = core.handle(.headers(strong), from: 1)
+        #expect(strong.allSatisfy { chain.entry($0.hash) != nil })
+        let asked = actions.compactMap { action -> [Inventory]? in
+            if case .send(_, .getdata(let items)) = action { return items }
+            return nil
+        }.flatMap { $0 }
+        #expect(asked.count == 181)
+
+        // A short fork just below the tip is stored as before (an ordinary race between miners).
+        let near = try branch(from: Array(blocks.prefix(198)), count: 1, salt: 13)
+        _ = core.handle(.headers(near), from: 1)
+        #expect(chain.entry(near[0].hash) != nil)
+    }
+}

@@ -173,6 +173,54 @@ public final class ChainState {
         return Target.compact(next)
     }
 
+    /// Checks a header against its parent (proof of work, difficulty, time) without adding it
+    /// anywhere: the entry it returns links to `parent`, which may itself be such an unstored
+    /// entry (a peer's header chain held in memory until it proves enough work).
+    public func checkHeader(_ header: BlockHeader, parent: BlockIndexEntry, now: UInt32)
+        throws(ValidationError)
+        -> BlockIndexEntry
+    {
+        guard !parent.invalid else { throw .block("bad-prevblk") }
+        guard Target.isMet(by: header.hash, bits: header.bits, limit: parameters.powLimit) else {
+            throw .block("high-hash")
+        }
+        guard header.bits == nextBits(after: parent) else { throw .block("bad-diffbits") }
+        guard header.time > medianTimePast(parent) else { throw .block("time-too-old") }
+        guard header.time <= now &+ Consensus.maxFutureBlockTime else { throw .block("time-too-new") }
+        return BlockIndexEntry(
+            header: header, height: parent.height + 1, parent: parent, hasData: false, invalid: false)
+    }
+
+    /// Adds checked entries (parents first) to the tree, stored in one write. False when the
+    /// store failed (``failure``).
+    @discardableResult
+    public func adopt(_ entries: [BlockIndexEntry]) -> Bool {
+        let fresh = entries.filter { index[$0.hash] == nil }
+        guard failure == nil else { return false }
+        guard !fresh.isEmpty else { return true }
+        do {
+            try store.storeHeaders(
+                fresh.map {
+                    StoredBlockEntry(header: $0.header, height: $0.height, hasData: false, invalid: false)
+                })
+        } catch {
+            fail("storing \(fresh.count) headers: \(error)")
+            return false
+        }
+        for entry in fresh {
+            index[entry.hash] = entry
+            if bestHeader.map({ $0.chainWork < entry.chainWork }) ?? true { bestHeader = entry }
+        }
+        return true
+    }
+
+    /// The highest block of the best chain that `entry` descends from (where its branch forks).
+    public func forkPoint(_ entry: BlockIndexEntry) -> BlockIndexEntry {
+        var walk = entry
+        while !isActive(walk), let parent = walk.parent { walk = parent }
+        return walk
+    }
+
     /// Checks a header against its parent and adds it to the tree (without data).
     @discardableResult
     public func acceptHeader(_ header: BlockHeader, now: UInt32) throws(ValidationError) -> BlockIndexEntry? {
@@ -182,26 +230,8 @@ public final class ChainState {
             return known
         }
         guard let parent = index[header.previous] else { return nil }
-        guard !parent.invalid else { throw .block("bad-prevblk") }
-        guard Target.isMet(by: hash, bits: header.bits, limit: parameters.powLimit) else {
-            throw .block("high-hash")
-        }
-        guard header.bits == nextBits(after: parent) else { throw .block("bad-diffbits") }
-        guard header.time > medianTimePast(parent) else { throw .block("time-too-old") }
-        guard header.time <= now &+ Consensus.maxFutureBlockTime else { throw .block("time-too-new") }
-        let entry = BlockIndexEntry(
-            header: header, height: parent.height + 1, parent: parent, hasData: false, invalid: false)
-        guard failure == nil else { return nil }
-        do {
-            try store.store(
-                StoredBlockEntry(header: header, height: entry.height, hasData: false, invalid: false),
-                block: nil)
-        } catch {
-            fail("storing header \(hash): \(error)")
-            return nil
-        }
-        index[hash] = entry
-        if bestHeader.map({ $0.chainWork < entry.chainWork }) ?? true { bestHeader = entry }
+        let entry = try checkHeader(header, parent: parent, now: now)
+        guard adopt([entry]) else { return nil }
         return entry
     }
 

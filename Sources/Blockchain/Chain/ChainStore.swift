@@ -37,6 +37,14 @@ public protocol ChainStore: AnyObject {
     func store(_ entry: StoredBlockEntry, block: Block?) throws
     func markInvalid(_ hash: Hash256) throws
     func apply(_ update: ChainUpdate) throws
+    /// Stores headers without data, all or none (one transaction).
+    func storeHeaders(_ entries: [StoredBlockEntry]) throws
+}
+
+extension ChainStore {
+    public func storeHeaders(_ entries: [StoredBlockEntry]) throws {
+        for entry in entries { try store(entry, block: nil) }
+    }
 }
 
 /// A store in memory, for tests and throwaway nodes.

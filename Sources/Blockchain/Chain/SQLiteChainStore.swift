@@ -114,6 +114,17 @@ public final class SQLiteChainStore: ChainStore {
         }
     }
 
+    public func storeHeaders(_ entries: [StoredBlockEntry]) throws {
+        try database.write { db in
+            for entry in entries {
+                try db.execute(
+                    sql:
+                        "INSERT INTO block (hash, height, header, invalid) VALUES (?, ?, ?, 0) ON CONFLICT(hash) DO NOTHING",
+                    arguments: [Data(entry.header.hash.bytes), entry.height, Data(entry.header.serialized())])
+            }
+        }
+    }
+
     public func markInvalid(_ hash: Hash256) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE block SET invalid = 1 WHERE hash = ?", arguments: [Data(hash.bytes)])

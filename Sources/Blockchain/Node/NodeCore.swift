@@ -39,6 +39,8 @@ public final class NodeCore {
     public let mempool: Mempool
     public private(set) var peers: [Int: PeerInfo] = [:]
     public private(set) var banned: Set<IPAddress> = []
+    /// Per peer, the headers of a low-work branch held in memory (``maxStoredForkDepth``).
+    var pendingHeaders: [Int: [BlockIndexEntry]] = [:]
     let nonce: UInt64
     let userAgent = "/PeerStack:0.1.0/"
     public var clock: () -> UInt32
@@ -84,6 +86,7 @@ public final class NodeCore {
 
     public func disconnected(peer: Int) {
         peers[peer] = nil
+        pendingHeaders[peer] = nil
         mempool.dropOrphans(from: peer)
     }
 
@@ -210,41 +213,86 @@ public final class NodeCore {
         return actions
     }
 
+    /// A branch forking more than this many blocks below the tip is not stored while its work
+    /// is below the best chain's: its headers are held in memory (per peer, bounded) until they
+    /// prove more work, and dropped if the peer runs out of them first (Core keeps such
+    /// chains out of its block index the same way, by its headers presync).
+    public static let maxStoredForkDepth = 144
+    /// Most headers of a low-work branch held for one peer.
+    public static let maxPendingHeaders = 10 * P2PCodec.maxHeaders
+
     func receiveHeaders(_ headers: [BlockHeader], from peer: Int) -> [NodeAction] {
-        var wanted: [Inventory] = []
-        var last: BlockIndexEntry?
-        defer {
-            if let last, last.chainWork < chain.tip.chainWork { peers[peer]?.lowWorkHeaders += headers.count }
-        }
-        if (peers[peer]?.lowWorkHeaders ?? 0) > Self.maxLowWorkHeaders {
+        guard var info = peers[peer] else { return [] }
+        if info.lowWorkHeaders > Self.maxLowWorkHeaders {
             return misbehave(peer, 100, "more than \(Self.maxLowWorkHeaders) headers with too little work")
         }
+        guard let first = headers.first else { return [] }
+        // Where the batch attaches: the tail of this peer's held branch, or a stored block.
+        var held = pendingHeaders[peer] ?? []
+        var parent: BlockIndexEntry
+        if let tail = held.last, tail.hash == first.previous {
+            parent = tail
+        } else if let known = chain.entry(first.previous) {
+            parent = known
+            held = []
+        } else {
+            // Not connecting: ask for the headers in between.
+            pendingHeaders[peer] = nil
+            return [.send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))]
+        }
+        var checked: [BlockIndexEntry] = []
+        let now = clock()
         for header in headers {
+            if let known = chain.entry(header.hash) {
+                if known.invalid { return misbehave(peer, 100, "invalid header: duplicate-invalid") }
+                parent = known
+                continue
+            }
             do {
-                guard let entry = try chain.acceptHeader(header, now: clock()) else {
-                    if let failure = chain.failure { return [.fatal(failure)] }
-                    // Not connecting: ask for the headers in between.
-                    return [
-                        .send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero))
-                    ]
-                }
-                remember(entry.hash, for: peer)
-                last = entry
-                if !entry.hasData {
-                    wanted.append(Inventory(type: Inventory.block | Inventory.witnessFlag, hash: entry.hash))
-                }
+                let entry = try chain.checkHeader(header, parent: parent, now: now)
+                checked.append(entry)
+                parent = entry
             } catch {
                 return misbehave(peer, 100, "invalid header: \(error)")
             }
         }
+        let end = parent
+        let forkDepth = chain.height - chain.forkPoint(end).height
         var actions: [NodeAction] = []
-        if !wanted.isEmpty { actions.append(.send(peer: peer, .getdata(wanted))) }
-        if headers.count == P2PCodec.maxHeaders {
-            actions.append(
-                .send(
-                    peer: peer,
-                    .getheaders(version: 70016, locator: [headers[headers.count - 1].hash], stop: .zero)))
+        let more = headers.count == P2PCodec.maxHeaders
+        let askMore = NodeAction.send(
+            peer: peer, .getheaders(version: 70016, locator: [headers[headers.count - 1].hash], stop: .zero))
+        if forkDepth > Self.maxStoredForkDepth, end.chainWork <= chain.tip.chainWork, !checked.isEmpty {
+            held += checked
+            if held.count > Self.maxPendingHeaders || !more {
+                // Too long a branch with too little work, or the peer has no more of it.
+                info.lowWorkHeaders += held.count
+                peers[peer] = info
+                pendingHeaders[peer] = nil
+                return []
+            }
+            pendingHeaders[peer] = held
+            return [askMore]
         }
+        pendingHeaders[peer] = nil
+        guard chain.adopt(held + checked) else { return [.fatal(chain.failure ?? "the store failed")] }
+        if end.chainWork < chain.tip.chainWork { info.lowWorkHeaders += headers.count }
+        peers[peer] = info
+        var wanted: [Inventory] = []
+        for header in headers {
+            let hash = header.hash
+            remember(hash, for: peer)
+            if let entry = chain.entry(hash), !entry.hasData {
+                wanted.append(Inventory(type: Inventory.block | Inventory.witnessFlag, hash: hash))
+            }
+        }
+        // Blocks of a held branch that just proved its work come first.
+        let heldWanted = held.map { Inventory(type: Inventory.block | Inventory.witnessFlag, hash: $0.hash) }
+        wanted = heldWanted + wanted
+        if !wanted.isEmpty {
+            actions.append(.send(peer: peer, .getdata(Array(wanted.prefix(P2PCodec.maxInventory)))))
+        }
+        if more { actions.append(askMore) }
         return actions
     }
 
