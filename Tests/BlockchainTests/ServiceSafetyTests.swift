@@ -387,3 +387,50 @@ struct HeaderSpamTests {
         #expect(chain.entry(near[0].hash) != nil)
     }
 }
+
+@Suite("The wallet as Core's")
+struct WalletBehaviourTests {
+    @Test(
+        "after 101 blocks: Core's balance split, own unconfirmed change spent up to the ancestor limit, fees by rate"
+    )
+    func spendsOwnChange() throws {
+        let now: UInt32 = 1_900_000_000
+        let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        let mempool = Mempool()
+        let wallet = try Wallet(path: nil, network: .regtest)
+        let script = try Address(try wallet.newAddress(), network: .regtest).scriptPubKey
+        var time: UInt32 = 1_700_000_000
+        for _ in 0..<101 {
+            time += 600
+            _ = chain.process(Miner.mine(chain: chain, payTo: script, time: time), now: now)
+        }
+        var balances = wallet.balances(chain: chain, mempool: mempool)
+        #expect(
+            balances
+                == Wallet.Balances(
+                    trusted: 50 * Consensus.coin, untrustedPending: 0, immature: 5_000 * Consensus.coin))
+
+        let friend = try Wallet(path: nil, network: .regtest)
+        let address = try friend.newAddress()
+        var sent = 0
+        do {
+            for _ in 0..<30 {
+                let payment = try wallet.pay(address, amount: Consensus.coin, chain: chain, mempool: mempool)
+                try mempool.accept(payment, chain: chain, now: now)
+                sent += 1
+            }
+        } catch {
+            #expect("\(error)".contains("insufficient funds (0 sat spendable)"), "\(error)")
+        }
+        // Each send spends the last one's change: 25 fit Core's ancestor limit, the 26th waits.
+        #expect(sent == 25)
+        #expect(mempool.isConsistent())
+        let entry = try #require(mempool.entries.values.first)
+        #expect(entry.fee == Int64(entry.virtualSize) * Wallet.defaultFeeRate)
+        balances = wallet.balances(chain: chain, mempool: mempool)
+        let fees = mempool.totalFees
+        #expect(balances.trusted == 50 * Consensus.coin - 25 * Consensus.coin - fees)
+        #expect(friend.balances(chain: chain, mempool: mempool).untrustedPending == 25 * Consensus.coin)
+        #expect(friend.balance(chain: chain, mempool: mempool) == 0)
+    }
+}

@@ -120,7 +120,7 @@ public final class RPCServer: @unchecked Sendable {
             "estimate_mode", "avoid_reuse", "fee_rate", "verbose",
         ],
         "generatetoaddress": ["nblocks", "address", "maxtries"], "stop": [], "help": ["command"],
-        "getconnectioncount": [],
+        "getconnectioncount": [], "getbalances": [],
     ]
 
     /// The methods served, sorted.
@@ -304,6 +304,18 @@ public final class RPCServer: @unchecked Sendable {
             let wallet = self.wallet
             return await node.read { core in
                 RPCFormats.btc(wallet.balance(chain: core.chain, mempool: core.mempool))
+            }
+        case "getbalances":
+            let wallet = self.wallet
+            return await node.read { core in
+                let balances = wallet.balances(chain: core.chain, mempool: core.mempool)
+                return [
+                    "mine": [
+                        "trusted": RPCFormats.btc(balances.trusted),
+                        "untrusted_pending": RPCFormats.btc(balances.untrustedPending),
+                        "immature": RPCFormats.btc(balances.immature),
+                    ]
+                ]
             }
         case "listunspent":
             let minimum = try params.int(0) ?? 1
