@@ -219,7 +219,8 @@ struct ChainNode: AsyncParsableCommand {
         do {
             let store = try SQLiteChainStore(path: directory + "/chain.sqlite")
             node = try BitcoinNode(
-                parameters: .regtest, store: store, clock: { UInt32(Date().timeIntervalSince1970) })
+                parameters: .regtest, store: store, clock: { UInt32(Date().timeIntervalSince1970) },
+                addressBookFile: directory + "/peers.txt")
             wallet = try Wallet(path: directory + "/wallet.txt", network: .regtest)
         } catch {
             throw Terminal.badInput(directory, "\(error)")

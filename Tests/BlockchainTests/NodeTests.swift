@@ -21,7 +21,9 @@ struct NodeNetworkTests {
         var nodes: [BitcoinNode] = []
         var ports: [Int] = []
         for _ in 0..<count {
-            let node = try BitcoinNode(parameters: .regtest, store: MemoryChainStore(), clock: { Self.now })
+            // No outbound dials of their own: the test places every connection (partitions).
+            let node = try BitcoinNode(
+                parameters: .regtest, store: MemoryChainStore(), clock: { Self.now }, targetOutbound: 0)
             ports.append(try await node.listen(on: Endpoint(ip: .loopbackV4, port: 0)))
             nodes.append(node)
         }
@@ -206,5 +208,118 @@ struct NodeNetworkTests {
             )
         }
         #expect(verdicts == [true, true, true, true, true])
+    }
+}
+
+@Suite("Address gossip on 127.0.0.1", .serialized)
+struct AddressGossipTests {
+    @Test(
+        "six nodes that each know only the one before learn every address and dial beyond what they were given"
+    )
+    func sixNodes() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gossip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var nodes: [BitcoinNode] = []
+        var addresses: [Endpoint] = []
+        for index in 0..<6 {
+            let node = try BitcoinNode(
+                parameters: .regtest, store: MemoryChainStore(),
+                clock: { UInt32(Date().timeIntervalSince1970) },
+                addressBookFile: directory.appendingPathComponent("peers-\(index).txt").path,
+                addressInterval: 1,
+                targetOutbound: 3)
+            let port = try await node.listen(on: Endpoint(ip: .loopbackV4, port: 0))
+            addresses.append(Endpoint(ip: .loopbackV4, port: UInt16(port)))
+            nodes.append(node)
+        }
+        let everyone = nodes
+        defer { Task { [everyone] in for node in everyone { await node.shutdown() } } }
+        // A line: node k is told only of node k-1.
+        for index in 1..<6 { _ = await nodes[index].addNode(addresses[index - 1]) }
+
+        func books() async -> [Set<Endpoint>] {
+            var out: [Set<Endpoint>] = []
+            for node in nodes { out.append(await node.read { Set($0.addressBook.records.keys) }) }
+            return out
+        }
+        let learned = await waitUntil(40) {
+            let all = await books()
+            return all.indices.allSatisfy { index in
+                all[index].isSuperset(of: Set(addresses).subtracting([addresses[index]]))
+            }
+        }
+        let sizes = await books().map(\.count)
+        #expect(learned, "address books: \(sizes)")
+        // Nodes dialled addresses they were never given: node 0 (told of nobody) has outbound
+        // peers, and node 5 is connected to more than node 4.
+        let dialledBeyond = await waitUntil(20) {
+            let outbound0 = await nodes[0].read { core in
+                core.peers.values.filter { !$0.inbound && $0.handshakeDone }.count
+            }
+            let peers5 = await nodes[5].read { core in
+                Set(core.peers.values.filter(\.handshakeDone).map(\.address))
+            }
+            return outbound0 >= 1 && peers5.count >= 2
+        }
+        #expect(dialledBeyond)
+        // The book survives a restart.
+        await nodes[0].shutdown()
+        let saved = try String(contentsOf: directory.appendingPathComponent("peers-0.txt"), encoding: .utf8)
+        #expect(addresses.dropFirst().allSatisfy { saved.contains($0.description) }, "\(saved)")
+        let reopened = try BitcoinNode(
+            parameters: .regtest, store: MemoryChainStore(), clock: { UInt32(Date().timeIntervalSince1970) },
+            addressBookFile: directory.appendingPathComponent("peers-0.txt").path, targetOutbound: 0)
+        let reopenedCount = await reopened.read { $0.addressBook.count }
+        #expect(reopenedCount >= 5)
+    }
+
+    @Test(
+        "addrv2 and addr round-trip; a hostile addrv2 is refused with the reason; only usable addresses enter the book"
+    )
+    func codecAndBook() throws {
+        let entries = [
+            AddressV2(time: 1, services: 9, endpoint: Endpoint(ip: .loopbackV4, port: 18444)),
+            AddressV2(
+                time: 2, services: 1 << 40, endpoint: Endpoint(ip: IPAddress("2001:4860::1")!, port: 8333)),
+            AddressV2(
+                time: 3, services: 0, networkID: 4, address: [UInt8](repeating: 7, count: 32), port: 9050),
+        ]
+        let bytes = P2PCodec.encode(.addrv2(entries), magic: ChainParameters.regtest.magic)
+        let decoded = try #require(
+            try P2PCodec.decode(ArraySlice(bytes), magic: ChainParameters.regtest.magic))
+        #expect(decoded.0 == .addrv2(entries) && decoded.1 == bytes.count)
+        #expect(entries[2].endpoint == nil && entries[1].endpoint?.isIPv6 == true)
+        // An IPv4 entry with 5 bytes, a TORv2 entry, an address of 513 bytes: refused.
+        for bad in [
+            [1, 1, 0, 0, 0, 0, 1, 5, 1, 2, 3, 4, 5, 0, 1],
+            [1, 1, 0, 0, 0, 0, 3, 10] + [UInt8](repeating: 1, count: 10) + [0, 1],
+            [1, 1, 0, 0, 0, 0, 9, 0xfd, 0x01, 0x02] + [UInt8](repeating: 1, count: 513) + [0, 1],
+        ] as [[UInt8]] {
+            #expect(throws: BlockchainError.self) { try P2PCodec.decodePayload(command: "addrv2", bad) }
+        }
+        var regtest = AddressBook(capacity: 3, allowLoopback: true)
+        var mainnet = AddressBook(allowLoopback: false)
+        let heard: [(Endpoint, UInt32, UInt64)] = [
+            (Endpoint(ip: .loopbackV4, port: 1), 1_000_000_000, 1),
+            (Endpoint(ip: IPAddress("10.1.2.3")!, port: 8333), 1_000_000_000, 1),
+            (Endpoint(ip: IPAddress("192.168.1.1")!, port: 8333), 1_000_000_000, 1),
+            (Endpoint(ip: IPAddress("8.8.8.8")!, port: 8333), 1_000_000_000, 1),
+            (Endpoint(ip: IPAddress("8.8.4.4")!, port: 0), 1_000_000_000, 1),
+        ]
+        regtest.add(heard, now: 1_000_000_100)
+        mainnet.add(heard, now: 1_000_000_100)
+        #expect(
+            Set(regtest.records.keys) == [
+                Endpoint(ip: .loopbackV4, port: 1), Endpoint(ip: IPAddress("8.8.8.8")!, port: 8333),
+            ])
+        #expect(Set(mainnet.records.keys) == [Endpoint(ip: IPAddress("8.8.8.8")!, port: 8333)])
+        // Bounded: a flood keeps the newest `capacity`.
+        regtest.add(
+            (1...50).map {
+                (Endpoint(ip: IPAddress(v4: 0x0808_0000 + $0), port: 8333), 1_000_000_000 + $0, 1)
+            }, now: 1_000_000_100)
+        #expect(regtest.count == 3)
     }
 }

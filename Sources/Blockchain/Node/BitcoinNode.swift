@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PeerNet
+import SystemPackage
 
 /// The node on the network: SwiftNIO TCP listener and dialer around ``NodeCore``. Everything the
 /// core touches runs on the node's one event loop, so the chain, mempool and peers need no locks.
@@ -26,6 +27,10 @@ public final class BitcoinNode: @unchecked Sendable {
     var addedNodes: Set<Endpoint> = []
     var dialing: Set<Endpoint> = []
     var maintenance: RepeatedTask?
+    var ticker: RepeatedTask?
+    var ticks = 0
+    /// Where the address book is kept between runs (`<datadir>/peers.txt`); nil: not kept.
+    let addressBookFile: String?
     /// How often the added peers are checked and redialled.
     public static let redialInterval = TimeAmount.seconds(2)
 
@@ -42,13 +47,20 @@ public final class BitcoinNode: @unchecked Sendable {
     /// A node on one loop of `group` (the process's shared group by default).
     public init(
         parameters: ChainParameters, store: any ChainStore, clock: @escaping () -> UInt32,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, addressBookFile: String? = nil,
+        addressInterval: UInt32 = 30, targetOutbound: Int = 8
     ) throws {
         self.parameters = parameters
+        self.addressBookFile = addressBookFile
         loop = group.next()
         var random = SystemRandomNumberGenerator()
         core = NodeCore(
             chain: try ChainState(parameters: parameters, store: store), nonce: random.next(), clock: clock)
+        core.addressInterval = addressInterval
+        core.targetOutbound = targetOutbound
+        if let addressBookFile, let bytes = try? SmallFile.read(FilePath(addressBookFile), limit: 4 << 20) {
+            core.addressBook.load(bytes)
+        }
     }
 
     /// Listens on `endpoint` (port 0 for any); returns the port.
@@ -60,7 +72,14 @@ public final class BitcoinNode: @unchecked Sendable {
             try install(on: channel, inbound: true)
         }
         server = listener.channel
-        return Int(listener.localAddress?.port ?? endpoint.port)
+        let port = listener.localAddress?.port ?? endpoint.port
+        try await loop.submit { [self] in
+            // Announced to peers: where this node can be dialled (loopback only on regtest).
+            let announced = Endpoint(ip: endpoint.ip.isUnspecified ? .loopbackV4 : endpoint.ip, port: port)
+            if core.addressBook.isUsable(announced) { core.localAddress = announced }
+            startTicking()
+        }.get()
+        return Int(port)
     }
 
     private func install(on channel: any Channel, inbound: Bool) throws {
@@ -106,19 +125,54 @@ public final class BitcoinNode: @unchecked Sendable {
         loop.execute { [self] in dial(endpoint) }
     }
 
-    /// On the loop: dials unless a dial is under way or an outbound connection is up.
-    func dial(_ endpoint: Endpoint) {
+    /// On the loop: dials unless a dial is under way or an outbound connection is up. A dial
+    /// for an outbound slot (from the address book) reports a failure to the core.
+    func dial(_ endpoint: Endpoint, forSlot: Bool = false) {
         guard !dialing.contains(endpoint),
             !core.peers.values.contains(where: { $0.address == endpoint && !$0.inbound })
-        else { return }
+        else {
+            if forSlot { core.dialFailed(endpoint) }
+            return
+        }
         dialing.insert(endpoint)
         Task { [self] in
+            var failed = false
             do {
                 try await connect(to: endpoint)
             } catch {
+                failed = true
                 logger.debug("cannot connect to \(endpoint): \(error)")
             }
-            loop.execute { [self] in dialing.remove(endpoint) }
+            loop.execute { [self] in
+                dialing.remove(endpoint)
+                if failed && forSlot { core.dialFailed(endpoint) }
+            }
+        }
+    }
+
+    /// Starts the once-a-second tick (address trickles, outbound slots, saving the address
+    /// book every minute to `addressBookFile`).
+    func startTicking() {
+        guard ticker == nil else { return }
+        ticker = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+            execute(core.tick(now: core.clock()))
+            ticks += 1
+            if ticks % 60 == 0 { saveAddressBook() }
+        }
+    }
+
+    /// Writes the address book off the loop (a small file, written whole and crash-safely).
+    @discardableResult
+    func saveAddressBook() -> EventLoopFuture<Void>? {
+        guard let addressBookFile else { return nil }
+        let bytes = core.addressBook.serialized()
+        let logger = self.logger
+        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
+            do {
+                try SmallFile.writeAtomically(bytes, to: FilePath(addressBookFile))
+            } catch {
+                logger.warning("cannot save the address book \(addressBookFile): \(error)")
+            }
         }
     }
 
@@ -181,11 +235,15 @@ public final class BitcoinNode: @unchecked Sendable {
 
     public func shutdown() async {
         try? await server?.close()
-        try? await loop.submit { [self] in
+        let saved = try? await loop.submit { [self] in
             maintenance?.cancel()
             maintenance = nil
+            ticker?.cancel()
+            ticker = nil
             addedNodes.removeAll()
+            return saveAddressBook()
         }.get()
+        if let saved { try? await saved.get() }
         await perform { core in
             ((), core.peers.keys.map { NodeAction.disconnect(peer: $0, reason: "shutdown") })
         }
@@ -235,6 +293,8 @@ public final class BitcoinNode: @unchecked Sendable {
             case .ban(let peer, let address, let reason):
                 logger.notice("banning \(address): \(reason)")
                 channels[peer]?.close(promise: nil)
+            case .connect(let endpoint):
+                dial(endpoint, forSlot: true)
             case .fatal(let reason):
                 guard !stopping else { continue }
                 stopping = true

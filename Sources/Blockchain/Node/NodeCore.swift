@@ -18,6 +18,16 @@ public struct PeerInfo: Sendable, Hashable {
     var requestedSet: Set<Inventory> = []
     /// Headers the peer sent that ended on a chain with less work than our tip.
     var lowWorkHeaders = 0
+    /// Address gossip: whether the peer asked for `addrv2` (BIP 155), the addresses it knows
+    /// (not sent to it again), those queued for its next trickle, and the token bucket that
+    /// bounds how many of its addresses are processed (Core: 0.1 a second, 1,000 at most).
+    public var wantsAddrV2 = false
+    var knownAddresses: Set<Endpoint> = []
+    var addressQueue: [AddressBook.Record] = []
+    var addressTokens: Double = 1
+    var tokensUpdated: UInt32 = 0
+    var answeredGetaddr = false
+    var nextAddressSend: UInt32 = 0
 }
 
 /// What the driver must do after the node handled something.
@@ -28,6 +38,9 @@ public enum NodeAction: Sendable, Equatable {
     case ban(peer: Int, address: IPAddress, reason: String)
     /// The chain's store failed (``ChainState/failure``): stop the node. Nothing was judged.
     case fatal(String)
+    /// Dial this address from the book (an outbound slot is free); report the outcome with
+    /// ``NodeCore/connected(peer:address:inbound:)`` or ``NodeCore/dialFailed(_:)``.
+    case connect(Endpoint)
 }
 
 /// The node's protocol logic, sans I/O (Bitcoin Core's `PeerManager` in small): handshake,
@@ -41,6 +54,17 @@ public final class NodeCore {
     public private(set) var banned: Set<IPAddress> = []
     /// Per peer, the headers of a low-work branch held in memory (``maxStoredForkDepth``).
     var pendingHeaders: [Int: [BlockIndexEntry]] = [:]
+    /// Addresses heard of through gossip, and chosen from for outbound connections.
+    public var addressBook: AddressBook
+    /// Where this node listens, announced to its peers (nil: not announced).
+    public var localAddress: Endpoint?
+    /// Mean seconds between address trickles to a peer (Core: 30); tests shorten it.
+    public var addressInterval: UInt32 = 30
+    /// Outbound connections kept, dialled from the address book (Core: 8 full-relay).
+    public var targetOutbound = 8
+    /// Addresses being dialled for an outbound slot.
+    var connecting: Set<Endpoint> = []
+    var random: SplitMix64
     let nonce: UInt64
     let userAgent = "/PeerStack:0.1.0/"
     public var clock: () -> UInt32
@@ -53,6 +77,8 @@ public final class NodeCore {
         self.mempool = mempool
         self.nonce = nonce
         self.clock = clock
+        self.addressBook = AddressBook(allowLoopback: chain.parameters.name == "regtest")
+        self.random = SplitMix64(seed: nonce)
     }
 
     /// Most inventory hashes remembered per peer (a peer's `inv` floods must not grow it without end).
@@ -81,7 +107,14 @@ public final class NodeCore {
     public func connected(peer: Int, address: Endpoint, inbound: Bool) -> [NodeAction] {
         if inbound, banned.contains(address.ip) { return [.disconnect(peer: peer, reason: "banned")] }
         peers[peer] = PeerInfo(id: peer, address: address, inbound: inbound)
+        if !inbound { connecting.remove(address) }
         return inbound ? [] : [.send(peer: peer, .version(versionMessage()))]
+    }
+
+    /// A dial for an outbound slot failed.
+    public func dialFailed(_ endpoint: Endpoint) {
+        connecting.remove(endpoint)
+        addressBook.failed(endpoint)
     }
 
     public func disconnected(peer: Int) {
@@ -122,15 +155,39 @@ public final class NodeCore {
             peers[peer] = info
             var actions: [NodeAction] = []
             if info.inbound { actions.append(.send(peer: peer, .version(versionMessage()))) }
+            // BIP 155: after version, before verack.
+            actions.append(.send(peer: peer, .sendaddrv2))
             actions.append(.send(peer: peer, .verack))
             return actions
-        case .verack:
-            info.handshakeDone = true
+        case .sendaddrv2:
+            // Only between version and verack counts (BIP 155).
+            guard !info.handshakeDone else { return [] }
+            info.wantsAddrV2 = true
             peers[peer] = info
-            return [
+            return []
+        case .verack:
+            guard !info.handshakeDone else { return [] }
+            info.handshakeDone = true
+            let now = clock()
+            info.tokensUpdated = now
+            // Our own address goes out with the first trickle, soon after the handshake.
+            info.nextAddressSend = now &+ 1
+            if let localAddress {
+                info.addressQueue.append(
+                    AddressBook.Record(endpoint: localAddress, time: now, services: Self.services))
+            }
+            var actions: [NodeAction] = [
                 .send(peer: peer, .sendheaders),
                 .send(peer: peer, .getheaders(version: 70016, locator: chain.locator(), stop: .zero)),
             ]
+            if !info.inbound {
+                // Core asks outbound peers for addresses once, and takes up to 1,000 in reply.
+                actions.append(.send(peer: peer, .getaddr))
+                info.addressTokens += Double(P2PCodec.maxAddresses)
+                addressBook.connected(info.address, now: now)
+            }
+            peers[peer] = info
+            return actions
         default:
             guard info.handshakeDone || info.version != nil else {
                 return misbehave(peer, 10, "message before version")
@@ -142,6 +199,29 @@ public final class NodeCore {
             info.sendHeaders = true
             peers[peer] = info
             return []
+        case .addr(let addresses):
+            return receiveAddresses(
+                addresses.compactMap { address in
+                    address.endpoint.map { ($0, address.time, address.services) }
+                },
+                count: addresses.count, from: peer)
+        case .addrv2(let addresses):
+            return receiveAddresses(
+                addresses.compactMap { address in
+                    address.endpoint.map { ($0, address.time, address.services) }
+                },
+                count: addresses.count, from: peer)
+        case .getaddr:
+            // As Core: only inbound peers are answered (an outbound one asking is fingerprinting
+            // us), and once per connection.
+            guard info.inbound, !info.answeredGetaddr else { return [] }
+            info.answeredGetaddr = true
+            let sample = addressBook.sample(using: &random).filter {
+                !info.knownAddresses.contains($0.endpoint)
+            }
+            for record in sample { info.knownAddresses.insert(record.endpoint) }
+            peers[peer] = info
+            return sample.isEmpty ? [] : [.send(peer: peer, addressMessage(sample, v2: info.wantsAddrV2))]
         case .getheaders(_, let locator, let stop):
             return [.send(peer: peer, .headers(chain.headers(after: locator, stop: stop)))]
         case .headers(let headers):
@@ -210,6 +290,95 @@ public final class NodeCore {
         }
         peers[peer] = info
         if !missing.isEmpty { actions.append(.send(peer: peer, .notfound(missing))) }
+        return actions
+    }
+
+    /// Most addresses remembered per peer as known to it.
+    static let maxKnownAddresses = 5_000
+    /// Address tokens a peer earns per second, and the most it can hold (Core's
+    /// MAX_ADDR_RATE_PER_SECOND and MAX_ADDR_PROCESSING_TOKEN_BUCKET).
+    static let addressRate = 0.1
+    static let maxAddressTokens = Double(P2PCodec.maxAddresses)
+
+    func addressMessage(_ records: [AddressBook.Record], v2: Bool) -> P2PMessage {
+        v2
+            ? .addrv2(records.map { AddressV2(time: $0.time, services: $0.services, endpoint: $0.endpoint) })
+            : .addr(
+                records.map {
+                    NetworkAddress(
+                        time: $0.time, services: $0.services, ip: $0.endpoint.ip.mappedBytes,
+                        port: $0.endpoint.port)
+                })
+    }
+
+    /// Addresses a peer gossiped: as many as its tokens allow go into the book, and fresh
+    /// ones from a small message are passed on to two other peers (Core's relay rule).
+    func receiveAddresses(_ heard: [(Endpoint, UInt32, UInt64)], count: Int, from peer: Int) -> [NodeAction] {
+        guard var info = peers[peer], info.handshakeDone else { return [] }
+        let now = clock()
+        info.addressTokens = min(
+            Self.maxAddressTokens, info.addressTokens + Double(now &- info.tokensUpdated) * Self.addressRate)
+        info.tokensUpdated = now
+        let allowed = min(heard.count, Int(info.addressTokens))
+        info.addressTokens -= Double(allowed)
+        let taken = Array(heard.prefix(allowed))
+        if info.knownAddresses.count > Self.maxKnownAddresses {
+            info.knownAddresses.removeAll(keepingCapacity: true)
+        }
+        for (endpoint, _, _) in taken { info.knownAddresses.insert(endpoint) }
+        peers[peer] = info
+        // A peer's own address (what it dials from, if it announces it) carries no penalty.
+        let own = taken.filter { $0.0 == info.address }
+        let relayed = taken.filter { $0.0 != info.address }
+        addressBook.add(own, now: now)
+        addressBook.add(relayed, now: now, penalty: 2 * 3_600)
+        guard count <= 10 else { return [] }
+        // Relay what is fresh (announced within the last 10 minutes) to two other peers.
+        for (endpoint, time, services) in taken
+        where addressBook.isUsable(endpoint) && time <= now &+ 600 && now &- time <= 600 {
+            let record = AddressBook.Record(endpoint: endpoint, time: time, services: services)
+            let others = peers.values.filter {
+                $0.id != peer && $0.handshakeDone && !$0.knownAddresses.contains(endpoint)
+            }.map(\.id).sorted().shuffled(using: &random).prefix(2)
+            for other in others where (peers[other]?.addressQueue.count ?? 0) < P2PCodec.maxAddresses {
+                peers[other]?.addressQueue.append(record)
+            }
+        }
+        return []
+    }
+
+    /// The driver calls this about once a second: address trickles that are due, and dials
+    /// from the address book while outbound slots are free.
+    public func tick(now: UInt32) -> [NodeAction] {
+        if let failure = chain.failure { return [.fatal(failure)] }
+        var actions: [NodeAction] = []
+        for id in peers.keys.sorted() {
+            guard var info = peers[id], info.handshakeDone, info.nextAddressSend <= now else { continue }
+            // Core's Poisson timer in small: the interval with ±50 % jitter.
+            let jitter = UInt32(random.next() % UInt64(max(addressInterval, 1)))
+            info.nextAddressSend = now &+ max(1, addressInterval / 2 + jitter)
+            let due = info.addressQueue.filter { !info.knownAddresses.contains($0.endpoint) }
+            info.addressQueue.removeAll()
+            for record in due { info.knownAddresses.insert(record.endpoint) }
+            peers[id] = info
+            if !due.isEmpty {
+                actions.append(
+                    .send(
+                        peer: id,
+                        addressMessage(Array(due.prefix(P2PCodec.maxAddresses)), v2: info.wantsAddrV2)))
+            }
+        }
+        let outbound = peers.values.filter { !$0.inbound }.count + connecting.count
+        if outbound < targetOutbound {
+            var excluding = Set(peers.values.map(\.address)).union(connecting)
+            if let localAddress { excluding.insert(localAddress) }
+            for endpoint in addressBook.candidates(targetOutbound - outbound, excluding: excluding, now: now)
+            {
+                addressBook.attempted(endpoint, now: now)
+                connecting.insert(endpoint)
+                actions.append(.connect(endpoint))
+            }
+        }
         return actions
     }
 

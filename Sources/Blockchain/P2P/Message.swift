@@ -1,3 +1,5 @@
+import PeerNet
+
 /// An inventory vector: what a peer has or wants (BIP 144 adds witness variants).
 public struct Inventory: Hashable, Sendable {
     public var type: UInt32
@@ -49,6 +51,71 @@ public struct NetworkAddress: Hashable, Sendable {
     }
 }
 
+/// An address as BIP 155's `addrv2` carries it: any network, its services as a CompactSize.
+/// Only IPv4 and IPv6 entries have an ``endpoint``; the others (Tor, I2P, CJDNS) are parsed,
+/// checked and otherwise ignored, since this node cannot reach them.
+public struct AddressV2: Hashable, Sendable {
+    public var time: UInt32
+    public var services: UInt64
+    public var networkID: UInt8
+    public var address: [UInt8]
+    public var port: UInt16
+
+    public static let ipv4: UInt8 = 1
+    public static let ipv6: UInt8 = 2
+    /// Bytes each known network's address has (BIP 155); TORv2 (3) is no longer valid.
+    static let lengths: [UInt8: Int] = [1: 4, 2: 16, 4: 32, 5: 32, 6: 16]
+    /// Longest address of any network (BIP 155's 512 bytes).
+    public static let maxAddressLength = 512
+
+    public init(time: UInt32, services: UInt64, networkID: UInt8, address: [UInt8], port: UInt16) {
+        self.time = time
+        self.services = services
+        self.networkID = networkID
+        self.address = address
+        self.port = port
+    }
+
+    public init(time: UInt32, services: UInt64, endpoint: Endpoint) {
+        self.init(
+            time: time, services: services, networkID: endpoint.isIPv6 ? Self.ipv6 : Self.ipv4,
+            address: endpoint.ip.bytes, port: endpoint.port)
+    }
+
+    /// The IP endpoint of an IPv4 or IPv6 entry (an IPv4-mapped IPv6 one reads as IPv4).
+    public var endpoint: Endpoint? {
+        guard networkID == Self.ipv4 || networkID == Self.ipv6 else { return nil }
+        return Endpoint(ip: address, port: port)
+    }
+
+    func write(to writer: inout ByteWriter) {
+        writer.littleEndian(time)
+        writer.compactSize(services)
+        writer.append([networkID])
+        writer.varBytes(address)
+        writer.append([UInt8(port >> 8), UInt8(port & 0xff)])
+    }
+
+    init(from reader: inout ByteReader) throws(BlockchainError) {
+        time = try reader.littleEndian(UInt32.self, "address time")
+        services = try reader.compactSize("services", limit: UInt64.max)
+        networkID = try reader.uint8("network id")
+        let start = reader.offset
+        address = try reader.varBytes("address", limit: Self.maxAddressLength)
+        if networkID == 3 { throw .invalid("a TORv2 address (no longer valid, BIP 155)", offset: start) }
+        if let length = Self.lengths[networkID], address.count != length {
+            throw .invalid("an address of network \(networkID) with \(address.count) bytes", offset: start)
+        }
+        let port = try reader.take(2, "port")
+        self.port = UInt16(port[port.startIndex]) << 8 | UInt16(port[port.startIndex + 1])
+    }
+}
+
+extension NetworkAddress {
+    /// The endpoint this address names (IPv4-mapped read as IPv4).
+    public var endpoint: Endpoint? { Endpoint(ip: ip, port: port) }
+}
+
 /// The `version` handshake message.
 public struct VersionMessage: Hashable, Sendable {
     public var version: Int32
@@ -85,6 +152,9 @@ public enum P2PMessage: Hashable, Sendable {
     case ping(UInt64)
     case pong(UInt64)
     case addr([NetworkAddress])
+    /// BIP 155: addresses of any network; `sendaddrv2` (between version and verack) asks for them.
+    case addrv2([AddressV2])
+    case sendaddrv2
     case getaddr
     case inv([Inventory])
     case getdata([Inventory])
@@ -104,6 +174,8 @@ public enum P2PMessage: Hashable, Sendable {
         case .ping: return "ping"
         case .pong: return "pong"
         case .addr: return "addr"
+        case .addrv2: return "addrv2"
+        case .sendaddrv2: return "sendaddrv2"
         case .getaddr: return "getaddr"
         case .inv: return "inv"
         case .getdata: return "getdata"
@@ -157,7 +229,10 @@ public enum P2PCodec {
             writer.varBytes(Array(v.userAgent.utf8))
             writer.littleEndian(v.startHeight)
             writer.append([v.relay ? 1 : 0])
-        case .verack, .getaddr, .sendheaders, .mempool: break
+        case .verack, .getaddr, .sendheaders, .mempool, .sendaddrv2: break
+        case .addrv2(let addresses):
+            writer.compactSize(UInt64(addresses.count))
+            for address in addresses { address.write(to: &writer) }
         case .ping(let nonce), .pong(let nonce): writer.littleEndian(nonce)
         case .addr(let addresses):
             writer.compactSize(UInt64(addresses.count))
@@ -286,6 +361,12 @@ public enum P2PCodec {
                     nonce: nonce, userAgent: String(decoding: agent, as: UTF8.self), startHeight: height,
                     relay: relay))
         case "verack": message = .verack
+        case "sendaddrv2": message = .sendaddrv2
+        case "addrv2":
+            let count = try reader.compactSize("address count", limit: UInt64(maxAddresses))
+            var addresses: [AddressV2] = []
+            for _ in 0..<count { addresses.append(try AddressV2(from: &reader)) }
+            message = .addrv2(addresses)
         case "getaddr": message = .getaddr
         case "sendheaders": message = .sendheaders
         case "mempool": message = .mempool

@@ -128,6 +128,36 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     /// 127.0.0.0/8 or ::1.
     public var isLoopback: Bool { isIPv6 ? (high == 0 && low == 1) : (low >> 24 == 127) }
 
+    /// Reachable across the Internet: not unspecified, loopback, private (RFC 1918, RFC 4193),
+    /// link-local, carrier-grade NAT (RFC 6598), documentation (RFC 5737, RFC 3849), multicast
+    /// or reserved — the addresses Bitcoin Core's `IsRoutable` lets into gossip.
+    public var isPublic: Bool {
+        if isUnspecified || isLoopback { return false }
+        if let v4 {
+            let a = v4 >> 24
+            let b = (v4 >> 16) & 0xFF
+            switch a {
+            case 0, 10, 127: return false
+            case 100 where (64...127).contains(b): return false  // RFC 6598
+            case 169 where b == 254: return false  // link-local
+            case 172 where (16...31).contains(b): return false
+            case 192 where b == 168: return false
+            case 192 where b == 0 && (v4 >> 8) & 0xFF == 2: return false  // TEST-NET-1
+            case 198 where b == 18 || b == 19: return false  // RFC 2544
+            case 198 where b == 51 && (v4 >> 8) & 0xFF == 100: return false  // TEST-NET-2
+            case 203 where b == 0 && (v4 >> 8) & 0xFF == 113: return false  // TEST-NET-3
+            case 224...255: return false  // multicast, reserved, broadcast
+            default: return true
+            }
+        }
+        let first = UInt16(truncatingIfNeeded: high >> 48)
+        if first & 0xFE00 == 0xFC00 { return false }  // unique local
+        if first & 0xFFC0 == 0xFE80 { return false }  // link-local
+        if first & 0xFF00 == 0xFF00 { return false }  // multicast
+        if high >> 32 == 0x2001_0DB8 { return false }  // documentation
+        return true
+    }
+
     /// Text as RFC 5952 writes it (`192.0.2.1`, `2001:db8::1`), without brackets.
     public var description: String {
         var text = [CChar](repeating: 0, count: 48)
