@@ -74,6 +74,63 @@ struct ChainNodeTests {
         #expect(try json(["--datadir", a.path]).mempool == 0)
     }
 
+    static func script(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/\(name)")
+            .path
+    }
+
+    @Test(
+        "libbitcoinkernel accepts every block the node mines (with segwit payments), and refuses, as the node does, blocks with a bad merkle root, an overspending coinbase, a bad signature, a double spend, the wrong difficulty, an old timestamp"
+    )
+    func kernelJudges() async throws {
+        try #require(
+            Interop.enabled("bitcoin-core-python"), "py-bitcoinkernel and verystable are not installed")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-chain-kernel-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let kernel = root.appendingPathComponent("kernel")
+        try FileManager.default.createDirectory(at: kernel, withIntermediateDirectories: true)
+        let (node, _) = try await start(root.appendingPathComponent("node"))
+        defer { node.stop() }
+        let output = try Interop.check(
+            Interop.pipPython,
+            [Self.script("kernel_judge.py"), root.appendingPathComponent("node").path, kernel.path],
+            timeout: 300)
+        let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        #expect((seen["blocks_accepted_by_kernel"] as? Int ?? 0) >= 114, "\(seen)")
+        let refused = seen["refused"] as? [String: [String: String]] ?? [:]
+        #expect(refused.count == 6, "\(seen)")
+        #expect(refused["bad merkle root"]?["node"] == "bad-txnmrklroot")
+        #expect(refused["overspending coinbase"]?["node"] == "bad-cb-amount")
+        #expect(refused["wrong difficulty"]?["node"] == "bad-diffbits")
+        #expect(refused["timestamp too old"]?["node"] == "time-too-old")
+        #expect(seen["final_height"] as? Int == (seen["blocks_accepted_by_kernel"] as? Int ?? 0) + 1)
+    }
+
+    @Test(
+        "Bitcoin Core's test P2PInterface completes the handshake, syncs headers, fetches blocks, and has a transaction it signed relayed to a second node"
+    )
+    func coreP2PInterface() async throws {
+        try #require(
+            Interop.enabled("bitcoin-core-python"), "py-bitcoinkernel and verystable are not installed")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-chain-p2p-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let a = root.appendingPathComponent("a")
+        let b = root.appendingPathComponent("b")
+        let (nodeA, portA) = try await start(a)
+        let (nodeB, _) = try await start(b, connect: [portA])
+        defer {
+            nodeA.stop()
+            nodeB.stop()
+        }
+        let output = try Interop.check(
+            Interop.pipPython, [Self.script("core_p2p.py"), a.path, "\(portA)", b.path], timeout: 180)
+        let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        #expect(seen["headers"] as? Int ?? 0 >= 20 && seen["blocks"] as? Int == 20, "\(seen)")
+        #expect((seen["relayed_to_b"] as? String)?.count == 64, "\(seen)")
+    }
+
     static let bitcoinlibScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Scripts/bitcoinlib_rpc.py").path
 

@@ -41,6 +41,7 @@ enum Interop {
         case "libtorrent": return hasLibtorrent
         case "kubo": return hasKubo
         case "python-bitcoinlib": return hasBitcoinlib
+        case "bitcoin-core-python": return hasBitcoinCorePython
         default: return onPath(program) != nil
         }
     }
@@ -61,6 +62,12 @@ enum Interop {
 
     static let hasBitcoinlib: Bool = {
         (try? run(pipPython, ["-c", "import bitcoin.messages"], timeout: 60).status) == 0
+    }()
+
+    /// Bitcoin Core's libbitcoinkernel (PyPI py-bitcoinkernel) and its functional-test
+    /// framework (PyPI verystable).
+    static let hasBitcoinCorePython: Bool = {
+        (try? run(pipPython, ["-c", "import pbk, verystable.core.p2p"], timeout: 60).status) == 0
     }()
 
     static let bitcoinMessagesScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

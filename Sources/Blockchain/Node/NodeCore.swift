@@ -499,6 +499,21 @@ public final class NodeCore {
         }
     }
 
+    /// A block of our own (mined here, or given by `submitblock`): processed, and when it moved
+    /// the tip, the mempool updated and the new blocks announced. Returns what happened.
+    public func submit(_ block: Block) -> (BlockOutcome, [NodeAction]) {
+        let outcome = chain.process(block, now: clock())
+        switch outcome {
+        case .tipChanged(let disconnected, let connected):
+            mempool.update(disconnected: disconnected, connected: connected, chain: chain, now: clock())
+            return (outcome, connected.flatMap { announce(block: $0, except: nil) })
+        case .storeFailed(let reason):
+            return (outcome, [.fatal(reason)])
+        default:
+            return (outcome, [])
+        }
+    }
+
     /// Validates a block, moves the chain, updates the mempool and relays the block.
     public func receive(_ block: Block, from peer: Int?) -> [NodeAction] {
         let hash = block.hash

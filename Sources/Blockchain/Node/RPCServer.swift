@@ -120,7 +120,7 @@ public final class RPCServer: @unchecked Sendable {
             "estimate_mode", "avoid_reuse", "fee_rate", "verbose",
         ],
         "generatetoaddress": ["nblocks", "address", "maxtries"], "stop": [], "help": ["command"],
-        "getconnectioncount": [], "getbalances": [],
+        "getconnectioncount": [], "getbalances": [], "submitblock": ["hexdata", "dummy"],
     ]
 
     /// The methods served, sorted.
@@ -373,6 +373,23 @@ public final class RPCServer: @unchecked Sendable {
                 throw RPCError(RPCError.invalidAddressOrKey, "Error: Invalid address")
             }
             return try await node.generate(count, to: script).map(\.description)
+        case "submitblock":
+            let hex = try params.requiredString(0)
+            guard hex.utf8.count <= 2 * P2PCodec.maxPayload, let bytes = Hex.decode(hex),
+                let block = try? Block(bytes: bytes)
+            else { throw RPCError(RPCError.deserializationError, "Block decode failed") }
+            let outcome: BlockOutcome = await node.perform { core in core.submit(block) }
+            // BIP 22: null when accepted, else a reason.
+            switch outcome {
+            case .tipChanged: return JSONValue.null
+            case .duplicate: return "duplicate"
+            case .sideBranch: return "inconclusive"
+            case .orphan: return "prev-blk-not-found"
+            case .invalid(let error):
+                if case .block(let reason) = error { return reason }
+                return "\(error)"
+            case .storeFailed(let reason): throw RPCError(RPCError.miscError, "the chain store failed: \(reason)")
+            }
         case "stop":
             let onStop = self.onStop
             node.loop.scheduleTask(in: .milliseconds(100)) { onStop?() }
