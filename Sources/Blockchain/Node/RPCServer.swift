@@ -388,7 +388,8 @@ public final class RPCServer: @unchecked Sendable {
             case .invalid(let error):
                 if case .block(let reason) = error { return reason }
                 return "\(error)"
-            case .storeFailed(let reason): throw RPCError(RPCError.miscError, "the chain store failed: \(reason)")
+            case .storeFailed(let reason):
+                throw RPCError(RPCError.miscError, "the chain store failed: \(reason)")
             }
         case "stop":
             let onStop = self.onStop
