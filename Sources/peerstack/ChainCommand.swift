@@ -18,8 +18,11 @@ struct ChainCommand: AsyncParsableCommand {
         commandName: "chain",
         abstract: "A Bitcoin-format blockchain node (regtest): run one, mine, send, inspect.",
         discussion: """
-            `chain node` runs a node; the other commands talk to it over its local JSON-RPC port \
-            (--rpc, or the one the node wrote into --datadir), as bitcoin-cli does.
+            `chain node` runs a node; the other commands talk to it over its local JSON-RPC, as \
+            bitcoin-cli does: the port and the cookie (<datadir>/.cookie) from --datadir, or --rpc \
+            with --rpcuser/--rpcpassword. The RPC is Bitcoin Core's (JSON-RPC 1.0 and 2.0, Core's \
+            methods and error codes), so tools written for bitcoind can drive it too; see \
+            `peerstack chain node --help` for the methods and the rules on who may call them.
             """,
         subcommands: [ChainNode.self, ChainInfo.self, ChainMine.self, ChainWallet.self]
     )
