@@ -164,7 +164,11 @@ let package = Package(
         .testTarget(name: "BencodeTests", dependencies: ["Bencode", "TestSupport"]),
         .testTarget(
             name: "BlockchainTests",
-            dependencies: ["Blockchain", "PeerNet", .product(name: "NIOHTTP1", package: "swift-nio")]),
+            dependencies: [
+                "Blockchain", "PeerNet", .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "BitTorrentTests",
             dependencies: [

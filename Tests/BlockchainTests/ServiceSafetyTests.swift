@@ -1,5 +1,8 @@
 import Blockchain
 import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import PeerNet
 import SystemPackage
 import Testing
@@ -432,5 +435,66 @@ struct WalletBehaviourTests {
         #expect(balances.trusted == 50 * Consensus.coin - 25 * Consensus.coin - fees)
         #expect(friend.balances(chain: chain, mempool: mempool).untrustedPending == 25 * Consensus.coin)
         #expect(friend.balance(chain: chain, mempool: mempool) == 0)
+    }
+}
+
+@Suite("Chain writes off the event loop")
+struct BatchingStoreTests {
+    @Test(
+        "writes are read back at once, reach SQLite in batches in order, and a reopened store has the same chain"
+    )
+    func batchesReachDisk() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "batching-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("chain.sqlite").path
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let batching = BatchingChainStore(try SQLiteChainStore(path: path), loop: loop)
+        let chain = try ChainState(parameters: .regtest, store: batching)
+        let script = TestWallet().script
+        let tip: Hash256 = try await loop.submit {
+            batching.start()
+            var time: UInt32 = 1_700_000_000
+            for _ in 0..<30 {
+                time += 600
+                let block = Miner.mine(chain: chain, payTo: script, time: time)
+                _ = chain.process(block, now: 1_900_000_000)
+                // Readable before it is on disk.
+                precondition((try? batching.block(block.hash)) != nil)
+            }
+            return chain.tip.hash
+        }.get()
+        try await batching.flush()
+        let reopened = try ChainState(parameters: .regtest, store: SQLiteChainStore(path: path))
+        #expect(reopened.height == 30 && reopened.tip.hash == tip)
+        #expect(reopened.unspent == chain.unspent)
+    }
+
+    @Test("a batch that fails is reported once and every later write throws; nothing is marked invalid")
+    func failureStops() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let inner = FailingStore()
+        let batching = BatchingChainStore(inner, loop: loop)
+        let chain = try ChainState(parameters: .regtest, store: batching)
+        let reported = NIOLockedValueBox<[String]>([])
+        let script = TestWallet().script
+        try await loop.submit {
+            batching.onFailure = { error in reported.withLockedValue { $0.append("\(error)") } }
+            batching.start()
+            inner.failing = true
+            _ = chain.process(
+                Miner.mine(chain: chain, payTo: script, time: 1_700_000_600), now: 1_900_000_000)
+        }.get()
+        await #expect(throws: (any Error).self) { try await batching.flush() }
+        #expect(reported.withLockedValue { $0 } == ["No space left on device"])
+        let next = try await loop.submit {
+            chain.process(Miner.mine(chain: chain, payTo: script, time: 1_700_001_200), now: 1_900_000_000)
+        }.get()
+        guard case .storeFailed = next else {
+            Issue.record("a write after the failure did not fail: \(next)")
+            return
+        }
+        #expect(inner.inner.entries().allSatisfy { !$0.invalid })
     }
 }

@@ -39,11 +39,34 @@ public protocol ChainStore: AnyObject {
     func apply(_ update: ChainUpdate) throws
     /// Stores headers without data, all or none (one transaction).
     func storeHeaders(_ entries: [StoredBlockEntry]) throws
+    func write(_ batch: [ChainWrite]) throws
+}
+
+/// One write to a ``ChainStore``, for writing several at once (``ChainStore/write(_:)``).
+public enum ChainWrite: Sendable {
+    case store(StoredBlockEntry, Block?)
+    case headers([StoredBlockEntry])
+    case markInvalid(Hash256)
+    case apply(ChainUpdate)
 }
 
 extension ChainStore {
     public func storeHeaders(_ entries: [StoredBlockEntry]) throws {
         for entry in entries { try store(entry, block: nil) }
+    }
+
+    /// Performs `batch` in order; a store that can makes it one transaction (all or none).
+    public func write(_ batch: [ChainWrite]) throws {
+        for operation in batch { try perform(operation) }
+    }
+
+    func perform(_ operation: ChainWrite) throws {
+        switch operation {
+        case .store(let entry, let block): try store(entry, block: block)
+        case .headers(let entries): try storeHeaders(entries)
+        case .markInvalid(let hash): try markInvalid(hash)
+        case .apply(let update): try apply(update)
+        }
     }
 }
 

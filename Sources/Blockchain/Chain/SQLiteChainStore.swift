@@ -4,7 +4,7 @@ import GRDB
 /// The chain in SQLite (GRDB, WAL journal): block index and data, the UTXO set, undo data and
 /// the tip. Every ``apply(_:)`` is one transaction, so `kill -9` at any moment leaves the state of
 /// the last completed step; a block's data is written before the step that connects it.
-public final class SQLiteChainStore: ChainStore {
+public final class SQLiteChainStore: ChainStore, Sendable {
     let database: DatabasePool
 
     public init(path: String) throws {
@@ -100,7 +100,11 @@ public final class SQLiteChainStore: ChainStore {
     }
 
     public func store(_ entry: StoredBlockEntry, block: Block?) throws {
-        try database.write { db in
+        try database.write { db in try Self.store(entry, block: block, in: db) }
+    }
+
+    static func store(_ entry: StoredBlockEntry, block: Block?, in db: Database) throws {
+        do {
             let hash = Data(entry.header.hash.bytes)
             try db.execute(
                 sql: """
@@ -115,7 +119,11 @@ public final class SQLiteChainStore: ChainStore {
     }
 
     public func storeHeaders(_ entries: [StoredBlockEntry]) throws {
-        try database.write { db in
+        try database.write { db in try Self.storeHeaders(entries, in: db) }
+    }
+
+    static func storeHeaders(_ entries: [StoredBlockEntry], in db: Database) throws {
+        do {
             for entry in entries {
                 try db.execute(
                     sql:
@@ -126,13 +134,35 @@ public final class SQLiteChainStore: ChainStore {
     }
 
     public func markInvalid(_ hash: Hash256) throws {
-        try database.write { db in
+        try database.write { db in try Self.markInvalid(hash, in: db) }
+    }
+
+    static func markInvalid(_ hash: Hash256, in db: Database) throws {
+        do {
             try db.execute(sql: "UPDATE block SET invalid = 1 WHERE hash = ?", arguments: [Data(hash.bytes)])
         }
     }
 
     public func apply(_ update: ChainUpdate) throws {
+        try database.write { db in try Self.apply(update, in: db) }
+    }
+
+    /// Every write of `batch` in one transaction.
+    public func write(_ batch: [ChainWrite]) throws {
         try database.write { db in
+            for operation in batch {
+                switch operation {
+                case .store(let entry, let block): try Self.store(entry, block: block, in: db)
+                case .headers(let entries): try Self.storeHeaders(entries, in: db)
+                case .markInvalid(let hash): try Self.markInvalid(hash, in: db)
+                case .apply(let update): try Self.apply(update, in: db)
+                }
+            }
+        }
+    }
+
+    static func apply(_ update: ChainUpdate, in db: Database) throws {
+        do {
             for outpoint in update.removedCoins {
                 try db.execute(sql: "DELETE FROM coin WHERE outpoint = ?", arguments: [Self.key(outpoint)])
             }

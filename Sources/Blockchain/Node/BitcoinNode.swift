@@ -31,6 +31,8 @@ public final class BitcoinNode: @unchecked Sendable {
     var ticks = 0
     /// Where the address book is kept between runs (`<datadir>/peers.txt`); nil: not kept.
     let addressBookFile: String?
+    /// The chain's writes, batched off the loop (a SQLite store); nil for a store in memory.
+    let batching: BatchingChainStore?
     /// How often the added peers are checked and redialled.
     public static let redialInterval = TimeAmount.seconds(2)
 
@@ -52,14 +54,25 @@ public final class BitcoinNode: @unchecked Sendable {
     ) throws {
         self.parameters = parameters
         self.addressBookFile = addressBookFile
-        loop = group.next()
+        let loop = group.next()
+        self.loop = loop
         var random = SystemRandomNumberGenerator()
+        // A store on disk is written off the loop, in batches.
+        let batching = (store as? SQLiteChainStore).map { BatchingChainStore($0, loop: loop) }
+        self.batching = batching
         core = NodeCore(
-            chain: try ChainState(parameters: parameters, store: store), nonce: random.next(), clock: clock)
+            chain: try ChainState(parameters: parameters, store: batching ?? store), nonce: random.next(),
+            clock: clock)
         core.addressInterval = addressInterval
         core.targetOutbound = targetOutbound
         if let addressBookFile, let bytes = try? SmallFile.read(FilePath(addressBookFile), limit: 4 << 20) {
             core.addressBook.load(bytes)
+        }
+        if let batching {
+            loop.execute { [self] in
+                batching.onFailure = { [self] error in execute([.fatal("writing to the store: \(error)")]) }
+                batching.start()
+            }
         }
     }
 
@@ -244,6 +257,14 @@ public final class BitcoinNode: @unchecked Sendable {
             return saveAddressBook()
         }.get()
         if let saved { try? await saved.get() }
+        // Every chain write made so far reaches the disk before the node says it stopped.
+        if let batching {
+            do {
+                try await batching.flush()
+            } catch {
+                logger.error("the last chain writes failed: \(error)")
+            }
+        }
         await perform { core in
             ((), core.peers.keys.map { NodeAction.disconnect(peer: $0, reason: "shutdown") })
         }
