@@ -35,7 +35,7 @@ struct NodeNetworkTests {
             let (transactions, fees) = core.mempool.select()
             let block = Miner.mine(
                 chain: core.chain, transactions: transactions, fees: fees, payTo: script, time: time)
-            return (block.hash, core.receive(block, from: nil))
+            return (block.hash, core.receive(block, from: nil, now: Self.now))
         }
     }
 
@@ -77,7 +77,7 @@ struct NodeNetworkTests {
         let coin = try #require(await nodes[4].read { $0.chain.coin(outpoint) })
         let payment = wallet.spend(
             outpoint, coin, to: TestWallet().script, amount: Consensus.coin, fee: 10_000)
-        _ = await nodes[4].perform { core in ((), core.receive(payment, from: nil)) }
+        _ = await nodes[4].perform { core in ((), core.receive(payment, from: nil, now: Self.now)) }
         #expect(
             await waitUntil(10) {
                 for node in nodes where !(await node.read { $0.mempool.contains(payment.txid) }) {
@@ -146,16 +146,16 @@ struct NodeNetworkTests {
         let forged = forging
         let actions = await nodes[4].perform { core -> ([NodeAction], [NodeAction]) in
             let peer = 9_999
-            _ = core.connected(peer: peer, address: Endpoint("10.9.9.9:1")!, inbound: true)
+            _ = core.connected(peer: peer, address: Endpoint("10.9.9.9:1")!, inbound: true, now: Self.now)
             _ = core.handle(
                 .version(
                     VersionMessage(
                         services: 0, timestamp: 0,
                         receiver: NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0),
                         sender: NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0), nonce: 1,
-                        userAgent: "", startHeight: 0)), from: peer)
-            _ = core.handle(.verack, from: peer)
-            let result = core.handle(.tx(forged), from: peer)
+                        userAgent: "", startHeight: 0)), from: peer, now: Self.now)
+            _ = core.handle(.verack, from: peer, now: Self.now)
+            let result = core.handle(.tx(forged), from: peer, now: Self.now)
             return (result, [])
         }
         #expect(
@@ -174,26 +174,26 @@ struct NodeNetworkTests {
         let conflicting = wallet.spend(
             change, changeCoin, to: wallet.script, amount: 3 * Consensus.coin, fee: 2_000)
         let verdicts = await nodes[4].perform { core -> ([Bool], [NodeAction]) in
-            _ = core.receive(honest, from: nil)
+            _ = core.receive(honest, from: nil, now: Self.now)
             func rawPeer(_ id: Int, _ address: String) {
-                _ = core.connected(peer: id, address: Endpoint(address)!, inbound: true)
+                _ = core.connected(peer: id, address: Endpoint(address)!, inbound: true, now: Self.now)
                 let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
                 _ = core.handle(
                     .version(
                         VersionMessage(
                             services: 0, timestamp: 0, receiver: none, sender: none, nonce: UInt64(id),
                             userAgent: "",
-                            startHeight: 0)), from: id)
-                _ = core.handle(.verack, from: id)
+                            startHeight: 0)), from: id, now: Self.now)
+                _ = core.handle(.verack, from: id, now: Self.now)
             }
             rawPeer(10_000, "10.9.9.10:1")
-            let doubleSpend = core.handle(.tx(conflicting), from: 10_000)
+            let doubleSpend = core.handle(.tx(conflicting), from: 10_000, now: Self.now)
             rawPeer(10_001, "10.9.9.11:1")
             var greedy = Miner.template(
                 chain: core.chain, transactions: [], fees: 1, payTo: wallet.script,
                 time: core.chain.medianTimePast(core.chain.tip) + 1)
             _ = Miner.solve(&greedy.header, threads: 1)
-            let badBlock = core.handle(.block(greedy), from: 10_001)
+            let badBlock = core.handle(.block(greedy), from: 10_001, now: Self.now)
             let banned = { (actions: [NodeAction]) in
                 actions.contains {
                     if case .ban = $0 { return true }

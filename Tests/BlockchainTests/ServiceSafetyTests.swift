@@ -289,27 +289,27 @@ struct StoreFailureTests {
             blocks.append(block)
         }
         let chain = try ChainState(parameters: .regtest, store: store)
-        let core = NodeCore(chain: chain, nonce: 1, clock: { now })
+        let core = NodeCore(chain: chain, nonce: 1)
         _ = core.connected(
-            peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 18444), inbound: true)
+            peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 18444), inbound: true, now: now)
         _ = core.handle(
             .version(
                 VersionMessage(
                     services: 9, timestamp: 0, receiver: .init(services: 0, ip: [0, 0, 0, 0], port: 0),
                     sender: .init(services: 0, ip: [0, 0, 0, 0], port: 0), nonce: 2, userAgent: "/t/",
-                    startHeight: 0)), from: 1)
-        _ = core.handle(.verack, from: 1)
-        #expect(core.handle(.block(blocks[0]), from: 1).isEmpty == false || chain.height == 1)
+                    startHeight: 0)), from: 1, now: now)
+        _ = core.handle(.verack, from: 1, now: now)
+        #expect(core.handle(.block(blocks[0]), from: 1, now: now).isEmpty == false || chain.height == 1)
         #expect(chain.height == 1)
 
         store.failing = true
-        let actions = core.handle(.block(blocks[1]), from: 1)
+        let actions = core.handle(.block(blocks[1]), from: 1, now: now)
         #expect(actions == [.fatal(chain.failure ?? "")], "\(actions)")
         #expect(chain.failure?.contains("No space left on device") == true)
         #expect(chain.entry(blocks[1].hash)?.invalid != true)
         #expect(core.peers[1]?.misbehaviour == 0 && core.banned.isEmpty)
         // Every later message only repeats the instruction to stop; nothing is written.
-        #expect(core.handle(.block(blocks[2]), from: 1) == [.fatal(chain.failure ?? "")])
+        #expect(core.handle(.block(blocks[2]), from: 1, now: now) == [.fatal(chain.failure ?? "")])
 
         // After a restart with a working disk, the same blocks are accepted.
         store.failing = false
@@ -357,26 +357,27 @@ struct HeaderSpamTests {
         }
         let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
         for block in blocks { _ = chain.process(block, now: now) }
-        let core = NodeCore(chain: chain, nonce: 1, clock: { now })
-        _ = core.connected(peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 1), inbound: true)
+        let core = NodeCore(chain: chain, nonce: 1)
+        _ = core.connected(
+            peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 1), inbound: true, now: now)
         let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
         _ = core.handle(
             .version(
                 VersionMessage(
                     services: 9, timestamp: 0, receiver: none, sender: none, nonce: 2, userAgent: "/t/",
                     startHeight: 0)),
-            from: 1)
-        _ = core.handle(.verack, from: 1)
+            from: 1, now: now)
+        _ = core.handle(.verack, from: 1, now: now)
 
         // 100 headers forking at height 20 (180 below the tip), far less work: nothing stored.
         let weak = try branch(from: Array(blocks.prefix(20)), count: 100, salt: 7)
-        #expect(core.handle(.headers(weak), from: 1).isEmpty)
+        #expect(core.handle(.headers(weak), from: 1, now: now).isEmpty)
         #expect(weak.allSatisfy { chain.entry($0.hash) == nil })
         #expect(core.peers[1] != nil && core.banned.isEmpty)
 
         // 181 headers from the same point: more work than the tip; stored, and its blocks wanted.
         let strong = try branch(from: Array(blocks.prefix(20)), count: 181, salt: 11)
-        let actions = core.handle(.headers(strong), from: 1)
+        let actions = core.handle(.headers(strong), from: 1, now: now)
         #expect(strong.allSatisfy { chain.entry($0.hash) != nil })
         let asked = actions.compactMap { action -> [Inventory]? in
             if case .send(_, .getdata(let items)) = action { return items }
@@ -386,7 +387,7 @@ struct HeaderSpamTests {
 
         // A short fork just below the tip is stored as before (an ordinary race between miners).
         let near = try branch(from: Array(blocks.prefix(198)), count: 1, salt: 13)
-        _ = core.handle(.headers(near), from: 1)
+        _ = core.handle(.headers(near), from: 1, now: now)
         #expect(chain.entry(near[0].hash) != nil)
     }
 }

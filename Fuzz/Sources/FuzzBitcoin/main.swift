@@ -39,7 +39,8 @@ func fuzzBitcoin(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
     case 4:
         let commands = [
-            "addrv2", "addr", "inv", "getdata", "notfound", "headers", "getheaders", "tx", "ping", "sendaddrv2",
+            "addrv2", "addr", "inv", "getdata", "notfound", "headers", "getheaders", "tx", "ping",
+            "sendaddrv2",
         ]
         let command = commands[Int(selector / 6) % commands.count]
         if let message = try? P2PCodec.decodePayload(command: command, bytes) {

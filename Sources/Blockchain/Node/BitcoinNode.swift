@@ -12,6 +12,8 @@ public final class BitcoinNode: @unchecked Sendable {
     public let parameters: ChainParameters
     let loop: any EventLoop
     let core: NodeCore
+    /// The time source, read at each event handed to the core.
+    public let clock: @Sendable () -> UInt32
     var channels: [Int: any Channel] = [:]
     var nextPeer = 0
     var server: (any Channel)?
@@ -48,7 +50,7 @@ public final class BitcoinNode: @unchecked Sendable {
         maxConnections: 125, maxPerIP: 8, maxHandshaking: 32)
     /// A node on one loop of `group` (the process's shared group by default).
     public init(
-        parameters: ChainParameters, store: any ChainStore, clock: @escaping () -> UInt32,
+        parameters: ChainParameters, store: any ChainStore, clock: @escaping @Sendable () -> UInt32,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, addressBookFile: String? = nil,
         addressInterval: UInt32 = 30, targetOutbound: Int = 8
     ) throws {
@@ -60,9 +62,9 @@ public final class BitcoinNode: @unchecked Sendable {
         // A store on disk is written off the loop, in batches.
         let batching = (store as? SQLiteChainStore).map { BatchingChainStore($0, loop: loop) }
         self.batching = batching
+        self.clock = clock
         core = NodeCore(
-            chain: try ChainState(parameters: parameters, store: batching ?? store), nonce: random.next(),
-            clock: clock)
+            chain: try ChainState(parameters: parameters, store: batching ?? store), nonce: random.next())
         core.addressInterval = addressInterval
         core.targetOutbound = targetOutbound
         if let addressBookFile, let bytes = try? SmallFile.read(FilePath(addressBookFile), limit: 4 << 20) {
@@ -168,7 +170,7 @@ public final class BitcoinNode: @unchecked Sendable {
     func startTicking() {
         guard ticker == nil else { return }
         ticker = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
-            execute(core.tick(now: core.clock()))
+            execute(core.tick(now: clock()))
             ticks += 1
             if ticks % 60 == 0 { saveAddressBook() }
         }
@@ -197,6 +199,7 @@ public final class BitcoinNode: @unchecked Sendable {
         var hashes: [Hash256] = []
         var attempts: UInt64 = 0
         let threads = ProcessInfo.processInfo.activeProcessorCount
+        let clock = self.clock
         while hashes.count < count {
             attempts += 1
             guard attempts <= UInt64(count) * 4 + 16 else {
@@ -205,7 +208,7 @@ public final class BitcoinNode: @unchecked Sendable {
             let extraNonce = attempts
             let template: Block = await perform { core in
                 let (transactions, fees) = core.mempool.select()
-                let time = max(core.clock(), core.chain.medianTimePast(core.chain.tip) + 1)
+                let time = max(clock(), core.chain.medianTimePast(core.chain.tip) + 1)
                 let block = Miner.template(
                     chain: core.chain, transactions: transactions, fees: fees, payTo: script, time: time,
                     extraNonce: extraNonce)
@@ -217,7 +220,7 @@ public final class BitcoinNode: @unchecked Sendable {
             }
             guard let solved else { continue }
             let (connected, failure): (Bool, String?) = await perform { core in
-                let actions = core.receive(solved, from: nil)
+                let actions = core.receive(solved, from: nil, now: clock())
                 return ((core.chain.tip.hash == solved.hash, core.chain.failure), actions)
             }
             if let failure { throw RPCError(RPCError.miscError, "the chain store failed: \(failure)") }
@@ -277,14 +280,14 @@ public final class BitcoinNode: @unchecked Sendable {
         let peer = nextPeer
         channels[peer] = channel
         let address = channel.remoteAddress.flatMap(Endpoint.init) ?? Endpoint(ip: .anyV4, port: 0)
-        execute(core.connected(peer: peer, address: address, inbound: inbound))
+        execute(core.connected(peer: peer, address: address, inbound: inbound, now: clock()))
         return peer
     }
 
     func received(_ message: P2PMessage, from peer: Int) {
         let before = core.chain.tip.hash
         let handshaking = core.peers[peer]?.handshakeDone == false
-        execute(core.handle(message, from: peer))
+        execute(core.handle(message, from: peer, now: clock()))
         if handshaking, core.peers[peer]?.handshakeDone == true, let channel = channels[peer] {
             ConnectionGuard.handshakeCompleted(channel)
         }

@@ -67,16 +67,17 @@ public final class NodeCore {
     var random: SplitMix64
     let nonce: UInt64
     let userAgent = "/PeerStack:0.1.0/"
-    public var clock: () -> UInt32
+    /// The time of the event being handled (seconds since 1970): every entry point takes it
+    /// as `now:`, so the state machine reads no clock of its own.
+    public private(set) var now: UInt32 = 0
+    func clock() -> UInt32 { now }
 
     /// `nonce` identifies this node in `version` (to notice a connection to itself); the driver
-    /// picks it at random, tests may fix it. `clock` gives the time in seconds since 1970.
-    public init(chain: ChainState, mempool: Mempool = Mempool(), nonce: UInt64, clock: @escaping () -> UInt32)
-    {
+    /// picks it at random, tests may fix it.
+    public init(chain: ChainState, mempool: Mempool = Mempool(), nonce: UInt64) {
         self.chain = chain
         self.mempool = mempool
         self.nonce = nonce
-        self.clock = clock
         self.addressBook = AddressBook(allowLoopback: chain.parameters.name == "regtest")
         self.random = SplitMix64(seed: nonce)
     }
@@ -104,7 +105,8 @@ public final class NodeCore {
     }
 
     /// A connection is up: an outbound one starts the handshake.
-    public func connected(peer: Int, address: Endpoint, inbound: Bool) -> [NodeAction] {
+    public func connected(peer: Int, address: Endpoint, inbound: Bool, now: UInt32) -> [NodeAction] {
+        self.now = now
         if inbound, banned.contains(address.ip) { return [.disconnect(peer: peer, reason: "banned")] }
         peers[peer] = PeerInfo(id: peer, address: address, inbound: inbound)
         if !inbound { connecting.remove(address) }
@@ -138,7 +140,8 @@ public final class NodeCore {
 
     /// Handles one message from `peer`. Once the store has failed, every message gets only
     /// the instruction to stop.
-    public func handle(_ message: P2PMessage, from peer: Int) -> [NodeAction] {
+    public func handle(_ message: P2PMessage, from peer: Int, now: UInt32) -> [NodeAction] {
+        self.now = now
         if let failure = chain.failure { return [.fatal(failure)] }
         let actions = handleChecked(message, from: peer)
         if let failure = chain.failure { return [.fatal(failure)] }
@@ -350,6 +353,7 @@ public final class NodeCore {
     /// The driver calls this about once a second: address trickles that are due, and dials
     /// from the address book while outbound slots are free.
     public func tick(now: UInt32) -> [NodeAction] {
+        self.now = now
         if let failure = chain.failure { return [.fatal(failure)] }
         var actions: [NodeAction] = []
         for id in peers.keys.sorted() {
@@ -468,7 +472,12 @@ public final class NodeCore {
     /// Validates and relays a transaction from a peer (or the node's own wallet, `peer` nil).
     /// One whose parent is unknown waits in the orphan pool while the parent is asked for; when
     /// it comes, both are relayed.
-    public func receive(_ transaction: Transaction, from peer: Int?) -> [NodeAction] {
+    public func receive(_ transaction: Transaction, from peer: Int?, now: UInt32) -> [NodeAction] {
+        self.now = now
+        return receive(transaction, from: peer)
+    }
+
+    func receive(_ transaction: Transaction, from peer: Int?) -> [NodeAction] {
         let txid = transaction.txid
         if let peer { remember(txid, for: peer) }
         let receipt: MempoolReceipt
@@ -501,7 +510,8 @@ public final class NodeCore {
 
     /// A block of our own (mined here, or given by `submitblock`): processed, and when it moved
     /// the tip, the mempool updated and the new blocks announced. Returns what happened.
-    public func submit(_ block: Block) -> (BlockOutcome, [NodeAction]) {
+    public func submit(_ block: Block, now: UInt32) -> (BlockOutcome, [NodeAction]) {
+        self.now = now
         let outcome = chain.process(block, now: clock())
         switch outcome {
         case .tipChanged(let disconnected, let connected):
@@ -515,7 +525,12 @@ public final class NodeCore {
     }
 
     /// Validates a block, moves the chain, updates the mempool and relays the block.
-    public func receive(_ block: Block, from peer: Int?) -> [NodeAction] {
+    public func receive(_ block: Block, from peer: Int?, now: UInt32) -> [NodeAction] {
+        self.now = now
+        return receive(block, from: peer)
+    }
+
+    func receive(_ block: Block, from peer: Int?) -> [NodeAction] {
         let hash = block.hash
         if let peer { remember(hash, for: peer) }
         switch chain.process(block, now: clock()) {

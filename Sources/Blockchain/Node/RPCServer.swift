@@ -219,8 +219,9 @@ public final class RPCServer: @unchecked Sendable {
                 try Self.decodeTransaction(try params.requiredString(0)), network: network, hex: false)
         case "sendrawtransaction":
             let transaction = try Self.decodeTransaction(try params.requiredString(0))
+            let now = node.clock()
             let result: Result<String, RPCError> = await node.perform { core in
-                Self.submit(transaction, core: core)
+                Self.submit(transaction, core: core, now: now)
             }
             return try result.get()
         case "getmempoolinfo":
@@ -349,6 +350,7 @@ public final class RPCServer: @unchecked Sendable {
                 throw RPCError(RPCError.invalidAddressOrKey, "Invalid address: \(error)")
             }
             let wallet = self.wallet
+            let now = node.clock()
             let result: Result<String, RPCError> = await node.perform { core in
                 let transaction: Transaction
                 do {
@@ -357,7 +359,7 @@ public final class RPCServer: @unchecked Sendable {
                 } catch {
                     return (.failure(RPCError(RPCError.insufficientFunds, "\(error)")), [])
                 }
-                return Self.submit(transaction, core: core)
+                return Self.submit(transaction, core: core, now: now)
             }
             return try result.get()
         case "generatetoaddress":
@@ -378,7 +380,8 @@ public final class RPCServer: @unchecked Sendable {
             guard hex.utf8.count <= 2 * P2PCodec.maxPayload, let bytes = Hex.decode(hex),
                 let block = try? Block(bytes: bytes)
             else { throw RPCError(RPCError.deserializationError, "Block decode failed") }
-            let outcome: BlockOutcome = await node.perform { core in core.submit(block) }
+            let now = node.clock()
+            let outcome: BlockOutcome = await node.perform { core in core.submit(block, now: now) }
             // BIP 22: null when accepted, else a reason.
             switch outcome {
             case .tipChanged: return JSONValue.null
@@ -410,8 +413,9 @@ public final class RPCServer: @unchecked Sendable {
     }
 
     /// Our own transaction into the pool and out to every peer, with Core's error codes.
-    static func submit(_ transaction: Transaction, core: NodeCore) -> (Result<String, RPCError>, [NodeAction])
-    {
+    static func submit(_ transaction: Transaction, core: NodeCore, now: UInt32) -> (
+        Result<String, RPCError>, [NodeAction]
+    ) {
         let txid = transaction.txid
         if core.mempool.contains(txid) { return (.success(txid.description), []) }
         for index in transaction.outputs.indices
@@ -421,7 +425,7 @@ public final class RPCServer: @unchecked Sendable {
             )
         }
         do {
-            try core.mempool.accept(transaction, chain: core.chain, now: core.clock())
+            try core.mempool.accept(transaction, chain: core.chain, now: now)
         } catch {
             let code =
                 "\(error)".contains("bad-txns-inputs-missingorspent")
