@@ -349,13 +349,18 @@ public final class RPCServer: @unchecked Sendable {
             } catch {
                 throw RPCError(RPCError.invalidAddressOrKey, "Invalid address: \(error)")
             }
+            // Core's fee_rate argument: satoshis per virtual byte (whole ones here).
+            let feeRate = try params.int(9).map(Int64.init) ?? Wallet.defaultFeeRate
+            guard (1...10_000).contains(feeRate) else {
+                throw RPCError(RPCError.invalidParameter, "fee_rate must be 1 to 10000 sat/vB")
+            }
             let wallet = self.wallet
             let now = node.clock()
             let result: Result<String, RPCError> = await node.perform { core in
                 let transaction: Transaction
                 do {
                     transaction = try wallet.pay(
-                        address, amount: amount, chain: core.chain, mempool: core.mempool)
+                        address, amount: amount, feeRate: feeRate, chain: core.chain, mempool: core.mempool)
                 } catch {
                     return (.failure(RPCError(RPCError.insufficientFunds, "\(error)")), [])
                 }
