@@ -167,8 +167,9 @@ struct NodeNetworkTests {
         let forgedKept = await nodes[4].read { $0.mempool.contains(forged.txid) }
         #expect(!forgedKept)
 
-        // A double spend of a mempool transaction's coin, and a block whose coinbase pays too
-        // much, each get their sender banned; neither is kept.
+        // A double spend of a mempool transaction's coin is refused but not punished (as Core:
+        // with replacement, conflicts are normal); a block whose coinbase pays too much gets its
+        // sender banned. Neither is kept.
         let honest = wallet.spend(
             change, changeCoin, to: TestWallet().script, amount: Consensus.coin, fee: 2_000)
         let conflicting = wallet.spend(
@@ -207,7 +208,7 @@ struct NodeNetworkTests {
                 ], []
             )
         }
-        #expect(verdicts == [true, true, true, true, true])
+        #expect(verdicts == [false, true, true, true, true])
     }
 }
 

@@ -489,10 +489,11 @@ public final class NodeCore {
             case .script, .transaction("bad-txns-in-belowout"):
                 return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
             case .transaction(let reason)
-            where reason.hasPrefix("txn-mempool-conflict") || reason.hasPrefix("bad-txns-vout")
-                || reason.hasPrefix("bad-txns-inputs-duplicate"):
+            where reason.hasPrefix("bad-txns-vout") || reason.hasPrefix("bad-txns-inputs-duplicate"):
                 return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
             default:
+                // Policy refusals, and a conflict with the mempool (Core does not punish
+                // TX_CONFLICT: with replacement, conflicts are normal).
                 return []
             }
         }
