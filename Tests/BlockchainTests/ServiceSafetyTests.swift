@@ -499,3 +499,49 @@ struct BatchingStoreTests {
         #expect(inner.inner.entries().allSatisfy { !$0.invalid })
     }
 }
+
+@Suite("Punishment as Core's")
+struct PunishmentTests {
+    @Test("a transaction that fails only the standard policy is refused without blame; a forged one bans")
+    func policyIsNotConsensus() throws {
+        let now: UInt32 = 1_900_000_000
+        let wallet = TestWallet()
+        let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
+        var time: UInt32 = 1_700_000_000
+        let first = Miner.mine(chain: chain, payTo: wallet.legacyScript, time: time)
+        _ = chain.process(first, now: now)
+        for _ in 0..<100 {
+            time += 600
+            _ = chain.process(Miner.mine(chain: chain, payTo: TestWallet().script, time: time), now: now)
+        }
+        let outpoint = OutPoint(txid: first.transactions[0].txid, index: 0)
+        let coin = try #require(chain.coin(outpoint))
+        let core = NodeCore(chain: chain, nonce: 1)
+        let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
+        for peer in [1, 2] {
+            _ = core.connected(
+                peer: peer, address: Endpoint(ip: IPAddress(v4: 0x0A00_0000 + UInt32(peer)), port: 1),
+                inbound: true,
+                now: now)
+            _ = core.handle(
+                .version(
+                    VersionMessage(
+                        services: 9, timestamp: 0, receiver: none, sender: none, nonce: UInt64(peer + 10),
+                        userAgent: "/t/", startHeight: 0)), from: peer, now: now)
+            _ = core.handle(.verack, from: peer, now: now)
+        }
+        // An extra push under the signature: valid by consensus, refused by CLEANSTACK policy.
+        var unclean = wallet.spend(
+            outpoint, coin, to: TestWallet().script, amount: Consensus.coin, fee: 10_000)
+        unclean.inputs[0].scriptSig = [0x01, 0x07] + unclean.inputs[0].scriptSig
+        let policy = core.handle(.tx(unclean), from: 1, now: now)
+        #expect(!policy.contains { if case .ban = $0 { true } else { false } }, "\(policy)")
+        #expect(core.peers[1]?.misbehaviour == 0 && !core.mempool.contains(unclean.txid))
+        // A forged signature fails consensus too: banned.
+        var forged = wallet.spend(
+            outpoint, coin, to: TestWallet().script, amount: Consensus.coin, fee: 10_000)
+        forged.outputs[0].value += 1
+        let consensus = core.handle(.tx(forged), from: 2, now: now)
+        #expect(consensus.contains { if case .ban = $0 { true } else { false } }, "\(consensus)")
+    }
+}

@@ -486,7 +486,9 @@ public final class NodeCore {
         } catch {
             guard let peer else { return [] }
             switch error {
-            case .script, .transaction("bad-txns-in-belowout"):
+            case .script(let input, _) where failsConsensus(transaction, input: input):
+                return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
+            case .transaction("bad-txns-in-belowout"):
                 return misbehave(peer, 100, "invalid transaction \(txid): \(error)")
             case .transaction(let reason)
             where reason.hasPrefix("bad-txns-vout") || reason.hasPrefix("bad-txns-inputs-duplicate"):
@@ -506,6 +508,26 @@ public final class NodeCore {
             return wanted.isEmpty ? [] : [.send(peer: peer, .getdata(wanted))]
         case .accepted(let txids):
             return txids.flatMap { announce(Inventory(type: Inventory.tx, hash: $0), except: peer) }
+        }
+    }
+
+    /// Whether input `input` of a transaction the mempool refused for its script also fails
+    /// under the consensus rules (Core punishes only those; one that fails only the standard
+    /// policy flags is refused without blame).
+    func failsConsensus(_ transaction: Transaction, input: Int) -> Bool {
+        guard input < transaction.inputs.count,
+            let coin = mempool.coin(transaction.inputs[input].previous, chain: chain)
+        else { return false }
+        do {
+            try Interpreter.verify(
+                scriptSig: transaction.inputs[input].scriptSig, scriptPubKey: coin.output.scriptPubKey,
+                witness: transaction.inputs[input].witness,
+                flags: chain.scriptFlags(height: chain.height + 1),
+                checker: TransactionSignatureChecker(
+                    transaction: transaction, input: input, amount: coin.output.value))
+            return false
+        } catch {
+            return true
         }
     }
 
