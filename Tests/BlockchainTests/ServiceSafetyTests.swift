@@ -229,6 +229,20 @@ struct MempoolPolicyTests {
     }
 }
 
+/// Connects `peer` (inbound, from 10.0.0.`peer`) to `core` and completes its handshake.
+func handshake(_ core: NodeCore, peer: Int, now: UInt32) {
+    _ = core.connected(
+        peer: peer, address: Endpoint(ip: IPAddress(v4: 0x0A00_0000 + UInt32(peer)), port: 1), inbound: true,
+        now: now)
+    let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
+    let version = VersionMessage(
+        services: 9, timestamp: 0, receiver: none, sender: none, nonce: UInt64(peer) + 1_000,
+        userAgent: "/test/",
+        startHeight: 0)
+    _ = core.handle(.version(version), from: peer, now: now)
+    _ = core.handle(.verack, from: peer, now: now)
+}
+
 /// A store that works until told to fail, then throws on every call (a full disk).
 final class FailingStore: ChainStore, @unchecked Sendable {
     let inner = MemoryChainStore()
@@ -290,15 +304,7 @@ struct StoreFailureTests {
         }
         let chain = try ChainState(parameters: .regtest, store: store)
         let core = NodeCore(chain: chain, nonce: 1)
-        _ = core.connected(
-            peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 18444), inbound: true, now: now)
-        _ = core.handle(
-            .version(
-                VersionMessage(
-                    services: 9, timestamp: 0, receiver: .init(services: 0, ip: [0, 0, 0, 0], port: 0),
-                    sender: .init(services: 0, ip: [0, 0, 0, 0], port: 0), nonce: 2, userAgent: "/t/",
-                    startHeight: 0)), from: 1, now: now)
-        _ = core.handle(.verack, from: 1, now: now)
+        handshake(core, peer: 1, now: now)
         #expect(core.handle(.block(blocks[0]), from: 1, now: now).isEmpty == false || chain.height == 1)
         #expect(chain.height == 1)
 
@@ -358,16 +364,7 @@ struct HeaderSpamTests {
         let chain = try ChainState(parameters: .regtest, store: MemoryChainStore())
         for block in blocks { _ = chain.process(block, now: now) }
         let core = NodeCore(chain: chain, nonce: 1)
-        _ = core.connected(
-            peer: 1, address: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 1), inbound: true, now: now)
-        let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
-        _ = core.handle(
-            .version(
-                VersionMessage(
-                    services: 9, timestamp: 0, receiver: none, sender: none, nonce: 2, userAgent: "/t/",
-                    startHeight: 0)),
-            from: 1, now: now)
-        _ = core.handle(.verack, from: 1, now: now)
+        handshake(core, peer: 1, now: now)
 
         // 100 headers forking at height 20 (180 below the tip), far less work: nothing stored.
         let weak = try branch(from: Array(blocks.prefix(20)), count: 100, salt: 7)
@@ -517,19 +514,7 @@ struct PunishmentTests {
         let outpoint = OutPoint(txid: first.transactions[0].txid, index: 0)
         let coin = try #require(chain.coin(outpoint))
         let core = NodeCore(chain: chain, nonce: 1)
-        let none = NetworkAddress(services: 0, ip: [0, 0, 0, 0], port: 0)
-        for peer in [1, 2] {
-            _ = core.connected(
-                peer: peer, address: Endpoint(ip: IPAddress(v4: 0x0A00_0000 + UInt32(peer)), port: 1),
-                inbound: true,
-                now: now)
-            _ = core.handle(
-                .version(
-                    VersionMessage(
-                        services: 9, timestamp: 0, receiver: none, sender: none, nonce: UInt64(peer + 10),
-                        userAgent: "/t/", startHeight: 0)), from: peer, now: now)
-            _ = core.handle(.verack, from: peer, now: now)
-        }
+        for peer in [1, 2] { handshake(core, peer: peer, now: now) }
         // An extra push under the signature: valid by consensus, refused by CLEANSTACK policy.
         var unclean = wallet.spend(
             outpoint, coin, to: TestWallet().script, amount: Consensus.coin, fee: 10_000)

@@ -92,11 +92,8 @@ struct ChainNodeTests {
         try FileManager.default.createDirectory(at: kernel, withIntermediateDirectories: true)
         let (node, _) = try await start(root.appendingPathComponent("node"))
         defer { node.stop() }
-        let output = try Interop.check(
-            Interop.pipPython,
-            [Self.script("kernel_judge.py"), root.appendingPathComponent("node").path, kernel.path],
-            timeout: 300)
-        let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        let seen = try pythonJSON(
+            "kernel_judge.py", [root.appendingPathComponent("node").path, kernel.path], timeout: 300)
         #expect((seen["blocks_accepted_by_kernel"] as? Int ?? 0) >= 114, "\(seen)")
         let refused = seen["refused"] as? [String: [String: String]] ?? [:]
         #expect(refused.count == 6, "\(seen)")
@@ -113,8 +110,19 @@ struct ChainNodeTests {
     func coreP2PInterface() async throws {
         try #require(
             Interop.enabled("bitcoin-core-python"), "py-bitcoinkernel and verystable are not installed")
+        try await withTwoNodes("p2p") { a, portA, b in
+            let seen = try pythonJSON("core_p2p.py", [a.path, "\(portA)", b.path], timeout: 180)
+            #expect(seen["headers"] as? Int ?? 0 >= 20 && seen["blocks"] as? Int == 20, "\(seen)")
+            #expect((seen["relayed_to_b"] as? String)?.count == 64, "\(seen)")
+        }
+    }
+
+    /// Two nodes in a fresh directory, B told of A; both stopped and the directory removed after.
+    func withTwoNodes(_ label: String, _ body: (_ a: URL, _ portA: Int, _ b: URL) async throws -> Void)
+        async throws
+    {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "peerstack-chain-p2p-\(UUID().uuidString)")
+            "peerstack-chain-\(label)-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
         let a = root.appendingPathComponent("a")
         let b = root.appendingPathComponent("b")
@@ -124,35 +132,25 @@ struct ChainNodeTests {
             nodeA.stop()
             nodeB.stop()
         }
-        let output = try Interop.check(
-            Interop.pipPython, [Self.script("core_p2p.py"), a.path, "\(portA)", b.path], timeout: 180)
-        let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
-        #expect(seen["headers"] as? Int ?? 0 >= 20 && seen["blocks"] as? Int == 20, "\(seen)")
-        #expect((seen["relayed_to_b"] as? String)?.count == 64, "\(seen)")
+        try await body(a, portA, b)
     }
 
-    static let bitcoinlibScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Scripts/bitcoinlib_rpc.py").path
+    /// Runs one of the Python scripts beside this file and reads the JSON line it prints.
+    func pythonJSON(_ script: String, _ arguments: [String], timeout: Double) throws -> [String: Any] {
+        let output = try Interop.check(Interop.pipPython, [Self.script(script)] + arguments, timeout: timeout)
+        return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+    }
 
     @Test(
         "python-bitcoinlib's RPC proxy, pointed at the node's bitcoin.conf, mines, pays, and sends a transaction it signed itself, which a second node sees confirmed"
     )
     func bitcoinlibProxy() async throws {
         try #require(Interop.enabled("python-bitcoinlib"), "python-bitcoinlib is not installed")
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "peerstack-chain-rpc-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
-        let a = root.appendingPathComponent("a")
-        let b = root.appendingPathComponent("b")
-        let (nodeA, portA) = try await start(a)
-        let (nodeB, _) = try await start(b, connect: [portA])
-        defer {
-            nodeA.stop()
-            nodeB.stop()
-        }
-        let output = try Interop.check(
-            Interop.pipPython, [Self.bitcoinlibScript, a.path, b.path], timeout: 120)
-        let seen = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+        try await withTwoNodes("rpc") { a, _, b in try checkBitcoinlibProxy(a, b) }
+    }
+
+    func checkBitcoinlibProxy(_ a: URL, _ b: URL) throws {
+        let seen = try pythonJSON("bitcoinlib_rpc.py", [a.path, b.path], timeout: 120)
         #expect(seen["height"] as? Int == 101, "\(seen)")
         #expect(seen["balance"] as? Int == 50 * 100_000_000, "a coinbase is spendable at depth 101: \(seen)")
         #expect((seen["confirmations_on_b"] as? Int ?? 0) >= 1, "\(seen)")
