@@ -172,7 +172,7 @@ struct ChainNode: AsyncParsableCommand {
     @Option(help: "Same as --addnode.")
     var connect: [String] = []
 
-    @Option(help: "Data directory (chain.sqlite, wallet.txt, .cookie, bitcoin.conf, rpc.port).")
+    @Option(help: "Data directory (chain.sqlite, wallet.txt, peers.txt, .cookie, bitcoin.conf, rpc.port).")
     var datadir: String?
 
     @Option(help: "JSON-RPC address (loopback only; port 0: any).")
