@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
         .library(name: "Multiformats", targets: ["Multiformats"]),
+        .library(name: "PeerCrypto", targets: ["PeerCrypto"]),
         .library(name: "PeerNet", targets: ["PeerNet"]),
         .library(name: "PeerSim", targets: ["PeerSim"]),
         .executable(name: "peerstack", targets: ["peerstack"]),
@@ -38,6 +39,10 @@ let package = Package(
         // Encodings
         .target(name: "Bencode"),
         .target(name: "Multiformats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Security
+        .target(
+            name: "PeerCrypto",
+            dependencies: ["Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // Transport
         .target(
             name: "PeerNet",
@@ -199,6 +204,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
+        .testTarget(name: "PeerCryptoTests", dependencies: ["PeerCrypto", "Multiformats"]),
         .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
