@@ -204,7 +204,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
-        .testTarget(name: "PeerCryptoTests", dependencies: ["PeerCrypto", "Multiformats"]),
+        .testTarget(
+            name: "PeerCryptoTests",
+            dependencies: ["PeerCrypto", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
