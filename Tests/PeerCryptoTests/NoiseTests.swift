@@ -84,3 +84,88 @@ struct NoiseTests {
         }
     }
 }
+
+@Suite("libp2p's Noise handshake (/noise)")
+struct LibP2PNoiseTests {
+    /// Runs the three messages between two sides; returns the error of the side that failed.
+    static func run(_ initiator: inout LibP2PNoiseHandshake, _ responder: inout LibP2PNoiseHandshake) throws {
+        try responder.readMessage(try initiator.writeMessage())
+        try initiator.readMessage(try responder.writeMessage())
+        try responder.readMessage(try initiator.writeMessage())
+    }
+
+    @Test(
+        "two identities (Ed25519 and ECDSA) authenticate each other, agree on muxers and on the transport keys"
+    )
+    func handshake() throws {
+        let dialler = try PrivateKey.generate(.ed25519)
+        let listener = try PrivateKey.generate(.ecdsa)
+        var initiator = LibP2PNoiseHandshake(
+            role: .initiator, identity: dialler, expected: listener.publicKey.peerID,
+            streamMuxers: ["/yamux/1.0.0"])
+        var responder = LibP2PNoiseHandshake(
+            role: .responder, identity: listener, streamMuxers: ["/yamux/1.0.0"])
+        try Self.run(&initiator, &responder)
+        #expect(initiator.isComplete && responder.isComplete)
+        #expect(
+            initiator.remotePeer == listener.publicKey.peerID
+                && responder.remotePeer == dialler.publicKey.peerID)
+        #expect(initiator.remoteMuxers == ["/yamux/1.0.0"] && responder.remoteMuxers == ["/yamux/1.0.0"])
+        var (send, _) = try initiator.split()
+        var (_, receive) = try responder.split()
+        #expect(try receive.decrypt(try send.encrypt([1, 2, 3])) == [1, 2, 3])
+    }
+
+    @Test("a listener that is not the peer dialled is refused by name")
+    func unexpectedPeer() throws {
+        let wanted = try PrivateKey.generate().publicKey.peerID
+        let impostor = try PrivateKey.generate()
+        var initiator = LibP2PNoiseHandshake(
+            role: .initiator, identity: try PrivateKey.generate(), expected: wanted)
+        var responder = LibP2PNoiseHandshake(role: .responder, identity: impostor)
+        do {
+            try Self.run(&initiator, &responder)
+            Issue.record("the impostor was accepted")
+        } catch let error as LibP2PNoiseError {
+            #expect(error == .unexpectedPeer(expected: wanted, got: impostor.publicKey.peerID))
+            #expect(error.description.contains(wanted.description))
+        }
+    }
+
+    @Test("an identity key that signed some other static key is refused")
+    func badSignature() throws {
+        var initiator = LibP2PNoiseHandshake(role: .initiator, identity: try PrivateKey.generate())
+        var responder = NoiseXX(role: .responder, staticKey: Curve25519.KeyAgreement.PrivateKey())
+        _ = try responder.readMessage(try initiator.writeMessage())
+        let identity = try PrivateKey.generate()
+        let otherStatic = Array(Curve25519.KeyAgreement.PrivateKey().publicKey.rawRepresentation)
+        let payload = NoiseHandshakePayload(
+            identityKey: identity.publicKey.encoded.bytes,
+            identitySignature: try identity.sign(Array("noise-libp2p-static-key:".utf8) + otherStatic))
+        let message = try responder.writeMessage(payload: payload.bytes)
+        #expect(throws: LibP2PNoiseError.badSignature) { try initiator.readMessage(message) }
+        #expect(initiator.remotePeer == nil)
+    }
+
+    @Test("handshake payloads: round trip, unknown fields ignored, hostile bytes refused with the offset")
+    func payloads() throws {
+        let payload = NoiseHandshakePayload(
+            identityKey: [8, 1, 18, 0], identitySignature: [9, 9],
+            streamMuxers: ["/yamux/1.0.0", "/mplex/6.7.0"])
+        #expect(try NoiseHandshakePayload(bytes: payload.bytes) == payload)
+        // An unknown varint field (9) and an unknown bytes field (7) are skipped.
+        #expect(try NoiseHandshakePayload(bytes: [0x48, 0x05, 0x3a, 0x01, 0x00] + payload.bytes) == payload)
+        for bad in [[], [0x0a, 0x05, 1], [0x0d, 0, 0, 0, 0], [0x0a, 0x00], [0x12, 0x00], [0x0a, 0xff]]
+            as [[UInt8]]
+        {
+            #expect(throws: LibP2PNoiseError.self, "\(bad)") { try NoiseHandshakePayload(bytes: bad) }
+        }
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let bytes = (0..<Int.random(in: 0...64, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
+            _ = try? NoiseHandshakePayload(bytes: bytes)
+        }
+    }
+}
