@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
         .library(name: "Multiformats", targets: ["Multiformats"]),
+        .library(name: "Libp2p", targets: ["Libp2p"]),
         .library(name: "PeerCrypto", targets: ["PeerCrypto"]),
         .library(name: "PeerNet", targets: ["PeerNet"]),
         .library(name: "PeerSim", targets: ["PeerSim"]),
@@ -43,6 +44,8 @@ let package = Package(
         .target(
             name: "PeerCrypto",
             dependencies: ["Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
+        // libp2p's connection stack (multistream-select, the security handshakes, yamux)
+        .target(name: "Libp2p", dependencies: ["Multiformats", "PeerCrypto", "PeerNet"]),
         // Transport
         .target(
             name: "PeerNet",
@@ -204,6 +207,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
+        .testTarget(name: "Libp2pTests", dependencies: ["Libp2p"]),
         .testTarget(
             name: "PeerCryptoTests",
             dependencies: ["PeerCrypto", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
