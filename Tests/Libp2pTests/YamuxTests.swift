@@ -1,0 +1,107 @@
+import Libp2p
+import Testing
+
+@Suite("yamux")
+struct YamuxTests {
+    /// Feeds `bytes` (whole frames) to `session`; returns its events.
+    static func deliver(_ bytes: [UInt8], to session: inout YamuxSession) throws -> [YamuxSession.Event] {
+        var events: [YamuxSession.Event] = []
+        var offset = 0
+        while offset < bytes.count {
+            var frame = try YamuxFrame.header(bytes[offset..<offset + YamuxFrame.headerLength])
+            offset += YamuxFrame.headerLength
+            if frame.kind == .data {
+                frame.payload = Array(bytes[offset..<offset + Int(frame.length)])
+                offset += Int(frame.length)
+            }
+            #expect(frame.kind != .data || frame.payload.count == Int(frame.length))
+            let (more, error) = session.receive(frame)
+            events += more
+            if let error { throw error }
+        }
+        return events
+    }
+
+    @Test("the 12-byte header as the spec lays it out, both ways")
+    func header() throws {
+        let frame = YamuxFrame(.windowUpdate, flags: .syn, stream: 1, length: 0)
+        #expect(frame.bytes == [0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0])
+        let data = YamuxFrame(.data, flags: [.fin], stream: 0x0102_0304, payload: [9, 9, 9])
+        #expect(data.bytes == [0, 0, 0, 4, 1, 2, 3, 4, 0, 0, 0, 3, 9, 9, 9])
+        let read = try YamuxFrame.header(data.bytes.prefix(12))
+        #expect(read.kind == .data && read.flags == .fin && read.stream == 0x0102_0304 && read.length == 3)
+        #expect(throws: YamuxError.badVersion(1)) {
+            try YamuxFrame.header([1] + [UInt8](repeating: 0, count: 11))
+        }
+        #expect(throws: YamuxError.badType(4)) {
+            try YamuxFrame.header([0, 4] + [UInt8](repeating: 0, count: 10))
+        }
+    }
+
+    @Test("a stream opens, carries data within its window, grows the window as data is read, and closes")
+    func streams() throws {
+        var client = YamuxSession(role: .client)
+        var server = YamuxSession(role: .server)
+        let (id, syn) = try client.open()
+        #expect(id == 1)
+        #expect(try Self.deliver(syn, to: &server) == [.opened(1)])
+        _ = try Self.deliver(server.accept(1), to: &client)
+        // 300 KiB offered: 256 KiB fit the window, the rest waits.
+        let payload = [UInt8](repeating: 7, count: 300 << 10)
+        let (frames, written) = client.write(payload, on: 1)
+        #expect(written == 256 << 10)
+        let received = try Self.deliver(frames, to: &server)
+        #expect(
+            received.reduce(0) { if case .data(_, let bytes) = $1 { $0 + bytes.count } else { $0 } }
+                == written)
+        #expect(client.write(payload, on: 1).written == 0)
+        // The server's application reads it all: a window update frees the client.
+        let update = server.consumed(written, on: 1)
+        #expect(try Self.deliver(update, to: &client) == [.writable(1)])
+        #expect(client.write(Array(payload[written...]), on: 1).written == payload.count - written)
+        // Pings are answered; FIN both ways ends the stream.
+        let pong = try Self.deliver(YamuxFrame(.ping, flags: .syn, length: 42).bytes, to: &server)
+        #expect(pong == [.send(YamuxFrame(.ping, flags: .ack, length: 42).bytes)])
+        #expect(try Self.deliver(client.close(1), to: &server) == [.remoteClosed(1)])
+        _ = try Self.deliver(server.close(1), to: &client)
+        #expect(client.streamCount == 0 && server.streamCount == 0)
+    }
+
+    @Test(
+        "a peer that overruns a window, overflows one, floods streams or reuses an ID is cut off with a go-away"
+    )
+    func hostile() throws {
+        var server = YamuxSession(role: .server)
+        _ = try Self.deliver(YamuxFrame(.windowUpdate, flags: .syn, stream: 1).bytes, to: &server)
+        let overrun = YamuxFrame(.data, stream: 1, payload: [UInt8](repeating: 0, count: (256 << 10) + 1))
+        #expect(throws: YamuxError.windowExceeded(stream: 1, length: (256 << 10) + 1, window: 256 << 10)) {
+            try Self.deliver(overrun.bytes, to: &server)
+        }
+        #expect(server.isClosed)
+
+        var overflow = YamuxSession(role: .client)
+        let (id, _) = try overflow.open()
+        #expect(throws: YamuxError.windowOverflow(stream: id)) {
+            try Self.deliver(YamuxFrame(.windowUpdate, stream: id, length: UInt32.max).bytes, to: &overflow)
+        }
+
+        var flooded = YamuxSession(role: .server)
+        #expect(throws: YamuxError.tooManyStreams(256)) {
+            for stream in stride(from: UInt32(1), through: 1_001, by: 2) {
+                _ = try Self.deliver(
+                    YamuxFrame(.windowUpdate, flags: .syn, stream: stream).bytes, to: &flooded)
+            }
+        }
+        #expect(flooded.streamCount == 256)
+
+        var reused = YamuxSession(role: .server)
+        _ = try Self.deliver(YamuxFrame(.windowUpdate, flags: .syn, stream: 3).bytes, to: &reused)
+        #expect(throws: YamuxError.badStreamID(3)) {
+            try Self.deliver(YamuxFrame(.windowUpdate, flags: .syn, stream: 3).bytes, to: &reused)
+        }
+        var parity = YamuxSession(role: .server)
+        #expect(throws: YamuxError.badStreamID(2)) {
+            try Self.deliver(YamuxFrame(.windowUpdate, flags: .syn, stream: 2).bytes, to: &parity)
+        }
+    }
+}
