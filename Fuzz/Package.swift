@@ -47,6 +47,13 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "Blockchain", package: "PeerStack")]
         ),
         .executableTarget(
+            name: "FuzzLibp2p",
+            dependencies: [
+                "FuzzSupport", .product(name: "Libp2p", package: "PeerStack"),
+                .product(name: "PeerCrypto", package: "PeerStack"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzKRPC",
             dependencies: ["FuzzSupport", .product(name: "MainlineDHT", package: "PeerStack")]
         ),
