@@ -6,6 +6,24 @@ import Testing
 
 @Suite("Framing and connection limits")
 struct ConnectionTests {
+    @Test("2-byte length prefixes (libp2p's Noise framing): frames whole, the limit checked on the header")
+    func shortPrefix() throws {
+        let channel = EmbeddedChannel(
+            handler: ByteToMessageHandler(
+                FrameDecoder(LengthPrefixedFormat(maxFrameLength: 8, prefixLength: 2))))
+        for byte in [0, 3, 0xAA, 0xBB, 0xCC, 0, 0] as [UInt8] {
+            try channel.writeInbound(ByteBuffer(bytes: [byte]))
+        }
+        var frames: [[UInt8]] = []
+        while let frame = try channel.readInbound(as: ByteBuffer.self) {
+            frames.append(Array(frame.readableBytesView))
+        }
+        #expect(frames == [[0, 3, 0xAA, 0xBB, 0xCC], [0, 0]])
+        #expect(throws: FrameError.tooLong(length: 9, limit: 8)) {
+            try channel.writeInbound(ByteBuffer(bytes: [0, 9]))
+        }
+    }
+
     @Test("length-prefixed frames come out whole, however the bytes arrive, after the preamble")
     func frames() throws {
         let channel = EmbeddedChannel(

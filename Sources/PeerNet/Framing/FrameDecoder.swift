@@ -51,20 +51,27 @@ public struct LengthPrefixedFormat: FrameFormat {
     /// The largest body accepted.
     public var maxFrameLength: Int
     private var preamble: Int?
+    /// Bytes of the big-endian length: 4 (BitTorrent's peer wire) or 2 (libp2p's Noise frames).
+    public let prefixLength: Int
 
-    public init(maxFrameLength: Int, preamble: Int? = nil) {
+    public init(maxFrameLength: Int, preamble: Int? = nil, prefixLength: Int = 4) {
+        precondition(prefixLength == 2 || prefixLength == 4, "a length prefix of 2 or 4 bytes")
         self.maxFrameLength = maxFrameLength
         self.preamble = preamble
+        self.prefixLength = prefixLength
     }
 
-    public var headerLength: Int { preamble ?? 4 }
+    public var headerLength: Int { preamble ?? prefixLength }
 
     public mutating func bodyLength(header: ByteBuffer) throws -> Int {
         if preamble != nil {
             preamble = nil
             return 0
         }
-        let length = Int(header.getInteger(at: header.readerIndex, as: UInt32.self) ?? 0)
+        let length =
+            prefixLength == 2
+            ? Int(header.getInteger(at: header.readerIndex, as: UInt16.self) ?? 0)
+            : Int(header.getInteger(at: header.readerIndex, as: UInt32.self) ?? 0)
         guard length <= maxFrameLength else {
             throw FrameError.tooLong(length: length, limit: maxFrameLength)
         }
