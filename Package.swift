@@ -207,7 +207,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
-        .testTarget(name: "Libp2pTests", dependencies: ["Libp2p"]),
+        .testTarget(name: "Libp2pTests", dependencies: ["Libp2p", "Multiformats", "PeerCrypto"]),
         .testTarget(
             name: "PeerCryptoTests",
             dependencies: ["PeerCrypto", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),

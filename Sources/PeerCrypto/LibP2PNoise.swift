@@ -44,71 +44,39 @@ public struct NoiseHandshakePayload: Sendable, Hashable {
         self.streamMuxers = streamMuxers
     }
 
-    static func field(_ number: UInt64, _ bytes: [UInt8]) -> [UInt8] {
-        Varint.encode(number << 3 | 2) + Varint.encode(UInt64(bytes.count)) + bytes
-    }
-
     public var bytes: [UInt8] {
-        var out = Self.field(1, identityKey) + Self.field(2, identitySignature)
+        var out = Protobuf.field(1, identityKey) + Protobuf.field(2, identitySignature)
         if !streamMuxers.isEmpty {
-            out += Self.field(4, streamMuxers.flatMap { Self.field(2, Array($0.utf8)) })
+            out += Protobuf.field(4, streamMuxers.flatMap { Protobuf.field(2, Array($0.utf8)) })
         }
         return out
     }
 
     /// Length-delimited fields of a protobuf message, in order; unknown varint fields skipped
     /// (proto3 readers ignore what they do not know), other wire types refused.
-    static func fields(_ input: ArraySlice<UInt8>, base: Int) throws(LibP2PNoiseError) -> [(UInt64, [UInt8])]
-    {
-        let bytes = Array(input)
-        var out: [(UInt64, [UInt8])] = []
-        var offset = 0
-        while offset < bytes.count {
-            let start = base + offset
-            let key: UInt64
-            do {
-                key = try Varint.decode(bytes, at: &offset)
-            } catch {
-                throw .badPayload("a field key", offset: start)
-            }
-            switch key & 7 {
-            case 0:
-                do {
-                    _ = try Varint.decode(bytes, at: &offset)
-                } catch {
-                    throw .badPayload("a varint field", offset: start)
-                }
-            case 2:
-                let length: UInt64
-                do {
-                    length = try Varint.decode(bytes, at: &offset)
-                } catch {
-                    throw .badPayload("a field length", offset: start)
-                }
-                guard length <= UInt64(bytes.count - offset) else {
-                    throw .badPayload("field \(key >> 3) runs past the end", offset: start)
-                }
-                out.append((key >> 3, Array(bytes[offset..<offset + Int(length)])))
-                offset += Int(length)
-            default:
-                throw .badPayload("wire type \(key & 7) of field \(key >> 3)", offset: start)
-            }
-        }
-        return out
-    }
-
     public init(bytes: [UInt8]) throws(LibP2PNoiseError) {
         guard bytes.count <= Self.maxLength else { throw .badPayload("\(bytes.count) bytes", offset: 0) }
         var key: [UInt8]?
         var signature: [UInt8]?
         var muxers: [String] = []
-        for (number, value) in try Self.fields(bytes[...], base: 0) {
+        let fields: [(UInt64, [UInt8])]
+        do {
+            fields = try Protobuf.fields(bytes)
+        } catch {
+            throw .badPayload(error.what, offset: error.offset)
+        }
+        for (number, value) in fields {
             switch number {
             case 1: key = value
             case 2: signature = value
             case 4:
-                // Offsets inside the extensions message count from its start.
-                for (inner, entry) in try Self.fields(value[...], base: 0) where inner == 2 {
+                let extensions: [(UInt64, [UInt8])]
+                do {
+                    extensions = try Protobuf.fields(value)
+                } catch {
+                    throw .badPayload("extensions: \(error.what)", offset: error.offset)
+                }
+                for (inner, entry) in extensions where inner == 2 {
                     guard muxers.count < Self.maxMuxers, let name = String(validating: entry, as: UTF8.self)
                     else {
                         throw .badPayload("stream muxer names in the extensions", offset: 0)
