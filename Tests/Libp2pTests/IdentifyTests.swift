@@ -29,7 +29,8 @@ struct IdentifyTests {
     @Test("hostile identify messages get typed errors; any bytes never trap")
     func hostile() throws {
         #expect(throws: IdentifyError.self) { try Identify(bytes: [0x2a, 0x05, 0x61]) }  // cut short
-        #expect(throws: IdentifyError.self) { try Identify(bytes: Protobuf.field(6, [0xff, 0xfe])) }  // not UTF-8
+        // An agent version that is not UTF-8.
+        #expect(throws: IdentifyError.self) { try Identify(bytes: Protobuf.field(6, [0xff, 0xfe])) }
         #expect(throws: IdentifyError.tooLarge(70_000)) {
             try Identify(bytes: [UInt8](repeating: 0, count: 70_000))
         }
