@@ -68,8 +68,9 @@ public struct MultistreamReader: Sendable {
             do {
                 length = try Varint.decode(buffer, at: &offset)
             } catch {
-                // An unterminated varint may just be cut short; a 10-byte one is not.
-                if buffer.count < 9 { break }
+                // Every byte so far continues the varint: the rest has not come yet (and a
+                // length over the limit needs at most 2 bytes, so this waits on little).
+                if buffer.count < 3, buffer.allSatisfy({ $0 & 0x80 != 0 }) { break }
                 throw .malformed("a bad length varint")
             }
             guard length <= UInt64(limit) else { throw .lineTooLong(Int(clamping: length)) }

@@ -11,6 +11,8 @@ public enum YamuxError: Error, Sendable, Hashable, CustomStringConvertible {
     /// More inbound streams than allowed (in all, or not yet acknowledged).
     case tooManyStreams(Int)
     case goneAway(code: UInt32)
+    /// Fewer than 12 bytes where a header was expected.
+    case truncatedHeader(Int)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum YamuxError: Error, Sendable, Hashable, CustomStringConvertible {
         case .badStreamID(let id): return "stream ID \(id) is not valid here"
         case .tooManyStreams(let count): return "more than \(count) inbound streams"
         case .goneAway(let code): return "the session went away (code \(code))"
+        case .truncatedHeader(let count): return "a yamux header of \(count) bytes (12 needed)"
         }
     }
 }
@@ -88,7 +91,7 @@ public struct YamuxFrame: Sendable, Hashable {
     /// Reads a header (the first 12 bytes); the payload, if any, follows it.
     public static func header(_ bytes: some RandomAccessCollection<UInt8>) throws(YamuxError) -> YamuxFrame {
         let b = Array(bytes.prefix(headerLength))
-        precondition(b.count == headerLength, "a yamux header is 12 bytes")
+        guard b.count == headerLength else { throw .truncatedHeader(b.count) }
         guard b[0] == 0 else { throw .badVersion(b[0]) }
         guard let kind = Kind(rawValue: b[1]) else { throw .badType(b[1]) }
         let flags = Flags(rawValue: UInt16(b[2]) << 8 | UInt16(b[3]))

@@ -530,3 +530,26 @@ struct PunishmentTests {
         #expect(consensus.contains { if case .ban = $0 { true } else { false } }, "\(consensus)")
     }
 }
+
+@Suite("Address flood")
+struct AddressFloodTests {
+    @Test("a peer flooding addr messages gets 0.1 addresses a second into the book, not its flood")
+    func tokenBucket() throws {
+        let now: UInt32 = 1_900_000_000
+        let core = NodeCore(chain: try ChainState(parameters: .regtest, store: MemoryChainStore()), nonce: 1)
+        handshake(core, peer: 1, now: now)
+        func flood(_ base: UInt32) -> P2PMessage {
+            .addr(
+                (0..<UInt32(P2PCodec.maxAddresses)).map {
+                    NetworkAddress(
+                        time: now, services: 1, ip: IPAddress(v4: base + $0).mappedBytes, port: 8333)
+                })
+        }
+        _ = core.handle(flood(0x0808_0000), from: 1, now: now)
+        #expect(core.addressBook.count == 1)  // the one token an inbound peer starts with
+        _ = core.handle(flood(0x0909_0000), from: 1, now: now + 100)
+        #expect(core.addressBook.count == 11)  // 100 s at 0.1 a second
+        _ = core.handle(flood(0x0B0B_0000), from: 1, now: now + 100)  // no time passed: no token
+        #expect(core.addressBook.count == 11)
+    }
+}

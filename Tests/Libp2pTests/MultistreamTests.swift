@@ -65,6 +65,13 @@ struct MultistreamTests {
         }
         var reader = MultistreamReader()
         #expect(throws: MultistreamError.lineTooLong(5_000)) { try reader.feed([0x88, 0x27]) }
+        // A length varint that is not in its shortest form is refused at once, not waited on.
+        var overlong = MultistreamReader()
+        #expect(throws: MultistreamError.malformed("a bad length varint")) {
+            try overlong.feed([0x80, 0x00])
+        }
+        var cut = MultistreamReader()
+        #expect(try cut.feed([0x80]) == [])
         var noNewline = MultistreamReader()
         #expect(throws: MultistreamError.self) { try noNewline.feed([0x02, 0x41, 0x42]) }
         var spammed = MultistreamListener(supported: [])

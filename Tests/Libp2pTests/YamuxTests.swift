@@ -33,6 +33,7 @@ struct YamuxTests {
         #expect(throws: YamuxError.badVersion(1)) {
             try YamuxFrame.header([1] + [UInt8](repeating: 0, count: 11))
         }
+        #expect(throws: YamuxError.truncatedHeader(5)) { try YamuxFrame.header([0, 0, 0, 0, 0]) }
         #expect(throws: YamuxError.badType(4)) {
             try YamuxFrame.header([0, 4] + [UInt8](repeating: 0, count: 10))
         }

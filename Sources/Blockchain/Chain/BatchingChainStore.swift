@@ -17,10 +17,15 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
     let pool: NIOThreadPool
     /// Writes not yet on disk, oldest first, and the reads they answer.
     var pending: [Operation] = []
-    var pendingBlocks: [Hash256: Block] = [:]
+    /// Each read answer with the sequence number of the write that set it: once that write is
+    /// on disk (and no later one changed the answer), the store answers it itself.
+    var pendingBlocks: [Hash256: (block: Block, sequence: Int)] = [:]
     /// Undo data written (a value) or dropped (nil) but not yet on disk.
-    var pendingUndo: [Hash256: BlockUndo?] = [:]
-    var pendingTip: Hash256?
+    var pendingUndo: [Hash256: (undo: BlockUndo?, sequence: Int)] = [:]
+    var pendingTip: (hash: Hash256, sequence: Int)?
+    /// Sequence numbers: of the last write recorded, and of the last one on disk.
+    var recorded = 0
+    var written = 0
     var writing = false
     /// Until ``start()`` (called on the loop once the chain is loaded), writes go straight
     /// through: the chain's first steps at start happen before the loop serves anything.
@@ -46,7 +51,7 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
     }
 
     public func tip() throws -> Hash256? {
-        if let pendingTip { return pendingTip }
+        if let pendingTip { return pendingTip.hash }
         return try inner.tip()
     }
 
@@ -56,20 +61,20 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
     }
 
     public func block(_ hash: Hash256) throws -> Block? {
-        if let block = pendingBlocks[hash] { return block }
+        if let pending = pendingBlocks[hash] { return pending.block }
         return try inner.block(hash)
     }
 
     public func undo(_ hash: Hash256) throws -> BlockUndo? {
-        if let pendingUndo = pendingUndo[hash] { return pendingUndo }
+        if let pending = pendingUndo[hash] { return pending.undo }
         return try inner.undo(hash)
     }
 
     // Writes: recorded now, written soon.
 
     public func store(_ entry: StoredBlockEntry, block: Block?) throws {
-        if let block { pendingBlocks[entry.header.hash] = block }
         try enqueue(.store(entry, block))
+        if started, let block { pendingBlocks[entry.header.hash] = (block, recorded) }
     }
 
     public func storeHeaders(_ entries: [StoredBlockEntry]) throws {
@@ -81,10 +86,11 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
     }
 
     public func apply(_ update: ChainUpdate) throws {
-        if let (hash, data) = update.undo { pendingUndo[hash] = .some(data) }
-        if let hash = update.droppedUndo { pendingUndo[hash] = .some(nil) }
-        pendingTip = update.tip
         try enqueue(.apply(update))
+        guard started else { return }
+        if let (hash, data) = update.undo { pendingUndo[hash] = (data, recorded) }
+        if let hash = update.droppedUndo { pendingUndo[hash] = (nil, recorded) }
+        pendingTip = (update.tip, recorded)
     }
 
     /// From now on, writes are batched off the loop. On the loop.
@@ -96,12 +102,13 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
     func enqueue(_ operation: Operation) throws {
         if let failure { throw failure }
         guard started else {
+            // Before start: straight to the store (nothing is kept pending).
             try inner.write([operation])
-            forget([operation])
             return
         }
         loop.preconditionInEventLoop()
         pending.append(operation)
+        recorded += 1
         if !writing {
             writing = true
             loop.scheduleTask(in: Self.delay) { [self] in writeBatch() }
@@ -122,6 +129,7 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
             switch result {
             case .success:
                 pending.removeFirst(batch.count)
+                written += batch.count
                 forget(batch)
                 writeBatch()
             case .failure(let error):
@@ -132,39 +140,24 @@ public final class BatchingChainStore: ChainStore, @unchecked Sendable {
         }
     }
 
-    /// Drops read answers the store now gives itself (unless a later pending write changed them).
+    /// Drops the read answers of `batch` that the store now gives itself: those whose latest
+    /// write is on disk (a later pending write keeps its own answer). O(batch).
     func forget(_ batch: [Operation]) {
-        guard started else {
-            pendingBlocks.removeAll()
-            pendingUndo.removeAll()
-            pendingTip = nil
-            return
-        }
-        let still = pending
         for operation in batch {
             switch operation {
             case .store(let entry, _):
                 let hash = entry.header.hash
-                let rewritten = still.contains {
-                    if case .store(let other, let block) = $0 {
-                        return other.header.hash == hash && block != nil
-                    }
-                    return false
+                if let pending = pendingBlocks[hash], pending.sequence <= written {
+                    pendingBlocks[hash] = nil
                 }
-                if !rewritten { pendingBlocks[hash] = nil }
             case .apply(let update):
                 for hash in [update.undo?.hash, update.droppedUndo].compactMap({ $0 }) {
-                    let touched = still.contains {
-                        if case .apply(let later) = $0 {
-                            return later.undo?.hash == hash || later.droppedUndo == hash
-                        }
-                        return false
+                    if let pending = pendingUndo[hash], pending.sequence <= written {
+                        pendingUndo[hash] = nil
                     }
-                    if !touched { pendingUndo[hash] = nil }
                 }
-                let tipLater = still.contains { if case .apply = $0 { return true } else { return false } }
-                if !tipLater { pendingTip = nil }
-            default:
+                if let tip = pendingTip, tip.sequence <= written { pendingTip = nil }
+            case .headers, .markInvalid:
                 break
             }
         }

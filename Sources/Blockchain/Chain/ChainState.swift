@@ -524,12 +524,7 @@ public final class ChainState {
                         sigops += Consensus.legacySigOps(last) * 4
                     }
                     do {
-                        try Interpreter.verify(
-                            scriptSig: input.scriptSig, scriptPubKey: coin.output.scriptPubKey,
-                            witness: input.witness,
-                            flags: flags,
-                            checker: TransactionSignatureChecker(
-                                transaction: transaction, input: inputIndex, amount: coin.output.value))
+                        try Interpreter.verify(transaction, input: inputIndex, spending: coin, flags: flags)
                     } catch {
                         throw .block(
                             "mandatory-script-verify-flag-failed (\(txid) input \(inputIndex): \(error))")

@@ -210,12 +210,7 @@ public final class Mempool {
         for (index, input) in transaction.inputs.enumerated() {
             guard let coin = coin(input.previous, chain: chain) else { continue }
             do {
-                try Interpreter.verify(
-                    scriptSig: input.scriptSig, scriptPubKey: coin.output.scriptPubKey,
-                    witness: input.witness,
-                    flags: .standard,
-                    checker: TransactionSignatureChecker(
-                        transaction: transaction, input: index, amount: coin.output.value))
+                try Interpreter.verify(transaction, input: index, spending: coin, flags: .standard)
             } catch {
                 throw .script(input: index, error)
             }

@@ -520,11 +520,7 @@ public final class NodeCore {
         else { return false }
         do {
             try Interpreter.verify(
-                scriptSig: transaction.inputs[input].scriptSig, scriptPubKey: coin.output.scriptPubKey,
-                witness: transaction.inputs[input].witness,
-                flags: chain.scriptFlags(height: chain.height + 1),
-                checker: TransactionSignatureChecker(
-                    transaction: transaction, input: input, amount: coin.output.value))
+                transaction, input: input, spending: coin, flags: chain.scriptFlags(height: chain.height + 1))
             return false
         } catch {
             return true

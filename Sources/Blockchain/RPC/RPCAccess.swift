@@ -90,22 +90,14 @@ public struct RPCAccess: Sendable {
         return nil
     }
 
-    /// `Host` as a loopback name or literal, with or without a port.
+    /// `Host` as a loopback name or literal, with or without a port (read by PeerNet's
+    /// `HostPort` parser).
     static func isLocalHost(_ value: String) -> Bool {
-        let text = value.trimmingCharacters(in: .whitespaces)
-        let host: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return false }
-            host = text[text.index(after: text.startIndex)..<close]
-            let rest = text[text.index(after: close)...]
-            guard rest.isEmpty || (rest.first == ":" && UInt16(rest.dropFirst()) != nil) else { return false }
-        } else {
-            let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 1 || UInt16(parts[1]) != nil else { return false }
-            host = parts[0]
+        guard let host = try? HostPort(parsing: value.trimmingCharacters(in: .whitespaces), defaultPort: 80)
+        else {
+            return false
         }
-        if host.lowercased() == "localhost" { return true }
-        return IPAddress(host)?.isLoopback ?? false
+        return host.host.lowercased() == "localhost" || host.endpoint?.ip.isLoopback == true
     }
 
     /// Whether a `Basic` authorization names our user and password (compared by digest, so the

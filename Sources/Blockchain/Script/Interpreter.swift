@@ -444,6 +444,20 @@ public enum Interpreter {
 
     /// Verifies an input: scriptSig, then scriptPubKey, P2SH and witness programs as the flags
     /// enable (Core's `VerifyScript`).
+    /// Verifies input `input` of `transaction` spending `coin` (its scripts, witness and a
+    /// signature checker for its amount): what the chain, the mempool and the node's blame
+    /// rule each ask.
+    public static func verify(
+        _ transaction: Transaction, input: Int, spending coin: Coin, flags: ScriptFlags
+    ) throws(ScriptError) {
+        let spending = transaction.inputs[input]
+        try verify(
+            scriptSig: spending.scriptSig, scriptPubKey: coin.output.scriptPubKey, witness: spending.witness,
+            flags: flags,
+            checker: TransactionSignatureChecker(
+                transaction: transaction, input: input, amount: coin.output.value))
+    }
+
     public static func verify(
         scriptSig: [UInt8], scriptPubKey: [UInt8], witness: [[UInt8]] = [], flags: ScriptFlags,
         checker: some SignatureChecker
