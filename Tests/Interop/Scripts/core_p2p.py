@@ -5,18 +5,12 @@ transaction it signs itself relayed by the node to a second node.
 usage: core_p2p.py <datadir A> <P2P port of A> <datadir B>
 Prints one JSON line; exits non-zero on the first failure."""
 import json
-import os
 import sys
 
-from verystable.core.key import ECKey
-from verystable.core.messages import (
-    CInv, COutPoint, CTransaction, CTxIn, CTxOut, MSG_BLOCK, MSG_WITNESS_FLAG, msg_getdata, msg_getheaders,
-    msg_tx, tx_from_hex)
+from verystable.core.messages import CInv, MSG_BLOCK, MSG_WITNESS_FLAG, msg_getdata, msg_getheaders, msg_tx
 from verystable.core.p2p import NetworkThread, P2PInterface
-from verystable.core.script import (
-    CScript, LegacySignatureHash, OP_CHECKSIG, OP_DUP, OP_EQUALVERIFY, OP_HASH160, SIGHASH_ALL, hash160)
-import verystable.core.address as addresses
 
+from core_key import P2PKHKey
 from node_rpc import NodeRPC
 
 a_dir, a_port, b_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -70,21 +64,12 @@ for header in peer.headers[:20]:
 seen["blocks"] = len(peer.blocks)
 
 # A coin for a key of ours, confirmed; then a spend of it, signed here, sent over P2P to A.
-key = ECKey()
-key.set(os.urandom(32), True)
-pubkey = key.get_pubkey().get_bytes()
-p2pkh = CScript([OP_DUP, OP_HASH160, hash160(pubkey), OP_EQUALVERIFY, OP_CHECKSIG])
+ours = P2PKHKey()
 a("generatetoaddress", 100, miner)
-funding_txid = a("sendtoaddress", addresses.key_to_p2pkh(pubkey, main=False), 1)
+funding_txid = a("sendtoaddress", ours.address, 1)
 a("generatetoaddress", 1, miner)
-funding = tx_from_hex(a("getrawtransaction", funding_txid, False))
-vout = next(i for i, out in enumerate(funding.vout) if out.scriptPubKey == p2pkh)
-tx = CTransaction()
-tx.vin = [CTxIn(COutPoint(int(funding_txid, 16), vout), b"", 0xFFFFFFFF)]
-tx.vout = [CTxOut(funding.vout[vout].nValue - 10_000, p2pkh)]
-sighash, _ = LegacySignatureHash(p2pkh, tx, 0, SIGHASH_ALL)
-tx.vin[0].scriptSig = CScript([key.sign_ecdsa(sighash) + bytes([SIGHASH_ALL]), pubkey])
-tx.rehash()
+outpoint, value = ours.coin(a, funding_txid)
+tx = ours.spend(outpoint, value - 10_000)
 peer.send_and_ping(msg_tx(tx))
 txid = "%064x" % tx.sha256
 assert txid in a("getrawmempool"), "node A did not take the transaction"

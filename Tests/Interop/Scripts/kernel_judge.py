@@ -6,16 +6,14 @@ verystable) must be refused by both the kernel and the node (`submitblock`).
 usage: kernel_judge.py <node datadir> <empty kernel datadir>
 Prints one JSON line; exits non-zero on the first disagreement."""
 import json
-import os
 import sys
 
 import pbk
 from verystable.core.blocktools import create_block, create_coinbase
-from verystable.core.key import ECKey
-from verystable.core.messages import COIN, COutPoint, CTransaction, CTxIn, CTxOut, tx_from_hex
-from verystable.core.script import (
-    CScript, LegacySignatureHash, OP_CHECKSIG, OP_DUP, OP_EQUALVERIFY, OP_HASH160, SIGHASH_ALL, hash160)
+from verystable.core.messages import COIN
+from verystable.core.script import CScript
 
+from core_key import P2PKHKey
 from node_rpc import NodeRPC
 
 datadir, kerneldir = sys.argv[1], sys.argv[2]
@@ -26,14 +24,9 @@ seen = {}
 # The node mines a chain with transactions in it (its wallet pays P2WPKH, so witness commitments).
 miner = rpc("getnewaddress")
 rpc("generatetoaddress", 110, miner)
-key = ECKey()
-key.set(os.urandom(32), True)  # verystable refuses ECKey.generate (it guards real money)
-pubkey = key.get_pubkey().get_bytes()
-p2pkh = CScript([OP_DUP, OP_HASH160, hash160(pubkey), OP_EQUALVERIFY, OP_CHECKSIG])
 # Our key gets two coins from the node's wallet (to spend in crafted blocks).
-import verystable.core.address as address_module
-our_address = address_module.key_to_p2pkh(pubkey, main=False)
-funding = [rpc("sendtoaddress", our_address, 1), rpc("sendtoaddress", miner, 2)]
+ours = P2PKHKey()
+funding = [rpc("sendtoaddress", ours.address, 1), rpc("sendtoaddress", miner, 2)]
 rpc("generatetoaddress", 1, miner)
 for _ in range(3):
     rpc("sendtoaddress", rpc("getnewaddress"), 0.5)
@@ -59,23 +52,12 @@ kernel_tip = chain.block_tree_entries[height].block_hash
 assert str(kernel_tip) == tip_hash or bytes(kernel_tip.hash)[::-1].hex() == tip_hash, (kernel_tip, tip_hash)
 seen["blocks_accepted_by_kernel"] = height
 
-# The coin our key holds.
-tx_hex = rpc("getrawtransaction", funding[0], False)
-funding_tx = tx_from_hex(tx_hex)
-vout = next(i for i, out in enumerate(funding_tx.vout) if out.scriptPubKey == p2pkh)
-coin = COutPoint(int(funding[0], 16), vout)
+# The coin our key holds, and spends of it.
+coin, _ = ours.coin(rpc, funding[0])
 
 
-def spend(outpoint, value, corrupt=False, to=CScript([b"\x51"])):
-    tx = CTransaction()
-    tx.vin = [CTxIn(outpoint, b"", 0xFFFFFFFF)]
-    tx.vout = [CTxOut(value, CScript([0x51]))]
-    sighash, _ = LegacySignatureHash(p2pkh, tx, 0, SIGHASH_ALL)
-    if corrupt:
-        sighash = bytes(32)
-    tx.vin[0].scriptSig = CScript([key.sign_ecdsa(sighash) + bytes([SIGHASH_ALL]), pubkey])
-    tx.rehash()
-    return tx
+def spend(outpoint, value, corrupt=False):
+    return ours.spend(outpoint, value, to=CScript([0x51]), corrupt=corrupt)
 
 
 tip = rpc("getblockheader", tip_hash)
