@@ -45,7 +45,14 @@ let package = Package(
             name: "PeerCrypto",
             dependencies: ["Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
         // libp2p's connection stack (multistream-select, the security handshakes, yamux)
-        .target(name: "Libp2p", dependencies: ["Multiformats", "PeerCrypto", "PeerNet"]),
+        .target(
+            name: "Libp2p",
+            dependencies: [
+                "Multiformats", "PeerCrypto", "PeerNet",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         // Transport
         .target(
             name: "PeerNet",
@@ -207,7 +214,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
-        .testTarget(name: "Libp2pTests", dependencies: ["Libp2p", "Multiformats", "PeerCrypto"]),
+        .testTarget(
+            name: "Libp2pTests", dependencies: ["Libp2p", "Multiformats", "PeerCrypto", "TestSupport"]),
         .testTarget(
             name: "PeerCryptoTests",
             dependencies: ["PeerCrypto", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),

@@ -60,31 +60,39 @@ public struct MultistreamReader: Sendable {
 
     /// Adds bytes; returns the whole messages now available, without their newlines.
     public mutating func feed(_ bytes: [UInt8]) throws(MultistreamError) -> [String] {
-        buffer += bytes
+        append(bytes)
         var lines: [String] = []
-        while !buffer.isEmpty {
-            var offset = 0
-            let length: UInt64
-            do {
-                length = try Varint.decode(buffer, at: &offset)
-            } catch {
-                // Every byte so far continues the varint: the rest has not come yet (and a
-                // length over the limit needs at most 2 bytes, so this waits on little).
-                if buffer.count < 3, buffer.allSatisfy({ $0 & 0x80 != 0 }) { break }
-                throw .malformed("a bad length varint")
-            }
-            guard length <= UInt64(limit) else { throw .lineTooLong(Int(clamping: length)) }
-            guard length >= 1 else { throw .malformed("an empty message (no newline)") }
-            guard buffer.count - offset >= Int(length) else { break }
-            let body = buffer[offset..<offset + Int(length)]
-            guard body.last == 0x0A else { throw .malformed("no trailing newline") }
-            guard let line = String(validating: body.dropLast(), as: UTF8.self) else {
-                throw .malformed("not UTF-8")
-            }
-            lines.append(line)
-            buffer.removeFirst(offset + Int(length))
-        }
+        while let line = try next() { lines.append(line) }
         return lines
+    }
+
+    /// Adds bytes without parsing them.
+    public mutating func append(_ bytes: [UInt8]) { buffer += bytes }
+
+    /// The next whole message, or nil until it has all come. Bytes after it stay unparsed (they
+    /// may be the negotiated protocol's, not multistream's).
+    public mutating func next() throws(MultistreamError) -> String? {
+        guard !buffer.isEmpty else { return nil }
+        var offset = 0
+        let length: UInt64
+        do {
+            length = try Varint.decode(buffer, at: &offset)
+        } catch {
+            // Every byte so far continues the varint: the rest has not come yet (and a
+            // length over the limit needs at most 2 bytes, so this waits on little).
+            if buffer.count < 3, buffer.allSatisfy({ $0 & 0x80 != 0 }) { return nil }
+            throw .malformed("a bad length varint")
+        }
+        guard length <= UInt64(limit) else { throw .lineTooLong(Int(clamping: length)) }
+        guard length >= 1 else { throw .malformed("an empty message (no newline)") }
+        guard buffer.count - offset >= Int(length) else { return nil }
+        let body = buffer[offset..<offset + Int(length)]
+        guard body.last == 0x0A else { throw .malformed("no trailing newline") }
+        guard let line = String(validating: body.dropLast(), as: UTF8.self) else {
+            throw .malformed("not UTF-8")
+        }
+        buffer.removeFirst(offset + Int(length))
+        return line
     }
 }
 
@@ -115,7 +123,8 @@ public struct MultistreamDialer: Sendable {
     /// Bytes from the listener; returns what to do.
     public mutating func receive(_ bytes: [UInt8]) throws(MultistreamError) -> [Event] {
         var events: [Event] = []
-        for line in try reader.feed(bytes) {
+        reader.append(bytes)
+        while let line = try reader.next() {
             messages += 1
             guard messages <= protocols.count + 2 else { throw .tooManyMessages }
             if !headerSeen {
@@ -158,7 +167,8 @@ public struct MultistreamListener: Sendable {
 
     public mutating func receive(_ bytes: [UInt8]) throws(MultistreamError) -> [Event] {
         var events: [Event] = []
-        for line in try reader.feed(bytes) {
+        reader.append(bytes)
+        while let line = try reader.next() {
             messages += 1
             guard messages <= Self.maxProposals + 1 else { throw .tooManyMessages }
             if !headerSeen {

@@ -303,3 +303,73 @@ public struct YamuxSession: Sendable {
     /// driver checks before buffering the payload).
     public func receiveWindow(_ id: UInt32) -> UInt32 { streams[id]?.receiveWindow ?? limits.initialWindow }
 }
+
+/// Cuts a yamux session's byte stream into frames. A data frame's length is checked against the
+/// stream's receive window from its header, before any payload is buffered, so a peer cannot
+/// make the reader hold more than one window and one header.
+public struct YamuxFrameReader: Sendable {
+    var buffer: [UInt8] = []
+    var offset = 0
+    var header: YamuxFrame?
+
+    public init() {}
+
+    public var buffered: Int { buffer.count - offset }
+
+    public mutating func feed(_ bytes: some Collection<UInt8>) {
+        if offset > 0, offset >= buffer.count / 2 {
+            buffer.removeFirst(offset)
+            offset = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next whole frame, or nil until it has come; `session` bounds data payloads.
+    public mutating func next(for session: YamuxSession) throws(YamuxError) -> YamuxFrame? {
+        if header == nil {
+            guard buffered >= YamuxFrame.headerLength else { return nil }
+            let frame = try YamuxFrame.header(buffer[offset..<offset + YamuxFrame.headerLength])
+            if frame.kind == .data {
+                let window = session.receiveWindow(frame.stream)
+                guard frame.length <= window else {
+                    throw .windowExceeded(stream: frame.stream, length: frame.length, window: window)
+                }
+            }
+            offset += YamuxFrame.headerLength
+            header = frame
+        }
+        guard var frame = header else { return nil }
+        if frame.kind == .data {
+            guard buffered >= Int(frame.length) else { return nil }
+            frame.payload = Array(buffer[offset..<offset + Int(frame.length)])
+            offset += Int(frame.length)
+        }
+        header = nil
+        return frame
+    }
+}
+
+extension YamuxSession {
+    /// Bytes from the peer: every whole frame is read and handled in order. A protocol error
+    /// (including a frame too large for its window) returns the go-away to send.
+    public mutating func receive(
+        bytes: some Collection<UInt8>, reader: inout YamuxFrameReader
+    ) -> (events: [Event], error: YamuxError?) {
+        reader.feed(bytes)
+        var events: [Event] = []
+        while true {
+            let frame: YamuxFrame?
+            do {
+                frame = try reader.next(for: self)
+            } catch {
+                let (failure, reason) = protocolError(error)
+                return (events + failure, reason)
+            }
+            guard let frame else { return (events, nil) }
+            let (more, error) = receive(frame)
+            events += more
+            if let error { return (events, error) }
+            if isClosed { return (events, nil) }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import PeerCrypto
+
+/// libp2p's Noise transport framing (noise spec, "Wire Format"): every message, handshake or
+/// transport, is a 2-byte big-endian length and that many bytes; a transport message is one
+/// ChaCha20-Poly1305 ciphertext of at most 65,535 bytes (65,519 of plaintext). Sans I/O.
+public struct NoiseFrameReader: Sendable {
+    var buffer: [UInt8] = []
+    var offset = 0
+
+    public init() {}
+
+    /// Bytes buffered and not yet returned as a frame (at most one frame and its prefix).
+    public var buffered: Int { buffer.count - offset }
+
+    /// Adds bytes read from the connection.
+    public mutating func feed(_ bytes: some Collection<UInt8>) {
+        if offset > 0, offset >= buffer.count / 2 {
+            buffer.removeFirst(offset)
+            offset = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next whole frame's body, or nil until it has all come. Lengths are 16 bits, so a
+    /// frame is bounded by construction (65,537 bytes with its prefix).
+    public mutating func next() -> ArraySlice<UInt8>? {
+        guard buffered >= 2 else { return nil }
+        let length = Int(buffer[offset]) << 8 | Int(buffer[offset + 1])
+        guard buffered >= 2 + length else { return nil }
+        let body = buffer[offset + 2..<offset + 2 + length]
+        offset += 2 + length
+        return body
+    }
+
+    /// What is left after the last whole frame (handed on when the framing changes).
+    public var remainder: [UInt8] { Array(buffer[offset...]) }
+
+    /// `body` with its 2-byte length prefix (at most 65,535 bytes).
+    public static func frame(_ body: [UInt8]) -> [UInt8] {
+        precondition(body.count <= NoiseCipherState.maxMessage, "a Noise message is at most 65,535 bytes")
+        return [UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body
+    }
+}
+
+/// The secure channel after a Noise handshake: plaintext in, framed ciphertext out, and the
+/// other way. A message that fails to authenticate, or a nonce that runs out, ends the
+/// connection (the caller closes it on any error).
+public struct NoiseTransport: Sendable {
+    var sender: NoiseCipherState
+    var receiver: NoiseCipherState
+    var reader: NoiseFrameReader
+
+    /// Plaintext bytes per transport message: 65,535 less the 16-byte tag.
+    public static let maxPlaintext = NoiseCipherState.maxMessage - NoiseCipherState.tagLength
+
+    /// `pending` holds bytes that arrived after the handshake's last message.
+    public init(send: NoiseCipherState, receive: NoiseCipherState, pending: [UInt8] = []) {
+        sender = send
+        receiver = receive
+        reader = NoiseFrameReader()
+        reader.feed(pending)
+    }
+
+    /// Encrypts `plaintext` into as many framed messages as it needs.
+    public mutating func seal(_ plaintext: some RandomAccessCollection<UInt8>) throws(NoiseError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(plaintext.count + (plaintext.count / Self.maxPlaintext + 1) * 18)
+        var start = plaintext.startIndex
+        while start < plaintext.endIndex {
+            let end =
+                plaintext.index(start, offsetBy: Self.maxPlaintext, limitedBy: plaintext.endIndex)
+                ?? plaintext.endIndex
+            let ciphertext = try sender.encrypt(Array(plaintext[start..<end]))
+            out += [UInt8(ciphertext.count >> 8), UInt8(ciphertext.count & 0xFF)]
+            out += ciphertext
+            start = end
+        }
+        return out
+    }
+
+    /// Adds ciphertext from the connection; returns the plaintext of every whole message.
+    public mutating func open(_ bytes: some Collection<UInt8>) throws(NoiseError) -> [UInt8] {
+        reader.feed(bytes)
+        return try drain()
+    }
+
+    /// The plaintext of the whole messages already buffered.
+    public mutating func drain() throws(NoiseError) -> [UInt8] {
+        var out: [UInt8] = []
+        while let frame = reader.next() {
+            out += try receiver.decrypt(Array(frame))
+        }
+        return out
+    }
+}
