@@ -43,7 +43,10 @@ let package = Package(
         // Security
         .target(
             name: "PeerCrypto",
-            dependencies: ["Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: [
+                "CSecp256k1", "Multiformats", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // libp2p's connection stack (multistream-select, the security handshakes, yamux)
         .target(
             name: "Libp2p",
@@ -104,7 +107,7 @@ let package = Package(
         .target(
             name: "Blockchain",
             dependencies: [
-                "CNettle", "COpenSSLSHA", "CSecp256k1", "Multiformats", "PeerNet",
+                "CNettle", "COpenSSLSHA", "Multiformats", "PeerCrypto", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),

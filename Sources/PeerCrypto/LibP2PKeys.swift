@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Multiformats
+import _CryptoExtras
 
 /// Why a key, signature or peer ID was refused.
 public enum PeerCryptoError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -96,7 +97,13 @@ public struct EncodedKey: Sendable, Hashable {
 public struct PublicKey: Sendable, Hashable {
     public let encoded: EncodedKey
 
-    /// Checks the key data for its type (Ed25519: 32 bytes; ECDSA: a PKIX DER P-256 key).
+    /// The smallest RSA modulus accepted (peer-ids spec: "at least 2048 bits").
+    public static let minRSABits = 2_048
+    /// The largest (go-libp2p refuses keys over 8192 bits).
+    public static let maxRSABits = 8_192
+
+    /// Checks the key data for its type (Ed25519: 32 bytes; ECDSA: a PKIX DER P-256 key;
+    /// secp256k1: a 33-byte compressed point; RSA: a PKIX DER key of 2,048 to 8,192 bits).
     public init(_ encoded: EncodedKey) throws(PeerCryptoError) {
         switch encoded.type {
         case .ed25519:
@@ -107,8 +114,17 @@ public struct PublicKey: Sendable, Hashable {
             guard (try? P256.Signing.PublicKey(derRepresentation: encoded.data)) != nil else {
                 throw .badKey(.ecdsa, "not a PKIX DER P-256 public key")
             }
-        case .rsa, .secp256k1:
-            throw .unsupportedKeyType(encoded.type.rawValue)
+        case .secp256k1:
+            guard encoded.data.count == 33, (try? Secp256k1.PublicKey(bytes: encoded.data)) != nil else {
+                throw .badKey(.secp256k1, "not a 33-byte compressed secp256k1 point")
+            }
+        case .rsa:
+            guard let key = try? _RSA.Signing.PublicKey(derRepresentation: encoded.data) else {
+                throw .badKey(.rsa, "not a PKIX DER RSA public key of at least \(Self.minRSABits) bits")
+            }
+            guard key.keySizeInBits <= Self.maxRSABits else {
+                throw .badKey(.rsa, "\(key.keySizeInBits) bits (at most \(Self.maxRSABits))")
+            }
         }
         self.encoded = encoded
     }
@@ -133,8 +149,15 @@ public struct PublicKey: Sendable, Hashable {
                 let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature)
             else { return false }
             return key.isValidSignature(parsed, for: message)
-        case .rsa, .secp256k1:
-            return false
+        case .secp256k1:
+            guard let key = try? Secp256k1.PublicKey(bytes: encoded.data) else { return false }
+            return key.verify(der: signature, hash: Array(SHA256.hash(data: message)))
+        case .rsa:
+            // PKCS #1 v1.5 with SHA-256, as go-libp2p signs.
+            guard let key = try? _RSA.Signing.PublicKey(derRepresentation: encoded.data) else { return false }
+            return key.isValidSignature(
+                _RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA256.hash(data: message),
+                padding: .insecurePKCS1v1_5)
         }
     }
 
@@ -148,15 +171,31 @@ public struct PrivateKey: Sendable {
     enum Storage: Sendable {
         case ed25519(Curve25519.Signing.PrivateKey)
         case ecdsa(P256.Signing.PrivateKey)
+        case secp256k1(Secp256k1.PrivateKey)
+        case rsa(_RSA.Signing.PrivateKey)
     }
     let storage: Storage
 
-    /// A new random key of `type` (Ed25519 or ECDSA P-256).
+    /// A new random key of `type` (RSA: 2,048 bits).
     public static func generate(_ type: KeyType = .ed25519) throws(PeerCryptoError) -> PrivateKey {
         switch type {
         case .ed25519: return PrivateKey(storage: .ed25519(Curve25519.Signing.PrivateKey()))
         case .ecdsa: return PrivateKey(storage: .ecdsa(P256.Signing.PrivateKey()))
-        case .rsa, .secp256k1: throw .unsupportedKeyType(type.rawValue)
+        case .secp256k1: return PrivateKey(storage: .secp256k1(.generate()))
+        case .rsa:
+            guard let key = try? _RSA.Signing.PrivateKey(keySize: .bits2048) else {
+                throw .badKey(.rsa, "key generation failed")
+            }
+            return PrivateKey(storage: .rsa(key))
+        }
+    }
+
+    public var type: KeyType {
+        switch storage {
+        case .ed25519: return .ed25519
+        case .ecdsa: return .ecdsa
+        case .secp256k1: return .secp256k1
+        case .rsa: return .rsa
         }
     }
 
@@ -188,8 +227,17 @@ public struct PrivateKey: Sendable {
                 throw .badKey(.ecdsa, "not a DER P-256 private key")
             }
             self = PrivateKey(storage: .ecdsa(key))
-        case .rsa, .secp256k1:
-            throw .unsupportedKeyType(encoded.type.rawValue)
+        case .secp256k1:
+            guard let key = try? Secp256k1.PrivateKey(bytes: encoded.data) else {
+                throw .badKey(.secp256k1, "not a 32-byte secp256k1 secret key")
+            }
+            self = PrivateKey(storage: .secp256k1(key))
+        case .rsa:
+            // PKCS #1 DER, as go-libp2p stores it (Kubo's repository identities).
+            guard let key = try? _RSA.Signing.PrivateKey(derRepresentation: encoded.data) else {
+                throw .badKey(.rsa, "not a DER RSA private key of at least \(PublicKey.minRSABits) bits")
+            }
+            self = PrivateKey(storage: .rsa(key))
         }
     }
 
@@ -203,6 +251,10 @@ public struct PrivateKey: Sendable {
             .bytes
         case .ecdsa(let key):
             return EncodedKey(type: .ecdsa, data: Array(key.derRepresentation)).bytes
+        case .secp256k1(let key):
+            return EncodedKey(type: .secp256k1, data: key.bytes).bytes
+        case .rsa(let key):
+            return EncodedKey(type: .rsa, data: Array(key.derRepresentation)).bytes
         }
     }
 
@@ -214,14 +266,25 @@ public struct PrivateKey: Sendable {
         case .ecdsa(let key):
             return PublicKey(
                 unchecked: EncodedKey(type: .ecdsa, data: Array(key.publicKey.derRepresentation)))
+        case .secp256k1(let key):
+            return PublicKey(
+                unchecked: EncodedKey(type: .secp256k1, data: key.publicKey(compressed: true).bytes))
+        case .rsa(let key):
+            return PublicKey(unchecked: EncodedKey(type: .rsa, data: Array(key.publicKey.derRepresentation)))
         }
     }
 
-    /// Signs `message` (Ed25519: RFC 8032; ECDSA: SHA-256 then a DER signature).
+    /// Signs `message` (Ed25519: RFC 8032; ECDSA and secp256k1: SHA-256 then a DER signature;
+    /// RSA: PKCS #1 v1.5 over SHA-256).
     public func sign(_ message: [UInt8]) throws -> [UInt8] {
         switch storage {
         case .ed25519(let key): return Array(try key.signature(for: message))
         case .ecdsa(let key): return Array(try key.signature(for: message).derRepresentation)
+        case .secp256k1(let key): return key.sign(hash: Array(SHA256.hash(data: message)))
+        case .rsa(let key):
+            return Array(
+                try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
+                    .rawRepresentation)
         }
     }
 }
