@@ -38,7 +38,8 @@ struct PeerStackCommand: AsyncParsableCommand {
             "Peer-to-peer protocols: BitTorrent with its tracker and DHT, IPFS content addressing, a Bitcoin-format chain.",
         version: "0.1.0",
         subcommands: [
-            TorrentCommand.self, TrackerCommand.self, DHTCommand.self, IPFSCommand.self, ChainCommand.self,
+            TorrentCommand.self, TrackerCommand.self, DHTCommand.self, IPFSCommand.self, P2PCommand.self,
+            ChainCommand.self,
             SimCommand.self,
             SwarmCommand.self,
         ]

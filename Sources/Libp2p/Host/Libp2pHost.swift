@@ -20,7 +20,13 @@ public final class Libp2pHost: Sendable {
         public var yamux = YamuxSession.Limits()
         /// Per connection: the upgrade's deadline (`handshakeTimeout`), idle timeout, and
         /// outbound backpressure (see ``ConnectionLimits``).
-        public var limits = ConnectionLimits(handshakeTimeout: .seconds(10), idleTimeout: .seconds(300))
+        public var limits: ConnectionLimits = {
+            var limits = ConnectionLimits(handshakeTimeout: .seconds(10), idleTimeout: .seconds(300))
+            // yamux's windows bound what a peer can make this side buffer; the writers stop at
+            // the high-water mark themselves.
+            limits.pauseReadingWhenUnwritable = false
+            return limits
+        }()
         /// Connections in all, and connections still upgrading.
         public var maxConnections = 256
         public var maxUpgrading = 64

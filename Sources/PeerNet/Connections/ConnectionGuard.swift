@@ -17,6 +17,11 @@ public struct ConnectionLimits: Sendable, Hashable {
     /// Outbound bytes queued past which the peer is dropped: the hard cap on what a peer that
     /// never reads costs.
     public var maxQueuedBytes: Int
+    /// Whether reading stops while the connection is not writable. Right for request-reply
+    /// protocols (a peer that sends requests but never reads the replies is slowed, not served);
+    /// wrong for a multiplexed connection with its own flow control (yamux), where both sides
+    /// sending at once would each stop reading the other and stall.
+    public var pauseReadingWhenUnwritable = true
 
     public init(
         handshakeTimeout: TimeAmount? = .seconds(15), idleTimeout: TimeAmount? = .seconds(300),
@@ -161,7 +166,7 @@ public final class ConnectionGuard: ChannelDuplexHandler {
     }
 
     public func read(context: ChannelHandlerContext) {
-        if !writable || applicationPaused {
+        if (!writable && limits.pauseReadingWhenUnwritable) || applicationPaused {
             readPending = true
         } else {
             context.read()
@@ -169,7 +174,7 @@ public final class ConnectionGuard: ChannelDuplexHandler {
     }
 
     private func resumeIfAllowed(context: ChannelHandlerContext) {
-        if writable && !applicationPaused && readPending {
+        if (writable || !limits.pauseReadingWhenUnwritable) && !applicationPaused && readPending {
             readPending = false
             context.read()
         }
