@@ -47,6 +47,8 @@ struct P2POptions: ParsableArguments {
     @Flag(help: "Print JSON.")
     var json = false
 
+    static let defaultListen = Multiaddr([.ip4([127, 0, 0, 1]), .tcp(4001)])
+
     var identityPath: String {
         if let identity { return identity }
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
@@ -86,7 +88,7 @@ struct P2PID: AsyncParsableCommand {
     @OptionGroup var options: P2POptions
 
     @Option(help: "The addresses `p2p listen` would listen on.")
-    var listen: [Multiaddr] = [try! Multiaddr("/ip4/127.0.0.1/tcp/4001")]
+    var listen: [Multiaddr] = [P2POptions.defaultListen]
 
     func run() async throws {
         let key = try options.key()
@@ -114,7 +116,7 @@ struct P2PListen: AsyncParsableCommand {
     @OptionGroup var options: P2POptions
 
     @Option(help: "Address to listen on (repeatable; port 0: any free port).")
-    var listen: [Multiaddr] = [try! Multiaddr("/ip4/127.0.0.1/tcp/4001")]
+    var listen: [Multiaddr] = [P2POptions.defaultListen]
 
     @Option(help: "Also serve this protocol by echoing each stream back (repeatable).")
     var echo: [String] = []
