@@ -96,10 +96,14 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
                     return
                 }
             }
-            let (events, error) = yamux.receive(bytes: plaintext, reader: &yamuxReader)
-            handle(events, context: context)
-            if let error { fail(.yamux(error), context: context) }
+            receivePlaintext(plaintext, context: context)
         }
+    }
+
+    func receivePlaintext(_ plaintext: [UInt8], context: ChannelHandlerContext) {
+        let (events, error) = yamux.receive(bytes: plaintext, reader: &yamuxReader)
+        handle(events, context: context)
+        if let error { fail(.yamux(error), context: context) }
     }
 
     func perform(_ actions: [ConnectionUpgrade.Action], context: ChannelHandlerContext) {
@@ -135,7 +139,8 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
         ConnectionGuard.handshakeCompleted(context.channel)
         established.succeed(connection)
         host.connected(connection)
-        if !upgraded.muxerBytes.isEmpty { receive(upgraded.muxerBytes, context: context) }
+        // Bytes after the muxer's name are plaintext already: yamux's, not the cipher's.
+        if !upgraded.muxerBytes.isEmpty { receivePlaintext(upgraded.muxerBytes, context: context) }
     }
 
     // MARK: Writing

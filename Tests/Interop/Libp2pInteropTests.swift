@@ -1,0 +1,69 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// PeerStack's libp2p stack against real implementations, inside a network namespace with only
+/// loopback (`unshare -n`): Kubo's and go-libp2p's defaults name public hosts.
+@Suite("libp2p interop", .serialized)
+struct Libp2pInteropTests {
+    /// Runs `arguments` inside `unshare -n` with loopback up, within `timeout` seconds.
+    static func isolated(_ arguments: [String], timeout: Int = 240) throws -> String {
+        try Interop.check(
+            "/usr/bin/timeout",
+            [
+                "-k", "5", "\(timeout)", "unshare", "-n", "bash", "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ]
+                + arguments, timeout: Double(timeout + 10))
+    }
+
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Scripts")
+
+    static func json(_ output: String) throws -> [String: Any] {
+        let line = try #require(output.split(separator: "\n").last, "no output")
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    @Test(
+        "Kubo 0.22 over Noise and yamux: PeerStack identifies and pings Kubo (RSA ID); Kubo dials Ed25519, secp256k1 and ECDSA PeerStack nodes and echoes 1 MiB through a stream",
+        .enabled(if: Interop.enabled("kubo")), .timeLimit(.minutes(5)))
+    func kubo() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kubo-p2p-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let output = try Self.isolated(
+            [
+                Interop.pipPython, Self.scripts.appendingPathComponent("kubo_p2p.py").path, work.path,
+                try peerstackExecutable().path,
+            ])
+        let result = try Self.json(output)
+        let kubo = try #require(result["kubo"] as? [String: Any])
+        let kuboID = try #require(kubo["id"] as? String)
+        #expect(kuboID.hasPrefix("Qm"), "Kubo's repository identity is RSA: a SHA-256 peer ID")
+
+        let identify = try #require(result["identify"] as? [String: Any], "\(result)")
+        #expect(identify["error"] == nil, "\(identify)")
+        #expect(identify["peer"] as? String == kuboID)
+        #expect(identify["keyType"] as? String == "RSA")
+        #expect(identify["security"] as? String == "/noise")
+        #expect(identify["muxer"] as? String == "/yamux/1.0.0")
+        #expect((identify["agentVersion"] as? String)?.hasPrefix("kubo/0.22") == true)
+        let protocols = try #require(identify["protocols"] as? [String])
+        for name in ["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/bitswap/1.2.0"] {
+            #expect(protocols.contains(name), "\(name) in \(protocols)")
+        }
+        let ping = try #require(result["ping"] as? [String: Any])
+        #expect((ping["rttMilliseconds"] as? [Double])?.count == 3, "\(ping)")
+
+        let dialled = try #require(result["dialled"] as? [String: [String: Any]])
+        for type in ["ed25519", "secp256k1", "ecdsa"] {
+            let seen = try #require(dialled[type], "\(type)")
+            #expect(seen["error"] == nil, "\(type): \(seen)")
+            #expect(seen["listed"] as? Bool == true, "\(type): Kubo lists the PeerStack node among its peers")
+            #expect(seen["forward"] as? Int == 1, "\(type): \(seen)")
+            #expect(seen["echo"] as? Bool == true, "\(type): 1 MiB echoed over a stream Kubo opened: \(seen)")
+        }
+    }
+}
