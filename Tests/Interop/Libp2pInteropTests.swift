@@ -66,4 +66,46 @@ struct Libp2pInteropTests {
             #expect(seen["echo"] as? Bool == true, "\(type): 1 MiB echoed over a stream Kubo opened: \(seen)")
         }
     }
+
+    /// The venv `scripts/test` makes for py-libp2p 0.8.1 (it needs its own dependency versions).
+    static let pylibp2p = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/interop/pylibp2p/bin/python").path
+
+    static var hasPylibp2p: Bool {
+        Interop.required || (try? Interop.run(pylibp2p, ["-c", "import libp2p"], timeout: 60).status) == 0
+    }
+
+    @Test(
+        "py-libp2p 0.8.1 over Noise and yamux: each side dials the other, pings, identifies and echoes 1 MiB",
+        .enabled(if: hasPylibp2p), .timeLimit(.minutes(5)))
+    func pylibp2p() throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "pylibp2p-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let output = try Self.isolated(
+            [
+                Self.pylibp2p, Self.scripts.appendingPathComponent("pylibp2p_peer.py").path, work.path,
+                try peerstackExecutable().path,
+            ])
+        let result = try Self.json(output)
+        let py = try #require(result["py"] as? [String: Any])
+        let ping = try #require(result["ping"] as? [String: Any])
+        #expect((ping["rttMilliseconds"] as? [Double])?.count == 3, "\(ping)")
+        let identify = try #require(result["identify"] as? [String: Any])
+        #expect(identify["peer"] as? String == py["id"] as? String, "\(identify)")
+        #expect((identify["agentVersion"] as? String)?.hasPrefix("py-libp2p") == true, "\(identify)")
+        #expect(identify["security"] as? String == "/noise")
+        #expect(identify["muxer"] as? String == "/yamux/1.0.0")
+        let echo = try #require(result["echo"] as? [String: Any])
+        #expect(echo["bytes"] as? Int == 1 << 20, "\(echo)")
+
+        let dialled = try #require(result["dialled"] as? [String: Any])
+        #expect(dialled["error"] == nil, "\(dialled)")
+        #expect(dialled["pings"] as? Int == 3, "\(dialled)")
+        #expect((dialled["agent"] as? String)?.hasPrefix("peerstack/") == true, "\(dialled)")
+        #expect((dialled["protocols"] as? [String])?.contains("/ipfs/ping/1.0.0") == true, "\(dialled)")
+        #expect(dialled["echo"] as? Bool == true, "\(dialled)")
+    }
 }
