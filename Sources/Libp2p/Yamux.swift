@@ -149,6 +149,8 @@ public struct YamuxSession: Sendable {
     var streams: [UInt32: Stream] = [:]
     var nextID: UInt32
     var unacknowledged = 0
+    /// Streams refused because the accept backlog was full.
+    public private(set) var refused = 0
     public private(set) var isClosed = false
 
     public init(role: Role, limits: Limits = Limits()) {
@@ -254,7 +256,11 @@ public struct YamuxSession: Sendable {
                 return protocolError(.tooManyStreams(limits.maxStreams))
             }
             guard unacknowledged < limits.maxUnacknowledged else {
-                return protocolError(.tooManyStreams(limits.maxUnacknowledged))
+                // The accept backlog is full: refuse this stream (RST), as go-yamux does, and
+                // keep the session; a peer that opens streams faster than they are accepted
+                // is slowed, not served.
+                refused += 1
+                return ([.send(YamuxFrame(.windowUpdate, flags: .rst, stream: id, length: 0).bytes)], nil)
             }
             streams[id] = Stream(
                 receiveWindow: limits.initialWindow, sendWindow: limits.initialWindow, acknowledged: false)

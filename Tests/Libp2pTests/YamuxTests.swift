@@ -69,7 +69,7 @@ struct YamuxTests {
     }
 
     @Test(
-        "a peer that overruns a window, overflows one, floods streams or reuses an ID is cut off with a go-away"
+        "a peer that overruns a window, overflows one, opens more streams than the cap or reuses an ID is cut off with a go-away"
     )
     func hostile() throws {
         var server = YamuxSession(role: .server)
@@ -86,14 +86,26 @@ struct YamuxTests {
             try Self.deliver(YamuxFrame(.windowUpdate, stream: id, length: UInt32.max).bytes, to: &overflow)
         }
 
+        // Past the accept backlog a new stream is refused with RST and the session goes on.
         var flooded = YamuxSession(role: .server)
-        #expect(throws: YamuxError.tooManyStreams(256)) {
-            for stream in stride(from: UInt32(1), through: 1_001, by: 2) {
+        var refusals: [YamuxSession.Event] = []
+        for stream in stride(from: UInt32(1), through: 1_001, by: 2) {
+            refusals = try Self.deliver(
+                YamuxFrame(.windowUpdate, flags: .syn, stream: stream).bytes, to: &flooded)
+        }
+        #expect(flooded.streamCount == 256 && flooded.refused == 501 - 256 && !flooded.isClosed)
+        #expect(refusals == [.send(YamuxFrame(.windowUpdate, flags: .rst, stream: 1_001, length: 0).bytes)])
+        // Streams over the cap in all (here 4, each accepted) end the session.
+        var limits = YamuxSession.Limits()
+        limits.maxStreams = 4
+        var capped = YamuxSession(role: .server, limits: limits)
+        #expect(throws: YamuxError.tooManyStreams(4)) {
+            for stream in stride(from: UInt32(1), through: 9, by: 2) {
                 _ = try Self.deliver(
-                    YamuxFrame(.windowUpdate, flags: .syn, stream: stream).bytes, to: &flooded)
+                    YamuxFrame(.windowUpdate, flags: .syn, stream: stream).bytes, to: &capped)
+                _ = capped.accept(stream)
             }
         }
-        #expect(flooded.streamCount == 256)
 
         var reused = YamuxSession(role: .server)
         _ = try Self.deliver(YamuxFrame(.windowUpdate, flags: .syn, stream: 3).bytes, to: &reused)
