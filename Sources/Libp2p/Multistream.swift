@@ -192,3 +192,45 @@ public struct MultistreamListener: Sendable {
 
     public var remainder: [UInt8] { reader.remainder }
 }
+
+/// Either side of a negotiation, for code that runs both the same way (the connection upgrade).
+public enum MultistreamNegotiation: Sendable {
+    case dialer(MultistreamDialer)
+    case listener(MultistreamListener)
+
+    /// Bytes from the other side: the messages to send back, and the protocol once agreed.
+    public mutating func receive(_ bytes: [UInt8]) throws(MultistreamError) -> (
+        send: [[UInt8]], selected: String?
+    ) {
+        var out: [[UInt8]] = []
+        switch self {
+        case .dialer(var dialer):
+            let events = try dialer.receive(bytes)
+            self = .dialer(dialer)
+            for event in events {
+                switch event {
+                case .send(let bytes): out.append(bytes)
+                case .selected(let name): return (out, name)
+                }
+            }
+        case .listener(var listener):
+            let events = try listener.receive(bytes)
+            self = .listener(listener)
+            for event in events {
+                switch event {
+                case .send(let bytes): out.append(bytes)
+                case .selected(let name): return (out, name)
+                }
+            }
+        }
+        return (out, nil)
+    }
+
+    /// Bytes after the agreed protocol's name.
+    public var remainder: [UInt8] {
+        switch self {
+        case .dialer(let dialer): return dialer.remainder
+        case .listener(let listener): return listener.remainder
+        }
+    }
+}

@@ -314,41 +314,33 @@ public struct YamuxSession: Sendable {
 /// stream's receive window from its header, before any payload is buffered, so a peer cannot
 /// make the reader hold more than one window and one header.
 public struct YamuxFrameReader: Sendable {
-    var buffer: [UInt8] = []
-    var offset = 0
+    var queue = ByteQueue()
     var header: YamuxFrame?
 
     public init() {}
 
-    public var buffered: Int { buffer.count - offset }
+    public var buffered: Int { queue.count }
 
-    public mutating func feed(_ bytes: some Collection<UInt8>) {
-        if offset > 0, offset >= buffer.count / 2 {
-            buffer.removeFirst(offset)
-            offset = 0
-        }
-        buffer.append(contentsOf: bytes)
-    }
+    public mutating func feed(_ bytes: some Collection<UInt8>) { queue.append(bytes) }
 
     /// The next whole frame, or nil until it has come; `session` bounds data payloads.
     public mutating func next(for session: YamuxSession) throws(YamuxError) -> YamuxFrame? {
         if header == nil {
-            guard buffered >= YamuxFrame.headerLength else { return nil }
-            let frame = try YamuxFrame.header(buffer[offset..<offset + YamuxFrame.headerLength])
+            guard queue.count >= YamuxFrame.headerLength else { return nil }
+            let frame = try YamuxFrame.header(queue.peek(YamuxFrame.headerLength))
             if frame.kind == .data {
                 let window = session.receiveWindow(frame.stream)
                 guard frame.length <= window else {
                     throw .windowExceeded(stream: frame.stream, length: frame.length, window: window)
                 }
             }
-            offset += YamuxFrame.headerLength
+            _ = queue.take(YamuxFrame.headerLength)
             header = frame
         }
         guard var frame = header else { return nil }
         if frame.kind == .data {
-            guard buffered >= Int(frame.length) else { return nil }
-            frame.payload = Array(buffer[offset..<offset + Int(frame.length)])
-            offset += Int(frame.length)
+            guard queue.count >= Int(frame.length) else { return nil }
+            frame.payload = Array(queue.take(Int(frame.length)))
         }
         header = nil
         return frame

@@ -63,12 +63,10 @@ public struct ConnectionUpgrade: Sendable {
 
     enum Phase: Sendable {
         case idle
-        case dialingSecurity(MultistreamDialer)
-        case listeningSecurity(MultistreamListener)
+        case security(MultistreamNegotiation)
         case noise(LibP2PNoiseHandshake, NoiseFrameReader)
         case tls
-        case dialingMuxer(MultistreamDialer, Secured)
-        case listeningMuxer(MultistreamListener, Secured)
+        case muxer(MultistreamNegotiation, Secured)
         case done
     }
 
@@ -107,10 +105,10 @@ public struct ConnectionUpgrade: Sendable {
         case .dialer:
             var dialer = MultistreamDialer(protocols: security.map(\.rawValue))
             let bytes = dialer.start()
-            phase = .dialingSecurity(dialer)
+            phase = .security(.dialer(dialer))
             return [.send(bytes)]
         case .listener:
-            phase = .listeningSecurity(MultistreamListener(supported: security.map(\.rawValue)))
+            phase = .security(.listener(MultistreamListener(supported: security.map(\.rawValue))))
             return []
         }
     }
@@ -121,81 +119,37 @@ public struct ConnectionUpgrade: Sendable {
         switch phase {
         case .idle, .done, .tls:
             throw .outOfOrder
-        case .dialingSecurity(var dialer):
-            let events: [MultistreamDialer.Event]
+        case .security(var negotiation):
+            let (replies, selected): ([[UInt8]], String?)
             do {
-                events = try dialer.receive(bytes)
+                (replies, selected) = try negotiation.receive(bytes)
             } catch {
                 throw .negotiation(phase: "security protocol", error)
             }
-            phase = .dialingSecurity(dialer)
-            var actions: [Action] = []
-            for event in events {
-                switch event {
-                case .send(let out): actions.append(.send(out))
-                case .selected(let name): return actions + (try secure(name, pending: dialer.remainder))
-                }
-            }
-            return actions
-        case .listeningSecurity(var listener):
-            let events: [MultistreamListener.Event]
-            do {
-                events = try listener.receive(bytes)
-            } catch {
-                throw .negotiation(phase: "security protocol", error)
-            }
-            phase = .listeningSecurity(listener)
-            var actions: [Action] = []
-            for event in events {
-                switch event {
-                case .send(let out): actions.append(.send(out))
-                case .selected(let name): return actions + (try secure(name, pending: listener.remainder))
-                }
-            }
-            return actions
+            phase = .security(negotiation)
+            let actions = replies.map(Action.send)
+            guard let selected else { return actions }
+            return actions + (try secure(selected, pending: negotiation.remainder))
         case .noise(var handshake, var reader):
             reader.feed(bytes)
             phase = .noise(handshake, reader)
             return try noiseStep(&handshake, &reader)
-        case .dialingMuxer(var dialer, var secured):
+        case .muxer(var negotiation, var secured):
             let plaintext = try decrypt(bytes, &secured)
-            let events: [MultistreamDialer.Event]
+            let (replies, selected): ([[UInt8]], String?)
             do {
-                events = try dialer.receive(plaintext)
-            } catch {
-                throw .negotiation(phase: "stream muxer", error)
-            }
-            phase = .dialingMuxer(dialer, secured)
-            var actions: [Action] = []
-            for event in events {
-                switch event {
-                case .send(let out): actions.append(.send(try encrypt(out, &secured)))
-                case .selected(let name):
-                    phase = .done
-                    return actions + [.established(upgraded(secured, name, dialer.remainder))]
-                }
-            }
-            phase = .dialingMuxer(dialer, secured)
-            return actions
-        case .listeningMuxer(var listener, var secured):
-            let plaintext = try decrypt(bytes, &secured)
-            let events: [MultistreamListener.Event]
-            do {
-                events = try listener.receive(plaintext)
+                (replies, selected) = try negotiation.receive(plaintext)
             } catch {
                 throw .negotiation(phase: "stream muxer", error)
             }
             var actions: [Action] = []
-            for event in events {
-                switch event {
-                case .send(let out): actions.append(.send(try encrypt(out, &secured)))
-                case .selected(let name):
-                    phase = .done
-                    return actions + [.established(upgraded(secured, name, listener.remainder))]
-                }
+            for reply in replies { actions.append(.send(try encrypt(reply, &secured))) }
+            guard let selected else {
+                phase = .muxer(negotiation, secured)
+                return actions
             }
-            phase = .listeningMuxer(listener, secured)
-            return actions
+            phase = .done
+            return actions + [.established(upgraded(secured, selected, negotiation.remainder))]
         }
     }
 
@@ -289,11 +243,11 @@ public struct ConnectionUpgrade: Sendable {
         case .dialer:
             var dialer = MultistreamDialer(protocols: muxers)
             let hello = try encrypt(dialer.start(), &secured)
-            phase = .dialingMuxer(dialer, secured)
+            phase = .muxer(.dialer(dialer), secured)
             guard !pending.isEmpty else { return [.send(hello)] }
             return [.send(hello)] + (try receive(pending))
         case .listener:
-            phase = .listeningMuxer(MultistreamListener(supported: muxers), secured)
+            phase = .muxer(.listener(MultistreamListener(supported: muxers)), secured)
             return pending.isEmpty ? [] : try receive(pending)
         }
     }

@@ -4,36 +4,27 @@ import PeerCrypto
 /// transport, is a 2-byte big-endian length and that many bytes; a transport message is one
 /// ChaCha20-Poly1305 ciphertext of at most 65,535 bytes (65,519 of plaintext). Sans I/O.
 public struct NoiseFrameReader: Sendable {
-    var buffer: [UInt8] = []
-    var offset = 0
+    var queue = ByteQueue()
 
     public init() {}
 
     /// Bytes buffered and not yet returned as a frame (at most one frame and its prefix).
-    public var buffered: Int { buffer.count - offset }
+    public var buffered: Int { queue.count }
 
     /// Adds bytes read from the connection.
-    public mutating func feed(_ bytes: some Collection<UInt8>) {
-        if offset > 0, offset >= buffer.count / 2 {
-            buffer.removeFirst(offset)
-            offset = 0
-        }
-        buffer.append(contentsOf: bytes)
-    }
+    public mutating func feed(_ bytes: some Collection<UInt8>) { queue.append(bytes) }
 
     /// The next whole frame's body, or nil until it has all come. Lengths are 16 bits, so a
     /// frame is bounded by construction (65,537 bytes with its prefix).
     public mutating func next() -> ArraySlice<UInt8>? {
-        guard buffered >= 2 else { return nil }
-        let length = Int(buffer[offset]) << 8 | Int(buffer[offset + 1])
-        guard buffered >= 2 + length else { return nil }
-        let body = buffer[offset + 2..<offset + 2 + length]
-        offset += 2 + length
-        return body
+        guard queue.count >= 2 else { return nil }
+        let length = Int(queue[0]) << 8 | Int(queue[1])
+        guard queue.count >= 2 + length else { return nil }
+        return queue.take(length, after: 2)
     }
 
     /// What is left after the last whole frame (handed on when the framing changes).
-    public var remainder: [UInt8] { Array(buffer[offset...]) }
+    public var remainder: [UInt8] { queue.remaining }
 
     /// `body` with its 2-byte length prefix (at most 65,535 bytes).
     public static func frame(_ body: [UInt8]) -> [UInt8] {
