@@ -6,15 +6,44 @@ import Testing
 /// loopback (`unshare -n`): Kubo's and go-libp2p's defaults name public hosts.
 @Suite("libp2p interop", .serialized)
 struct Libp2pInteropTests {
-    /// Runs `arguments` inside `unshare -n` with loopback up, within `timeout` seconds.
-    static func isolated(_ arguments: [String], timeout: Int = 240) throws -> String {
-        try Interop.check(
-            "/usr/bin/timeout",
+    /// Runs `arguments` inside `unshare -n` with loopback up, within `timeout` seconds. Waits
+    /// without holding a thread of the test runner's small pool (other tests' hosts need it).
+    static func isolated(_ arguments: [String], timeout: Int = 240) async throws -> String {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "isolated-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let out = scratch.appendingPathComponent("out")
+        let err = scratch.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments =
             [
                 "-k", "5", "\(timeout)", "unshare", "-n", "bash", "-c",
                 "ip link set lo up && exec \"$0\" \"$@\"",
             ]
-                + arguments, timeout: Double(timeout + 10))
+            + arguments
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        let output = try String(contentsOf: out, encoding: .utf8)
+        guard status == 0 else {
+            throw Interop.Failure(
+                description: "\(arguments.joined(separator: " ")) exited \(status): "
+                    + (try String(contentsOf: err, encoding: .utf8)).suffix(4_000))
+        }
+        return output
     }
 
     static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -28,12 +57,12 @@ struct Libp2pInteropTests {
     @Test(
         "Kubo 0.22 over Noise and yamux: PeerStack identifies and pings Kubo (RSA ID); Kubo dials Ed25519, secp256k1 and ECDSA PeerStack nodes and echoes 1 MiB through a stream",
         .enabled(if: Interop.enabled("kubo")), .timeLimit(.minutes(5)))
-    func kubo() throws {
+    func kubo() async throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent(
             "kubo-p2p-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
-        let output = try Self.isolated(
+        let output = try await Self.isolated(
             [
                 Interop.pipPython, Self.scripts.appendingPathComponent("kubo_p2p.py").path, work.path,
                 try peerstackExecutable().path,
@@ -79,12 +108,12 @@ struct Libp2pInteropTests {
     @Test(
         "py-libp2p 0.8.1 over Noise and yamux: each side dials the other, pings, identifies and echoes 1 MiB",
         .enabled(if: hasPylibp2p), .timeLimit(.minutes(5)))
-    func pylibp2p() throws {
+    func pylibp2p() async throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent(
             "pylibp2p-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
-        let output = try Self.isolated(
+        let output = try await Self.isolated(
             [
                 Self.pylibp2p, Self.scripts.appendingPathComponent("pylibp2p_peer.py").path, work.path,
                 try peerstackExecutable().path,

@@ -1,5 +1,6 @@
 import Libp2p
 import Multiformats
+import NIOPosix
 import PeerCrypto
 import TestSupport
 import Testing
@@ -8,9 +9,12 @@ import Testing
 struct HostTests {
     static let echo = "/peerstack/echo/1.0.0"
 
+    /// The loops of these tests' hosts, apart from the shared group that other suites load.
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
     /// A host listening on a free loopback port, serving the echo protocol.
     static func host(_ type: KeyType = .ed25519) async throws -> Libp2pHost {
-        let host = Libp2pHost(identity: try PrivateKey.generate(type))
+        let host = Libp2pHost(identity: try PrivateKey.generate(type), group: group)
         host.handle(echo) { stream in
             while let chunk = try await stream.read() { try await stream.write(chunk) }
             stream.closeWrite()

@@ -73,7 +73,7 @@ final class RawClient: ChannelInboundHandler, @unchecked Sendable {
     }
 
     static func connect(to address: Multiaddr) async throws -> (RawClient, any Channel) {
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let loop = HostTests.group.next()
         let client = RawClient(identity: try PrivateKey.generate(), loop: loop)
         let channel = try await ClientBootstrap(group: loop)
             .channelInitializer { channel in
@@ -183,10 +183,11 @@ struct HostileTests {
     func silentConnection() async throws {
         var configuration = Libp2pHost.Configuration()
         configuration.limits.handshakeTimeout = .milliseconds(500)
-        let server = Libp2pHost(identity: try PrivateKey.generate(), configuration: configuration)
+        let server = Libp2pHost(
+            identity: try PrivateKey.generate(), configuration: configuration, group: HostTests.group)
         defer { Task { await server.close() } }
         let address = try await server.listen(try Multiaddr("/ip4/127.0.0.1/tcp/0"))
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let loop = HostTests.group.next()
         let channel = try await ClientBootstrap(group: loop).connect(
             to: try address.tcpEndpoint().socketAddress
         ).get()
