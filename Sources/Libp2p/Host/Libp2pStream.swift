@@ -118,49 +118,42 @@ final class StreamHandle: Sendable {
 
     /// The dialer's multistream-select on the stream.
     func negotiateOutbound(_ protocols: [String], timeout: Duration) async throws -> Libp2pStream {
-        try await withDeadline(timeout, "choosing a protocol for a stream") {
-            var dialer = MultistreamDialer(protocols: protocols)
-            try await self.write(dialer.start())
-            while true {
-                guard let bytes = try await self.read(max: 4_096) else { throw Libp2pError.connectionClosed }
-                let events: [MultistreamDialer.Event]
-                do throws(MultistreamError) {
-                    events = try dialer.receive(bytes)
-                } catch {
-                    if case .noProtocol = error { throw Libp2pError.protocolNotSupported(protocols) }
-                    throw Libp2pError.negotiation(error)
-                }
-                for event in events {
-                    switch event {
-                    case .send(let out): try await self.write(out)
-                    case .selected(let name):
-                        await self.unread(dialer.remainder)
-                        return Libp2pStream(handle: self, protocolID: name)
-                    }
-                }
-            }
+        var dialer = MultistreamDialer(protocols: protocols)
+        let hello = dialer.start()
+        do {
+            return try await negotiate(
+                .dialer(dialer), first: hello, timeout: timeout, "choosing a protocol for a stream")
+        } catch Libp2pError.negotiation(.noProtocol) {
+            throw Libp2pError.protocolNotSupported(protocols)
         }
     }
 
     /// The listener's multistream-select on a stream the peer opened.
     func negotiateInbound(_ supported: [String], timeout: Duration) async throws -> Libp2pStream {
-        try await withDeadline(timeout, "the peer choosing a protocol for its stream") {
-            var listener = MultistreamListener(supported: supported)
+        try await negotiate(
+            .listener(MultistreamListener(supported: supported)), first: [], timeout: timeout,
+            "the peer choosing a protocol for its stream")
+    }
+
+    /// Either side's negotiation on the stream; bytes read past the protocol's name are put back.
+    func negotiate(
+        _ negotiation: MultistreamNegotiation, first: [UInt8], timeout: Duration, _ what: String
+    ) async throws -> Libp2pStream {
+        try await withDeadline(timeout, what) {
+            var negotiation = negotiation
+            if !first.isEmpty { try await self.write(first) }
             while true {
                 guard let bytes = try await self.read(max: 4_096) else { throw Libp2pError.connectionClosed }
-                let events: [MultistreamListener.Event]
+                let (replies, selected): ([[UInt8]], String?)
                 do throws(MultistreamError) {
-                    events = try listener.receive(bytes)
+                    (replies, selected) = try negotiation.receive(bytes)
                 } catch {
                     throw Libp2pError.negotiation(error)
                 }
-                for event in events {
-                    switch event {
-                    case .send(let out): try await self.write(out)
-                    case .selected(let name):
-                        await self.unread(listener.remainder)
-                        return Libp2pStream(handle: self, protocolID: name)
-                    }
+                for reply in replies { try await self.write(reply) }
+                if let selected {
+                    await self.unread(negotiation.remainder)
+                    return Libp2pStream(handle: self, protocolID: selected)
                 }
             }
         }
