@@ -23,6 +23,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -46,6 +48,8 @@ let package = Package(
             dependencies: [
                 "CSecp256k1", "Multiformats", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ]),
         // libp2p's connection stack (multistream-select, the security handshakes, yamux)
         .target(
@@ -55,6 +59,8 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]),
         // Transport
         .target(
@@ -122,8 +128,9 @@ let package = Package(
         .target(
             name: "IPFS",
             dependencies: [
-                "Multiformats", "PeerNet",
+                "Libp2p", "Multiformats", "PeerCrypto", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -200,7 +207,8 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
-        .testTarget(name: "IPFSTests", dependencies: ["IPFS", "Multiformats", "TestSupport"]),
+        .testTarget(
+            name: "IPFSTests", dependencies: ["IPFS", "Libp2p", "Multiformats", "PeerCrypto", "TestSupport"]),
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
         .testTarget(
             name: "MainlineDHTTests",
@@ -216,6 +224,7 @@ let package = Package(
             dependencies: [
                 "PeerNet", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),

@@ -78,14 +78,23 @@ public struct YamuxFrame: Sendable, Hashable {
     }
 
     public var bytes: [UInt8] {
-        var out: [UInt8] = [0, kind.rawValue, UInt8(flags.rawValue >> 8), UInt8(flags.rawValue & 0xFF)]
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.headerLength + payload.count)
+        Self.writeHeader(kind, flags: flags, stream: stream, length: length, into: &out)
+        return out + payload
+    }
+
+    /// Appends a 12-byte header to `out`.
+    static func writeHeader(
+        _ kind: Kind, flags: Flags = [], stream: UInt32, length: UInt32, into out: inout [UInt8]
+    ) {
+        out += [0, kind.rawValue, UInt8(flags.rawValue >> 8), UInt8(flags.rawValue & 0xFF)]
         for shift in stride(from: 24, through: 0, by: -8) {
             out.append(UInt8(truncatingIfNeeded: stream >> shift))
         }
         for shift in stride(from: 24, through: 0, by: -8) {
             out.append(UInt8(truncatingIfNeeded: length >> shift))
         }
-        return out + payload
     }
 
     /// Reads a header (the first 12 bytes); the payload, if any, follows it.
@@ -113,6 +122,9 @@ public struct YamuxSession: Sendable {
         /// Each stream's starting window (the spec's 256 KiB) and largest window it grows to.
         public var initialWindow: UInt32 = 256 << 10
         public var maxWindow: UInt32 = 16 << 20
+        /// Most window, over all streams, grown past their initial windows: what a connection
+        /// whose application reads fast may hold unread at worst, beyond the initial windows.
+        public var maxGrownWindows: Int = 32 << 20
         /// Most streams at once, and most inbound streams not yet accepted by the application.
         public var maxStreams = 1_024
         public var maxUnacknowledged = 256
@@ -135,7 +147,10 @@ public struct YamuxSession: Sendable {
     }
 
     struct Stream: Sendable {
+        /// What the peer may still send, and the window it is kept at (grown from the initial
+        /// window while the peer is held back by it).
         var receiveWindow: UInt32
+        var windowSize: UInt32 = 0
         /// Bytes received and consumed since the last window update we sent.
         var consumed: UInt32 = 0
         var sendWindow: UInt32
@@ -183,21 +198,31 @@ public struct YamuxSession: Sendable {
 
     /// Data for a stream, cut to what its send window allows; the rest waits for `.writable`.
     /// Returns the frames and how many bytes they carry.
-    public mutating func write(_ data: [UInt8], on id: UInt32) -> (bytes: [UInt8], written: Int) {
+    public mutating func write(_ data: ArraySlice<UInt8>, on id: UInt32) -> (
+        bytes: [UInt8], written: Int
+    ) {
         guard var stream = streams[id], !stream.localClosed, !isClosed else { return ([], 0) }
         let count = min(data.count, Int(stream.sendWindow))
         guard count > 0 else { return ([], 0) }
         stream.sendWindow -= UInt32(count)
         streams[id] = stream
-        var out: [UInt8] = []
-        var offset = 0
         // At most 64 KiB a frame, so one stream cannot hold the connection for long.
+        let frameSize = 64 << 10
+        var out: [UInt8] = []
+        out.reserveCapacity(count + (count + frameSize - 1) / frameSize * YamuxFrame.headerLength)
+        var offset = 0
         while offset < count {
-            let end = min(count, offset + (64 << 10))
-            out += YamuxFrame(.data, stream: id, payload: Array(data[offset..<end])).bytes
-            offset = end
+            let length = min(frameSize, count - offset)
+            YamuxFrame.writeHeader(.data, stream: id, length: UInt32(length), into: &out)
+            let start = data.startIndex + offset
+            out += data[start..<start + length]
+            offset += length
         }
         return (out, count)
+    }
+
+    public mutating func write(_ data: [UInt8], on id: UInt32) -> (bytes: [UInt8], written: Int) {
+        write(data[...], on: id)
     }
 
     /// Half-closes a stream (FIN).
@@ -208,16 +233,30 @@ public struct YamuxSession: Sendable {
         return YamuxFrame(.windowUpdate, flags: .fin, stream: id, length: 0).bytes
     }
 
-    /// The application read `count` bytes of a stream: grow the peer's window when half of it
-    /// has been used.
+    /// The application read `count` bytes of a stream: restore the peer's window when half of it
+    /// has been used. When the peer had used three quarters of it by then, the window held it
+    /// back: double it (auto-tuning, as go-yamux does), up to `maxWindow` and while the
+    /// connection's grown windows stay within `maxGrownWindows`. The window grows only as the
+    /// application reads, so a peer cannot grow what it makes us buffer.
     public mutating func consumed(_ count: Int, on id: UInt32) -> [UInt8] {
         guard var stream = streams[id] else { return [] }
+        if stream.windowSize == 0 { stream.windowSize = limits.initialWindow }
         stream.consumed += UInt32(clamping: count)
-        guard stream.consumed >= limits.initialWindow / 2 else {
+        guard stream.consumed >= stream.windowSize / 2 else {
             streams[id] = stream
             return []
         }
-        let delta = stream.consumed
+        var delta = stream.consumed
+        if stream.receiveWindow <= stream.windowSize / 4, stream.windowSize < limits.maxWindow {
+            let grown = streams.values.reduce(0) {
+                $0 + Int(max($1.windowSize, limits.initialWindow) - limits.initialWindow)
+            }
+            let step = min(stream.windowSize, limits.maxWindow - stream.windowSize)
+            if grown + Int(step) <= limits.maxGrownWindows {
+                stream.windowSize += step
+                delta += step
+            }
+        }
         stream.receiveWindow += delta
         stream.consumed = 0
         streams[id] = stream

@@ -49,7 +49,26 @@ public struct NoiseCipherState: Sendable {
 
     /// Encrypts `plaintext` with associated data `ad` (without a key: returns it as it is).
     public mutating func encrypt(_ plaintext: [UInt8], ad: [UInt8] = []) throws(NoiseError) -> [UInt8] {
-        guard let key else { return plaintext }
+        guard key != nil else { return plaintext }
+        var this = self
+        let sealed = plaintext.withUnsafeBytes { bytes in
+            Result { () throws(NoiseError) in try this.seal(bytes, ad: ad) }
+        }
+        self = this
+        let (ciphertext, tag) = try sealed.get()
+        var out = [UInt8]()
+        out.reserveCapacity(ciphertext.count + tag.count)
+        out += ciphertext
+        out += tag
+        return out
+    }
+
+    /// Encrypts `plaintext` (a transport message, keyed), returning swift-crypto's ciphertext and
+    /// tag without copying them: the transport writes them straight into its output buffer.
+    public mutating func seal(_ plaintext: UnsafeRawBufferPointer, ad: [UInt8] = []) throws(NoiseError) -> (
+        ciphertext: Data, tag: Data
+    ) {
+        guard let key else { throw .outOfTurn }
         guard nonce < UInt64.max else { throw .nonceExhausted }
         guard plaintext.count + Self.tagLength <= Self.maxMessage else { throw .tooLong(plaintext.count) }
         guard
@@ -57,23 +76,33 @@ public struct NoiseCipherState: Sendable {
                 plaintext, using: key, nonce: try chachaNonce(), authenticating: ad)
         else { throw .decryptionFailed }
         nonce += 1
-        return Array(box.ciphertext) + Array(box.tag)
+        return (box.ciphertext, box.tag)
     }
 
     /// Decrypts and authenticates `ciphertext` (without a key: returns it as it is).
     public mutating func decrypt(_ ciphertext: [UInt8], ad: [UInt8] = []) throws(NoiseError) -> [UInt8] {
-        guard let key else { return ciphertext }
+        guard key != nil else { return ciphertext }
+        return Array(try open(ciphertext[...], ad: ad))
+    }
+
+    /// Decrypts and authenticates one transport message (ciphertext and tag, keyed); the
+    /// plaintext is swift-crypto's, uncopied.
+    public mutating func open(_ message: ArraySlice<UInt8>, ad: [UInt8] = []) throws(NoiseError) -> Data {
+        guard let key else { throw .outOfTurn }
         guard nonce < UInt64.max else { throw .nonceExhausted }
-        guard ciphertext.count <= Self.maxMessage else { throw .tooLong(ciphertext.count) }
-        guard ciphertext.count >= Self.tagLength else { throw .decryptionFailed }
-        let split = ciphertext.count - Self.tagLength
+        guard message.count <= Self.maxMessage else { throw .tooLong(message.count) }
+        guard message.count >= Self.tagLength else { throw .decryptionFailed }
+        // One contiguous nonce ‖ ciphertext ‖ tag, the form swift-crypto opens without copying.
+        var combined = Data(capacity: 12 + message.count)
+        combined.append(contentsOf: [0, 0, 0, 0] as [UInt8])
+        withUnsafeBytes(of: nonce.littleEndian) { combined.append(contentsOf: $0) }
+        message.withUnsafeBytes { combined.append(contentsOf: $0) }
         guard
-            let box = try? ChaChaPoly.SealedBox(
-                nonce: try chachaNonce(), ciphertext: ciphertext[..<split], tag: ciphertext[split...]),
+            let box = try? ChaChaPoly.SealedBox(combined: combined),
             let plaintext = try? ChaChaPoly.open(box, using: key, authenticating: ad)
         else { throw .decryptionFailed }
         nonce += 1
-        return Array(plaintext)
+        return plaintext
     }
 }
 

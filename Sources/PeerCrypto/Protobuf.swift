@@ -16,39 +16,22 @@ public enum Protobuf {
 
     /// The length-delimited fields of a message, in order (varint fields skipped).
     public static func fields(_ bytes: [UInt8]) throws(Failure) -> [(UInt64, [UInt8])] {
+        var reader = ProtobufReader(bytes)
         var out: [(UInt64, [UInt8])] = []
-        var offset = 0
-        while offset < bytes.count {
-            let start = offset
-            let key: UInt64
+        while true {
+            let next: ProtobufReader.Field?
             do {
-                key = try Varint.decode(bytes, at: &offset)
+                next = try reader.next()
             } catch {
-                throw Failure(what: "a field key", offset: start)
+                throw Failure(what: error.what, offset: error.offset)
             }
-            switch key & 7 {
-            case 0:
-                do {
-                    _ = try Varint.decode(bytes, at: &offset)
-                } catch {
-                    throw Failure(what: "a varint field", offset: start)
-                }
-            case 2:
-                let length: UInt64
-                do {
-                    length = try Varint.decode(bytes, at: &offset)
-                } catch {
-                    throw Failure(what: "a field length", offset: start)
-                }
-                guard length <= UInt64(bytes.count - offset) else {
-                    throw Failure(what: "field \(key >> 3) runs past the end", offset: start)
-                }
-                out.append((key >> 3, Array(bytes[offset..<offset + Int(length)])))
-                offset += Int(length)
-            default:
-                throw Failure(what: "wire type \(key & 7) of field \(key >> 3)", offset: start)
+            guard let field = next else { return out }
+            switch field.value {
+            case .varint: continue
+            case .bytes(let range): out.append((UInt64(field.number), reader.slice(range)))
+            case .fixed32, .fixed64:
+                throw Failure(what: "a fixed-width field \(field.number)", offset: field.offset)
             }
         }
-        return out
     }
 }

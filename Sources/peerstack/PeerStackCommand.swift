@@ -19,6 +19,10 @@ struct PeerStackCommand: AsyncParsableCommand {
             // keep two arenas rather than one per thread.
             _ = mallopt(-3, 256 << 10)  // M_MMAP_THRESHOLD
             _ = mallopt(-8, 2)  // M_ARENA_MAX
+            // Fixing the mmap threshold also fixes the trim threshold at 128 KiB, so the heap's
+            // top was handed back and faulted in again for every 64 KiB Noise frame; keep up
+            // to 8 MiB of it.
+            _ = mallopt(-1, 8 << 20)  // M_TRIM_THRESHOLD
         #endif
         do {
             var command = try parseAsRoot()

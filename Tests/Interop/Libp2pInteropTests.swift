@@ -55,9 +55,9 @@ struct Libp2pInteropTests {
     }
 
     @Test(
-        "Kubo 0.22 over Noise and yamux: PeerStack identifies and pings Kubo (RSA ID); Kubo dials Ed25519, secp256k1 and ECDSA PeerStack nodes and echoes 1 MiB through a stream",
-        .enabled(if: Interop.enabled("kubo")), .timeLimit(.minutes(5)))
-    func kubo() async throws {
+        "Kubo 0.22 over Noise or TLS 1.3, and yamux: PeerStack identifies and pings Kubo (RSA ID); Kubo dials Ed25519, secp256k1 and ECDSA PeerStack nodes and echoes 1 MiB through a stream",
+        .enabled(if: Interop.enabled("kubo")), .timeLimit(.minutes(5)), arguments: ["noise", "tls"])
+    func kubo(security: String) async throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent(
             "kubo-p2p-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
@@ -65,7 +65,7 @@ struct Libp2pInteropTests {
         let output = try await Self.isolated(
             [
                 Interop.pipPython, Self.scripts.appendingPathComponent("kubo_p2p.py").path, work.path,
-                try peerstackExecutable().path,
+                try peerstackExecutable().path, security,
             ])
         let result = try Self.json(output)
         let kubo = try #require(result["kubo"] as? [String: Any])
@@ -76,7 +76,7 @@ struct Libp2pInteropTests {
         #expect(identify["error"] == nil, "\(identify)")
         #expect(identify["peer"] as? String == kuboID)
         #expect(identify["keyType"] as? String == "RSA")
-        #expect(identify["security"] as? String == "/noise")
+        #expect(identify["security"] as? String == (security == "tls" ? "/tls/1.0.0" : "/noise"))
         #expect(identify["muxer"] as? String == "/yamux/1.0.0")
         #expect((identify["agentVersion"] as? String)?.hasPrefix("kubo/0.22") == true)
         let protocols = try #require(identify["protocols"] as? [String])
@@ -106,9 +106,9 @@ struct Libp2pInteropTests {
     }
 
     @Test(
-        "py-libp2p 0.8.1 over Noise and yamux: each side dials the other, pings, identifies and echoes 1 MiB",
-        .enabled(if: hasPylibp2p), .timeLimit(.minutes(5)))
-    func pylibp2p() async throws {
+        "py-libp2p 0.8.1 over Noise or TLS 1.3, and yamux: each side dials the other, pings, identifies and echoes 1 MiB",
+        .enabled(if: hasPylibp2p), .timeLimit(.minutes(5)), arguments: ["noise", "tls"])
+    func pylibp2p(security: String) async throws {
         let work = FileManager.default.temporaryDirectory.appendingPathComponent(
             "pylibp2p-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
@@ -116,7 +116,7 @@ struct Libp2pInteropTests {
         let output = try await Self.isolated(
             [
                 Self.pylibp2p, Self.scripts.appendingPathComponent("pylibp2p_peer.py").path, work.path,
-                try peerstackExecutable().path,
+                try peerstackExecutable().path, security,
             ])
         let result = try Self.json(output)
         let py = try #require(result["py"] as? [String: Any])
@@ -125,7 +125,7 @@ struct Libp2pInteropTests {
         let identify = try #require(result["identify"] as? [String: Any])
         #expect(identify["peer"] as? String == py["id"] as? String, "\(identify)")
         #expect((identify["agentVersion"] as? String)?.hasPrefix("py-libp2p") == true, "\(identify)")
-        #expect(identify["security"] as? String == "/noise")
+        #expect(identify["security"] as? String == (security == "tls" ? "/tls/1.0.0" : "/noise"))
         #expect(identify["muxer"] as? String == "/yamux/1.0.0")
         let echo = try #require(result["echo"] as? [String: Any])
         #expect(echo["bytes"] as? Int == 1 << 20, "\(echo)")
@@ -136,5 +136,46 @@ struct Libp2pInteropTests {
         #expect((dialled["agent"] as? String)?.hasPrefix("peerstack/") == true, "\(dialled)")
         #expect((dialled["protocols"] as? [String])?.contains("/ipfs/ping/1.0.0") == true, "\(dialled)")
         #expect(dialled["echo"] as? Bool == true, "\(dialled)")
+    }
+
+    /// go-libp2p's daemon, which `scripts/test` takes out of PyPI's hivemind 1.1.12 wheel.
+    static let p2pd = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/interop/p2pd").path
+
+    static var hasP2pd: Bool { Interop.required || FileManager.default.isExecutableFile(atPath: p2pd) }
+
+    @Test(
+        "go-libp2p (p2pd) over Noise or TLS 1.3, and yamux: PeerStack identifies, pings and echoes 16 MiB through p2pd; p2pd connects and echoes 16 MiB through PeerStack",
+        .enabled(if: hasP2pd), .timeLimit(.minutes(5)), arguments: ["noise", "tls"])
+    func goLibp2p(security: String) async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("p2pd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let output = try await Self.isolated(
+            [
+                Interop.pipPython, Self.scripts.appendingPathComponent("p2pd_peer.py").path, work.path,
+                try peerstackExecutable().path, Self.p2pd, security,
+            ])
+        let result = try Self.json(output)
+        let daemon = try #require(result["p2pd"] as? [String: Any])
+        #expect(daemon["identifyMatches"] as? Bool == true, "p2pd's IDENTIFY gives the ID it printed")
+        let identify = try #require(result["identify"] as? [String: Any])
+        #expect(identify["error"] == nil, "\(identify)")
+        #expect(identify["peer"] as? String == daemon["id"] as? String)
+        #expect(identify["security"] as? String == (security == "tls" ? "/tls/1.0.0" : "/noise"))
+        #expect(identify["muxer"] as? String == "/yamux/1.0.0")
+        #expect((identify["protocols"] as? [String])?.contains("/x/p2pd-echo") == true, "\(identify)")
+        let ping = try #require(result["ping"] as? [String: Any])
+        #expect((ping["rttMilliseconds"] as? [Double])?.count == 3, "\(ping)")
+        let echo = try #require(result["echo"] as? [String: Any])
+        #expect(echo["error"] == nil, "\(echo)")
+        #expect(echo["bytes"] as? Int == 16 << 20, "16 MiB through p2pd's stream handler: \(echo)")
+
+        let dialled = try #require(result["dialled"] as? [String: Any])
+        #expect(dialled["error"] == nil, "\(dialled)")
+        #expect(dialled["protocol"] as? String == "/x/peerstack-echo")
+        #expect(dialled["echo"] as? Bool == true, "\(dialled)")
+        #expect(dialled["echoBytes"] as? Int == 16 << 20, "\(dialled)")
     }
 }

@@ -13,8 +13,13 @@ struct HostTests {
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
     /// A host listening on a free loopback port, serving the echo protocol.
-    static func host(_ type: KeyType = .ed25519) async throws -> Libp2pHost {
-        let host = Libp2pHost(identity: try PrivateKey.generate(type), group: group)
+    static func host(_ type: KeyType = .ed25519, security: [SecurityProtocol] = [.noise, .tls]) async throws
+        -> Libp2pHost
+    {
+        var configuration = Libp2pHost.Configuration()
+        configuration.security = security
+        let host = Libp2pHost(
+            identity: try PrivateKey.generate(type), configuration: configuration, group: group)
         host.handle(echo) { stream in
             while let chunk = try await stream.read() { try await stream.write(chunk) }
             stream.closeWrite()
@@ -23,10 +28,12 @@ struct HostTests {
         return host
     }
 
-    @Test("two hosts: Noise and yamux, identify, ping and a 4 MiB echo")
-    func connectIdentifyPingEcho() async throws {
+    @Test(
+        "two hosts: Noise or TLS 1.3, yamux, identify, ping and a 4 MiB echo",
+        arguments: SecurityProtocol.allCases)
+    func connectIdentifyPingEcho(security: SecurityProtocol) async throws {
         let server = try await Self.host()
-        let client = try await Self.host(.ecdsa)
+        let client = try await Self.host(.ecdsa, security: [security])
         defer {
             Task {
                 await server.close()
@@ -36,7 +43,7 @@ struct HostTests {
         let address = try #require(server.listenAddresses.first)
         let connection = try await client.connect(address)
         #expect(connection.remotePeer == server.peerID)
-        #expect(connection.security == .noise)
+        #expect(connection.security == security)
         #expect(connection.muxer == "/yamux/1.0.0")
 
         let info = try await client.identify(connection)
@@ -61,10 +68,12 @@ struct HostTests {
         #expect(back == payload)
     }
 
-    @Test("dialling a peer ID that is not the listener's fails with a clear error")
-    func wrongPeer() async throws {
+    @Test(
+        "dialling a peer ID that is not the listener's fails with a clear error",
+        arguments: SecurityProtocol.allCases)
+    func wrongPeer(security: SecurityProtocol) async throws {
         let server = try await Self.host()
-        let client = try await Self.host()
+        let client = try await Self.host(security: [security])
         defer {
             Task {
                 await server.close()

@@ -68,6 +68,57 @@ struct YamuxTests {
         #expect(client.streamCount == 0 && server.streamCount == 0)
     }
 
+    /// The client writes `size` bytes in `chunk`-byte writes, the server's application reads
+    /// each at once and its window updates go back; returns the largest window the server gave.
+    static func transfer(
+        _ size: Int, chunk: Int, client: inout YamuxSession, server: inout YamuxSession, on id: UInt32
+    ) throws -> UInt32 {
+        var sent = 0
+        var largest = server.receiveWindow(id)
+        while sent < size {
+            let (frames, written) = client.write(
+                [UInt8](repeating: 1, count: min(chunk, size - sent)), on: id)
+            #expect(written > 0, "the sender stalled at \(sent) bytes")
+            if written == 0 { break }
+            sent += written
+            _ = try deliver(frames, to: &server)
+            _ = try deliver(server.consumed(written, on: id), to: &client)
+            largest = max(largest, server.receiveWindow(id))
+        }
+        return largest
+    }
+
+    @Test(
+        "a window grows while the sender fills it and the application keeps up, to its cap and within the connection's, and not for a sender that never fills it"
+    )
+    func windowGrowth() throws {
+        var client = YamuxSession(role: .client)
+        var server = YamuxSession(role: .server)
+        let (id, syn) = try client.open()
+        _ = try Self.deliver(syn, to: &server)
+        _ = try Self.deliver(server.accept(id), to: &client)
+        // 64 KiB at a time never uses three quarters of the window: it stays at 256 KiB.
+        #expect(
+            try Self.transfer(4 << 20, chunk: 64 << 10, client: &client, server: &server, on: id) == 256 << 10
+        )
+        // Writes as large as the window allows: it doubles each round, up to 16 MiB.
+        #expect(
+            try Self.transfer(64 << 20, chunk: 32 << 20, client: &client, server: &server, on: id) == 16 << 20
+        )
+
+        var limits = YamuxSession.Limits()
+        limits.maxGrownWindows = 768 << 10
+        var small = YamuxSession(role: .server, limits: limits)
+        var dialer = YamuxSession(role: .client)
+        let (first, hello) = try dialer.open()
+        _ = try Self.deliver(hello, to: &small)
+        _ = try Self.deliver(small.accept(first), to: &dialer)
+        // 256 KiB → 512 KiB → 1 MiB grows 768 KiB; the next doubling would pass the cap.
+        #expect(
+            try Self.transfer(16 << 20, chunk: 32 << 20, client: &dialer, server: &small, on: first) == 1
+                << 20)
+    }
+
     @Test(
         "a peer that overruns a window, overflows one, opens more streams than the cap or reuses an ID is cut off with a go-away"
     )

@@ -1,6 +1,8 @@
 import DequeModule
 import Multiformats
 import NIOCore
+import NIOSSL
+import NIOTLS
 import PeerCrypto
 import PeerNet
 
@@ -73,6 +75,19 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        if phase == .running, noise != nil {
+            // The fast path: ciphertext straight from NIO's buffer, plaintext into one array.
+            var plaintext: [UInt8] = []
+            plaintext.reserveCapacity(buffer.readableBytes)
+            do {
+                try noise!.open(buffer.readableBytesView, appendingTo: &plaintext)
+            } catch {
+                fail(.upgrade(.noise(.noise(error))), context: context)
+                return
+            }
+            receivePlaintext(plaintext, context: context)
+            return
+        }
         receive(Array(buffer.readableBytesView), context: context)
     }
 
@@ -111,8 +126,9 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
             switch action {
             case .send(let bytes):
                 context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
-            case .startTLS:
-                fail(.upgrade(.unsupported(SecurityProtocol.tls.rawValue)), context: context)
+            case .startTLS(let pending):
+                context.flush()
+                startTLS(pending: pending, context: context)
                 return
             case .established(let upgraded):
                 context.flush()
@@ -121,6 +137,58 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         context.flush()
+    }
+
+    // MARK: TLS
+
+    /// What the TLS handler's certificate check found, kept until the handshake completes.
+    var tlsVerified: Result<PublicKey, LibP2PTLSError>?
+    var tlsStarted = false
+
+    /// Puts a TLS handler in front of this driver; bytes already read after the security
+    /// protocol's name are the first TLS bytes.
+    func startTLS(pending: [UInt8], context: ChannelHandlerContext) {
+        guard let tls = host.tls else {
+            fail(.upgrade(.tls(host.tlsFailure ?? "unavailable")), context: context)
+            return
+        }
+        do {
+            let loop = context.eventLoop
+            let driver = NIOLoopBound(self, eventLoop: loop)
+            let handler = try tls.handler(role) { result in
+                loop.preconditionInEventLoop()
+                driver.value.tlsVerified = result
+            }
+            try context.pipeline.syncOperations.addHandler(handler, position: .before(self))
+            tlsStarted = true
+            if !pending.isEmpty {
+                let tlsContext = try context.pipeline.syncOperations.context(handler: handler)
+                handler.channelRead(
+                    context: tlsContext, data: NIOAny(context.channel.allocator.buffer(bytes: pending)))
+                handler.channelReadComplete(context: tlsContext)
+            }
+        } catch {
+            fail(.upgrade(.tls("\(error)")), context: context)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard phase == .upgrading, let event = event as? TLSUserEvent, case .handshakeCompleted = event else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch tlsVerified {
+        case .success(let key):
+            do {
+                perform(try upgrade.tlsEstablished(remoteKey: key), context: context)
+            } catch {
+                fail(.upgrade(error), context: context)
+            }
+        case .failure(let error):
+            fail(.upgrade(.tls("\(error)")), context: context)
+        case nil:
+            fail(.upgrade(.tls("the handshake completed without the peer's certificate")), context: context)
+        }
     }
 
     func establish(_ upgraded: UpgradedConnection, context: ChannelHandlerContext) {
@@ -151,18 +219,20 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
             promise?.fail(Libp2pError.connectionClosed)
             return
         }
-        var bytes = plaintext
+        var buffer: ByteBuffer
         if noise != nil {
+            buffer = context.channel.allocator.buffer(capacity: NoiseTransport.sealedSize(plaintext.count))
             do {
-                bytes = try noise!.seal(plaintext)
+                try noise!.seal(plaintext[...], into: &buffer)
             } catch {
                 promise?.fail(Libp2pError.upgrade(.noise(.noise(error))))
                 fail(.upgrade(.noise(.noise(error))), context: context)
                 return
             }
+        } else {
+            buffer = context.channel.allocator.buffer(bytes: plaintext)
         }
-        context.writeAndFlush(
-            wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
     }
 
     /// Runs a yamux operation on the session in place.
@@ -183,10 +253,12 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         while var write = buffers.writes.first {
-            let remaining = write.bytes[write.offset...]
+            // 128 KiB a send: its buffers stay under the allocator's mmap threshold (an mmap'd
+            // buffer is faulted in page by page for every send).
+            let remaining = write.bytes[write.offset...].prefix(128 << 10)
             guard
                 let (frames, count) = try? withSession({ session in
-                    session.write(Array(remaining), on: id)
+                    session.write(remaining, on: id)
                 }), count > 0
             else { return }
             write.offset += count
@@ -437,7 +509,14 @@ final class ConnectionDriver: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if phase == .upgrading { established.fail(error) }
+        if phase == .upgrading {
+            // A TLS handshake that failed on the certificate check: say what was wrong with it.
+            if case .failure(let why) = tlsVerified {
+                fail(.upgrade(.tls("\(why)")), context: context)
+                return
+            }
+            established.fail(tlsStarted ? Libp2pError.upgrade(.tls("\(error)")) : error)
+        }
         host.log("connection \(context.channel.remoteAddress.map { "\($0)" } ?? "?"): \(error)")
         shutDown(.connectionClosed)
         context.close(promise: nil)

@@ -9,14 +9,15 @@ import Synchronization
 public typealias StreamHandler = @Sendable (Libp2pStream) async throws -> Void
 
 /// A libp2p node on TCP: listens and dials, upgrades every connection (multistream-select →
-/// Noise → multistream-select → yamux), keeps the connections under the manager's limits, and
+/// Noise or TLS 1.3 → multistream-select → yamux), keeps the connections under the manager's limits, and
 /// dispatches streams to the handlers registered per protocol. Identify (`/ipfs/id/1.0.0`,
 /// `/ipfs/id/push/1.0.0`) and ping (`/ipfs/ping/1.0.0`) are served from the start.
 public final class Libp2pHost: Sendable {
     /// What a host offers and how much a peer may cost it.
     public struct Configuration: Sendable {
-        /// Security protocols in order of preference.
-        public var security: [SecurityProtocol] = [.noise]
+        /// Security protocols in order of preference (offered when dialling, accepted when
+        /// listening).
+        public var security: [SecurityProtocol] = [.noise, .tls]
         public var yamux = YamuxSession.Limits()
         /// Per connection: the upgrade's deadline (`handshakeTimeout`), idle timeout, and
         /// outbound backpressure (see ``ConnectionLimits``).
@@ -128,6 +129,10 @@ final class HostCore: Sendable {
     let state = Mutex<(connections: [PeerID: [Libp2pConnection]], count: Int)>(([:], 0))
     let listeners = Mutex<[TCPListener]>([])
     let peers = Mutex<[PeerID: Identify]>([:])
+    /// The TLS contexts with this host's libp2p certificate (nil when TLS is not offered, or
+    /// when the certificate could not be made: `tlsFailure` says why).
+    let tls: TLSSecurity?
+    let tlsFailure: String?
 
     init(
         identity: PrivateKey, configuration: Libp2pHost.Configuration, group: any EventLoopGroup,
@@ -137,6 +142,18 @@ final class HostCore: Sendable {
         self.configuration = configuration
         self.group = group
         self.logLine = log
+        if configuration.security.contains(.tls) {
+            do {
+                tls = try TLSSecurity(identity: identity)
+                tlsFailure = nil
+            } catch {
+                tls = nil
+                tlsFailure = "the TLS certificate could not be made: \(error)"
+            }
+        } else {
+            tls = nil
+            tlsFailure = "TLS is not offered"
+        }
         limiter = ConnectionLimiter(
             .init(
                 maxConnections: configuration.maxConnections, maxPerIP: nil,

@@ -1,3 +1,5 @@
+import Foundation
+import NIOCore
 import PeerCrypto
 
 /// libp2p's Noise transport framing (noise spec, "Wire Format"): every message, handshake or
@@ -53,34 +55,68 @@ public struct NoiseTransport: Sendable {
     }
 
     /// Encrypts `plaintext` into as many framed messages as it needs.
-    public mutating func seal(_ plaintext: some RandomAccessCollection<UInt8>) throws(NoiseError) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(plaintext.count + (plaintext.count / Self.maxPlaintext + 1) * 18)
+    public mutating func seal(_ plaintext: [UInt8]) throws(NoiseError) -> [UInt8] {
+        var buffer = ByteBufferAllocator().buffer(capacity: Self.sealedSize(plaintext.count))
+        try seal(plaintext[...], into: &buffer)
+        return Array(buffer.readableBytesView)
+    }
+
+    /// Bytes that sealing `count` plaintext bytes writes: a 2-byte length and a 16-byte tag a
+    /// message.
+    public static func sealedSize(_ count: Int) -> Int {
+        count + (count + maxPlaintext - 1) / maxPlaintext * (2 + NoiseCipherState.tagLength)
+    }
+
+    /// Encrypts `plaintext` into framed messages written at the end of `buffer` (the driver's
+    /// path: one copy from swift-crypto's output into the socket's buffer).
+    public mutating func seal(_ plaintext: ArraySlice<UInt8>, into buffer: inout ByteBuffer)
+        throws(NoiseError)
+    {
+        buffer.reserveCapacity(minimumWritableBytes: Self.sealedSize(plaintext.count))
         var start = plaintext.startIndex
         while start < plaintext.endIndex {
-            let end =
-                plaintext.index(start, offsetBy: Self.maxPlaintext, limitedBy: plaintext.endIndex)
-                ?? plaintext.endIndex
-            let ciphertext = try sender.encrypt(Array(plaintext[start..<end]))
-            out += [UInt8(ciphertext.count >> 8), UInt8(ciphertext.count & 0xFF)]
-            out += ciphertext
+            let end = min(start + Self.maxPlaintext, plaintext.endIndex)
+            var cipher = sender
+            let sealed = plaintext[start..<end].withUnsafeBytes { bytes in
+                Result { () throws(NoiseError) in try cipher.seal(bytes) }
+            }
+            sender = cipher
+            let (ciphertext, tag) = try sealed.get()
+            buffer.writeInteger(UInt16(ciphertext.count + tag.count))
+            ciphertext.withUnsafeBytes { _ = buffer.writeBytes($0) }
+            tag.withUnsafeBytes { _ = buffer.writeBytes($0) }
             start = end
         }
-        return out
     }
 
     /// Adds ciphertext from the connection; returns the plaintext of every whole message.
     public mutating func open(_ bytes: some Collection<UInt8>) throws(NoiseError) -> [UInt8] {
+        var out: [UInt8] = []
+        try open(bytes, appendingTo: &out)
+        return out
+    }
+
+    /// Adds ciphertext from the connection and appends the plaintext of every whole message to
+    /// `out`.
+    public mutating func open(_ bytes: some Collection<UInt8>, appendingTo out: inout [UInt8])
+        throws(NoiseError)
+    {
         reader.feed(bytes)
-        return try drain()
+        try drain(appendingTo: &out)
     }
 
     /// The plaintext of the whole messages already buffered.
     public mutating func drain() throws(NoiseError) -> [UInt8] {
         var out: [UInt8] = []
-        while let frame = reader.next() {
-            out += try receiver.decrypt(Array(frame))
-        }
+        try drain(appendingTo: &out)
         return out
+    }
+
+    /// Appends the plaintext of the whole messages already buffered to `out`.
+    public mutating func drain(appendingTo out: inout [UInt8]) throws(NoiseError) {
+        while let frame = reader.next() {
+            let plaintext = try receiver.open(frame)
+            plaintext.withUnsafeBytes { out.append(contentsOf: $0) }
+        }
     }
 }

@@ -5,7 +5,8 @@ with loopback up: Kubo's config is isolated too, but nothing here may reach anot
   kubo_p2p.py WORKDIR PEERSTACK [SECURITY]
 
 SECURITY is "noise" (default): Kubo keeps its default transports (TLS and Noise, so as a dialler
-it proposes TLS first and takes Noise when PeerStack answers `na`).
+it proposes TLS first and takes Noise when PeerStack answers `na`). "tls": Kubo's Noise is off
+(`Swarm.Transports.Security.Noise = false`) and PeerStack offers only `/tls/1.0.0`.
 
 PeerStack dials Kubo (`peerstack p2p identify` and `p2p ping`); then, for an Ed25519, a secp256k1
 and an ECDSA identity, Kubo dials a `peerstack p2p listen` (ConnectToPeer), lists it among its
@@ -52,6 +53,8 @@ def main():
     with open(path) as f:
         config = json.load(f)
     config["Experimental"]["Libp2pStreamMounting"] = True
+    if security == "tls":
+        config.setdefault("Swarm", {}).setdefault("Transports", {}).setdefault("Security", {})["Noise"] = False
     with open(path, "w") as f:
         json.dump(config, f, indent=1)
     if lib.RunNode(repo.encode()) != 1:

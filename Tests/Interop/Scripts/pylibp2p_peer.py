@@ -2,10 +2,12 @@
 """py-libp2p and PeerStack's libp2p stack, both directions. Run inside `unshare -n` with loopback
 up, with the Python of a venv holding py-libp2p 0.8.1 (trio).
 
-  pylibp2p_peer.py WORKDIR PEERSTACK
+  pylibp2p_peer.py WORKDIR PEERSTACK [SECURITY]
 
-py-libp2p listens (its default security and muxer choices; PeerStack answers `na` to all but
-Noise and yamux) and PeerStack dials it: `p2p ping`, `p2p identify`, and `p2p send --echo` of
+SECURITY is "noise" (default: py-libp2p's default security choices) or "tls" (py-libp2p offers
+only its TLS 1.3 transport, and PeerStack only `/tls/1.0.0`).
+
+py-libp2p listens (PeerStack answers `na` to all but its security protocol and yamux) and PeerStack dials it: `p2p ping`, `p2p identify`, and `p2p send --echo` of
 1 MiB on an echo protocol py-libp2p serves. Then PeerStack listens and py-libp2p dials it:
 connect, ping (py-libp2p's PingService), identify (its parser), and 1 MiB echoed by PeerStack.
 Prints one JSON object with what each step saw.
@@ -18,12 +20,15 @@ import sys
 import multiaddr
 import trio
 from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.security.tls.transport import PROTOCOL_ID as TLS, TLSTransport
 from libp2p.host.ping import ID as PING, PingService, handle_ping
 from libp2p.identity.identify.identify import ID as IDENTIFY, parse_identify_response
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
 ECHO = "/x/peerstack-echo"
+SECURITY = sys.argv[3] if len(sys.argv) > 3 else "noise"
 
 
 async def echo_handler(stream):
@@ -38,8 +43,8 @@ async def echo_handler(stream):
 
 
 def peerstack_json(peerstack, *arguments):
-    run = subprocess.run([peerstack, "p2p", *arguments, "--json"], capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run([peerstack, "p2p", *arguments, "--json", "--security", SECURITY],
+                         capture_output=True, text=True, timeout=60)
     if run.returncode != 0:
         return {"error": run.stderr.strip()[-2000:]}
     return json.loads(run.stdout)
@@ -66,7 +71,11 @@ async def read_exactly(stream, count):
 async def main():
     work, peerstack = os.path.abspath(sys.argv[1]), sys.argv[2]
     result = {}
-    host = new_host()
+    if SECURITY == "tls":
+        key_pair = create_new_key_pair()
+        host = new_host(key_pair=key_pair, sec_opt={TLS: TLSTransport(key_pair)})
+    else:
+        host = new_host()
     async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         host.set_stream_handler(ECHO, echo_handler)
         host.set_stream_handler(PING, handle_ping)
@@ -88,7 +97,7 @@ async def main():
         # py-libp2p dials PeerStack.
         listener = subprocess.Popen(
             [peerstack, "p2p", "listen", "--listen", "/ip4/127.0.0.1/tcp/0", "--identity",
-             os.path.join(work, "listener.key"), "--echo", ECHO],
+             os.path.join(work, "listener.key"), "--echo", ECHO, "--security", SECURITY],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = await trio.to_thread.run_sync(listener.stdout.readline)
