@@ -24,7 +24,7 @@ struct HostileSeederTests {
             try peerstackExecutable().path,
             [
                 "torrent", "seed", torrent.path, payloads.root.appendingPathComponent("seed").path,
-                "--port", "\(port)", "--listen", "127.0.0.1", "--no-dht",
+                "--port", "\(port)", "--listen", "127.0.0.1", "--no-dht", "-v",
             ])
         try await seeder.waitForLine(timeout: 60, "the seeder seeding") { $0.contains("seeding") }
         return (payloads, torrent, seeder, port)
@@ -61,7 +61,9 @@ struct HostileSeederTests {
                 ])
             defer { leecher.stop() }
             let result = try await leecher.waitForJSON("complete", timeout: 100)
-            #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")
+            #expect(
+                result["complete"] as? Bool == true,
+                "libtorrent: \(leecher.text.suffix(500))\nseeder: \(seeder.text.suffix(3000))")
             let sent = try await flooders.waitForJSON("sent", timeout: 40)["sent"] as? Int ?? 0
             #expect(sent > 1 << 20, "the flood sent only \(sent) bytes")
         }

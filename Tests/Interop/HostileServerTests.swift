@@ -13,16 +13,27 @@ struct HostileServerTests {
         "/announce?info_hash=%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB"
         + "&peer_id=-XX0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=1"
 
-    /// Runs `body` while an honest client repeats `request` (each must succeed within 3 s);
-    /// returns how many succeeded and failed.
+    /// Runs `body` while an honest client repeats `request` (nil: served; else why not);
+    /// returns how many were served, and why each of the others was not.
     static func whileHonest(
-        request: @escaping @Sendable () throws -> Bool, during body: () async throws -> Void
-    ) async throws -> (ok: Int, failed: Int) {
+        request: @escaping @Sendable () throws -> String?, during body: () async throws -> Void
+    ) async throws -> (ok: Int, failed: [String]) {
         let honest = Task.detached {
             var ok = 0
-            var failed = 0
+            var failed: [String] = []
+            let start = ContinuousClock.now
             while !Task.isCancelled {
-                if (try? request()) == true { ok += 1 } else { failed += 1 }
+                let began = ContinuousClock.now
+                let outcome: String?
+                do { outcome = try request() } catch { outcome = "\(error)" }
+                if let outcome {
+                    failed.append(
+                        "at \((began - start).formatted(.units(allowed: [.seconds]))), "
+                            + "after \((ContinuousClock.now - began).formatted(.units(allowed: [.milliseconds]))): "
+                            + outcome)
+                } else {
+                    ok += 1
+                }
                 try? await Task.sleep(for: .milliseconds(300))
             }
             return (ok, failed)
@@ -55,8 +66,8 @@ struct HostileServerTests {
         let (ok, failed) = try await Self.whileHonest(
             request: {
                 let result = try Interop.run(
-                    curl, ["-s", "-f", "-m", "5", "-o", "/dev/null", url], timeout: 8)
-                return result.status == 0
+                    curl, ["-s", "-S", "-f", "-m", "5", "-o", "/dev/null", url], timeout: 8)
+                return result.status == 0 ? nil : "curl exit \(result.status): \(result.stderr)"
             },
             during: {
                 let slow = try BackgroundProgram(
@@ -77,8 +88,9 @@ struct HostileServerTests {
                 let oversized =
                     try JSONSerialization.jsonObject(with: Data(big.stdout.utf8)) as? [String: Any] ?? [:]
                 #expect(
-                    [400, 431].contains(oversized["status"] as? Int ?? 0), "oversized head: \(oversized)")
-                #expect(oversized["closed"] as? Bool == true, "oversized head: \(oversized)")
+                    [400, 431].contains(oversized["status"] as? Int ?? 0),
+                    "oversized head: \(big.stdout) \(big.stderr)")
+                #expect(oversized["closed"] as? Bool == true, "oversized head: \(big.stdout) \(big.stderr)")
                 peak = try await tracker.peakResidentBytes {
                     let sent = try await pipelined.waitForJSON("sent", timeout: 30)["sent"] as? Int ?? 0
                     #expect(sent > 1 << 20, "the pipelining client sent only \(sent) bytes")
@@ -88,7 +100,10 @@ struct HostileServerTests {
                     // (the 10 s request deadline, plus the script's 2 s polling and a loaded machine)
                 }
             })
-        #expect(failed == 0 && ok >= 3, "honest announces: \(ok) answered, \(failed) failed")
+        #expect(
+            failed.isEmpty && ok >= 3,
+            "honest announces: \(ok) answered, \(failed.count) failed: \(failed); tracker: \(tracker.text.suffix(2_000))"
+        )
         #expect(peak - baseline <= 32 << 20, "the tracker grew by \((peak - baseline) >> 20) MiB")
         #expect(tracker.isRunning)
     }
@@ -115,6 +130,7 @@ struct HostileServerTests {
                 let result = try Interop.run(
                     binary, ["chain", "info", "--json", "--datadir", datadir], timeout: 8)
                 return result.status == 0 && result.stdout.contains("height")
+                    ? nil : "exit \(result.status): \(result.stderr.suffix(300))"
             },
             during: {
                 let slow = try BackgroundProgram(
@@ -133,7 +149,8 @@ struct HostileServerTests {
                 #expect((slowResult["max_after"] as? Double ?? 99) <= 20, "slowloris: \(slowResult)")
                 peak = max(peak, node.residentBytes ?? 0)
             })
-        #expect(failed == 0 && ok >= 3, "honest RPC calls: \(ok) answered, \(failed) failed")
+        #expect(
+            failed.isEmpty && ok >= 3, "honest RPC calls: \(ok) answered, \(failed.count) failed: \(failed)")
         #expect(peak - baseline <= 32 << 20, "the node grew by \((peak - baseline) >> 20) MiB")
     }
 }

@@ -52,6 +52,7 @@ public final class TrackerServer: Sendable {
                     ?? AdaptiveRecvByteBufferAllocator(minimum: 1_024, initial: 4_096, maximum: 16_384)
                 let listener = try await TCPListener.bind(on: http, group: loop, configuration: listening) {
                     channel in
+                    try channel.pipeline.syncOperations.addHandler(HTTPLingeringClose())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(HTTPRequestGuard(limits: requestLimits))

@@ -40,6 +40,7 @@ public final class RPCServer: @unchecked Sendable {
             on: endpoint, group: node.loop, configuration: Self.connections
         ) {
             [self] channel in
+            try channel.pipeline.syncOperations.addHandler(HTTPLingeringClose())
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
             try channel.pipeline.syncOperations.addHandler(HTTPRequestGuard(limits: Self.requests))
             try channel.pipeline.syncOperations.addHandler(RPCHandler(server: self))

@@ -85,7 +85,9 @@ def answer(s, deadline):
             if not chunk:
                 return 0, True
             data += chunk
-    except (socket.timeout, OSError):
+    except (socket.timeout, OSError) as error:
+        print(json.dumps({"reading the status line": repr(error), "got": data[:80].decode("latin-1")}),
+              file=sys.stderr, flush=True)
         return 0, False
     status = int(data.split(b" ")[1]) if data.startswith(b"HTTP/") else 0
     try:
@@ -104,8 +106,8 @@ def oversized(target, size, deadline, path):
     head = f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Filler: ".encode() + b"a" * size + b"\r\n\r\n"
     try:
         s.sendall(head)
-    except OSError:
-        pass
+    except OSError as error:
+        print(json.dumps({"sending the head": repr(error)}), file=sys.stderr, flush=True)
     status, closed = answer(s, deadline)
     print(json.dumps({"status": status, "closed": closed}), flush=True)
 
