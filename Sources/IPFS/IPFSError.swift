@@ -27,6 +27,17 @@ public enum IPFSError: Error, Sendable, Hashable, CustomStringConvertible {
     case badInput(String)
     /// A DAG deeper than the limit (a cycle cannot occur with sound hashes, but depth is bounded).
     case tooDeep(CID)
+    /// A block stored but not read back whole (the store's error).
+    case unreadable(CID, String)
+    /// An export passed one of its ``ExportLimits`` (which, and the limit).
+    case limitExceeded(String)
+    /// `get` would have replaced a path that already exists (two entries of one name, or a
+    /// path the DAG does not own).
+    case wouldReplace(String)
+    /// A block no peer had (or gave in time), with how many peers were asked.
+    case unavailable(CID, peers: Int)
+    /// A symlink whose target is absolute or leads outside the output tree.
+    case unsafeSymlink(String, target: String)
 
     public var description: String {
         switch self {
@@ -43,6 +54,17 @@ public enum IPFSError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unsupported(let what): return "unsupported: \(what)"
         case .badInput(let why): return why
         case .tooDeep(let cid): return "DAG under \(cid) is deeper than the limit"
+        case .unreadable(let cid, let why):
+            return
+                "block \(cid) was stored but does not read back (\(why)): the repository's disk or copy is damaged"
+        case .limitExceeded(let why): return why
+        case .unavailable(let cid, let peers):
+            return peers == 0
+                ? "block \(cid) is not here and there is no peer to ask (name one with --peer)"
+                : "none of the \(peers) peers asked has block \(cid)"
+        case .wouldReplace(let path): return "\(path) exists already: an export never replaces a path"
+        case .unsafeSymlink(let path, let target):
+            return "\(path): refusing a symlink to '\(target)', which leads outside the output tree"
         }
     }
 }

@@ -88,4 +88,45 @@ public enum SmallFile {
             }
         }
     }
+
+    /// A path that exists already (``writeNew(to:permissions:_:)`` never replaces one).
+    public struct Exists: Error, CustomStringConvertible, Sendable {
+        public let path: String
+        public var description: String { "\(path) exists already" }
+    }
+
+    /// Streams a new file to `path`, which must not exist (not even as a dangling symlink): the
+    /// bytes go to a temporary file beside it with an unpredictable name, created with
+    /// `O_EXCL|O_NOFOLLOW` (so nothing already there, and no symlink planted under a guessable
+    /// name, is written through), and are linked into place only when `body` has written all of
+    /// it, by `link(2)`, which fails rather than replace. Not fsynced: for exports, which can be
+    /// made again. On any error nothing is left behind.
+    public static func writeNew(
+        to path: FilePath, permissions: FilePermissions = defaultPermissions,
+        _ body: (FileDescriptor) throws -> Void
+    ) throws {
+        var probe = stat()
+        guard lstat(path.string, &probe) != 0 else { throw Exists(path: path.string) }
+        let directory = path.removingLastComponent()
+        let name = path.lastComponent?.string ?? "file"
+        var random = SystemRandomNumberGenerator()
+        let suffix = String(random.next() as UInt64, radix: 36)
+        let temporary = (directory.isEmpty ? FilePath(".") : directory).appending(
+            ".\(name).\(suffix).partial")
+        let descriptor = try FileDescriptor.open(
+            temporary, .writeOnly, options: [.create, .exclusiveCreate, .noFollow, .closeOnExec],
+            permissions: permissions)
+        defer { _ = unlink(temporary.string) }
+        do {
+            try body(descriptor)
+            try descriptor.close()
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        guard link(temporary.string, path.string) == 0 else {
+            if errno == EEXIST { throw Exists(path: path.string) }
+            throw Errno(rawValue: errno)
+        }
+    }
 }

@@ -246,3 +246,23 @@ struct BufferedInput {
         }
     }
 }
+
+extension CARReader {
+    /// Puts every remaining block into `store` (each already checked against its CID by
+    /// ``next()``) and reads each back, checked again: a block the store does not give back
+    /// whole — a failing disk, or a damaged copy of the same size already there, which a put
+    /// keeps — stops the import with the block named. Returns the count.
+    public mutating func importBlocks(into store: some BlockSink & BlockSource) throws -> Int {
+        var count = 0
+        while let (cid, block) = try next() {
+            try store.put(cid, block)
+            do {
+                _ = try store.verifiedBlock(cid)
+            } catch {
+                throw IPFSError.unreadable(cid, "\(error)")
+            }
+            count += 1
+        }
+        return count
+    }
+}

@@ -29,15 +29,69 @@ public struct DirectoryEntry: Sendable, Hashable {
     public let tsize: UInt64?
 }
 
+/// Caps on what one `cat` or `get` may expand to. A DAG that shares subtrees is small in blocks
+/// but can name the same subtree without end (a hundred links to one node, ten levels deep, is
+/// 10²⁰ visits): every visit counts, not every distinct block.
+public struct ExportLimits: Sendable, Hashable {
+    /// File bytes written in all.
+    public var maxBytes: UInt64
+    /// Files, directories and symlinks `get` creates.
+    public var maxEntries: Int
+    /// Blocks visited (a block named twice counts twice).
+    public var maxBlocks: Int
+
+    public init(maxBytes: UInt64 = 1 << 40, maxEntries: Int = 1_000_000, maxBlocks: Int = 1 << 24) {
+        self.maxBytes = maxBytes
+        self.maxEntries = maxEntries
+        self.maxBlocks = maxBlocks
+    }
+}
+
 /// Reads UnixFS DAGs back out of a block source: resolves paths, streams files, lists
 /// directories (plain and HAMT-sharded), writes trees to disk. Every block is checked against
 /// its CID before it is used, so a corrupt or forged block stops the export with its CID named.
 public struct UnixFSExporter: Sendable {
     public let source: any BlockSource
+    public let limits: ExportLimits
     /// Deepest DAG followed (balanced trees of a petabyte are 6 levels; trickle trees grow deeper).
     public static let maxDepth = 4_096
 
-    public init(source: any BlockSource) { self.source = source }
+    public init(source: any BlockSource, limits: ExportLimits = ExportLimits()) {
+        self.source = source
+        self.limits = limits
+    }
+
+    /// What one export has used of its limits.
+    struct Budget {
+        let limits: ExportLimits
+        var bytes: UInt64 = 0
+        var entries = 0
+        var blocks = 0
+
+        mutating func block() throws {
+            blocks += 1
+            guard blocks <= limits.maxBlocks else {
+                throw IPFSError.limitExceeded(
+                    "the DAG names more than \(limits.maxBlocks) blocks (the export's block limit)")
+            }
+        }
+
+        mutating func add(bytes count: Int) throws {
+            bytes += UInt64(count)
+            guard bytes <= limits.maxBytes else {
+                throw IPFSError.limitExceeded(
+                    "the DAG holds more than \(limits.maxBytes) bytes (the export's byte limit)")
+            }
+        }
+
+        mutating func entry() throws {
+            entries += 1
+            guard entries <= limits.maxEntries else {
+                throw IPFSError.limitExceeded(
+                    "the DAG has more than \(limits.maxEntries) entries (the export's entry limit)")
+            }
+        }
+    }
 
     /// Fetches, verifies and decodes the block of `cid`.
     public func node(_ cid: CID) throws -> DecodedNode {
@@ -143,16 +197,22 @@ public struct UnixFSExporter: Sendable {
     }
 
     /// Streams the content of the file at `cid` to `write`, block by block, in order.
-    /// Returns the byte count, checked against the sizes the nodes declare.
+    /// Returns the byte count, checked against the sizes the nodes declare. Stops at the
+    /// ``limits``.
     @discardableResult
     public func cat(_ cid: CID, _ write: ([UInt8]) throws -> Void) throws -> UInt64 {
-        try catNode(cid, write, depth: 0)
+        var budget = Budget(limits: limits)
+        return try catNode(cid, write, depth: 0, &budget)
     }
 
-    private func catNode(_ cid: CID, _ write: ([UInt8]) throws -> Void, depth: Int) throws -> UInt64 {
+    private func catNode(
+        _ cid: CID, _ write: ([UInt8]) throws -> Void, depth: Int, _ budget: inout Budget
+    ) throws -> UInt64 {
         guard depth < Self.maxDepth else { throw IPFSError.tooDeep(cid) }
+        try budget.block()
         switch try node(cid) {
         case .raw(let bytes):
+            try budget.add(bytes: bytes.count)
             try write(bytes)
             return UInt64(bytes.count)
         case .other:
@@ -163,6 +223,7 @@ public struct UnixFSExporter: Sendable {
             case .file, .raw:
                 var total: UInt64 = 0
                 if let data = unixfs.data, !data.isEmpty {
+                    try budget.add(bytes: data.count)
                     try write(data)
                     total += UInt64(data.count)
                 }
@@ -171,7 +232,7 @@ public struct UnixFSExporter: Sendable {
                         cid, "\(node.links.count) links but \(unixfs.blockSizes.count) blocksizes")
                 }
                 for (index, link) in node.links.enumerated() {
-                    let written = try catNode(link.cid, write, depth: depth + 1)
+                    let written = try catNode(link.cid, write, depth: depth + 1, &budget)
                     if index < unixfs.blockSizes.count, unixfs.blockSizes[index] != written {
                         throw IPFSError.wrongKind(
                             link.cid, "holds \(written) bytes, its parent says \(unixfs.blockSizes[index])")
@@ -210,36 +271,80 @@ public struct UnixFSExporter: Sendable {
         }
     }
 
-    /// Writes the file, directory tree or symlink at `cid` to `destination` (which must not
-    /// exist yet). Entry names that could leave the destination (`..`, `/`, NUL) are refused.
+    /// Writes the file, directory tree or symlink at `cid` to `destination`, which must not exist
+    /// yet. Nothing is ever written through or over an existing path: files are made under
+    /// unpredictable temporary names with `O_EXCL|O_NOFOLLOW` and linked into place without
+    /// replacing, a directory or symlink whose name exists is refused (``IPFSError/wouldReplace(_:)``).
+    /// Entry names that could leave the destination (`..`, `/`, NUL) are refused, and so are
+    /// symlinks that point outside the tree (absolute, or climbing above it). Stops at the
+    /// ``limits``.
     public func get(_ cid: CID, to destination: FilePath, onBytes: (Int) -> Void = { _ in }) throws {
-        try getNode(cid, destination, onBytes, depth: 0)
+        var budget = Budget(limits: limits)
+        try getNode(cid, destination, onBytes, depth: 0, &budget)
     }
 
-    private func getNode(_ cid: CID, _ path: FilePath, _ onBytes: (Int) -> Void, depth: Int) throws {
+    private func getNode(
+        _ cid: CID, _ path: FilePath, _ onBytes: (Int) -> Void, depth: Int, _ budget: inout Budget
+    ) throws {
         guard depth < 512 else { throw IPFSError.tooDeep(cid) }
+        try budget.entry()
         switch try kind(cid) {
         case .file:
-            try SmallFile.writeAtomically(to: path) { descriptor in
-                try cat(cid) { bytes in
-                    _ = try descriptor.writeAll(bytes)
-                    onBytes(bytes.count)
+            do {
+                try SmallFile.writeNew(to: path) { descriptor in
+                    try catNode(
+                        cid,
+                        { bytes in
+                            _ = try descriptor.writeAll(bytes)
+                            onBytes(bytes.count)
+                        }, depth: 0, &budget)
                 }
+            } catch is SmallFile.Exists {
+                throw IPFSError.wouldReplace(path.string)
             }
         case .symlink(let target):
             let text = String(decoding: target, as: UTF8.self)
-            guard !target.contains(0), symlink(text, path.string) == 0 else {
+            guard !target.contains(0), Self.symlinkStaysInside(text, depth: depth) else {
+                throw IPFSError.unsafeSymlink(path.string, target: text)
+            }
+            guard symlink(text, path.string) == 0 else {
+                if errno == EEXIST { throw IPFSError.wouldReplace(path.string) }
                 throw IPFSError.badInput("\(path): cannot make the symlink: \(Errno(rawValue: errno))")
             }
         case .directory:
-            guard mkdir(path.string, 0o755) == 0 else { throw Errno(rawValue: errno) }
+            guard mkdir(path.string, 0o755) == 0 else {
+                if errno == EEXIST { throw IPFSError.wouldReplace(path.string) }
+                throw Errno(rawValue: errno)
+            }
             for entry in try list(cid) {
                 guard !entry.name.isEmpty, entry.name != ".", entry.name != "..", !entry.name.contains("/"),
                     !entry.name.utf8.contains(0)
                 else { throw IPFSError.wrongKind(cid, "unsafe entry name '\(entry.name)'") }
-                try getNode(entry.cid, path.appending(entry.name), onBytes, depth: depth + 1)
+                try getNode(entry.cid, path.appending(entry.name), onBytes, depth: depth + 1, &budget)
             }
         }
+    }
+
+    /// Whether a symlink `depth` directories below the top of the output tree stays inside it:
+    /// relative, with `..` only as leading components and no more of them than `depth` (a `..`
+    /// after another component could climb out through a symlink the tree holds; a symlink at
+    /// the top may not climb at all). Every symlink in the tree obeys this, so following any
+    /// chain of them stays inside too.
+    static func symlinkStaysInside(_ target: String, depth: Int) -> Bool {
+        guard !target.isEmpty, !target.hasPrefix("/") else { return false }
+        var climbing = true
+        var up = 0
+        for component in target.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == ".." {
+                guard climbing else { return false }
+                up += 1
+            } else if component != "." {
+                climbing = false
+            }
+        }
+        // Entries at depth 1 sit in the top directory, so they may climb depth − 1 levels; a
+        // symlink that is the top entry itself may not climb at all.
+        return up <= max(depth - 1, 0)
     }
 
     /// Every block of the DAG under `root`, depth first, each once, root first (the order of
