@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import IPFS
+import Libp2p
 import Multiformats
+import PeerCrypto
 import PeerNet
 import SystemPackage
 
@@ -9,14 +11,14 @@ import SystemPackage
     import Glibc
 #endif
 
-struct IPFSCommand: ParsableCommand {
+struct IPFSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipfs",
         abstract:
             "Content addressing as IPFS does it: UnixFS DAGs with Kubo's CIDs, CAR files, a blockstore.",
         subcommands: [
             IPFSAdd.self, IPFSCat.self, IPFSGet.self, IPFSExport.self, IPFSImport.self, IPFSVerify.self,
-            IPFSCIDCommand.self, IPFSGC.self,
+            IPFSCIDCommand.self, IPFSGC.self, IPFSDaemon.self,
         ]
     )
 }
@@ -43,6 +45,24 @@ struct RepoOptions: ParsableArguments {
         } catch {
             throw Terminal.badInput(path.string, "\(error)")
         }
+    }
+}
+
+/// `--max-bytes`, `--max-entries`: what one `cat` or `get` may expand to (a DAG that shares
+/// subtrees can name far more than it stores).
+struct ExportLimitOptions: ParsableArguments {
+    @Option(help: "Most bytes to write (K, M, G, T suffixes; default 1T).")
+    var maxBytes = "1T"
+
+    @Option(help: "Most files, directories and symlinks to create (default 1000000).")
+    var maxEntries = 1_000_000
+
+    func limits() throws -> ExportLimits {
+        guard let bytes = P2PSend.size(maxBytes), bytes > 0 else {
+            throw ValidationError("--max-bytes: '\(maxBytes)' is not a size")
+        }
+        guard maxEntries > 0 else { throw ValidationError("--max-entries must be positive") }
+        return ExportLimits(maxBytes: UInt64(bytes), maxEntries: maxEntries)
     }
 }
 
@@ -137,7 +157,81 @@ struct IPFSAdd: ParsableCommand {
     }
 }
 
-struct IPFSCat: ParsableCommand {
+/// `--peer`, `--identity`: where `cat`, `get` and `export` fetch what the repository lacks
+/// (Bitswap), and who this node is to them.
+struct IPFSNetworkOptions: ParsableArguments {
+    @Option(
+        name: .customLong("peer"),
+        help: "A node to fetch missing blocks from (/ip4/…/tcp/…/p2p/<peer ID>); repeat for more.")
+    var peers: [Multiaddr] = []
+
+    @Option(help: "The node's identity file (default: ~/.peerstack/identity, as `p2p id` shows).")
+    var identity: String?
+
+    /// Resolves `path` (CID/name/…) in `store`, first fetching over Bitswap from the peers what
+    /// the path and the DAG under it need that the store lacks; returns the CID it names.
+    func resolve(_ path: String, store: FileBlockstore, limits: ExportLimits = ExportLimits()) async throws
+        -> CID
+    {
+        let exporter = UnixFSExporter(source: store, limits: limits)
+        let (root, names) = try UnixFSExporter.parsePath(path)
+        guard !peers.isEmpty else { return try exporter.resolve(root, names) }
+        var options = try P2POptions.parse(identity.map { ["--identity", $0] } ?? [])
+        options.json = false
+        let host = try options.host()
+        var configuration = BitswapNode.Configuration()
+        configuration.maxBlocks = limits.maxBlocks
+        let node = BitswapNode(
+            host: host, store: store, configuration: configuration, log: { Terminal.status($0) })
+        node.start()
+        do {
+            var connections: [Libp2pConnection] = []
+            for peer in peers {
+                do {
+                    connections.append(try await host.connect(peer))
+                } catch {
+                    Terminal.status("could not connect to \(peer): \(error)")
+                }
+            }
+            guard !connections.isEmpty else {
+                throw IPFSError.badInput("none of the --peer nodes could be reached")
+            }
+            // The path's directories first, a block at a time, as resolving meets them.
+            var target: CID?
+            for _ in 0..<100_000 {
+                do {
+                    target = try exporter.resolve(root, names)
+                    break
+                } catch IPFSError.missingBlock(let cid) {
+                    _ = try await node.fetch(cid, from: connections, follow: false)
+                }
+            }
+            guard let target else { throw IPFSError.limitExceeded("resolving \(path) took 100000 fetches") }
+            let bar = ProgressBar(title: "fetching")
+            let progress = try await node.fetch(target, from: connections) { progress in
+                bar.update(
+                    done: Int64(progress.bytes), total: 0,
+                    note: "\(progress.blocks) blocks, \(progress.peers) peer\(progress.peers == 1 ? "" : "s")"
+                )
+            }
+            bar.finish()
+            try store.sync()
+            if progress.fetchedBlocks > 0 {
+                Terminal.status(
+                    "fetched \(progress.fetchedBlocks) blocks (\(Units.bytes(Int64(progress.fetchedBytes)))) "
+                        + "of \(target) from \(progress.peers) peer\(progress.peers == 1 ? "" : "s")")
+            }
+            await host.close()
+            return target
+        } catch {
+            try? store.sync()
+            await host.close()
+            throw error
+        }
+    }
+}
+
+struct IPFSCat: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cat", abstract: "Write a file's content to standard output, verifying every block.")
 
@@ -145,13 +239,15 @@ struct IPFSCat: ParsableCommand {
     var paths: [String]
 
     @OptionGroup var repo: RepoOptions
+    @OptionGroup var limits: ExportLimitOptions
+    @OptionGroup var network: IPFSNetworkOptions
 
-    func run() throws {
-        let exporter = UnixFSExporter(source: try repo.open())
+    func run() async throws {
+        let store = try repo.open()
+        let exporter = UnixFSExporter(source: store, limits: try limits.limits())
         for path in paths {
             do {
-                let (root, names) = try UnixFSExporter.parsePath(path)
-                let cid = try exporter.resolve(root, names)
+                let cid = try await network.resolve(path, store: store, limits: try limits.limits())
                 try exporter.cat(cid) { bytes in _ = try FileDescriptor.standardOutput.writeAll(bytes) }
             } catch {
                 throw Terminal.badInput(path, "\(error)")
@@ -160,7 +256,7 @@ struct IPFSCat: ParsableCommand {
     }
 }
 
-struct IPFSGet: ParsableCommand {
+struct IPFSGet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get", abstract: "Write a file or directory tree to disk, verifying every block.")
 
@@ -171,12 +267,15 @@ struct IPFSGet: ParsableCommand {
     var output: String?
 
     @OptionGroup var repo: RepoOptions
+    @OptionGroup var limits: ExportLimitOptions
+    @OptionGroup var network: IPFSNetworkOptions
 
-    func run() throws {
-        let exporter = UnixFSExporter(source: try repo.open())
+    func run() async throws {
+        let store = try repo.open()
+        let exporter = UnixFSExporter(source: store, limits: try limits.limits())
         do {
             let (root, names) = try UnixFSExporter.parsePath(path)
-            let cid = try exporter.resolve(root, names)
+            let cid = try await network.resolve(path, store: store, limits: try limits.limits())
             let destination = FilePath(output ?? names.last ?? root.description)
             let bar = ProgressBar(title: "getting")
             var done: Int64 = 0
@@ -192,7 +291,7 @@ struct IPFSGet: ParsableCommand {
     }
 }
 
-struct IPFSExport: ParsableCommand {
+struct IPFSExport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write the DAG under a CID to a CARv1 file (root first, depth first).")
@@ -204,12 +303,13 @@ struct IPFSExport: ParsableCommand {
     var output: String?
 
     @OptionGroup var repo: RepoOptions
+    @OptionGroup var network: IPFSNetworkOptions
 
-    func run() throws {
-        let exporter = UnixFSExporter(source: try repo.open())
+    func run() async throws {
+        let store = try repo.open()
+        let exporter = UnixFSExporter(source: store)
         do {
-            let (root, names) = try UnixFSExporter.parsePath(cid)
-            let target = try exporter.resolve(root, names)
+            let target = try await network.resolve(cid, store: store)
             let path = FilePath(output ?? "\(target).car")
             var blocks = 0
             try SmallFile.writeAtomically(to: path) { descriptor in
@@ -244,11 +344,7 @@ struct IPFSImport: ParsableCommand {
                 let descriptor = try FileDescriptor.open(FilePath(file), .readOnly, options: [.closeOnExec])
                 defer { try? descriptor.close() }
                 var reader = try CARReader(descriptor: descriptor)
-                var count = 0
-                while let (cid, block) = try reader.next() {
-                    try store.put(cid, block)
-                    count += 1
-                }
+                let count = try reader.importBlocks(into: store)
                 try store.sync()
                 try store.addRoots(reader.roots)
                 for root in reader.roots {

@@ -104,20 +104,26 @@ final class ProgressBar: Sendable {
         update(done: progress.bytesDone, total: progress.bytesTotal)
     }
 
-    /// Progress in bytes (or in `unit`s); a total of 0 means unknown: the amount and rate only.
-    func update(done bytesDone: Int64, total: Int64) {
+    /// Progress in bytes (or in `unit`s); a total of 0 means unknown: the amount and rate only
+    /// (and `note`, as "12 blocks"; piped, such a line every 5 s when there is a note).
+    func update(done bytesDone: Int64, total: Int64, note: String? = nil) {
         let progress = (bytesDone: bytesDone, bytesTotal: max(total, bytesDone))
         let now = ContinuousClock.now
         if total <= 0 {
-            guard interactive else { return }
+            guard interactive || note != nil else { return }
             state.withLock { state in
-                if let last = state.lastDraw, now - last < .milliseconds(100) { return }
+                let every: Duration = interactive ? .milliseconds(100) : .seconds(5)
+                if now - (state.lastDraw ?? (interactive ? start - every : start)) < every { return }
                 state.lastDraw = now
-                state.drewBar = true
                 let elapsed = Self.seconds(now - start)
-                let line =
-                    "\r\(title) \(amount(bytesDone))  \(speed(elapsed > 0 ? Double(bytesDone) / elapsed : 0))\u{1B}[K"
-                FileHandle.standardError.write(Data(line.utf8))
+                let rate = speed(elapsed > 0 ? Double(bytesDone) / elapsed : 0)
+                let extra = note.map { "  (\($0))" } ?? ""
+                guard interactive else {
+                    return Terminal.status("\(title): \(amount(bytesDone))\(extra), \(rate)")
+                }
+                state.drewBar = true
+                FileHandle.standardError.write(
+                    Data("\r\(title) \(amount(bytesDone))\(extra)  \(rate)\u{1B}[K".utf8))
             }
             return
         }

@@ -24,9 +24,14 @@ extension BlockSink {
 public protocol BlockSource: Sendable {
     func block(_ cid: CID) throws -> [UInt8]
     func has(_ cid: CID) -> Bool
+    /// The stored block's size, nil when it is not here (Bitswap answers want-haves by it
+    /// without reading the block).
+    func size(_ cid: CID) -> Int?
 }
 
 extension BlockSource {
+    public func size(_ cid: CID) -> Int? { try? block(cid).count }
+
     /// The block for `cid`, checked against its hash; identity CIDs carry their bytes inline.
     public func verifiedBlock(_ cid: CID) throws -> [UInt8] {
         if cid.multihash.code == Multihash.Function.identity.rawValue { return cid.multihash.digest }

@@ -77,6 +77,13 @@ public final class FileBlockstore: BlockSink, BlockSource {
         return stat(final.string, &info) == 0 || pending.withLock { $0.files[final.string] != nil }
     }
 
+    public func size(_ cid: CID) -> Int? {
+        let final = path(cid.multihash)
+        let file = pending.withLock { $0.files[final.string] } ?? final
+        var info = stat()
+        return stat(file.string, &info) == 0 ? Int(info.st_size) : nil
+    }
+
     public func block(_ cid: CID) throws -> [UInt8] {
         let final = path(cid.multihash)
         let file = pending.withLock { $0.files[final.string] } ?? final

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import IPFS
+import Libp2p
+import Multiformats
+import PeerCrypto
+
+/// `peerstack ipfs daemon`: a long-running IPFS node that serves the repository over Bitswap.
+struct IPFSDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run an IPFS node until Ctrl-C: serve the repository's blocks over Bitswap to any peer.",
+        discussion: """
+            Nothing is contacted that was not named: --bootstrap dials the given peers, and \
+            `--bootstrap public` names the public IPFS bootstrap peers.
+            """)
+
+    /// The public bootstrap peers of Kubo's default configuration that have a fixed address
+    /// (the `/dnsaddr/bootstrap.libp2p.io` ones need DNS TXT lookups, which PeerStack does not do).
+    static let publicBootstrap = [
+        "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ"
+    ]
+
+    @OptionGroup var repo: RepoOptions
+    @OptionGroup var options: P2POptions
+
+    @Option(help: "Address to listen on (repeatable; port 0: any free port).")
+    var listen: [Multiaddr] = [P2POptions.defaultListen]
+
+    @Option(help: "A peer to dial at start (/ip4/…/tcp/…/p2p/<peer ID>), or `public`; repeatable.")
+    var bootstrap: [String] = []
+
+    func run() async throws {
+        let store = try repo.open()
+        var peers: [Multiaddr] = []
+        for entry in bootstrap {
+            if entry == "public" {
+                peers += try Self.publicBootstrap.map { try Multiaddr($0) }
+            } else {
+                guard let address = try? Multiaddr(entry) else {
+                    throw ValidationError("--bootstrap: '\(entry)' is not a multiaddr (or `public`)")
+                }
+                peers.append(address)
+            }
+        }
+        let host = try options.host()
+        let node = BitswapNode(host: host, store: store, log: { Terminal.status($0) })
+        node.start()
+        for address in listen {
+            do {
+                try await host.listen(address)
+            } catch {
+                throw Terminal.badInput("--listen \(address)", "\(error)")
+            }
+        }
+        // One write, so that a program reading the pipe sees whole lines at once.
+        let lines =
+            "peer \(host.peerID)\n" + host.listenAddresses.map { "listening on \($0)\n" }.joined()
+        FileHandle.standardOutput.write(Data(lines.utf8))
+        Terminal.status(
+            "serving \(store.root) over Bitswap (\(BitswapNode.protocolIDs.joined(separator: ", ")))")
+        for address in peers {
+            do {
+                let connection = try await host.connect(address)
+                Terminal.status("connected to \(connection)")
+            } catch {
+                Terminal.error("\(address): \(error)")
+            }
+        }
+        let stop = AsyncStream<Void>.makeStream()
+        let interrupts = Terminal.onInterrupt { stop.continuation.finish() }
+        defer { interrupts.forEach { $0.cancel() } }
+        for await _ in stop.stream {}
+        Terminal.status("stopping (served \(await node.servedBlocks) blocks)")
+        await host.close()
+    }
+}
