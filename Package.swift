@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "Libp2p",
             dependencies: [
-                "Multiformats", "PeerCrypto", "PeerNet",
+                "Kademlia", "Multiformats", "PeerCrypto", "PeerNet",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

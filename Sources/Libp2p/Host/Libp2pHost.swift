@@ -94,6 +94,13 @@ public final class Libp2pHost: Sendable {
     /// The open connections.
     public var connections: [Libp2pConnection] { core.allConnections }
 
+    /// Calls `observer` with every connection once it is upgraded, inbound or outbound (the
+    /// DHT identifies each new peer this way). It runs on the connection's event loop: return
+    /// at once and do any work in a task.
+    public func onConnection(_ observer: @escaping @Sendable (Libp2pConnection) -> Void) {
+        core.observers.withLock { $0.append(observer) }
+    }
+
     /// What identify last told of `peer` (from a request or a push).
     public func peerInfo(_ peer: PeerID) -> Identify? { core.peerInfo(peer) }
 
@@ -129,6 +136,7 @@ final class HostCore: Sendable {
     let state = Mutex<(connections: [PeerID: [Libp2pConnection]], count: Int)>(([:], 0))
     let listeners = Mutex<[TCPListener]>([])
     let peers = Mutex<[PeerID: Identify]>([:])
+    let observers = Mutex<[@Sendable (Libp2pConnection) -> Void]>([])
     /// The TLS contexts with this host's libp2p certificate (nil when TLS is not offered, or
     /// when the certificate could not be made: `tlsFailure` says why).
     let tls: TLSSecurity?
@@ -199,6 +207,7 @@ final class HostCore: Sendable {
             state.connections[connection.remotePeer, default: []].append(connection)
             state.count += 1
         }
+        for observer in observers.withLock({ $0 }) { observer(connection) }
     }
 
     func disconnected(_ connection: Libp2pConnection) {

@@ -36,7 +36,7 @@ public struct DHTResponder: Sendable {
     /// Contacts the table wants pinged before it evicts them (drained by ``DHTNode``).
     var evictionCandidates: [Contact<Bits160, Endpoint>] = []
     private var tokens: TokenSecrets
-    private var limiter: RateLimiter
+    private var limiter: RateLimiter<IPAddress>
     /// info-hash → peer → when it announced.
     private var peers: KeyValueStore<NodeID, [Endpoint: KademliaTime]>
     /// BEP 44 items by target.
