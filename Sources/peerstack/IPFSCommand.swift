@@ -18,7 +18,7 @@ struct IPFSCommand: AsyncParsableCommand {
             "Content addressing as IPFS does it: UnixFS DAGs with Kubo's CIDs, CAR files, a blockstore.",
         subcommands: [
             IPFSAdd.self, IPFSCat.self, IPFSGet.self, IPFSExport.self, IPFSImport.self, IPFSVerify.self,
-            IPFSCIDCommand.self, IPFSGC.self, IPFSDaemon.self,
+            IPFSCIDCommand.self, IPFSGC.self, IPFSDaemon.self, IPFSRouting.self,
         ]
     )
 }
@@ -165,6 +165,10 @@ struct IPFSNetworkOptions: ParsableArguments {
         help: "A node to fetch missing blocks from (/ip4/…/tcp/…/p2p/<peer ID>); repeat for more.")
     var peers: [Multiaddr] = []
 
+    @Option(
+        help: "A DHT peer to find providers through (/ip4/…/tcp/…/p2p/<peer ID>), or `public`; repeatable.")
+    var bootstrap: [String] = []
+
     @Option(help: "The node's identity file (default: ~/.peerstack/identity, as `p2p id` shows).")
     var identity: String?
 
@@ -175,7 +179,13 @@ struct IPFSNetworkOptions: ParsableArguments {
     {
         let exporter = UnixFSExporter(source: store, limits: limits)
         let (root, names) = try UnixFSExporter.parsePath(path)
-        guard !peers.isEmpty else { return try exporter.resolve(root, names) }
+        let dhtPeers = try IPFSDaemon.bootstrapPeers(bootstrap)
+        guard !peers.isEmpty || !dhtPeers.isEmpty else { return try exporter.resolve(root, names) }
+        // Everything here already: no network.
+        if let target = try? exporter.resolve(root, names) {
+            var dag = DAGFetch(root: target, maxBlocks: limits.maxBlocks)
+            if (try? dag.start(store: store))?.isEmpty == true { return target }
+        }
         var options = try P2POptions.parse(identity.map { ["--identity", $0] } ?? [])
         options.json = false
         let host = try options.host()
@@ -193,8 +203,34 @@ struct IPFSNetworkOptions: ParsableArguments {
                     Terminal.status("could not connect to \(peer): \(error)")
                 }
             }
+            if !dhtPeers.isEmpty {
+                // Providers of the root, found through the DHT (as a client: this node does not
+                // serve the DHT while it fetches).
+                var settings = KadDHT.Configuration()
+                settings.node.server = false
+                let dht = KadDHT(host: host, configuration: settings, log: { Terminal.status($0) })
+                await dht.start()
+                await dht.bootstrap(dhtPeers)
+                let providers = await dht.findProviders(root.multihash)
+                Terminal.status(
+                    "DHT: \(providers.count) provider\(providers.count == 1 ? "" : "s") of \(root)")
+                for provider in providers where provider.id != host.peerID {
+                    for address in provider.addresses where (try? address.tcpEndpoint()) != nil {
+                        let dialled = Multiaddr(
+                            address.withoutPeer.components + [.p2p(provider.id.multihash.bytes)])
+                        if let connection = try? await host.connect(dialled) {
+                            connections.append(connection)
+                            break
+                        }
+                    }
+                }
+                await dht.stop()
+            }
             guard !connections.isEmpty else {
-                throw IPFSError.badInput("none of the --peer nodes could be reached")
+                throw IPFSError.badInput(
+                    peers.isEmpty
+                        ? "no provider of \(root) could be found or reached through the DHT"
+                        : "none of the --peer nodes could be reached")
             }
             // The path's directories first, a block at a time, as resolving meets them.
             var target: CID?

@@ -5,11 +5,13 @@ import Libp2p
 import Multiformats
 import PeerCrypto
 
-/// `peerstack ipfs daemon`: a long-running IPFS node that serves the repository over Bitswap.
+/// `peerstack ipfs daemon`: a long-running IPFS node that serves the repository over Bitswap,
+/// takes part in the IPFS DHT as a server and provides the repository's roots there.
 struct IPFSDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
-        abstract: "Run an IPFS node until Ctrl-C: serve the repository's blocks over Bitswap to any peer.",
+        abstract:
+            "Run an IPFS node until Ctrl-C: serve the repository's blocks over Bitswap and provide its roots on the DHT.",
         discussion: """
             Nothing is contacted that was not named: --bootstrap dials the given peers, and \
             `--bootstrap public` names the public IPFS bootstrap peers.
@@ -20,6 +22,22 @@ struct IPFSDaemon: AsyncParsableCommand {
     static let publicBootstrap = [
         "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ"
     ]
+
+    /// The `--bootstrap` values as multiaddrs (`public`: ``publicBootstrap``).
+    static func bootstrapPeers(_ entries: [String]) throws -> [Multiaddr] {
+        var peers: [Multiaddr] = []
+        for entry in entries {
+            if entry == "public" {
+                peers += try publicBootstrap.map { try Multiaddr($0) }
+            } else {
+                guard let address = try? Multiaddr(entry) else {
+                    throw ValidationError("--bootstrap: '\(entry)' is not a multiaddr (or `public`)")
+                }
+                peers.append(address)
+            }
+        }
+        return peers
+    }
 
     @OptionGroup var repo: RepoOptions
     @OptionGroup var options: P2POptions
@@ -32,17 +50,7 @@ struct IPFSDaemon: AsyncParsableCommand {
 
     func run() async throws {
         let store = try repo.open()
-        var peers: [Multiaddr] = []
-        for entry in bootstrap {
-            if entry == "public" {
-                peers += try Self.publicBootstrap.map { try Multiaddr($0) }
-            } else {
-                guard let address = try? Multiaddr(entry) else {
-                    throw ValidationError("--bootstrap: '\(entry)' is not a multiaddr (or `public`)")
-                }
-                peers.append(address)
-            }
-        }
+        let peers = try Self.bootstrapPeers(bootstrap)
         let host = try options.host()
         let node = BitswapNode(host: host, store: store, log: { Terminal.status($0) })
         node.start()
@@ -59,18 +67,28 @@ struct IPFSDaemon: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(lines.utf8))
         Terminal.status(
             "serving \(store.root) over Bitswap (\(BitswapNode.protocolIDs.joined(separator: ", ")))")
-        for address in peers {
-            do {
-                let connection = try await host.connect(address)
-                Terminal.status("connected to \(connection)")
-            } catch {
-                Terminal.error("\(address): \(error)")
+        // The DHT: served (server mode), bootstrapped from the named peers only.
+        let dht = KadDHT(host: host, log: { Terminal.status($0) })
+        await dht.start()
+        if !peers.isEmpty {
+            let joined = await dht.bootstrap(peers)
+            Terminal.status("DHT: \(joined) peer\(joined == 1 ? "" : "s") in the routing table")
+        }
+        let roots = (try? store.roots()) ?? []
+        let provider = Task {
+            var told = 0
+            for root in roots where !Task.isCancelled { told = max(told, await dht.provide(root.multihash)) }
+            if !roots.isEmpty {
+                Terminal.status(
+                    "provided \(roots.count) root\(roots.count == 1 ? "" : "s") to \(told) DHT peers")
             }
         }
         let stop = AsyncStream<Void>.makeStream()
         let interrupts = Terminal.onInterrupt { stop.continuation.finish() }
         defer { interrupts.forEach { $0.cancel() } }
         for await _ in stop.stream {}
+        provider.cancel()
+        await dht.stop()
         Terminal.status("stopping (served \(await node.servedBlocks) blocks)")
         await host.close()
     }

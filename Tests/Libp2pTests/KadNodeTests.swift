@@ -120,11 +120,13 @@ struct KadNodeTests {
         }
     }
 
-    @Test("a source over its request rate is refused until tokens come back")
+    @Test("a peer over its request rate, or an IP over its own, is refused until tokens come back")
     func rateLimit() throws {
         var configuration = KadNode.Configuration()
         configuration.requestsPerSecond = 10
         configuration.requestBurst = 5
+        configuration.requestsPerSecondPerIP = 10
+        configuration.requestBurstPerIP = 8
         var node = KadNode(ownPeer: try Self.peer(), configuration: configuration, now: .zero)
         let ping = KadMessage(kind: .ping)
         let peer = try Self.peer()
@@ -132,8 +134,16 @@ struct KadNodeTests {
         #expect(throws: KadError.rateLimited) {
             try node.respond(to: ping, from: peer, source: Self.ip, now: .zero)
         }
-        // Another source is not affected; the first gets a token back after 0.1 s.
-        _ = try node.respond(to: ping, from: peer, source: [10, 0, 0, 2], now: .zero)
-        _ = try node.respond(to: ping, from: peer, source: Self.ip, now: .milliseconds(150))
+        // Another peer on that IP still may, until the IP's burst is spent too (the refused
+        // request above took the IP's sixth token).
+        let neighbour = try Self.peer()
+        _ = try node.respond(to: ping, from: neighbour, source: Self.ip, now: .zero)
+        _ = try node.respond(to: ping, from: neighbour, source: Self.ip, now: .zero)
+        #expect(throws: KadError.rateLimited) {
+            try node.respond(to: ping, from: neighbour, source: Self.ip, now: .zero)
+        }
+        // A peer from elsewhere is not affected; tokens come back with time.
+        _ = try node.respond(to: ping, from: try Self.peer(), source: [10, 0, 0, 2], now: .zero)
+        _ = try node.respond(to: ping, from: peer, source: Self.ip, now: .milliseconds(250))
     }
 }

@@ -10,10 +10,17 @@ import PeerCrypto
 /// those they name.
 public actor KadDHT {
     public static let protocolID = "/ipfs/kad/1.0.0"
+    /// Kubo's LAN DHT (its dual DHT's second half, for peers on private and loopback
+    /// addresses): the same messages under another name. On loopback Kubo serves only this one.
+    public static let lanProtocolID = "/ipfs/lan/kad/1.0.0"
 
     public struct Configuration: Sendable {
         public var node = KadNode.Configuration()
         public var message = KadMessage.Limits()
+        /// The protocol names served and spoken, preferred first. Both by default, as one
+        /// keyspace and one store: a node on loopback or a LAN is in Kubo's LAN DHT and in
+        /// go-libp2p's (and p2pd's) DHT at once, and answers each from the same records.
+        public var protocols = [KadDHT.protocolID, KadDHT.lanProtocolID]
         /// Queries in flight per lookup (α).
         public var alpha = 3
         /// How long one request may take, dial included.
@@ -49,7 +56,9 @@ public actor KadDHT {
     /// Serves the protocol (server mode), watches new connections, and runs maintenance.
     public func start() {
         if configuration.node.server {
-            host.handle(Self.protocolID) { [weak self] stream in try await self?.serve(stream) }
+            for name in configuration.protocols {
+                host.handle(name) { [weak self] stream in try await self?.serve(stream) }
+            }
         }
         host.onConnection { [weak self] connection in
             Task { await self?.identify(connection) }
@@ -106,6 +115,7 @@ public actor KadDHT {
                     try await host.identify(connection)
                 }
             } catch {
+                log("DHT: identify of \(connection.remotePeer) failed: \(error)")
                 return
             }
         }
@@ -113,9 +123,12 @@ public actor KadDHT {
         if addresses.isEmpty, connection.isOutbound, let remote = connection.remoteAddress {
             addresses = [remote]
         }
-        node.learned(
-            connection.remotePeer, addresses: addresses, server: info.protocols.contains(Self.protocolID),
-            now: now)
+        node.learned(connection.remotePeer, addresses: addresses, server: speaksDHT(info), now: now)
+    }
+
+    /// Whether identify lists one of the DHT's protocols (the peer is a DHT server).
+    func speaksDHT(_ info: Identify) -> Bool {
+        configuration.protocols.contains { info.protocols.contains($0) }
     }
 
     /// A connection to `peer`: an open one, or one dialled at an address the DHT knows.
@@ -141,7 +154,7 @@ public actor KadDHT {
         let limits = configuration.message
         return try await withDeadline(configuration.requestTimeout, "a DHT request to \(peer)") {
             let connection = try await self.connection(to: peer)
-            let stream = try await connection.openStream([Self.protocolID])
+            let stream = try await connection.openStream(self.configuration.protocols)
             defer { stream.closeWrite() }
             try await stream.writeDelimited(message.encoded())
             guard message.kind != .addProvider else { return nil }
@@ -245,7 +258,7 @@ public actor KadDHT {
 
     private func announce(_ key: [UInt8]) async -> Int {
         let closest = await closestPeers(key)
-        let me = KadMessage.Peer(id: node.ownPeer, addresses: host.listenAddresses)
+        let me = KadMessage.Peer(id: node.ownPeer, addresses: host.listenAddresses.map(\.withoutPeer))
         let message = KadMessage(kind: .addProvider, key: key, providerPeers: [me])
         return await withTaskGroup(of: Bool.self) { group in
             for peer in closest {

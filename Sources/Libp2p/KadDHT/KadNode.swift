@@ -65,9 +65,14 @@ public struct KadNode: Sendable {
         public var maxProvidersPerKey = 64
         public var maxRecords = 10_000
         public var maxKnownPeers = 10_000
-        /// Requests a second from one source IP, and the burst (as the mainline DHT's limit).
+        /// Requests a second from one peer, and the burst (a routing-table refresh sends a
+        /// few dozen at once).
         public var requestsPerSecond: Double = 20
-        public var requestBurst: Double = 50
+        public var requestBurst: Double = 100
+        /// Requests a second from one IP, all its peers together (peer IDs cost nothing to
+        /// make; peers on one host or behind one NAT share an IP), and the burst.
+        public var requestsPerSecondPerIP: Double = 200
+        public var requestBurstPerIP: Double = 1_000
 
         public init() {}
     }
@@ -77,6 +82,8 @@ public struct KadNode: Sendable {
     public let ownPeer: PeerID
     public let ownID: KadID
     public let configuration: Configuration
+    /// Where this node is reached (its listen addresses), named when it names itself.
+    public var ownAddresses: [Multiaddr] = []
     public private(set) var routing: RoutingTable<Bits256, PeerID>
     /// Addresses of peers heard of (the peerbook), at most ``Configuration/maxKnownPeers``.
     public private(set) var addresses: [PeerID: [Multiaddr]] = [:]
@@ -84,7 +91,8 @@ public struct KadNode: Sendable {
     private var records: KeyValueStore<[UInt8], KadMessage.Record>
     /// Keys this node provides itself (announced again every republish interval).
     private var provided: KeyValueStore<[UInt8], Bool>
-    private var limiter: RateLimiter<[UInt8]>
+    private var peerLimiter: RateLimiter<PeerID>
+    private var ipLimiter: RateLimiter<[UInt8]>
 
     public init(ownPeer: PeerID, configuration: Configuration = Configuration(), now: KademliaTime) {
         self.ownPeer = ownPeer
@@ -102,7 +110,9 @@ public struct KadNode: Sendable {
         provided = KeyValueStore(
             capacity: configuration.maxProviderKeys, timeToLive: configuration.providerValidity,
             republishInterval: configuration.republishInterval)
-        limiter = RateLimiter(rate: configuration.requestsPerSecond, burst: configuration.requestBurst)
+        peerLimiter = RateLimiter(rate: configuration.requestsPerSecond, burst: configuration.requestBurst)
+        ipLimiter = RateLimiter(
+            rate: configuration.requestsPerSecondPerIP, burst: configuration.requestBurstPerIP)
     }
 
     // MARK: Peers
@@ -188,9 +198,12 @@ public struct KadNode: Sendable {
         var list = (providers.get(key, now: now) ?? [:])
             .filter { now - $0.value < configuration.providerValidity }
             .sorted { $0.value > $1.value }
-            .map { KadMessage.Peer(id: $0.key, addresses: $0.key == ownPeer ? [] : addresses[$0.key] ?? []) }
+            .map {
+                KadMessage.Peer(
+                    id: $0.key, addresses: $0.key == ownPeer ? ownAddresses : addresses[$0.key] ?? [])
+            }
         if provided.get(key, now: now) != nil, !list.contains(where: { $0.id == ownPeer }) {
-            list.insert(KadMessage.Peer(id: ownPeer, addresses: []), at: 0)
+            list.insert(KadMessage.Peer(id: ownPeer, addresses: ownAddresses), at: 0)
         }
         return Array(list.prefix(configuration.k))
     }
@@ -226,21 +239,21 @@ public struct KadNode: Sendable {
     // MARK: Serving
 
     /// The response to `request` from `peer` (whose connection comes from `source`, an IP's
-    /// bytes); nil when none is sent (ADD_PROVIDER has no response). Throws for a request that
+    /// bytes), within the per-peer and per-IP rate limits; nil when none is sent (ADD_PROVIDER has no response). Throws for a request that
     /// is refused: the driver resets the stream.
     public mutating func respond(
         to request: KadMessage, from peer: PeerID, source: [UInt8], now: KademliaTime
     )
         throws(KadError) -> KadMessage?
     {
-        guard limiter.allow(source, now: now) else { throw .rateLimited }
+        guard ipLimiter.allow(source, now: now), peerLimiter.allow(peer, now: now) else { throw .rateLimited }
         switch request.kind {
         case .ping:
             return KadMessage(kind: .ping)
         case .findNode:
             var closer: [KadMessage.Peer]
             if request.key == ownPeer.multihash.bytes {
-                closer = [KadMessage.Peer(id: ownPeer, addresses: [])]
+                closer = [KadMessage.Peer(id: ownPeer, addresses: ownAddresses)]
             } else {
                 closer = closestPeers(to: .kad(request.key), excluding: peer, now: now)
                 // The target itself, if this node knows where it is (go-libp2p-kad-dht does too).
