@@ -5,14 +5,14 @@ import PeerCrypto
 /// libp2p's parsers, the first byte choosing which: key protobufs and peer IDs, the Noise
 /// handshake payload and a Noise handshake message, multistream-select lines, yamux frames
 /// through a session, a TLS certificate and its libp2p extension, Noise transport frames, the
-/// yamux byte reader, and the connection upgrade from its first byte. Any bytes give a value or
-/// a typed error; what decodes re-encodes to itself.
+/// yamux byte reader, the connection upgrade from its first byte, and kad-dht messages through
+/// a DHT node. Any bytes give a value or a typed error; what decodes re-encodes to itself.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzLibp2p(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = fuzzInput(data, size)
     guard let selector = input.first else { return 0 }
     let bytes = Array(input.dropFirst())
-    switch selector % 9 {
+    switch selector % 10 {
     case 0:
         if let key = try? EncodedKey(bytes: bytes) {
             precondition(key.bytes == bytes, "key protobuf did not round-trip")
@@ -76,6 +76,23 @@ func fuzzLibp2p(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         _ = dialer.start()
         if (try? dialer.receive(Array("\u{13}/multistream/1.0.0\n\u{07}/noise\n".utf8))) != nil {
             _ = try? dialer.receive(bytes)
+        }
+    case 9:
+        // A kad-dht message: decoded, re-encoded to itself, and answered by a node.
+        if let message = try? KadMessage(decoding: bytes) {
+            precondition(
+                (try? KadMessage(decoding: message.encoded())) == message, "kad-dht did not round-trip")
+            var node = KadNode(ownPeer: FuzzKeys.identity.publicKey.peerID, now: .zero)
+            for peer in message.closerPeers {
+                node.learned(peer.id, addresses: peer.addresses, server: true, now: .zero)
+            }
+            let sender = message.providerPeers.first?.id ?? FuzzKeys.identity.publicKey.peerID
+            if let response = try? node.respond(
+                to: message, from: sender, source: [127, 0, 0, 1], now: .zero)
+            {
+                precondition(
+                    response.closerPeers.count <= node.configuration.k + 1, "a response past k peers")
+            }
         }
     default:
         var session = YamuxSession(role: .server)

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""The body of ipfs-fetch.sh (inside `unshare -n`): PEERSTACK SIZE_MIB ROUNDS."""
+import ctypes
+import filecmp
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Interop", "Scripts"))
+import kubo  # noqa: E402
+
+
+def main():
+    peerstack, mib, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    work = tempfile.mkdtemp(prefix="ipfs-fetch-")
+    lib = kubo.load_kubo()
+    for name in ["RunNode", "ConnectToPeer", "Download"]:
+        getattr(lib, name).restype = ctypes.c_int
+    lib.RunNode.argtypes = [ctypes.c_char_p]
+    lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.Download.argtypes = [ctypes.c_char_p] * 3
+    for name in ["GetNodeID", "GetNodeMultiAddrs"]:
+        getattr(lib, name).restype = ctypes.c_void_p
+        getattr(lib, name).argtypes = [ctypes.c_char_p]
+
+    def text(pointer):
+        value = ctypes.string_at(pointer).decode()
+        lib.FreeString(pointer)
+        return value
+
+    def node(name):
+        repo = os.path.join(work, name)
+        if lib.CreateRepo(repo.encode()) != 1:
+            sys.exit("CreateRepo failed")
+        kubo.isolate(repo)
+        if lib.RunNode(repo.encode()) != 1:
+            sys.exit("RunNode failed")
+        return repo
+
+    try:
+        source = node("kubo-a")
+        address = json.loads(text(lib.GetNodeMultiAddrs(source.encode())))[0] + "/p2p/" + text(
+            lib.GetNodeID(source.encode()))
+        payload = os.path.join(work, "payload.bin")
+        rng = random.Random(256)
+        with open(payload, "wb") as f:
+            for _ in range(mib):
+                f.write(rng.randbytes(1 << 20))
+        cid = text(lib.AddFile(source.encode(), payload.encode(), False))
+        print(f"{mib} MiB added by Kubo A as {cid}; {rounds} rounds, best of each")
+        best_ps, best_kubo, peak = None, None, 0
+        for index in range(rounds):
+            repo = os.path.join(work, f"ps-{index}")
+            out = os.path.join(work, f"ps-{index}.out")
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            started = time.time()
+            run = subprocess.run(
+                [peerstack, "ipfs", "get", cid, "-o", out, "--peer", address, "--repo", repo,
+                 "--identity", os.path.join(work, "ps.key")], capture_output=True, text=True)
+            seconds = time.time() - started
+            if run.returncode != 0 or not filecmp.cmp(payload, out, shallow=False):
+                sys.exit("peerstack ipfs get failed: " + run.stderr[-2000:])
+            peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+            best_ps = seconds if best_ps is None else min(best_ps, seconds)
+            shutil.rmtree(repo, ignore_errors=True)
+            os.remove(out)
+
+            fetcher = node(f"kubo-b{index}")
+            if lib.ConnectToPeer(fetcher.encode(), address.encode()) != 0:
+                sys.exit("Kubo B could not connect to Kubo A")
+            out = os.path.join(work, f"kubo-{index}.out")
+            started = time.time()
+            if lib.Download(fetcher.encode(), cid.encode(), out.encode()) != 0:
+                sys.exit("Kubo B's Download failed")
+            seconds = time.time() - started
+            if not filecmp.cmp(payload, out, shallow=False):
+                sys.exit("Kubo B's copy differs")
+            best_kubo = seconds if best_kubo is None else min(best_kubo, seconds)
+            os.remove(out)
+            print(f"round {index + 1}: PeerStack {mib / best_ps:.0f} MiB/s best so far, Kubo B {mib / best_kubo:.0f} MiB/s")
+        print(f"PeerStack: {best_ps:.2f} s, {mib / best_ps:.0f} MiB/s, peak RSS {peak // 1024} MiB")
+        print(f"Kubo B:    {best_kubo:.2f} s, {mib / best_kubo:.0f} MiB/s (Kubo B's RSS is this Python process's, not measured)")
+        print(f"ratio (PeerStack rate / Kubo rate): {best_kubo / best_ps:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        sys.stdout.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
