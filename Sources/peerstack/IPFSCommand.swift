@@ -18,7 +18,7 @@ struct IPFSCommand: AsyncParsableCommand {
             "Content addressing as IPFS does it: UnixFS DAGs with Kubo's CIDs, CAR files, a blockstore.",
         subcommands: [
             IPFSAdd.self, IPFSCat.self, IPFSGet.self, IPFSExport.self, IPFSImport.self, IPFSVerify.self,
-            IPFSCIDCommand.self, IPFSGC.self, IPFSDaemon.self, IPFSRouting.self,
+            IPFSCIDCommand.self, IPFSGC.self, IPFSDaemon.self, IPFSRouting.self, IPFSSwarm.self,
         ]
     )
 }

@@ -83,13 +83,56 @@ struct IPFSDaemon: AsyncParsableCommand {
                     "provided \(roots.count) root\(roots.count == 1 ? "" : "s") to \(told) DHT peers")
             }
         }
+        let control = try await DaemonControl.serve(at: DaemonControl.path(store)) { request in
+            await Self.control(request, host: host, dht: dht)
+        }
         let stop = AsyncStream<Void>.makeStream()
         let interrupts = Terminal.onInterrupt { stop.continuation.finish() }
         defer { interrupts.forEach { $0.cancel() } }
         for await _ in stop.stream {}
         provider.cancel()
+        control.cancel()
         await dht.stop()
         Terminal.status("stopping (served \(await node.servedBlocks) blocks)")
         await host.close()
+    }
+
+    /// Answers `ipfs swarm` and `ipfs routing` for this node (``DaemonControl``).
+    static func control(_ request: DaemonControl.Request, host: Libp2pHost, dht: KadDHT) async
+        -> DaemonControl.Response
+    {
+        var response = DaemonControl.Response()
+        do {
+            switch request.verb {
+            case "swarm.connect":
+                for text in request.arguments {
+                    let connection = try await host.connect(try Multiaddr(text))
+                    response.lines.append("connect \(connection.remotePeer) success")
+                }
+            case "swarm.peers":
+                response.lines = host.connections.compactMap { connection in
+                    connection.remoteAddress.map { "\($0.withoutPeer)/p2p/\(connection.remotePeer)" }
+                }.sorted()
+            case "routing.findprovs":
+                let cid = try CID(request.arguments.first ?? "")
+                let count = request.arguments.dropFirst().first.flatMap { Int($0) } ?? 20
+                let providers = await dht.findProviders(cid.multihash, limit: max(1, count))
+                guard !providers.isEmpty else { throw IPFSError.badInput("no provider of \(cid) was found") }
+                response.lines = providers.map(\.id.description)
+            case "routing.findpeer":
+                let peer = try PeerID(request.arguments.first ?? "")
+                response.lines = try await dht.findPeer(peer).map(\.description)
+            case "routing.provide":
+                let cid = try CID(request.arguments.first ?? "")
+                let told = await dht.provide(cid.multihash)
+                guard told > 0 else { throw IPFSError.badInput("no DHT peer took the provider record") }
+                response.lines = ["provided \(cid) to \(told) DHT peer\(told == 1 ? "" : "s")"]
+            default:
+                throw IPFSError.badInput("the daemon does not know '\(request.verb)'")
+            }
+        } catch {
+            response.error = "\(error)"
+        }
+        return response
     }
 }

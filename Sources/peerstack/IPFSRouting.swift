@@ -6,8 +6,9 @@ import Multiformats
 import PeerCrypto
 
 /// `peerstack ipfs routing findprovs|findpeer|provide`: the IPFS DHT, as Kubo's verbs of that
-/// name. Each runs a node of its own for the command's length that joins the DHT through the
-/// `--bootstrap` peers (nothing else is contacted).
+/// name. With a daemon serving the repository (and no `--bootstrap`), the daemon's node does the
+/// work; otherwise each runs a node of its own for the command's length that joins the DHT
+/// through the `--bootstrap` peers (nothing else is contacted).
 struct IPFSRouting: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routing",
@@ -59,10 +60,18 @@ struct IPFSRouting: AsyncParsableCommand {
         @Flag(help: "Print each provider with its addresses, as JSON lines.")
         var json = false
 
+        @OptionGroup var repo: RepoOptions
         @OptionGroup var dht: DHTOptions
 
         func run() async throws {
             let target = try CID(cid)
+            if dht.bootstrap.isEmpty, !json,
+                try await DaemonControl.run(
+                    .init(verb: "routing.findprovs", arguments: [target.description, "\(count)"]),
+                    store: try repo.open())
+            {
+                return
+            }
             let (host, node) = try await dht.join()
             let providers = await node.findProviders(target.multihash, limit: max(1, count))
             await host.close()
@@ -94,10 +103,17 @@ struct IPFSRouting: AsyncParsableCommand {
         @Argument(help: "The peer ID (12D3Koo…, Qm…).")
         var peer: String
 
+        @OptionGroup var repo: RepoOptions
         @OptionGroup var dht: DHTOptions
 
         func run() async throws {
             let id = try PeerID(peer)
+            if dht.bootstrap.isEmpty,
+                try await DaemonControl.run(
+                    .init(verb: "routing.findpeer", arguments: [peer]), store: try repo.open())
+            {
+                return
+            }
             let (host, node) = try await dht.join()
             defer { Task { await host.close() } }
             for address in try await node.findPeer(id) { print(address) }
@@ -109,9 +125,9 @@ struct IPFSRouting: AsyncParsableCommand {
             commandName: "provide",
             abstract: "Announce on the DHT that this node provides a CID the repository holds.",
             discussion: """
-                The announcement names this node's --listen addresses and lasts 48 hours; run \
-                `peerstack ipfs daemon` to serve the blocks (it announces the repository's roots \
-                itself, and again every 22 hours).
+                With a daemon serving the repository, the daemon announces it (and again every 22 \
+                hours). Without, this command's own node does, naming its --listen addresses, and \
+                the record lasts 48 hours; run `peerstack ipfs daemon` to serve the blocks.
                 """)
 
         @Argument(help: "The CID.")
@@ -130,11 +146,59 @@ struct IPFSRouting: AsyncParsableCommand {
                 throw IPFSError.badInput(
                     "\(target) is not in \(store.root): only blocks held here can be provided")
             }
+            if dht.bootstrap.isEmpty,
+                try await DaemonControl.run(
+                    .init(verb: "routing.provide", arguments: [target.description]), store: store)
+            {
+                return
+            }
             let (host, node) = try await dht.join(listen: listen)
             let told = await node.provide(target.multihash)
             await host.close()
             guard told > 0 else { throw IPFSError.badInput("no DHT peer took the provider record") }
             Terminal.status("provided \(target) to \(told) DHT peer\(told == 1 ? "" : "s")")
+        }
+    }
+}
+
+/// `peerstack ipfs swarm connect|peers`: the running daemon's connections, as Kubo's verbs.
+struct IPFSSwarm: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swarm", abstract: "Connect the running daemon to peers, or list its connections.",
+        subcommands: [Connect.self, Peers.self])
+
+    static func daemon(_ request: DaemonControl.Request, repo: RepoOptions) async throws {
+        let store = try repo.open()
+        guard try await DaemonControl.run(request, store: store) else {
+            throw IPFSError.badInput("no daemon serves \(store.root): start `peerstack ipfs daemon` first")
+        }
+    }
+
+    struct Connect: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "connect", abstract: "Have the daemon connect to peers (/ip4/…/tcp/…/p2p/<peer ID>)."
+        )
+
+        @Argument(help: "The peers' multiaddrs.")
+        var addresses: [Multiaddr]
+
+        @OptionGroup var repo: RepoOptions
+
+        func run() async throws {
+            try await IPFSSwarm.daemon(
+                .init(verb: "swarm.connect", arguments: addresses.map(\.description)), repo: repo)
+        }
+    }
+
+    struct Peers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "peers",
+            abstract: "List the daemon's connections, one multiaddr with /p2p/<peer ID> a line.")
+
+        @OptionGroup var repo: RepoOptions
+
+        func run() async throws {
+            try await IPFSSwarm.daemon(.init(verb: "swarm.peers"), repo: repo)
         }
     }
 }

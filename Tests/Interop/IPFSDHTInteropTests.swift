@@ -29,6 +29,13 @@ struct IPFSDHTInteropTests {
             log.contains("DHT: 2 peers in the routing table"),
             "the daemon joins Kubo's and p2pd's DHT: \(log)")
 
+        let swarm = try #require(result["swarmPeers"] as? [String: Any], "\(result)")
+        let connected = (swarm["stdout"] as? String ?? "").split(separator: "\n")
+        #expect(
+            connected.contains { $0.hasSuffix("/p2p/\(kubo)") }
+                && connected.contains { $0.hasSuffix("/p2p/\(p2pd)") },
+            "ipfs swarm peers lists Kubo and p2pd: \(swarm)")
+
         let provided = try #require(result["peerstackProvides"] as? [String: Any], "\(result)")
         #expect(provided["p2pdFindsPeerStack"] as? Bool == true, "p2pd's FIND_PROVIDERS: \(provided)")
         #expect(provided["kuboDownload"] as? Int == 0, "Kubo's Download by CID: \(provided)")

@@ -239,8 +239,15 @@ public actor KadDHT {
         var found = node.providers(of: key.bytes, now: now).filter { $0.id != node.ownPeer }
         if found.count >= limit { return Array(found.prefix(limit)) }
         _ = await lookup(key.bytes, kind: .getProviders) { _, response in
-            for provider in response.providerPeers where !found.contains(where: { $0.id == provider.id }) {
-                found.append(provider)
+            for provider in response.providerPeers {
+                if let index = found.firstIndex(where: { $0.id == provider.id }) {
+                    // Named again, perhaps with addresses the first answer lacked.
+                    for address in provider.addresses where !found[index].addresses.contains(address) {
+                        found[index].addresses.append(address)
+                    }
+                } else {
+                    found.append(provider)
+                }
             }
             return found.count >= limit
         }
@@ -353,10 +360,9 @@ public actor KadDHT {
     {
         let peer = connection.remotePeer
         if let info = host.peerInfo(peer) {
-            node.learned(
-                peer, addresses: info.listenAddresses, server: info.protocols.contains(Self.protocolID),
-                now: now)
+            node.learned(peer, addresses: info.listenAddresses, server: speaksDHT(info), now: now)
         }
+        node.ownAddresses = host.listenAddresses.map(\.withoutPeer)
         return try node.respond(to: request, from: peer, source: source, now: now)
     }
 }

@@ -10,7 +10,8 @@ root of a file its repository holds. Then, by CID alone:
 - Kubo adds a file (Kubo provides it); `peerstack ipfs routing findprovs` and p2pd find Kubo,
   and `peerstack ipfs get --bootstrap` fetches it;
 - p2pd PROVIDEs a CID; `peerstack ipfs routing findprovs` finds p2pd;
-- `peerstack ipfs routing findpeer` finds p2pd's address.
+- `peerstack ipfs routing findpeer` finds p2pd's address, and `ipfs swarm peers` lists the daemon's
+  connections to both.
 Prints one JSON object with what each step saw.
 """
 import ctypes
@@ -167,6 +168,7 @@ def main():
                     break
             time.sleep(0.2)
 
+        result["swarmPeers"] = peerstack_run("ipfs", "swarm", "peers", "--repo", served)
         seen = result["peerstackProvides"] = {}
         seen["p2pdFindsPeerStack"] = ps_id in p2pd_find_providers(ctl, own_cid)
         out = os.path.join(work, "kubo-got")
