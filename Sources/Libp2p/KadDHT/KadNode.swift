@@ -65,10 +65,10 @@ public struct KadNode: Sendable {
         public var maxProvidersPerKey = 64
         public var maxRecords = 10_000
         public var maxKnownPeers = 10_000
-        /// Requests a second from one peer, and the burst (a routing-table refresh sends a
-        /// few dozen at once).
+        /// Requests a second from one peer, and the burst (Kubo sends over a hundred at once
+        /// when it starts: its routing-table refresh and first lookups).
         public var requestsPerSecond: Double = 20
-        public var requestBurst: Double = 100
+        public var requestBurst: Double = 300
         /// Requests a second from one IP, all its peers together (peer IDs cost nothing to
         /// make; peers on one host or behind one NAT share an IP), and the burst.
         public var requestsPerSecondPerIP: Double = 200
