@@ -2,7 +2,8 @@
 # Fetching a file over Bitswap on loopback (issue 15): Kubo node A adds SIZE MiB; PeerStack
 # (`peerstack ipfs get --peer A`, a new repository) and Kubo node B (a new repository,
 # ConnectToPeer then Download) fetch it in the same run. Runs inside `unshare -n` (Kubo's
-# defaults name public hosts). Prints both rates, PeerStack's peak RSS and the ratio (>1: faster).
+# defaults name public hosts). Prints both rates, PeerStack's peak RSS (by GNU time, Debian
+# `time`) and the ratio (>1: faster).
 #
 #   Benchmarks/ipfs-fetch.sh [SIZE_MIB] [ROUNDS]      (defaults: 256, 3)
 set -euo pipefail

@@ -172,19 +172,51 @@ struct IPFSNetworkOptions: ParsableArguments {
     @Option(help: "The node's identity file (default: ~/.peerstack/identity, as `p2p id` shows).")
     var identity: String?
 
-    /// Resolves `path` (CID/name/…) in `store`, first fetching over Bitswap from the peers what
-    /// the path and the DAG under it need that the store lacks; returns the CID it names.
-    func resolve(_ path: String, store: FileBlockstore, limits: ExportLimits = ExportLimits()) async throws
-        -> CID
-    {
+    /// Resolves `path` (CID/name/…) in `store` and runs `body` on the CID it names, with the
+    /// blocks to read: the store itself when it holds the whole DAG; otherwise what the store
+    /// lacks is fetched over Bitswap from the peers (the path's directories first, then the DAG
+    /// under the target), and `body` runs on its own thread meanwhile, reading blocks as they
+    /// arrive, so the export overlaps the fetch. `body`'s second argument says whether the
+    /// network is used (the fetch shows the progress then).
+    func export(
+        _ path: String, store: FileBlockstore, limits: ExportLimits = ExportLimits(),
+        _ body: @escaping @Sendable (CID, any BlockSource, Bool) throws -> Void
+    ) async throws {
+        let (target, fetch) = try await resolve(path, store: store, limits: limits)
+        guard let fetch else { return try body(target, store, false) }
+        let arriving = ArrivingBlocks(store)
+        let exported: Task<Void, any Error> = Task {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    continuation.resume(with: Result { try body(target, arriving, true) })
+                }
+                thread.start()
+            }
+        }
+        do {
+            try await fetch { arriving.arrived() }
+            arriving.finish(nil)
+        } catch {
+            arriving.finish(error)
+            _ = try? await exported.value
+            throw error
+        }
+        try await exported.value
+    }
+
+    /// The CID `path` names and, when the store lacks some of the DAG under it, the fetch of the
+    /// rest (its argument is called as blocks are stored).
+    private func resolve(_ path: String, store: FileBlockstore, limits: ExportLimits) async throws -> (
+        CID, (@Sendable (@escaping @Sendable () -> Void) async throws -> Void)?
+    ) {
         let exporter = UnixFSExporter(source: store, limits: limits)
         let (root, names) = try UnixFSExporter.parsePath(path)
         let dhtPeers = try IPFSDaemon.bootstrapPeers(bootstrap)
-        guard !peers.isEmpty || !dhtPeers.isEmpty else { return try exporter.resolve(root, names) }
+        guard !peers.isEmpty || !dhtPeers.isEmpty else { return (try exporter.resolve(root, names), nil) }
         // Everything here already: no network.
         if let target = try? exporter.resolve(root, names) {
             var dag = DAGFetch(root: target, maxBlocks: limits.maxBlocks)
-            if (try? dag.start(store: store))?.isEmpty == true { return target }
+            if (try? dag.start(store: store))?.isEmpty == true { return (target, nil) }
         }
         var options = try P2POptions.parse(identity.map { ["--identity", $0] } ?? [])
         options.json = false
@@ -243,22 +275,32 @@ struct IPFSNetworkOptions: ParsableArguments {
                 }
             }
             guard let target else { throw IPFSError.limitExceeded("resolving \(path) took 100000 fetches") }
-            let bar = ProgressBar(title: "fetching")
-            let progress = try await node.fetch(target, from: connections) { progress in
-                bar.update(
-                    done: Int64(progress.bytes), total: 0,
-                    note: "\(progress.blocks) blocks, \(progress.peers) peer\(progress.peers == 1 ? "" : "s")"
-                )
+            let sources = connections
+            let fetch: @Sendable (@escaping @Sendable () -> Void) async throws -> Void = { arrived in
+                do {
+                    let bar = ProgressBar(title: "fetching")
+                    let progress = try await node.fetch(target, from: sources) { progress in
+                        bar.update(
+                            done: Int64(progress.bytes), total: 0,
+                            note:
+                                "\(progress.blocks) blocks, \(progress.peers) peer\(progress.peers == 1 ? "" : "s")")
+                        arrived()
+                    }
+                    bar.finish()
+                    try store.sync()
+                    if progress.fetchedBlocks > 0 {
+                        Terminal.status(
+                            "fetched \(progress.fetchedBlocks) blocks (\(Units.bytes(Int64(progress.fetchedBytes)))) "
+                                + "of \(target) from \(progress.peers) peer\(progress.peers == 1 ? "" : "s")")
+                    }
+                    await host.close()
+                } catch {
+                    try? store.sync()
+                    await host.close()
+                    throw error
+                }
             }
-            bar.finish()
-            try store.sync()
-            if progress.fetchedBlocks > 0 {
-                Terminal.status(
-                    "fetched \(progress.fetchedBlocks) blocks (\(Units.bytes(Int64(progress.fetchedBytes)))) "
-                        + "of \(target) from \(progress.peers) peer\(progress.peers == 1 ? "" : "s")")
-            }
-            await host.close()
-            return target
+            return (target, fetch)
         } catch {
             try? store.sync()
             await host.close()
@@ -280,11 +322,14 @@ struct IPFSCat: AsyncParsableCommand {
 
     func run() async throws {
         let store = try repo.open()
-        let exporter = UnixFSExporter(source: store, limits: try limits.limits())
+        let limits = try limits.limits()
         for path in paths {
             do {
-                let cid = try await network.resolve(path, store: store, limits: try limits.limits())
-                try exporter.cat(cid) { bytes in _ = try FileDescriptor.standardOutput.writeAll(bytes) }
+                try await network.export(path, store: store, limits: limits) { cid, blocks, _ in
+                    try UnixFSExporter(source: blocks, limits: limits).cat(cid) { bytes in
+                        _ = try FileDescriptor.standardOutput.writeAll(bytes)
+                    }
+                }
             } catch {
                 throw Terminal.badInput(path, "\(error)")
             }
@@ -308,19 +353,21 @@ struct IPFSGet: AsyncParsableCommand {
 
     func run() async throws {
         let store = try repo.open()
-        let exporter = UnixFSExporter(source: store, limits: try limits.limits())
+        let limits = try limits.limits()
         do {
             let (root, names) = try UnixFSExporter.parsePath(path)
-            let cid = try await network.resolve(path, store: store, limits: try limits.limits())
             let destination = FilePath(output ?? names.last ?? root.description)
-            let bar = ProgressBar(title: "getting")
-            var done: Int64 = 0
-            try exporter.get(cid, to: destination) { count in
-                done += Int64(count)
-                bar.update(done: done, total: 0)
+            try await network.export(path, store: store, limits: limits) { cid, blocks, fetching in
+                // While a fetch runs, its bar shows the progress.
+                let bar = fetching ? nil : ProgressBar(title: "getting")
+                var done: Int64 = 0
+                try UnixFSExporter(source: blocks, limits: limits).get(cid, to: destination) { count in
+                    done += Int64(count)
+                    bar?.update(done: done, total: 0)
+                }
+                bar?.finish()
+                Terminal.status("saved \(cid) to \(destination)")
             }
-            bar.finish()
-            Terminal.status("saved \(cid) to \(destination)")
         } catch {
             throw Terminal.badInput(path, "\(error)")
         }
@@ -343,18 +390,19 @@ struct IPFSExport: AsyncParsableCommand {
 
     func run() async throws {
         let store = try repo.open()
-        let exporter = UnixFSExporter(source: store)
+        let output = self.output
         do {
-            let target = try await network.resolve(cid, store: store)
-            let path = FilePath(output ?? "\(target).car")
-            var blocks = 0
-            try SmallFile.writeAtomically(to: path) { descriptor in
-                let writer = try CARWriter(descriptor: descriptor, roots: [target])
-                try exporter.walk(target) { try writer.append($0, $1) }
-                try writer.flush()
-                blocks = writer.blocks
+            try await network.export(cid, store: store) { target, source, _ in
+                let path = FilePath(output ?? "\(target).car")
+                var blocks = 0
+                try SmallFile.writeAtomically(to: path) { descriptor in
+                    let writer = try CARWriter(descriptor: descriptor, roots: [target])
+                    try UnixFSExporter(source: source).walk(target) { try writer.append($0, $1) }
+                    try writer.flush()
+                    blocks = writer.blocks
+                }
+                Terminal.status("exported \(blocks) blocks under \(target) to \(path)")
             }
-            Terminal.status("exported \(blocks) blocks under \(target) to \(path)")
         } catch let code as ExitCode {
             throw code
         } catch {
