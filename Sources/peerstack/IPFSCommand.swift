@@ -186,7 +186,8 @@ struct IPFSNetworkOptions: ParsableArguments {
         guard let fetch else { return try body(target, store, false) }
         let arriving = ArrivingBlocks(store)
         let exported: Task<Void, any Error> = Task {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
                     continuation.resume(with: Result { try body(target, arriving, true) })
                 }
@@ -283,7 +284,8 @@ struct IPFSNetworkOptions: ParsableArguments {
                         bar.update(
                             done: Int64(progress.bytes), total: 0,
                             note:
-                                "\(progress.blocks) blocks, \(progress.peers) peer\(progress.peers == 1 ? "" : "s")")
+                                "\(progress.blocks) blocks, \(progress.peers) peer\(progress.peers == 1 ? "" : "s")"
+                        )
                         arrived()
                     }
                     bar.finish()
