@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
 """The body of ipfs-fetch.sh (inside `unshare -n`): PEERSTACK SIZE_MIB ROUNDS."""
-import ctypes
 import filecmp
-import json
 import os
 import random
 import shutil
@@ -18,34 +16,17 @@ import kubo  # noqa: E402
 def main():
     peerstack, mib, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     work = tempfile.mkdtemp(prefix="ipfs-fetch-")
-    lib = kubo.load_kubo()
-    for name in ["RunNode", "ConnectToPeer", "Download"]:
-        getattr(lib, name).restype = ctypes.c_int
-    lib.RunNode.argtypes = [ctypes.c_char_p]
-    lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    lib.Download.argtypes = [ctypes.c_char_p] * 3
-    for name in ["GetNodeID", "GetNodeMultiAddrs"]:
-        getattr(lib, name).restype = ctypes.c_void_p
-        getattr(lib, name).argtypes = [ctypes.c_char_p]
+    lib = kubo.load_api()
 
     def text(pointer):
-        value = ctypes.string_at(pointer).decode()
-        lib.FreeString(pointer)
-        return value
+        return kubo.text(lib, pointer)
 
     def node(name):
         repo = os.path.join(work, name)
-        if lib.CreateRepo(repo.encode()) != 1:
-            sys.exit("CreateRepo failed")
-        kubo.isolate(repo)
-        if lib.RunNode(repo.encode()) != 1:
-            sys.exit("RunNode failed")
-        return repo
+        return repo, kubo.start_node(lib, repo)
 
     try:
-        source = node("kubo-a")
-        address = json.loads(text(lib.GetNodeMultiAddrs(source.encode())))[0] + "/p2p/" + text(
-            lib.GetNodeID(source.encode()))
+        source, address = node("kubo-a")
         payload = os.path.join(work, "payload.bin")
         rng = random.Random(256)
         with open(payload, "wb") as f:
@@ -77,7 +58,7 @@ def main():
             shutil.rmtree(repo, ignore_errors=True)
             os.remove(out)
 
-            fetcher = node(f"kubo-b{index}")
+            fetcher, _ = node(f"kubo-b{index}")
             if lib.ConnectToPeer(fetcher.encode(), address.encode()) != 0:
                 sys.exit("Kubo B could not connect to Kubo A")
             out = os.path.join(work, f"kubo-{index}.out")

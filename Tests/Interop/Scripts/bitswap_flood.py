@@ -9,6 +9,7 @@ asked for again and again. Holds its connection for HOLD seconds, then exits.
 Prints {"sent": wantlist bytes, "peers": connected} once every peer has sent its rounds.
 """
 import json
+import os
 import sys
 
 import multiaddr
@@ -16,24 +17,10 @@ import trio
 from libp2p import new_host
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from p2pd_peer import field, varint  # noqa: E402
+
 BITSWAP = "/ipfs/bitswap/1.2.0"
-
-
-def varint(value):
-    out = b""
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out += bytes([byte | 0x80])
-        else:
-            return out + bytes([byte])
-
-
-def field(number, value):
-    if isinstance(value, bool) or isinstance(value, int):
-        return varint(number << 3) + varint(int(value))
-    return varint(number << 3 | 2) + varint(len(value)) + value
 
 
 def wantlist(cids):

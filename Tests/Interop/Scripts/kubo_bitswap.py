@@ -10,7 +10,6 @@ another file and tree to a second repository and serves it (`ipfs daemon`); Kubo
 and downloads both (`Download`, its Bitswap; it and `ConnectToPeer` return 0 on success). Prints one JSON object: the CIDs each side named
 and whether every byte came back equal.
 """
-import ctypes
 import filecmp
 import json
 import os
@@ -54,20 +53,10 @@ def same_tree(left, right):
 def main():
     work, peerstack = os.path.abspath(sys.argv[1]), sys.argv[2]
     mib = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-    lib = kubo.load_kubo()
-    for name in ["RunNode", "ConnectToPeer", "Download"]:
-        getattr(lib, name).restype = ctypes.c_int
-    lib.RunNode.argtypes = [ctypes.c_char_p]
-    lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    lib.Download.argtypes = [ctypes.c_char_p] * 3
-    for name in ["GetNodeID", "GetNodeMultiAddrs"]:
-        getattr(lib, name).restype = ctypes.c_void_p
-        getattr(lib, name).argtypes = [ctypes.c_char_p]
+    lib = kubo.load_api()
 
     def text(pointer):
-        value = ctypes.string_at(pointer).decode()
-        lib.FreeString(pointer)
-        return value
+        return kubo.text(lib, pointer)
 
     def add(repo, path):
         value = text(lib.AddFile(repo.encode(), path.encode(), False))
@@ -81,13 +70,8 @@ def main():
         return run, time.time() - started
 
     repo = os.path.join(work, "kubo-repo")
-    if lib.CreateRepo(repo.encode()) != 1:
-        sys.exit("CreateRepo failed")
-    kubo.isolate(repo)
-    if lib.RunNode(repo.encode()) != 1:
-        sys.exit("RunNode failed")
-    kubo_id = text(lib.GetNodeID(repo.encode()))
-    kubo_address = json.loads(text(lib.GetNodeMultiAddrs(repo.encode())))[0] + "/p2p/" + kubo_id
+    kubo_address = kubo.start_node(lib, repo)
+    kubo_id = kubo_address.rsplit("/", 1)[1]
     result = {"kubo": {"id": kubo_id, "address": kubo_address}}
 
     # Kubo adds; PeerStack fetches by CID alone.

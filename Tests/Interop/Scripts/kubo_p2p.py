@@ -13,7 +13,6 @@ and an ECDSA identity, Kubo dials a `peerstack p2p listen` (ConnectToPeer), list
 peers, and opens a stream to it through its stream mounting (P2PForward to `/x/peerstack-echo`),
 which PeerStack echoes. Prints one JSON object with what each step saw.
 """
-import ctypes
 import json
 import os
 import socket
@@ -30,37 +29,19 @@ ECHO = "/x/peerstack-echo"
 def main():
     work, peerstack = os.path.abspath(sys.argv[1]), sys.argv[2]
     security = sys.argv[3] if len(sys.argv) > 3 else "noise"
-    lib = kubo.load_kubo()
-    for name in ["RunNode", "CreateRepo", "ConnectToPeer", "P2PEnable", "P2PForward"]:
-        getattr(lib, name).restype = ctypes.c_int
-    lib.RunNode.argtypes = [ctypes.c_char_p]
-    lib.ConnectToPeer.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    lib.P2PForward.argtypes = [ctypes.c_char_p] * 4
-    for name in ["GetNodeID", "GetNodeMultiAddrs", "ListPeers"]:
-        getattr(lib, name).restype = ctypes.c_void_p
-        getattr(lib, name).argtypes = [ctypes.c_char_p]
+    lib = kubo.load_api()
 
     def text(pointer):
-        value = ctypes.string_at(pointer).decode()
-        lib.FreeString(pointer)
-        return value
+        return kubo.text(lib, pointer)
+
+    def configure(config):
+        config["Experimental"]["Libp2pStreamMounting"] = True
+        if security == "tls":
+            config.setdefault("Swarm", {}).setdefault("Transports", {}).setdefault("Security", {})["Noise"] = False
 
     repo = os.path.join(work, "kubo-repo")
-    if lib.CreateRepo(repo.encode()) != 1:
-        sys.exit("CreateRepo failed")
-    kubo.isolate(repo)
-    path = os.path.join(repo, "config")
-    with open(path) as f:
-        config = json.load(f)
-    config["Experimental"]["Libp2pStreamMounting"] = True
-    if security == "tls":
-        config.setdefault("Swarm", {}).setdefault("Transports", {}).setdefault("Security", {})["Noise"] = False
-    with open(path, "w") as f:
-        json.dump(config, f, indent=1)
-    if lib.RunNode(repo.encode()) != 1:
-        sys.exit("RunNode failed")
-    kubo_id = text(lib.GetNodeID(repo.encode()))
-    kubo_address = json.loads(text(lib.GetNodeMultiAddrs(repo.encode())))[0] + "/p2p/" + kubo_id
+    kubo_address = kubo.start_node(lib, repo, configure)
+    kubo_id = kubo_address.rsplit("/", 1)[1]
     result = {"kubo": {"id": kubo_id, "address": kubo_address}}
 
     def peerstack_json(*arguments):

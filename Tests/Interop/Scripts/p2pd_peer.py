@@ -113,6 +113,15 @@ def b58decode(text):
     return b"\0" * (len(text) - len(text.lstrip("1"))) + raw
 
 
+def b58encode(raw):
+    number = int.from_bytes(raw, "big")
+    out = ""
+    while number:
+        number, digit = divmod(number, 58)
+        out = ALPHABET[digit] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
 def tcp_multiaddr(host, port):
     return b"\x04" + socket.inet_aton(host) + b"\x06" + port.to_bytes(2, "big")
 
