@@ -338,8 +338,13 @@ public actor KadDHT {
         }
         defer { stream.closeWrite() }
         while true {
-            let frame = try await withDeadline(idle, "an idle DHT stream") {
-                try await stream.readDelimited(limit: limits.maxMessage)
+            let frame: [UInt8]?
+            do {
+                frame = try await withDeadline(idle, "an idle DHT stream") {
+                    try await stream.readDelimited(limit: limits.maxMessage)
+                }
+            } catch Libp2pError.timedOut {
+                return  // idle: closed, as go-libp2p-kad-dht closes its own after a minute
             }
             guard let frame else { return }
             let response: KadMessage?
