@@ -117,20 +117,53 @@ struct MetainfoTests {
     }
 
     @Test(
-        "unsafe paths are refused",
-        arguments: [["..", "etc"], ["a", ".."], [""], ["a", "", "b"], ["/etc"], ["a/b"], ["a\0b"], ["."]])
-    func unsafePaths(path: [String]) throws {
+        "unsafe paths are sanitised as libtorrent 2.0 sanitises them",
+        arguments: [
+            (["..", "etc"], ["etc"]), (["a", ".."], ["a"]), ([""], ["_"]),
+            (["a", "", "b"], ["a", "_", "b"]),
+            (["/etc"], ["etc"]), (["a/b"], ["ab"]), (["a\0b"], ["ab"]), (["."], ["_"]),
+            (["a\u{1}b"], ["a_b"]),
+            (["a\\b"], ["ab"]), (["a\u{202E}b"], ["ab"]), (["日本語", "é.txt"], ["日本語", "é.txt"]),
+        ])
+    func unsafePaths(path: [String], sanitised: [String]) throws {
         let info = multiFileInfo([(path, 12, nil)])
-        #expect(throws: MetainfoError.self) { try Metainfo(parsing: torrentBytes(info: info)) }
-        do {
-            _ = try Metainfo(parsing: torrentBytes(info: info))
-        } catch {
-            guard case .unsafePath(let reported, _) = error else {
-                Issue.record("expected unsafePath, got \(error)")
-                return
-            }
-            #expect(reported == path)
+        let metainfo = try Metainfo(parsing: torrentBytes(info: info))
+        #expect(metainfo.info.files.map(\.path) == [sanitised])
+    }
+
+    @Test(
+        "invalid UTF-8 becomes one _ per sequence; long elements are cut at 240 bytes keeping the extension")
+    func sanitisedBytes() throws {
+        let cases: [([UInt8], String)] = [
+            ([0xFF, 0xFE], "__"), ([0xC0, 0xAF], "_"), ([0xED, 0xA0, 0x80], "_"), ([0xE6, 0x97], "_"),
+            ([0xF8, 0x88, 0x80, 0x80, 0x80, 0x7A], "_z"), ([0x61, 0x7F, 0x62], "a\u{7F}b"),
+            (
+                Array(repeating: 0x79, count: 300) + Array(".mkv".utf8),
+                String(repeating: "y", count: 240) + ".mkv"
+            ),
+        ]
+        for (bytes, expected) in cases {
+            let info: BencodeValue = [
+                "name": "top", "piece length": 16_384, "pieces": .bytes(helloPiece),
+                "files": [["length": 12, "path": [.bytes(bytes)]]],
+            ]
+            let metainfo = try Metainfo(parsing: torrentBytes(info: info))
+            #expect(metainfo.info.files[0].path == [expected], "\(bytes)")
         }
+    }
+
+    @Test("clashing paths are renamed name.N.ext, a file in a later directory's way too; case matters")
+    func clashes() throws {
+        let info = multiFileInfo([
+            (["a"], 1, nil), (["a"], 1, nil), (["a.1"], 1, nil), (["x.tar.gz"], 1, nil),
+            (["X.TAR.GZ"], 1, nil), (["x.tar.gz"], 1, nil),
+            (["d"], 1, nil), (["d", "e"], 1, nil), (["a/b"], 1, nil), (["ab"], 1, nil), (["ab"], 7, nil),
+        ])
+        let metainfo = try Metainfo(parsing: torrentBytes(info: info))
+        #expect(
+            metainfo.info.files.map { $0.path.joined(separator: "/") } == [
+                "a", "a.1", "a.1.1", "x.tar.gz", "X.TAR.GZ", "x.tar.1.gz", "d.1", "d/e", "ab", "ab.1", "ab.2",
+            ])
     }
 
     @Test("an unsafe name is refused too")

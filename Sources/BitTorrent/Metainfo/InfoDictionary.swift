@@ -77,7 +77,11 @@ public struct InfoDictionary: Hashable, Sendable {
     }
 
     /// Reads and checks an info dictionary; offsets in errors are those of `node`'s input.
-    public init(node: BencodeNode, limits: MetainfoLimits = .standard) throws(MetainfoError) {
+    /// Paths are sanitised as libtorrent does (``PathSanitizer``); `infoHash` names a directory
+    /// whose own name sanitises to nothing.
+    public init(node: BencodeNode, limits: MetainfoLimits = .standard, infoHash: InfoHash? = nil)
+        throws(MetainfoError)
+    {
         guard case .dictionary = node.kind else {
             throw .wrongType("info", expected: "a dictionary", offset: node.range.lowerBound)
         }
@@ -87,11 +91,10 @@ public struct InfoDictionary: Hashable, Sendable {
         self.fields = fields
 
         let nameNode = try Self.required(node, "name", in: "info")
-        let rawName = try Self.text(nameNode, field: "info.name")
-        let utf8Name = node["name.utf-8"].flatMap { $0.string }
-        let name = utf8Name ?? rawName
-        try Self.checkSafe([name], offset: nameNode.range.lowerBound)
-        self.name = name
+        guard let rawName = nameNode.bytes else {
+            throw .wrongType("info.name", expected: "a string", offset: nameNode.range.lowerBound)
+        }
+        let nameBytes = node["name.utf-8"]?.bytes ?? rawName
 
         let pieceLengthNode = try Self.required(node, "piece length", in: "info")
         guard let pieceLength = pieceLengthNode.integer else {
@@ -153,6 +156,10 @@ public struct InfoDictionary: Hashable, Sendable {
                 total = sum
                 files.append(file)
             }
+            files = Self.resolveClashes(files)
+            // A directory name that sanitises to nothing (`..`) becomes the info-hash, as in
+            // libtorrent.
+            self.name = PathSanitizer.element(nameBytes) ?? infoHash?.hex ?? "_"
             self.isMultiFile = true
         } else if let lengthNode {
             guard let length = lengthNode.integer else {
@@ -162,6 +169,12 @@ public struct InfoDictionary: Hashable, Sendable {
                 throw .invalidValue("info.length", reason: "is negative", offset: lengthNode.range.lowerBound)
             }
             let attributes = node["attr"]?.bytes.map(FileAttributes.init(attr:)) ?? []
+            // libtorrent refuses a single file whose name sanitises to nothing.
+            guard let name = PathSanitizer.element(nameBytes) else {
+                throw .unsafePath(
+                    [String(decoding: nameBytes, as: UTF8.self)], offset: nameNode.range.lowerBound)
+            }
+            self.name = name
             files = [FileEntry(path: [name], length: length, offset: 0, attributes: attributes)]
             total = length
             self.isMultiFile = false
@@ -200,21 +213,32 @@ public struct InfoDictionary: Hashable, Sendable {
         guard length >= 0 else {
             throw .invalidValue("\(field).length", reason: "is negative", offset: lengthNode.range.lowerBound)
         }
-        let pathNode = try required(node, "path", in: field)
-        var path = try components(pathNode, field: "\(field).path", limits: limits)
-        if let utf8Node = node["path.utf-8"],
-            let utf8Path = try? components(utf8Node, field: "\(field).path.utf-8", limits: limits)
-        {
-            path = utf8Path
-        }
         let attributes = node["attr"]?.bytes.map(FileAttributes.init(attr:)) ?? []
-        guard !path.isEmpty || attributes.contains(.padding) else {
-            throw .unsafePath(path, offset: pathNode.range.lowerBound)
+        // `path.utf-8` wins when it is a usable list; the elements are sanitised as libtorrent
+        // does, and a pad file without a path goes to `.pad/<length>`.
+        var elements: [[UInt8]] = []
+        let pathNode = node["path"]
+        if let utf8Node = node["path.utf-8"],
+            let utf8Path = try? components(utf8Node, field: "\(field).path.utf-8", limits: limits),
+            !utf8Path.isEmpty
+        {
+            elements = utf8Path
+        } else if let pathNode {
+            elements = try components(pathNode, field: "\(field).path", limits: limits)
         }
-        try checkSafe(path, offset: pathNode.range.lowerBound)
+        let path: [String]
+        if !elements.isEmpty {
+            path = PathSanitizer.path(elements)
+        } else if attributes.contains(.padding) {
+            path = [".pad", "\(length)"]
+        } else {
+            guard let pathNode else { throw .missingField("\(field).path", offset: node.range.lowerBound) }
+            throw .unsafePath([], offset: pathNode.range.lowerBound)
+        }
         var target: [String]?
         if attributes.contains(.symlink), let targetNode = node["symlink path"] {
             target = try components(targetNode, field: "\(field).symlink path", limits: limits)
+                .compactMap(PathSanitizer.element)
         }
         return FileEntry(
             path: path, length: length, offset: offset, attributes: attributes, symlinkTarget: target)
@@ -222,7 +246,7 @@ public struct InfoDictionary: Hashable, Sendable {
 
     private static func components(
         _ node: BencodeNode, field: String, limits: MetainfoLimits
-    ) throws(MetainfoError) -> [String] {
+    ) throws(MetainfoError) -> [[UInt8]] {
         guard let list = node.list else {
             throw .wrongType(field, expected: "a list of strings", offset: node.range.lowerBound)
         }
@@ -230,20 +254,34 @@ public struct InfoDictionary: Hashable, Sendable {
             throw .limitExceeded(
                 "'\(field)' has more than \(limits.maxPathDepth) components", offset: node.range.lowerBound)
         }
-        var result: [String] = []
+        var result: [[UInt8]] = []
         result.reserveCapacity(list.count)
         for component in list {
-            result.append(try text(component, field: field))
+            guard let bytes = component.bytes else {
+                throw .wrongType(field, expected: "a list of strings", offset: component.range.lowerBound)
+            }
+            result.append(bytes)
         }
         return result
     }
 
-    /// A byte string as text; invalid UTF-8 is replaced rather than refused, as libtorrent does.
-    private static func text(_ node: BencodeNode, field: String) throws(MetainfoError) -> String {
-        guard let bytes = node.bytes else {
-            throw .wrongType(field, expected: "a string", offset: node.range.lowerBound)
+    /// Files whose sanitised paths clash (with each other, case aside, or with a directory)
+    /// renamed as libtorrent renames them; symlinks whose target is not in the torrent point to
+    /// themselves (libtorrent does the same), so none leads outside it.
+    private static func resolveClashes(_ files: [FileEntry]) -> [FileEntry] {
+        let paths = PathSanitizer.deduplicated(files.map(\.path), skip: files.map(\.isPadding))
+        var result = files
+        var inside = Set<[String]>()
+        for path in paths {
+            for depth in 1...max(path.count, 1) { inside.insert(Array(path.prefix(depth))) }
         }
-        return String(decoding: bytes, as: UTF8.self)
+        for index in result.indices {
+            result[index].path = paths[index]
+            if let target = result[index].symlinkTarget, target.isEmpty || !inside.contains(target) {
+                result[index].symlinkTarget = paths[index]
+            }
+        }
+        return result
     }
 
     private static func required(_ node: BencodeNode, _ key: String, in parent: String) throws(MetainfoError)
@@ -255,14 +293,4 @@ public struct InfoDictionary: Hashable, Sendable {
         return value
     }
 
-    /// Rejects any path that could escape the download directory or names nothing.
-    static func checkSafe(_ components: [String], offset: Int) throws(MetainfoError) {
-        for component in components {
-            if component.isEmpty || component == "." || component == ".."
-                || component.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "/") })
-            {
-                throw .unsafePath(components, offset: offset)
-            }
-        }
-    }
 }

@@ -52,11 +52,12 @@ public struct Metainfo: Hashable, Sendable {
         guard let infoNode = root["info"] else {
             throw .missingField("info", offset: root.range.lowerBound)
         }
-        let info = try InfoDictionary(node: infoNode, limits: limits)
         let infoBytes = Array(bytes[infoNode.range])
+        let infoHash = Self.hash(infoBytes)
+        let info = try InfoDictionary(node: infoNode, limits: limits, infoHash: infoHash)
         self.info = info
         self.infoBytes = infoBytes
-        self.infoHash = Self.hash(infoBytes)
+        self.infoHash = infoHash
 
         var extra: [[UInt8]: BencodeValue] = [:]
         var announce: String?

@@ -654,7 +654,7 @@ public struct TorrentSession: Sendable {
             guard Metainfo.hash(assembled) == infoHash,
                 let node = try? BencodeDecoder(mode: .lenient, limits: MetainfoLimits.standard.bencode)
                     .decodeNode(assembled),
-                let parsed = try? InfoDictionary(node: node)
+                let parsed = try? InfoDictionary(node: node, infoHash: infoHash)
             else {
                 // Start over. A peer that sent every piece is the culprit and is dropped;
                 // otherwise nobody is known, and the size itself loses credit.
