@@ -73,7 +73,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
             } else {
                 bytes = try CID(value).multihash.bytes  // a CIDv1 of a libp2p key
             }
-            _ = try Multihash(bytes: bytes)
+            try Self.checkPeerID(bytes)
             return .p2p(bytes)
         default:  // dns, dns4, dns6
             guard !value.isEmpty, value.utf8.count <= maxValueLength else {
@@ -100,6 +100,18 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
             case .dns6(let name): return "/dns6/" + name
             }
         }.joined()
+    }
+
+    /// A `/p2p/` value must be a peer ID's multihash (the peer-ids spec): identity (an inlined
+    /// key) or SHA-256. Any other multihash would print in base58 as no peer ID does, and not
+    /// read back.
+    static func checkPeerID(_ bytes: [UInt8]) throws(MultiformatError) {
+        let multihash = try Multihash(bytes: bytes)
+        switch multihash.code {
+        case Multihash.Function.identity.rawValue: return
+        case Multihash.Function.sha256.rawValue where multihash.digest.count == 32: return
+        default: throw .invalid("a /p2p/ value that is not a peer ID (multihash code \(multihash.code))")
+        }
     }
 
     /// The binary form.
@@ -160,7 +172,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
             case 0x01CD: components.append(.quicV1)
             case 421:
                 let id = try sized()
-                _ = try Multihash(bytes: id)
+                try Self.checkPeerID(id)
                 components.append(.p2p(id))
             case 53, 54, 55:
                 let start = offset

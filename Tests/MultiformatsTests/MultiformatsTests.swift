@@ -133,4 +133,22 @@ struct MultiformatsTests {
         #expect(throws: MultiformatError.self) { try Multiaddr(bytes: [0x04, 127, 0]) }  // truncated
         #expect(throws: MultiformatError.self) { try Multiaddr(bytes: [0x35, 0xFF, 0x7F]) }  // huge length
     }
+
+    @Test("a /p2p/ value must be a peer ID's multihash, in text and binary (found by FuzzCID)")
+    func p2pValues() throws {
+        // A base36 CID whose multihash has code 0x310E: it printed as /p2p/4e6AL1, unreadable.
+        #expect(throws: MultiformatError.self) { try Multiaddr("/ipfs/kjngkjngq") }
+        #expect(throws: MultiformatError.self) {
+            try Multiaddr(bytes: [0xA5, 0x03, 0x04, 0x8E, 0x62, 0x01, 0x8A])
+        }
+        // SHA-256 must be 32 bytes; identity and SHA-256 peer IDs read back from their text.
+        #expect(throws: MultiformatError.self) { try Multiaddr(bytes: [0xA5, 0x03, 0x03, 0x12, 0x01, 0x00]) }
+        for id in [
+            "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o",
+            "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+        ] {
+            let address = try Multiaddr("/p2p/" + id)
+            #expect(try Multiaddr(address.description) == address && address.description == "/p2p/" + id)
+        }
+    }
 }
