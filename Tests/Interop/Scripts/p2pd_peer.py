@@ -78,27 +78,25 @@ def read_delimited(sock):
     return read_exactly(sock, read_varint(sock))
 
 
+def decode_varint(data, offset):
+    """The varint at `offset` in `data`, and the offset after it."""
+    value, shift = 0, 0
+    while True:
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, offset
+
+
 def parse(data):
     """Top-level protobuf fields as {number: [values]} (varints as ints, the rest as bytes)."""
     fields, offset = {}, 0
     while offset < len(data):
-        key, shift = 0, 0
-        while True:
-            byte = data[offset]
-            offset += 1
-            key |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        key, offset = decode_varint(data, offset)
         number, kind = key >> 3, key & 7
-        value, shift = 0, 0
-        while True:
-            byte = data[offset]
-            offset += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        value, offset = decode_varint(data, offset)
         if kind == 2:
             value, offset = data[offset:offset + value], offset + value
         fields.setdefault(number, []).append(value)
