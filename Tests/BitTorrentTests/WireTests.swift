@@ -1,4 +1,5 @@
 import Bencode
+import NIOCore
 import PeerNet
 import Testing
 
@@ -41,6 +42,32 @@ struct WireTests {
             try PeerWireCodec.decode([7, 0, 0, 0, 1][...])
         }
         #expect(try PeerWireCodec.decode([99, 1, 2][...]) == PeerMessage.unknown(id: 99))
+    }
+
+    @Test("whole frames on ByteBuffer: a block is a slice of the frame, limits are checked first")
+    func frames() throws {
+        var frame = ByteBuffer()
+        PeerWireCodec.encode(.piece(piece: 3, offset: 16_384, data: [9, 8, 7]), into: &frame)
+        #expect(
+            frame.readableBytes == PeerWireCodec.frameLength(.piece(piece: 3, offset: 0, data: [0, 0, 0])))
+        guard
+            case .block(let piece, let offset, let data) = try PeerWireCodec.decodeFrame(frame, maxLength: 64)
+        else {
+            Issue.record("a piece frame did not decode as a block")
+            return
+        }
+        #expect(piece == 3 && offset == 16_384 && Array(data.readableBytesView) == [9, 8, 7])
+        #expect(data.readerIndex == frame.readerIndex + 13)  // a view into the frame, not a copy
+        #expect(throws: PeerWireError.frameTooLong(length: 12, limit: 11)) {
+            try PeerWireCodec.decodeFrame(frame, maxLength: 11)
+        }
+        var have = ByteBuffer()
+        PeerWireCodec.encode(.have(piece: 7), into: &have)
+        #expect(try PeerWireCodec.decodeFrame(have, maxLength: 64) == .message(.have(piece: 7)))
+        have.moveWriterIndex(to: have.writerIndex - 1)
+        #expect(throws: PeerWireError.badLength(message: "frame", length: 8)) {
+            try PeerWireCodec.decodeFrame(have, maxLength: 64)
+        }
     }
 
     @Test("bitfields must be exactly sized with spare bits clear")

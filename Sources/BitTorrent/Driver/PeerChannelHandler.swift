@@ -2,8 +2,8 @@ import NIOCore
 import PeerNet
 
 /// Reads a peer connection, frames cut by PeerNet's ``FrameDecoder``: the 68-byte handshake,
-/// then BEP 3's length-prefixed messages, each decoded and handed to the driver. Any error
-/// closes this connection only. Runs on the driver's event loop.
+/// then BEP 3's length-prefixed messages, each decoded by ``PeerWireCodec`` and handed to the
+/// driver. Any error closes this connection only. Runs on the driver's event loop.
 final class PeerChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -44,12 +44,12 @@ final class PeerChannelHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var frame = unwrapInboundIn(data)
+        let frame = unwrapInboundIn(data)
         do {
             if key == nil {
                 try handshake(frame, context: context)
             } else if let driver, let key {
-                try message(&frame, driver: driver, key: key)
+                try message(frame, driver: driver, key: key)
             }
         } catch {
             fail(context: context, error)
@@ -73,21 +73,14 @@ final class PeerChannelHandler: ChannelInboundHandler {
         ConnectionGuard.handshakeCompleted(context.channel)
     }
 
-    private func message(_ frame: inout ByteBuffer, driver: SessionDriver, key: PeerKey) throws {
-        let length = frame.readableBytes - 4
-        let limit = driver.maxFrameLength
-        guard length <= limit else { throw PeerWireError.frameTooLong(length: length, limit: limit) }
-        frame.moveReaderIndex(forwardBy: 4)
-        if length >= 9, frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 7,
-            let piece = frame.getInteger(at: frame.readerIndex + 1, as: UInt32.self),
-            let offset = frame.getInteger(at: frame.readerIndex + 5, as: UInt32.self),
-            let data = frame.getSlice(at: frame.readerIndex + 9, length: length - 9)
-        {
-            // Blocks are most of the traffic: a slice of the socket's buffer goes to the
-            // storage, which copies it once, into the piece buffer.
-            driver.receivedBlock(piece: Int(piece), offset: Int(offset), data: data, from: key)
-        } else {
-            driver.received(try PeerWireCodec.decode(ArraySlice(frame.readableBytesView)), from: key)
+    private func message(_ frame: ByteBuffer, driver: SessionDriver, key: PeerKey) throws {
+        switch try PeerWireCodec.decodeFrame(frame, maxLength: driver.maxFrameLength) {
+        case .block(let piece, let offset, let data):
+            // A slice of the socket's buffer goes to the storage, which copies it once, into
+            // the piece buffer.
+            driver.receivedBlock(piece: piece, offset: offset, data: data, from: key)
+        case .message(let message):
+            driver.received(message, from: key)
         }
     }
 

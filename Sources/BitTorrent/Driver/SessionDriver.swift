@@ -239,19 +239,8 @@ final class SessionDriver: @unchecked Sendable {
             switch action {
             case .send(let key, let message):
                 guard let channel = channels[key] else { continue }
-                var buffer: ByteBuffer
-                if case .piece(let piece, let offset, let data) = message {
-                    buffer = channel.allocator.buffer(capacity: 13 + data.count)
-                    buffer.writeInteger(UInt32(9 + data.count))
-                    buffer.writeInteger(UInt8(7))
-                    buffer.writeInteger(UInt32(truncatingIfNeeded: piece))
-                    buffer.writeInteger(UInt32(truncatingIfNeeded: offset))
-                    buffer.writeBytes(data)
-                } else {
-                    var bytes: [UInt8] = []
-                    PeerWireCodec.encode(message, into: &bytes)
-                    buffer = ByteBuffer(bytes: bytes)
-                }
+                var buffer = channel.allocator.buffer(capacity: PeerWireCodec.frameLength(message))
+                PeerWireCodec.encode(message, into: &buffer)
                 channel.write(buffer, promise: nil)
                 dirty.insert(key)
             case .close(let key, let reason, _):

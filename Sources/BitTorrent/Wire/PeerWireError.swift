@@ -5,6 +5,8 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
     case notBitTorrent
     case wrongInfoHash(InfoHash)
     case connectedToSelf
+    /// A message from a connection whose handshake was not accepted.
+    case beforeHandshake(message: String)
     case frameTooLong(length: Int, limit: Int)
     /// A message whose payload has the wrong size for its ID.
     case badLength(message: String, length: Int)
@@ -24,6 +26,7 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notBitTorrent: return "not a BitTorrent handshake"
         case .wrongInfoHash(let hash): return "handshake for another torrent (\(hash.hex))"
         case .connectedToSelf: return "connected to ourselves"
+        case .beforeHandshake(let message): return "\(message) message before the handshake"
         case .frameTooLong(let length, let limit):
             return "message of \(length) bytes exceeds the limit of \(limit)"
         case .badLength(let message, let length): return "\(message) message with a \(length)-byte payload"
