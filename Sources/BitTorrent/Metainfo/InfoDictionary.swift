@@ -14,8 +14,9 @@ public struct MetainfoLimits: Sendable, Hashable {
     public var maxFiles: Int = 1_000_000
     /// Most components in one file path.
     public var maxPathDepth: Int = 128
-    /// Largest piece length, which is also the memory one hashing worker needs.
-    public var maxPieceLength: Int = 256 << 20
+    /// Largest piece length: libtorrent 2.0's, 1 GiB − 1. Pieces are hashed in windows of a
+    /// few MiB, so the memory a check needs does not grow with it.
+    public var maxPieceLength: Int = (1 << 30) - 1
 
     public init() {}
 

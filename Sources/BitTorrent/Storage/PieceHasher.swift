@@ -29,9 +29,10 @@ public struct PieceDigests: Sendable {
     }
 }
 
-/// Hashes the pieces of files on disk with SHA-1 on several threads, one piece buffer per
+/// Hashes the pieces of files on disk with SHA-1 on several threads, one bounded buffer per
 /// thread: each worker claims the next piece (or a run of small pieces, so reads stay large),
-/// reads it with positional reads (spanning file boundaries, padding as zeros) and hashes it. Used to create torrents and to check data.
+/// reads it with positional reads (spanning file boundaries, padding as zeros) in windows of
+/// at most 4 MiB and hashes it. Used to create torrents and to check data.
 public enum PieceHasher {
     /// Hashes every piece of `layout`. `paths[i]` is where file `i` is on disk (ignored for
     /// padding files). A piece whose file is missing or short is marked unreadable, not fatal.
@@ -89,14 +90,17 @@ private final class HashJob: @unchecked Sendable {
             digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 })
     }
 
-    /// Bytes a worker reads in one go when pieces are small; pieces at least this long are
-    /// read one at a time, so memory stays at one piece per worker.
+    /// Bytes a worker reads in one go when pieces are small (a run of pieces is claimed at once).
     static let minimumReadSize = 256 << 10
+    /// Most bytes a worker holds: a longer piece is read and hashed in windows of this size, so
+    /// memory stays bounded whatever the piece length (up to 1 GiB).
+    static let maximumReadSize = 4 << 20
 
     func work(progress: (@Sendable (HashingProgress) -> Void)?) {
         let pieceLength = layout.pieceLength
         let batch = subset == nil ? max(1, Self.minimumReadSize / pieceLength) : 1
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: batch * pieceLength, alignment: 4096)
+        let window = min(batch * pieceLength, Self.maximumReadSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: window, alignment: 4096)
         defer { buffer.deallocate() }
         var reader = SequentialFileCache(paths: paths)
         defer { reader.close() }
@@ -111,35 +115,57 @@ private final class HashJob: @unchecked Sendable {
             let first = subset?[claimed] ?? claimed
             let end = min(first + batch, pieceCount)
             let range = layout.pieceRange(first).lowerBound..<layout.pieceRange(end - 1).upperBound
-            // Read every segment; a failed one spoils only the pieces that overlap it.
-            var failed: [Range<Int>] = []
-            var filled = 0
-            for segment in layout.segments(in: range) {
-                let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + segment.length])
-                if layout.files[segment.fileIndex].isPadding {
-                    target.initializeMemory(as: UInt8.self, repeating: 0)
-                } else if let error = reader.read(
-                    file: segment.fileIndex, at: segment.fileOffset, into: target)
-                {
-                    failed.append(filled..<filled + segment.length)
-                    failure.withLock { if $0 == nil { $0 = (segment.fileIndex, error.errno) } }
+            var piece = first
+            var pieceEnd = layout.pieceRange(first).upperBound
+            var hasher = Insecure.SHA1()
+            var pieceFailed = false
+            var position = range.lowerBound
+            while position < range.upperBound {
+                let count = Int(min(Int64(window), range.upperBound - position))
+                // Read every segment; a failed one spoils only the pieces that overlap it.
+                var failed: [Range<Int64>] = []
+                var filled = 0
+                for segment in layout.segments(in: position..<position + Int64(count)) {
+                    let target = UnsafeMutableRawBufferPointer(
+                        rebasing: buffer[filled..<filled + segment.length])
+                    if layout.files[segment.fileIndex].isPadding {
+                        target.initializeMemory(as: UInt8.self, repeating: 0)
+                    } else if let error = reader.read(
+                        file: segment.fileIndex, at: segment.fileOffset, into: target)
+                    {
+                        let start = position + Int64(filled)
+                        failed.append(start..<start + Int64(segment.length))
+                        failure.withLock { if $0 == nil { $0 = (segment.fileIndex, error.errno) } }
+                    }
+                    filled += segment.length
                 }
-                filled += segment.length
-            }
-            var bytes: Int64 = 0
-            for piece in first..<end {
-                let start = (piece - first) * pieceLength
-                let size = Int(layout.pieceRange(piece).count)
-                bytes += Int64(size)
-                guard !failed.contains(where: { $0.overlaps(start..<start + size) }) else { continue }
-                var hasher = Insecure.SHA1()
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[start..<start + size]))
-                hasher.finalize().withUnsafeBytes { digest in
-                    for index in 0..<20 { digests[piece * 20 + index] = digest[index] }
+                // Feed each piece its part of the window; a piece ends within it or goes on.
+                var cursor = position
+                let windowEnd = position + Int64(count)
+                while cursor < windowEnd {
+                    let stop = min(pieceEnd, windowEnd)
+                    if failed.contains(where: { $0.overlaps(cursor..<stop) }) {
+                        pieceFailed = true
+                    } else if !pieceFailed {
+                        let slice = buffer[Int(cursor - position)..<Int(stop - position)]
+                        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: slice))
+                    }
+                    cursor = stop
+                    guard cursor == pieceEnd else { continue }
+                    if !pieceFailed {
+                        hasher.finalize().withUnsafeBytes { digest in
+                            for index in 0..<20 { digests[piece * 20 + index] = digest[index] }
+                        }
+                        readable[piece] = true
+                    }
+                    hasher = Insecure.SHA1()
+                    pieceFailed = false
+                    piece += 1
+                    if piece < end { pieceEnd = layout.pieceRange(piece).upperBound }
                 }
-                readable[piece] = true
+                position = windowEnd
             }
-            let done = bytesDone.wrappingAdd(bytes, ordering: .relaxed).newValue
+            let done = bytesDone.wrappingAdd(range.upperBound - range.lowerBound, ordering: .relaxed).newValue
             let pieces = piecesDone.wrappingAdd(end - first, ordering: .relaxed).newValue
             progress?(
                 HashingProgress(

@@ -23,6 +23,9 @@ public final class PieceStorage: Sendable {
     public let layout: FileLayout
     /// Where each file lives.
     public let paths: [FilePath]
+    /// The download directory, and each file's path beneath it.
+    private let directory: FilePath
+    private let relativePaths: [[String]]
     private let pool: NIOThreadPool
     private let open = Mutex<[Int: (descriptor: SystemPackage.FileDescriptor, writable: Bool)]>([:])
     /// Read-only descriptors replaced by writable ones: another thread may be in a `pread` on
@@ -56,7 +59,9 @@ public final class PieceStorage: Sendable {
         self.info = info
         self.cacheLimit = cacheLimit
         layout = FileLayout(info: info)
-        paths = info.files.map { file in info.relativePath(of: file).reduce(directory) { $0.appending($1) } }
+        self.directory = directory
+        relativePaths = info.files.map { info.relativePath(of: $0) }
+        paths = relativePaths.map { $0.reduce(directory) { $0.appending($1) } }
         self.pool = pool
     }
 
@@ -76,10 +81,7 @@ public final class PieceStorage: Sendable {
             let path = paths[index]
             let descriptor: SystemPackage.FileDescriptor
             if writable {
-                try Self.makeDirectories(path.removingLastComponent())
-                descriptor = try SystemPackage.FileDescriptor.open(
-                    path, .readWrite, options: [.create, .closeOnExec],
-                    permissions: [.ownerReadWrite, .groupRead, .otherRead])
+                descriptor = try Self.openForWriting(relativePaths[index], beneath: directory)
                 // Full length at once, sparse: no blocks are allocated until written.
                 let size = try descriptor.seek(offset: 0, from: .end)
                 if size < info.files[index].length {
@@ -93,6 +95,42 @@ public final class PieceStorage: Sendable {
             files[index] = (descriptor, writable)
             return descriptor
         }
+    }
+
+    /// Opens (creating it and its folders) a file beneath `directory` for writing, never
+    /// through a symbolic link: each folder is opened relative to the one above it with
+    /// `O_NOFOLLOW`, and the file too, so a link already on disk (planted there, or left by
+    /// another program) cannot lead a write outside the download directory. The directory
+    /// itself is the user's choice and may be a link.
+    static func openForWriting(_ components: [String], beneath directory: FilePath) throws
+        -> SystemPackage.FileDescriptor
+    {
+        guard let name = components.last else {
+            throw StorageError(path: directory.string, reason: "a file with no name")
+        }
+        try makeDirectories(directory)
+        var folder = directory.withPlatformString { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard folder >= 0 else { throw Errno(rawValue: errno) }
+        defer { Glibc.close(folder) }
+        var reached = directory
+        func refusal(_ error: Int32) -> Error {
+            guard error == ELOOP || error == ENOTDIR else { return Errno(rawValue: error) }
+            return StorageError(
+                path: reached.string,
+                reason: "is a symbolic link or not a folder; PeerStack never writes through one")
+        }
+        for component in components.dropLast() {
+            reached = reached.appending(component)
+            if mkdirat(folder, component, 0o755) != 0 && errno != EEXIST { throw Errno(rawValue: errno) }
+            let next = openat(folder, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { throw refusal(errno) }
+            Glibc.close(folder)
+            folder = next
+        }
+        reached = reached.appending(name)
+        let file = openat(folder, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard file >= 0 else { throw refusal(errno) }
+        return SystemPackage.FileDescriptor(rawValue: file)
     }
 
     static func makeDirectories(_ path: FilePath) throws {
@@ -211,31 +249,61 @@ public final class PieceStorage: Sendable {
                 cache.bytes -= entry.buffer.count
                 return entry
             }
-            let data = try entry?.buffer ?? self.readRange(self.layout.pieceRange(piece))
+            guard let entry else { return try self.verifyOnDisk(piece, blockDigests: blockDigests) }
+            let data = entry.buffer
             // A reused buffer holds an older piece's bytes until every block is written over it.
-            let complete = entry.map { $0.filled == $0.buffer.count } ?? true
+            let complete = entry.filled == entry.buffer.count
             let passed = complete && Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
             // From memory, a piece reaches the disk only once it has passed.
-            if passed, entry != nil {
+            if passed {
                 try data.withUnsafeBytes {
                     try self.writeRange($0, at: self.layout.pieceRange(piece).lowerBound)
                 }
             }
             defer {
-                if let entry {
-                    self.cache.withLock { cache in
-                        if cache.spare.count < max(2, self.cacheLimit / max(1, entry.buffer.count) / 2) {
-                            cache.spare.append(entry.buffer)
-                        }
+                self.cache.withLock { cache in
+                    if cache.spare.count < max(2, self.cacheLimit / max(1, entry.buffer.count) / 2) {
+                        cache.spare.append(entry.buffer)
                     }
                 }
             }
             guard !passed || blockDigests else { return (passed, nil) }
-            let digests = stride(from: 0, to: data.count, by: BlockRequest.standardLength).map {
-                Array(Insecure.SHA1.hash(data: data[$0..<min($0 + BlockRequest.standardLength, data.count)]))
-            }
-            return (passed, digests)
+            return (passed, Self.blockDigests(data[...]))
         }
+    }
+
+    /// The SHA-1 of each 16 KiB block.
+    private static func blockDigests(_ data: ArraySlice<UInt8>) -> [[UInt8]] {
+        stride(from: data.startIndex, to: data.endIndex, by: BlockRequest.standardLength).map {
+            Array(Insecure.SHA1.hash(data: data[$0..<min($0 + BlockRequest.standardLength, data.endIndex)]))
+        }
+    }
+
+    /// Bytes read at once when a piece is checked from disk: pieces may be up to 1 GiB long.
+    static let verifyWindow = 4 << 20
+
+    /// Checks a piece written to disk, reading it in windows so memory stays bounded.
+    private func verifyOnDisk(_ piece: Int, blockDigests wanted: Bool) throws -> (
+        passed: Bool, digests: [[UInt8]]?
+    ) {
+        let range = layout.pieceRange(piece)
+        func pass(blocks: Bool) throws -> (Insecure.SHA1Digest, [[UInt8]]) {
+            var hasher = Insecure.SHA1()
+            var digests: [[UInt8]] = []
+            var position = range.lowerBound
+            while position < range.upperBound {
+                let end = min(range.upperBound, position + Int64(Self.verifyWindow))
+                let data = try readRange(position..<end)
+                hasher.update(data: data)
+                if blocks { digests += Self.blockDigests(data[...]) }
+                position = end
+            }
+            return (hasher.finalize(), digests)
+        }
+        let (digest, digests) = try pass(blocks: wanted)
+        let passed = digest.elementsEqual(info.pieceHash(piece))
+        if passed && !wanted { return (true, nil) }
+        return (passed, wanted ? digests : try pass(blocks: true).1)
     }
 
     /// fsyncs every file written since the last call, so that what was verified is durable

@@ -59,6 +59,9 @@ CASES = {
         {b"length": 0, b"attr": b"l", b"path": [b"outside"], b"symlink path": [b"..", b"..", b"etc"]}]),
 }
 CASES["path-utf8"] = multi([[b"raw"]])
+# Piece lengths: libtorrent 2.0 takes up to 1 GiB - 1, and refuses 1 GiB.
+for label, length in (("piece-1gib-minus-1", (1 << 30) - 1), ("piece-1gib", 1 << 30)):
+    CASES[label] = {**single(b"big"), b"piece length": length}
 CASES["path-utf8"][b"files"][0][b"path.utf-8"] = [b"utf", b"8"]
 
 
