@@ -44,7 +44,9 @@ struct TorrentInfo: AsyncParsableCommand {
                     padding: file.isPadding, attributes: file.attributes.attr)
             }
             let document = TorrentJSON(
-                name: info.name, infoHash: metainfo.infoHash.hex, magnet: metainfo.magnetLink.uri,
+                name: info.name, infoHash: metainfo.infoHash.hex, metaVersion: info.version.rawValue,
+                infoHashV1: metainfo.infoHashV1?.hex, infoHashV2: metainfo.infoHashV2?.hex,
+                magnet: metainfo.magnetLink.uri,
                 totalLength: info.totalLength, pieceLength: info.pieceLength, pieceCount: info.pieceCount,
                 private: info.isPrivate, multiFile: info.isMultiFile, trackers: metainfo.trackerTiers,
                 webSeeds: metainfo.webSeeds, comment: metainfo.comment, createdBy: metainfo.createdBy,
@@ -54,7 +56,12 @@ struct TorrentInfo: AsyncParsableCommand {
         }
         let dataFiles = info.files.filter { !$0.isPadding }
         print("name:         \(info.name)")
-        print("info-hash:    \(metainfo.infoHash.hex)")
+        print("version:      \(info.version.rawValue)")
+        if let v1 = metainfo.infoHashV1 { print("info-hash:    \(v1.hex)") }
+        if let v2 = metainfo.infoHashV2 {
+            print(
+                "info-hash v2: \(v2.hex)\(info.version == .v2 ? " (on the wire: \(v2.truncated.hex))" : "")")
+        }
         print("magnet:       \(metainfo.magnetLink.uri)")
         print(
             "size:         \(Units.bytes(info.totalLength)) (\(info.totalLength) bytes) in \(dataFiles.count) file\(dataFiles.count == 1 ? "" : "s")"
@@ -87,7 +94,7 @@ struct TorrentInfo: AsyncParsableCommand {
         if json {
             let document = MagnetJSON(
                 infoHash: magnet.infoHash?.hex,
-                infoHashV2: magnet.infoHashV2.map { $0.map { String(format: "%02x", $0) }.joined() },
+                infoHashV2: magnet.v2InfoHash?.hex,
                 name: magnet.displayName, trackers: magnet.trackers, peers: magnet.peers,
                 webSeeds: magnet.webSeeds,
                 selectOnly: magnet.selectOnly.map { [$0.lowerBound, $0.upperBound] }, magnet: magnet.uri)
@@ -95,9 +102,7 @@ struct TorrentInfo: AsyncParsableCommand {
             return
         }
         if let hash = magnet.infoHash { print("info-hash:    \(hash.hex)") }
-        if let v2 = magnet.infoHashV2 {
-            print("info-hash v2: \(v2.map { String(format: "%02x", $0) }.joined())")
-        }
+        if let v2 = magnet.v2InfoHash { print("info-hash v2: \(v2.hex)") }
         if let name = magnet.displayName { print("name:         \(name)") }
         for tracker in magnet.trackers { print("tracker:      \(tracker)") }
         for peer in magnet.peers { print("peer:         \(peer)") }
@@ -116,7 +121,12 @@ struct FileJSON: Codable {
 
 struct TorrentJSON: Codable {
     var name: String
+    /// The 20 bytes peers, trackers and the DHT know the torrent by.
     var infoHash: String
+    /// `v1`, `v2` or `hybrid` (BEP 52).
+    var metaVersion: String
+    var infoHashV1: String?
+    var infoHashV2: String?
     var magnet: String
     var totalLength: Int64
     var pieceLength: Int

@@ -38,6 +38,10 @@ struct TorrentVerify: AsyncParsableCommand {
         else {
             throw Terminal.badInput(directory, "not a directory")
         }
+        guard metainfo.info.version.hasV1 else {
+            throw Terminal.badInput(
+                torrent, "a v2-only torrent: checking by merkle roots is not supported yet")
+        }
         let bar = ProgressBar(title: "checking")
         let report = await TorrentVerifier.verify(
             metainfo, in: .init(directory), workers: threads ?? Machine.coreCount

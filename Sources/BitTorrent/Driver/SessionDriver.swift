@@ -278,6 +278,10 @@ final class SessionDriver: @unchecked Sendable {
                 pumpUploads(key)
             case .metadataReceived(let info):
                 onEvent(.metadataReceived(name: info.name))
+                guard info.version.hasV1 else {
+                    storageFailed(StorageError.v2Only(info.name))
+                    continue
+                }
                 openStorage(info).whenFailure { self.storageFailed($0) }
             case .pieceCompleted:
                 break

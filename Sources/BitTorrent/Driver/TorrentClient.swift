@@ -115,8 +115,8 @@ public final class TorrentClient: Sendable {
 
     /// A torrent known by a magnet link: the metadata comes from peers (BEP 9).
     public init(magnet: MagnetLink, options: TorrentClientOptions) throws {
-        guard let hash = magnet.infoHash else {
-            throw StorageError(path: magnet.uri, reason: "no v1 info-hash")
+        guard let hash = magnet.wireHash else {
+            throw StorageError(path: magnet.uri, reason: "no info-hash")
         }
         infoHash = hash
         metainfo = nil
@@ -132,6 +132,7 @@ public final class TorrentClient: Sendable {
         onListening: @escaping @Sendable (Int) -> Void = { _ in },
         onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async throws {
+        if let info = metainfo?.info, !info.version.hasV1 { throw StorageError.v2Only(info.name) }
         let loop = options.group.next()
         let pool = options.blockingPool
         var generator = SystemRandomNumberGenerator()

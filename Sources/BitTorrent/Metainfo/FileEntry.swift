@@ -49,6 +49,8 @@ public struct FileEntry: Hashable, Sendable {
     public var attributes: FileAttributes
     /// The link target of a BEP 47 symlink (`symlink path`), as path components.
     public var symlinkTarget: [String]?
+    /// BEP 52: the root of the file's merkle tree (nil in a v1 torrent and for empty files).
+    public var piecesRoot: [UInt8]?
 
     public init(
         path: [String], length: Int64, offset: Int64, attributes: FileAttributes = [],

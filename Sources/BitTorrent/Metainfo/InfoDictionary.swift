@@ -28,7 +28,20 @@ public struct MetainfoLimits: Sendable, Hashable {
     }
 }
 
-/// A torrent's info dictionary (BEP 3): the part its info-hash covers.
+/// Which info-hashes and piece hashes a torrent has (BEP 52).
+public enum MetaVersion: String, Hashable, Sendable {
+    /// BEP 3: SHA-1 piece hashes, one info-hash.
+    case v1
+    /// BEP 52 only: a file tree with per-file merkle roots; the info-hash is SHA-256.
+    case v2
+    /// Both views of the same data, with both info-hashes.
+    case hybrid
+
+    public var hasV1: Bool { self != .v2 }
+    public var hasV2: Bool { self != .v1 }
+}
+
+/// A torrent's info dictionary (BEP 3, BEP 52): the part its info-hash covers.
 ///
 /// Every key is kept in ``fields``, unknown ones too, so that re-encoding keeps them
 /// (`meta version`, `file tree` of hybrid torrents, `source`, …). The typed properties are
@@ -41,7 +54,7 @@ public struct InfoDictionary: Hashable, Sendable {
     public let name: String
     /// Bytes per piece (the last piece may be shorter).
     public let pieceLength: Int
-    /// The concatenated 20-byte SHA-1 of every piece.
+    /// The concatenated 20-byte SHA-1 of every piece; empty in a v2-only torrent.
     public let pieceHashes: [UInt8]
     /// The files in torrent order, padding files included.
     public let files: [FileEntry]
@@ -52,12 +65,16 @@ public struct InfoDictionary: Hashable, Sendable {
     /// Sum of all file lengths, padding included.
     public let totalLength: Int64
 
-    /// Number of pieces.
-    public var pieceCount: Int { pieceHashes.count / 20 }
+    /// Number of pieces (in a v2 torrent, with each file aligned to a piece boundary).
+    public let pieceCount: Int
+    /// Which views the torrent has (BEP 52).
+    public let version: MetaVersion
 
-    /// The SHA-1 expected for piece `index`.
+    /// The SHA-1 expected for piece `index`; empty when the torrent has no v1 view (no SHA-1
+    /// matches it).
     public func pieceHash(_ index: Int) -> ArraySlice<UInt8> {
-        pieceHashes[index * 20..<index * 20 + 20]
+        guard index >= 0, index * 20 + 20 <= pieceHashes.count else { return [] }
+        return pieceHashes[index * 20..<index * 20 + 20]
     }
 
     /// The size of piece `index`: `pieceLength`, or less for the last piece.
@@ -110,7 +127,88 @@ public struct InfoDictionary: Hashable, Sendable {
         }
         self.pieceLength = Int(pieceLength)
 
-        let piecesNode = try Self.required(node, "pieces", in: "info")
+        // BEP 52: `meta version` 2 with a `file tree` is v2; with `pieces` as well, hybrid.
+        var tree: [FileTree.File]?
+        if let versionNode = node["meta version"] {
+            guard let version = versionNode.integer else {
+                throw .wrongType(
+                    "info.meta version", expected: "an integer", offset: versionNode.range.lowerBound)
+            }
+            switch version {
+            case 1:
+                break
+            case 2:
+                let treeNode = try Self.required(node, "file tree", in: "info")
+                tree = try FileTree.files(treeNode, limits: limits)
+            default:
+                throw .invalidValue(
+                    "info.meta version", reason: "is \(version); PeerStack knows versions 1 and 2",
+                    offset: versionNode.range.lowerBound)
+            }
+        }
+        let piecesNode = node["pieces"]
+        if tree == nil, piecesNode == nil, let treeNode = node["file tree"] {
+            throw .invalidValue(
+                "info.meta version", reason: "is not 2, yet the torrent has a v2 file tree",
+                offset: treeNode.range.lowerBound)
+        }
+        if tree != nil {
+            guard pieceLength >= MerkleTree.blockSize, pieceLength.nonzeroBitCount == 1 else {
+                throw .invalidValue(
+                    "info.piece length", reason: "must be a power of two of at least 16 KiB in a v2 torrent",
+                    offset: pieceLengthNode.range.lowerBound)
+            }
+        }
+
+        if let privateNode = node["private"], let flag = privateNode.integer {
+            self.isPrivate = flag == 1
+        } else {
+            self.isPrivate = false
+        }
+
+        let layout: Layout
+        if let piecesNode {
+            layout = try Self.v1Layout(
+                node, pieces: piecesNode, nameBytes: nameBytes, nameNode: nameNode,
+                pieceLength: Int(pieceLength),
+                limits: limits, infoHash: infoHash)
+            if let tree, let treeNode = node["file tree"] {
+                try Self.checkHybrid(
+                    layout, tree, pieceLength: Int(pieceLength), at: treeNode.range.lowerBound)
+            }
+        } else if let tree, let treeNode = node["file tree"] {
+            layout = try Self.v2Layout(
+                tree, nameBytes: nameBytes, pieceLength: Int(pieceLength), limits: limits, infoHash: infoHash,
+                at: treeNode.range.lowerBound)
+        } else {
+            throw .missingField("info.pieces", offset: node.range.lowerBound)
+        }
+        var files = layout.files
+        if let tree { Self.attachRoots(tree, to: &files) }
+        self.files = files
+        self.name = layout.name
+        self.isMultiFile = layout.isMultiFile
+        self.totalLength = layout.totalLength
+        self.pieceHashes = layout.pieceHashes
+        self.pieceCount = layout.pieceCount
+        self.version = tree == nil ? .v1 : piecesNode == nil ? .v2 : .hybrid
+    }
+
+    /// The files and pieces as read from one view of the torrent.
+    private struct Layout {
+        var files: [FileEntry]
+        var name: String
+        var isMultiFile: Bool
+        var totalLength: Int64
+        var pieceHashes: [UInt8]
+        var pieceCount: Int
+    }
+
+    /// BEP 3's view: `pieces` and `length` or `files`.
+    private static func v1Layout(
+        _ node: BencodeNode, pieces piecesNode: BencodeNode, nameBytes: [UInt8], nameNode: BencodeNode,
+        pieceLength: Int, limits: MetainfoLimits, infoHash: InfoHash?
+    ) throws(MetainfoError) -> Layout {
         guard let pieces = piecesNode.bytes else {
             throw .wrongType("info.pieces", expected: "a byte string", offset: piecesNode.range.lowerBound)
         }
@@ -124,18 +222,12 @@ public struct InfoDictionary: Hashable, Sendable {
                 "more than \(limits.maxPieces) pieces (\(pieces.count / 20))",
                 offset: piecesNode.range.lowerBound)
         }
-        self.pieceHashes = pieces
-
-        if let privateNode = node["private"], let flag = privateNode.integer {
-            self.isPrivate = flag == 1
-        } else {
-            self.isPrivate = false
-        }
-
         let lengthNode = node["length"]
         let filesNode = node["files"]
         var files: [FileEntry] = []
         var total: Int64 = 0
+        let name: String
+        let isMultiFile: Bool
         if let filesNode {
             guard let list = filesNode.list else {
                 throw .wrongType("info.files", expected: "a list", offset: filesNode.range.lowerBound)
@@ -160,8 +252,8 @@ public struct InfoDictionary: Hashable, Sendable {
             files = Self.resolveClashes(files)
             // A directory name that sanitises to nothing (`..`) becomes the info-hash, as in
             // libtorrent.
-            self.name = PathSanitizer.element(nameBytes) ?? infoHash?.hex ?? "_"
-            self.isMultiFile = true
+            name = PathSanitizer.element(nameBytes) ?? infoHash?.hex ?? "_"
+            isMultiFile = true
         } else if let lengthNode {
             guard let length = lengthNode.integer else {
                 throw .wrongType("info.length", expected: "an integer", offset: lengthNode.range.lowerBound)
@@ -171,14 +263,14 @@ public struct InfoDictionary: Hashable, Sendable {
             }
             let attributes = node["attr"]?.bytes.map(FileAttributes.init(attr:)) ?? []
             // libtorrent refuses a single file whose name sanitises to nothing.
-            guard let name = PathSanitizer.element(nameBytes) else {
+            guard let single = PathSanitizer.element(nameBytes) else {
                 throw .unsafePath(
                     [String(decoding: nameBytes, as: UTF8.self)], offset: nameNode.range.lowerBound)
             }
-            self.name = name
+            name = single
             files = [FileEntry(path: [name], length: length, offset: 0, attributes: attributes)]
             total = length
-            self.isMultiFile = false
+            isMultiFile = false
         } else {
             throw .missingField("info.length' or 'info.files", offset: node.range.lowerBound)
         }
@@ -188,15 +280,108 @@ public struct InfoDictionary: Hashable, Sendable {
                 reason: "adds up to 0 bytes: the torrent holds no data",
                 offset: (filesNode ?? lengthNode ?? node).range.lowerBound)
         }
-        self.files = files
-        self.totalLength = total
-
-        let (quotient, remainder) = total.quotientAndRemainder(dividingBy: pieceLength)
+        let (quotient, remainder) = total.quotientAndRemainder(dividingBy: Int64(pieceLength))
         let expected = quotient + (remainder > 0 ? 1 : 0)
         guard expected == Int64(pieces.count / 20) else {
             throw .pieceCountMismatch(
                 expected: Int(clamping: expected), found: pieces.count / 20,
                 offset: piecesNode.range.lowerBound)
+        }
+        return Layout(
+            files: files, name: name, isMultiFile: isMultiFile, totalLength: total, pieceHashes: pieces,
+            pieceCount: pieces.count / 20)
+    }
+
+    /// BEP 52's view alone: the file tree's files in order, each aligned to a piece boundary by
+    /// a pad file after it (as libtorrent lays out a v2 torrent, the last file included).
+    private static func v2Layout(
+        _ tree: [FileTree.File], nameBytes: [UInt8], pieceLength: Int, limits: MetainfoLimits,
+        infoHash: InfoHash?, at offset: Int
+    ) throws(MetainfoError) -> Layout {
+        // One file at the top of the tree is a single-file torrent, named by its key.
+        if tree.count == 1, tree[0].elements.count == 1 {
+            guard let single = PathSanitizer.element(tree[0].elements[0]) else {
+                throw .unsafePath(
+                    [String(decoding: tree[0].elements[0], as: UTF8.self)], offset: tree[0].offset)
+            }
+            let file = FileEntry(
+                path: [single], length: tree[0].length, offset: 0, attributes: tree[0].attributes)
+            return try finish([file], name: single, isMultiFile: false)
+        }
+        var files: [FileEntry] = []
+        var total: Int64 = 0
+        for file in tree {
+            files.append(
+                FileEntry(
+                    path: PathSanitizer.path(file.elements), length: file.length, offset: total,
+                    attributes: file.attributes.subtracting(.padding)))
+            let (sum, overflow) = total.addingReportingOverflow(file.length)
+            guard !overflow, sum <= Int64.max / 2 else {
+                throw .invalidValue("info.file tree", reason: "lengths add up past 2^62", offset: file.offset)
+            }
+            total = sum
+            let tail = Int(total % Int64(pieceLength))
+            if file.length > 0, tail != 0 {
+                let pad = Int64(pieceLength - tail)
+                files.append(
+                    FileEntry(path: [".pad", "\(pad)"], length: pad, offset: total, attributes: .padding))
+                total += pad
+            }
+        }
+        let name = PathSanitizer.element(nameBytes) ?? infoHash?.hex ?? "_"
+        return try finish(Self.resolveClashes(files), name: name, isMultiFile: true)
+
+        func finish(_ files: [FileEntry], name: String, isMultiFile: Bool) throws(MetainfoError) -> Layout {
+            let total = files.reduce(Int64(0)) { $0 + $1.length }
+            guard total > 0 else {
+                throw .invalidValue(
+                    "info.file tree", reason: "adds up to 0 bytes: the torrent holds no data", offset: offset)
+            }
+            let count = (total + Int64(pieceLength) - 1) / Int64(pieceLength)
+            guard count <= Int64(limits.maxPieces) else {
+                throw .limitExceeded("more than \(limits.maxPieces) pieces (\(count))", offset: offset)
+            }
+            return Layout(
+                files: files, name: name, isMultiFile: isMultiFile, totalLength: total, pieceHashes: [],
+                pieceCount: Int(count))
+        }
+    }
+
+    /// A hybrid torrent's two views must describe the same data (BEP 52): the v1 files, pads
+    /// aside, are the tree's files in its order with the same paths and lengths, and each file
+    /// with data starts on a piece boundary. libtorrent refuses a mismatch, and so does this.
+    private static func checkHybrid(_ v1: Layout, _ tree: [FileTree.File], pieceLength: Int, at offset: Int)
+        throws(MetainfoError)
+    {
+        let real = v1.files.filter { !$0.isPadding }
+        func mismatch(_ what: String) -> MetainfoError {
+            .invalidValue(
+                "info.file tree", reason: "does not describe the same data as info.files: \(what)",
+                offset: offset)
+        }
+        guard real.count == tree.count else {
+            throw mismatch("\(tree.count) files in the tree, \(real.count) in the v1 list")
+        }
+        for (index, (file, entry)) in zip(real, tree).enumerated() {
+            let path = v1.isMultiFile ? PathSanitizer.path(entry.elements) : file.path
+            guard file.length == entry.length, !v1.isMultiFile || path == file.path else {
+                throw mismatch(
+                    "file \(index) is \(file.path.joined(separator: "/")) (\(file.length) bytes) in the v1 list, \(path.joined(separator: "/")) (\(entry.length) bytes) in the tree"
+                )
+            }
+            guard file.length == 0 || file.offset % Int64(pieceLength) == 0 else {
+                throw mismatch(
+                    "\(file.path.joined(separator: "/")) does not start on a piece boundary (no pad file before it)"
+                )
+            }
+        }
+    }
+
+    /// Gives each file with data its `pieces root` from the tree, in order.
+    private static func attachRoots(_ tree: [FileTree.File], to files: inout [FileEntry]) {
+        var next = tree.makeIterator()
+        for index in files.indices where !files[index].isPadding {
+            files[index].piecesRoot = next.next()?.piecesRoot
         }
     }
 

@@ -1,3 +1,5 @@
+import Crypto
+
 /// A v1 info-hash: the SHA-1 of a torrent's bencoded info dictionary (BEP 3), 20 bytes.
 public struct InfoHash: Hashable, Sendable, Comparable {
     /// The 20 raw bytes.
@@ -115,4 +117,41 @@ enum Base32 {
         }
         return out
     }
+}
+
+/// A v2 info-hash (BEP 52): the SHA-256 of the info dictionary, 32 bytes. The wire, trackers
+/// and the DHT carry its first 20 bytes (``truncated``).
+public struct InfoHashV2: Hashable, Sendable, Comparable {
+    /// The 32 raw bytes.
+    public let bytes: [UInt8]
+
+    /// Wraps 32 raw bytes; nil for any other length.
+    public init?(bytes: some Collection<UInt8>) {
+        guard bytes.count == 32 else { return nil }
+        self.bytes = Array(bytes)
+    }
+
+    /// Parses 64 hexadecimal digits (either case).
+    public init?(_ text: some StringProtocol) {
+        guard let bytes = Hex.decode(Array(text.utf8)), bytes.count == 32 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// The SHA-256 of `bytes`.
+    public init(hashing bytes: [UInt8]) {
+        self.bytes = Array(SHA256.hash(data: bytes))
+    }
+
+    /// The 20 bytes that stand for the torrent in handshakes, announces and the DHT.
+    public var truncated: InfoHash { InfoHash(uncheckedBytes: Array(bytes.prefix(20))) }
+
+    public var hex: String { Hex.encode(bytes) }
+
+    public static func < (lhs: InfoHashV2, rhs: InfoHashV2) -> Bool {
+        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+    }
+}
+
+extension InfoHashV2: CustomStringConvertible {
+    public var description: String { hex }
 }

@@ -29,6 +29,13 @@ public struct MagnetLink: Hashable, Sendable {
         self.selectOnly = selectOnly
     }
 
+    /// The v2 info-hash named by `xt=urn:btmh:`.
+    public var v2InfoHash: InfoHashV2? { infoHashV2.flatMap { InfoHashV2(bytes: $0.dropFirst(2)) } }
+
+    /// The 20 bytes to join the swarm with: the v1 info-hash, else the v2 one truncated
+    /// (BEP 52).
+    public var wireHash: InfoHash? { infoHash ?? v2InfoHash?.truncated }
+
     /// Most parameters accepted in one link, and most `so` entries.
     static let maxParameters = 1_000
 
@@ -171,7 +178,8 @@ public enum MagnetLinkError: Error, Hashable, Sendable, CustomStringConvertible 
         case .notAMagnetLink: return "not a magnet link (must start with 'magnet:?')"
         case .missingInfoHash: return "magnet link has no 'xt=urn:btih:' or 'xt=urn:btmh:' info-hash"
         case .invalidInfoHash(let text):
-            return "invalid info-hash '\(text)' (want 40 hex or 32 base32 characters)"
+            return
+                "invalid info-hash '\(text)' (want 40 hex or 32 base32 characters for btih, 1220 and 64 hex for btmh)"
         case .badPercentEncoding(let parameter): return "bad percent-encoding in parameter '\(parameter)'"
         case .invalidUTF8(let parameter):
             return "parameter '\(parameter)' is not UTF-8 after percent-decoding"

@@ -3,7 +3,8 @@ import Crypto
 import PeerNet
 import SystemPackage
 
-/// A `.torrent` file (BEP 3, v1): the info dictionary and what surrounds it.
+/// A `.torrent` file (BEP 3, v1; BEP 52, v2 and hybrid): the info dictionary and what
+/// surrounds it.
 ///
 /// The info dictionary's bytes are kept exactly as found (``infoBytes``), so the info-hash is
 /// right even for files a lenient producer wrote with unsorted keys, and re-encoding the
@@ -13,7 +14,17 @@ public struct Metainfo: Hashable, Sendable {
     public let info: InfoDictionary
     /// The info dictionary exactly as it stands in the file; its SHA-1 is ``infoHash``.
     public let infoBytes: [UInt8]
+    /// The 20 bytes that name the torrent on the wire: the v1 info-hash (SHA-1), or for a
+    /// v2-only torrent the v2 one truncated (BEP 52).
     public let infoHash: InfoHash
+    /// The v1 info-hash (SHA-1 of ``infoBytes``), when the torrent has a v1 view.
+    public var infoHashV1: InfoHash? { info.version.hasV1 ? Self.hash(infoBytes) : nil }
+    /// The v2 info-hash (SHA-256 of ``infoBytes``), when the torrent has a v2 view.
+    public let infoHashV2: InfoHashV2?
+    /// BEP 52 `piece layers`: for each file longer than a piece, its `pieces root` → the
+    /// concatenated SHA-256 of its pieces. Only layers that match their root are kept (libtorrent
+    /// loads a torrent with a wrong layer too, and fetches the layer from peers).
+    public var pieceLayers: [[UInt8]: [UInt8]]
     /// `announce`: the primary tracker URL.
     public var announce: String?
     /// `announce-list` (BEP 12): tiers of tracker URLs, tried tier by tier.
@@ -53,11 +64,12 @@ public struct Metainfo: Hashable, Sendable {
             throw .missingField("info", offset: root.range.lowerBound)
         }
         let infoBytes = Array(bytes[infoNode.range])
-        let infoHash = Self.hash(infoBytes)
-        let info = try InfoDictionary(node: infoNode, limits: limits, infoHash: infoHash)
+        let info = try InfoDictionary(node: infoNode, limits: limits, infoHash: Self.hash(infoBytes))
         self.info = info
         self.infoBytes = infoBytes
-        self.infoHash = infoHash
+        self.infoHash = Self.wireHash(infoBytes, version: info.version)
+        self.infoHashV2 = info.version.hasV2 ? InfoHashV2(hashing: infoBytes) : nil
+        self.pieceLayers = try Self.pieceLayers(root["piece layers"], info: info)
 
         var extra: [[UInt8]: BencodeValue] = [:]
         var announce: String?
@@ -67,7 +79,8 @@ public struct Metainfo: Hashable, Sendable {
         var createdBy: String?
         var creationDate: Int64?
         // Optional fields of the wrong type are ignored but kept, as libtorrent ignores them.
-        for entry in entries where entry.key != Array("info".utf8) {
+        for entry in entries where entry.key != Array("info".utf8) && entry.key != Array("piece layers".utf8)
+        {
             let key = String(decoding: entry.key, as: UTF8.self)
             let value = entry.value
             var understood = true
@@ -131,11 +144,13 @@ public struct Metainfo: Hashable, Sendable {
     public init(
         info: InfoDictionary, announce: String? = nil, announceList: [[String]] = [], webSeeds: [String] = [],
         comment: String? = nil, createdBy: String? = nil, creationDate: Int64? = nil,
-        extraFields: [[UInt8]: BencodeValue] = [:]
+        extraFields: [[UInt8]: BencodeValue] = [:], pieceLayers: [[UInt8]: [UInt8]] = [:]
     ) {
         self.info = info
         self.infoBytes = info.encoded()
-        self.infoHash = Self.hash(infoBytes)
+        self.infoHash = Self.wireHash(infoBytes, version: info.version)
+        self.infoHashV2 = info.version.hasV2 ? InfoHashV2(hashing: infoBytes) : nil
+        self.pieceLayers = pieceLayers
         self.announce = announce
         self.announceList = announceList
         self.webSeeds = webSeeds
@@ -163,6 +178,9 @@ public struct Metainfo: Hashable, Sendable {
         }
         let infoKey = Array("info".utf8)
         fields[infoKey] = nil
+        if !pieceLayers.isEmpty {
+            fields[Array("piece layers".utf8)] = .dictionary(pieceLayers.mapValues { .bytes($0) })
+        }
         var writer = BencodeWriter(capacity: infoBytes.count + 256)
         writer.beginDictionary()
         var wroteInfo = false
@@ -186,12 +204,50 @@ public struct Metainfo: Hashable, Sendable {
     /// A magnet link naming this torrent, its trackers and web seeds.
     public var magnetLink: MagnetLink {
         MagnetLink(
-            infoHash: infoHash, displayName: info.name, trackers: trackerTiers.flatMap { $0 },
+            infoHash: infoHashV1, infoHashV2: infoHashV2.map { [0x12, 0x20] + $0.bytes },
+            displayName: info.name, trackers: trackerTiers.flatMap { $0 },
             webSeeds: webSeeds)
     }
 
     static func hash(_ bytes: [UInt8]) -> InfoHash {
         InfoHash(digest: Insecure.SHA1.hash(data: bytes))
+    }
+
+    /// The 20 bytes that name a torrent on the wire: SHA-1 when it has a v1 view, else the
+    /// truncated SHA-256 (BEP 52).
+    public static func wireHash(_ infoBytes: [UInt8], version: MetaVersion) -> InfoHash {
+        version.hasV1 ? hash(infoBytes) : InfoHashV2(hashing: infoBytes).truncated
+    }
+
+    /// Reads `piece layers`: a layer of the wrong size is refused (as libtorrent refuses it);
+    /// one whose hashes do not lead to its file's root is dropped.
+    static func pieceLayers(_ node: BencodeNode?, info: InfoDictionary) throws(MetainfoError) -> [[UInt8]:
+        [UInt8]]
+    {
+        guard info.version.hasV2, let node, let entries = node.entries else { return [:] }
+        var pieceCounts: [[UInt8]: Int] = [:]
+        for file in info.files where file.length > Int64(info.pieceLength) {
+            if let root = file.piecesRoot {
+                pieceCounts[root] = Int((file.length + Int64(info.pieceLength) - 1) / Int64(info.pieceLength))
+            }
+        }
+        var layers: [[UInt8]: [UInt8]] = [:]
+        for entry in entries {
+            guard let count = pieceCounts[entry.key] else { continue }
+            guard let bytes = entry.value.bytes, bytes.count == count * MerkleTree.hashSize else {
+                throw .invalidValue(
+                    "piece layers",
+                    reason: "a layer does not hold one 32-byte hash for each of its file's \(count) pieces",
+                    offset: entry.value.range.lowerBound)
+            }
+            let hashes = stride(from: 0, to: bytes.count, by: MerkleTree.hashSize).map {
+                Array(bytes[$0..<$0 + MerkleTree.hashSize])
+            }
+            if MerkleTree.root(pieceLayer: hashes, pieceLength: info.pieceLength) == entry.key {
+                layers[entry.key] = bytes
+            }
+        }
+        return layers
     }
 }
 

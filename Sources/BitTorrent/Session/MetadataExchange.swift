@@ -112,7 +112,7 @@ struct MetadataExchange: Sendable {
         requestedAt = [:]
         sources = [:]
         requestedFrom = [:]
-        guard Metainfo.hash(assembled) == infoHash,
+        guard Metainfo.hash(assembled) == infoHash || InfoHashV2(hashing: assembled).truncated == infoHash,
             let node = try? BencodeDecoder(mode: .lenient, limits: MetainfoLimits.standard.bencode)
                 .decodeNode(assembled),
             let parsed = try? InfoDictionary(node: node, infoHash: infoHash)

@@ -49,7 +49,9 @@ public struct TorrentSession: Sendable {
         info: InfoDictionary, peerID: [UInt8], configuration: SessionConfiguration = .init(), seed: UInt64
     ) {
         let bytes = info.encoded()
-        self.init(infoHash: Metainfo.hash(bytes), peerID: peerID, configuration: configuration, seed: seed)
+        self.init(
+            infoHash: Metainfo.wireHash(bytes, version: info.version), peerID: peerID,
+            configuration: configuration, seed: seed)
         metadata = MetadataExchange(infoHash: infoHash, infoBytes: bytes)
         setInfo(info)
     }

@@ -13,6 +13,16 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
     public var path: String
     public var reason: String
     public var description: String { "\(path): \(reason)" }
+
+    /// A v2-only torrent (BEP 52): its pieces are checked by merkle roots, which storage does
+    /// not do yet; a hybrid torrent is downloaded and seeded through its v1 view.
+    static func v2Only(_ name: String) -> StorageError {
+        StorageError(
+            path: name,
+            reason:
+                "a v2-only torrent: PeerStack checks pieces by their v1 SHA-1 so far; use its hybrid or v1 form"
+        )
+    }
 }
 
 /// A torrent's files on disk, laid out as its info dictionary says (padding files are never
