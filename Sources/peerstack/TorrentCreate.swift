@@ -5,11 +5,13 @@ import Foundation
 struct TorrentCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
-        abstract: "Make a v1 .torrent from a file or directory, hashing on all cores.",
+        abstract: "Make a .torrent (v1, or with --v2/--hybrid BEP 52) from a file or directory.",
         discussion: """
             Files in a directory are taken in byte order of their names, level by level, so the
             same tree always gives the same torrent. The piece length is chosen as libtorrent
-            chooses it unless given. Prints the info-hash and a magnet link.
+            chooses it unless given. Hashing runs on all cores. Prints the info-hash(es) and a
+            magnet link. A hybrid torrent is read by v1-only clients and by v2 ones alike; a
+            v2-only torrent only by v2 clients (libtorrent 2, qBittorrent 4.4 and later).
             """
     )
 
@@ -47,6 +49,12 @@ struct TorrentCreate: AsyncParsableCommand {
     @Flag(help: "Leave out the creation date, so the same files always give the same bytes.")
     var noDate = false
 
+    @Flag(name: .customLong("v2"), help: "Make a v2-only torrent (BEP 52: SHA-256 merkle trees per file).")
+    var v2 = false
+
+    @Flag(help: "Make a hybrid torrent: v1 and v2 views of the same files, pad files aligning each file.")
+    var hybrid = false
+
     func run() async throws {
         let source: SourceFiles
         do {
@@ -55,6 +63,8 @@ struct TorrentCreate: AsyncParsableCommand {
             throw Terminal.badInput(path, error)
         }
         var options = TorrentCreationOptions()
+        guard !(v2 && hybrid) else { throw Terminal.badInput("--v2 and --hybrid", "choose one") }
+        options.version = v2 ? .v2 : hybrid ? .hybrid : .v1
         if pieceLength != "auto" {
             guard let length = Self.parseSize(pieceLength) else {
                 throw Terminal.badInput(
@@ -90,12 +100,13 @@ struct TorrentCreate: AsyncParsableCommand {
         }
         let info = metainfo.info
         Terminal.status(
-            "hashed \(Units.bytes(total)) in \(info.files.count) file\(info.files.count == 1 ? "" : "s"), "
+            "hashed \(Units.bytes(total)) in \(source.files.count) file\(source.files.count == 1 ? "" : "s"), "
                 + "\(info.pieceCount) pieces of \(Units.bytes(Int64(info.pieceLength))), "
                 + "in \(String(format: "%.2f", seconds)) s (\(Units.rate(seconds > 0 ? Double(total) / seconds : 0)))"
         )
         print("torrent:   \(destination)")
-        print("info-hash: \(metainfo.infoHash.hex)")
+        if let v1 = metainfo.infoHashV1 { print("info-hash: \(v1.hex)") }
+        if let v2 = metainfo.infoHashV2 { print("info-hash v2: \(v2.hex)") }
         print("magnet:    \(metainfo.magnetLink.uri)")
     }
 

@@ -159,4 +159,37 @@ struct MetainfoV2Tests {
         }
         #expect(try Metainfo(parsing: badLayer).pieceLayers.isEmpty)
     }
+
+    @Test(
+        "torrent creation with --v2 and --hybrid gives libtorrent's exact info-hashes for the same files",
+        arguments: [
+            (MetaVersion.v2, "34e41685cb5affa653c9451eb92315b9bc8f8fc4ebb4cc444c3dd0a1495ae5a5"),
+            (.hybrid, "2eefd72a0ba3fd9a70af8daba6238d95c59bd426f594459378559b1cf7360baa"),
+        ])
+    func creation(version: MetaVersion, v2: String) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "peerstack-v2-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = root.appendingPathComponent("data")
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        for file in Self.data {
+            try Data(file.bytes).write(to: folder.appendingPathComponent(file.path.joined(separator: "/")))
+        }
+        var options = TorrentCreationOptions()
+        options.pieceLength = 32_768
+        options.version = version
+        options.workers = 2
+        let metainfo = try await TorrentCreator.create(
+            from: try TorrentCreator.scan(folder.path), options: options)
+        #expect(metainfo.infoHashV2?.hex == v2)
+        #expect(
+            metainfo.infoHashV1?.hex
+                == (version == .hybrid ? "5aa370fdc9ce4afbdc747e390eea294ca10a4490" : nil))
+        #expect(metainfo.pieceLayers.keys.map(Hex.encode) == [Self.roots[0]])
+        // What is written reads back with the same hashes and layers.
+        let again = try Metainfo(parsing: metainfo.encoded())
+        #expect(again.infoHashV2 == metainfo.infoHashV2 && again.pieceLayers == metainfo.pieceLayers)
+        #expect(again.info.version == version)
+    }
 }

@@ -22,6 +22,9 @@ public struct TorrentCreationOptions: Sendable {
     public var creationDate: Int64?
     /// Hashing threads; defaults to the number of cores.
     public var workers: Int = Machine.coreCount
+    /// v1 (BEP 3, the default), v2 or hybrid (BEP 52). A hybrid torrent's v1 file list has a
+    /// pad file after each file that does not end on a piece boundary, as libtorrent writes it.
+    public var version: MetaVersion = .v1
 
     public init() {}
 }
@@ -72,7 +75,7 @@ public struct SourceFiles: Sendable, Hashable {
     public var totalLength: Int64 { files.reduce(0) { $0 + $1.length } }
 }
 
-/// Makes v1 torrents (BEP 3) from files on disk.
+/// Makes torrents from files on disk: v1 (BEP 3), v2 or hybrid (BEP 52).
 public enum TorrentCreator {
     /// The piece length libtorrent 2 chooses for `totalLength` bytes: 16 KiB doubled for each
     /// threshold the size exceeds, up to 16 MiB, so that the piece list stays near
@@ -118,36 +121,82 @@ public enum TorrentCreator {
         guard pieceLength >= 16_384, pieceLength <= 256 << 20, pieceLength.nonzeroBitCount == 1 else {
             throw .invalidPieceLength(pieceLength)
         }
+        // The v1 view: the files in order; in a hybrid torrent, each followed by a pad file up
+        // to the next piece boundary (BEP 52, BEP 47 `attr` "p"), the last one too.
         var entries: [FileEntry] = []
+        var diskPaths: [FilePath] = []
         var offset: Int64 = 0
         for file in source.files {
             entries.append(FileEntry(path: file.path, length: file.length, offset: offset))
+            diskPaths.append(file.diskPath)
             offset += file.length
+            let tail = Int(offset % Int64(pieceLength))
+            if options.version == .hybrid, source.isDirectory, file.length > 0, tail != 0 {
+                let pad = Int64(pieceLength - tail)
+                entries.append(
+                    FileEntry(path: [".pad", "\(pad)"], length: pad, offset: offset, attributes: .padding))
+                diskPaths.append(file.diskPath)  // never read: padding is zeros
+                offset += pad
+            }
         }
         let layout = FileLayout(files: entries, pieceLength: pieceLength)
         guard layout.pieceCount <= MetainfoLimits.standard.maxPieces else {
             throw .tooManyPieces(layout.pieceCount)
         }
-        let hashed = await PieceHasher.hash(
-            layout: layout, paths: source.files.map(\.diskPath), workers: options.workers, progress: progress)
-        if let failure = hashed.firstFailure {
-            throw .changedWhileHashing(
-                path: source.files[failure.fileIndex].diskPath.string,
-                reason: failure.error.map { String(describing: $0) } ?? "file is shorter than when listed")
-        }
-
         var info: [[UInt8]: BencodeValue] = [
             Array("name".utf8): .string(source.name),
             Array("piece length".utf8): .integer(Int64(pieceLength)),
-            Array("pieces".utf8): .bytes(hashed.digests),
         ]
-        if source.isDirectory {
-            info[Array("files".utf8)] = .list(
-                source.files.map { file in
-                    ["length": .integer(file.length), "path": .list(file.path.map(BencodeValue.string))]
-                })
-        } else {
-            info[Array("length".utf8)] = .integer(total)
+        if options.version.hasV1 {
+            let hashed = await PieceHasher.hash(
+                layout: layout, paths: diskPaths, workers: options.workers, progress: progress)
+            if let failure = hashed.firstFailure {
+                throw .changedWhileHashing(
+                    path: diskPaths[failure.fileIndex].string,
+                    reason: failure.error.map { String(describing: $0) } ?? "file is shorter than when listed"
+                )
+            }
+            info[Array("pieces".utf8)] = .bytes(hashed.digests)
+            if source.isDirectory {
+                info[Array("files".utf8)] = .list(
+                    entries.map { file in
+                        var entry: [[UInt8]: BencodeValue] = [
+                            Array("length".utf8): .integer(file.length),
+                            Array("path".utf8): .list(file.path.map(BencodeValue.string)),
+                        ]
+                        if file.isPadding { entry[Array("attr".utf8)] = .string("p") }
+                        return .dictionary(entry)
+                    })
+            } else {
+                info[Array("length".utf8)] = .integer(total)
+            }
+        }
+        var pieceLayers: [[UInt8]: [UInt8]] = [:]
+        if options.version.hasV2 {
+            let merkles: [FileMerkle?]
+            do {
+                merkles = try await MerkleHasher.hash(
+                    paths: source.files.map(\.diskPath), lengths: source.files.map(\.length),
+                    pieceLength: pieceLength, workers: options.workers,
+                    progress: options.version == .v2 ? progress : nil)
+            } catch {
+                throw .changedWhileHashing(
+                    path: source.files[error.fileIndex].diskPath.string,
+                    reason: error.error.map { String(describing: $0) } ?? "file is shorter than when listed")
+            }
+            var tree = FileTreeBuilder()
+            for (file, merkle) in zip(source.files, merkles) {
+                var leaf: [[UInt8]: BencodeValue] = [Array("length".utf8): .integer(file.length)]
+                if let merkle {
+                    leaf[Array("pieces root".utf8)] = .bytes(merkle.root)
+                    if !merkle.pieceLayer.isEmpty {
+                        pieceLayers[merkle.root] = merkle.pieceLayer.flatMap { $0 }
+                    }
+                }
+                tree.add(file.path, leaf)
+            }
+            info[Array("meta version".utf8)] = 2
+            info[Array("file tree".utf8)] = tree.value
         }
         if options.isPrivate { info[Array("private".utf8)] = 1 }
         let infoBytes = BencodeValue.dictionary(info).encoded()
@@ -164,7 +213,7 @@ public enum TorrentCreator {
             info: infoDictionary, announce: urls.first,
             announceList: urls.count > 1 ? options.trackerTiers : [],
             webSeeds: options.webSeeds, comment: options.comment, createdBy: options.createdBy,
-            creationDate: options.creationDate)
+            creationDate: options.creationDate, pieceLayers: pieceLayers)
     }
 
     private struct Status {
@@ -237,6 +286,39 @@ extension TorrentCreator {
             guard let base = buffer.baseAddress else { return directory }
             return FilePath(platformString: base)
         }
+    }
+}
+
+/// Builds BEP 52's nested `file tree` dictionary from file paths.
+private struct FileTreeBuilder {
+    private final class Node {
+        var children: [[UInt8]: Node] = [:]
+        var file: [[UInt8]: BencodeValue]?
+    }
+
+    private let top = Node()
+
+    mutating func add(_ path: [String], _ leaf: [[UInt8]: BencodeValue]) {
+        var node = top
+        for element in path {
+            let key = Array(element.utf8)
+            if let child = node.children[key] {
+                node = child
+            } else {
+                let child = Node()
+                node.children[key] = child
+                node = child
+            }
+        }
+        node.file = leaf
+    }
+
+    var value: BencodeValue { Self.value(top) }
+
+    private static func value(_ node: Node) -> BencodeValue {
+        var entries = node.children.mapValues { value($0) }
+        if let file = node.file { entries[[]] = .dictionary(file) }
+        return .dictionary(entries)
     }
 }
 
