@@ -38,9 +38,17 @@ struct TorrentVerify: AsyncParsableCommand {
         else {
             throw Terminal.badInput(directory, "not a directory")
         }
-        guard metainfo.info.version.hasV1 else {
-            throw Terminal.badInput(
-                torrent, "a v2-only torrent: checking by merkle roots is not supported yet")
+        // v2 pieces are checked by merkle hashes (BEP 52); a file longer than a piece needs its
+        // piece layer, which a torrent may leave out (a download fetches it from peers).
+        if metainfo.info.version == .v2 {
+            let merkle = MerklePieces(info: metainfo.info, pieceLayers: metainfo.pieceLayers)
+            let missing = merkle.files.filter { $0.needsLayer && $0.layer == nil }.count
+            guard missing == 0 else {
+                throw Terminal.badInput(
+                    torrent,
+                    "a v2-only torrent without the piece layers of \(missing) file(s): their pieces cannot be checked"
+                )
+            }
         }
         let bar = ProgressBar(title: "checking")
         let report = await TorrentVerifier.verify(

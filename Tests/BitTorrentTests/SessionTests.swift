@@ -24,11 +24,16 @@ struct SimulatedSwarm {
     var now: Moment = .zero
     var nextKey = 1
     var delivered = 0
-    var banned: [(by: Int, address: Endpoint)] = []
+    var banned: [(by: Int, address: Endpoint, reason: String)] = []
     var dhtNodes: [(by: Int, address: Endpoint)] = []
     var dht = false
 
-    init(info: InfoDictionary, payload: [UInt8], seeders: [Bool], corrupt: Set<Int> = [], dht: Bool = false) {
+    /// `magnets` are leechers that know only the info-hash (BEP 9, and for v2 the piece layers,
+    /// come from peers); `pieceLayers` are a v2 torrent's.
+    init(
+        info: InfoDictionary, payload: [UInt8], seeders: [Bool], corrupt: Set<Int> = [], dht: Bool = false,
+        pieceLayers: [[UInt8]: [UInt8]] = [:], magnets: Set<Int> = []
+    ) {
         self.dht = dht
         nodes = seeders.enumerated().map { index, isSeeder in
             var configuration = SessionConfiguration()
@@ -36,8 +41,15 @@ struct SimulatedSwarm {
             if dht { configuration.dhtPort = UInt16(8000 + index) }
             let peerID = Array("-PS0100-".utf8) + [UInt8](repeating: UInt8(index), count: 12)
             var session = TorrentSession(
-                info: info, peerID: peerID, configuration: configuration, seed: UInt64(index + 1))
-            _ = session.storageReady(have: Bitfield(count: info.pieceCount, allSet: isSeeder), now: .zero)
+                info: info, pieceLayers: pieceLayers, peerID: peerID, configuration: configuration,
+                seed: UInt64(index + 1))
+            if magnets.contains(index) {
+                session = TorrentSession(
+                    infoHash: session.infoHash, peerID: peerID, configuration: configuration,
+                    seed: UInt64(index + 1))
+            } else {
+                _ = session.storageReady(have: Bitfield(count: info.pieceCount, allSet: isSeeder), now: .zero)
+            }
             return Node(
                 session: session, data: isSeeder ? payload : [UInt8](repeating: 0, count: payload.count),
                 address: Endpoint(ip: [127, 0, 0, 1], port: UInt16(7000 + index))!,
@@ -56,6 +68,7 @@ struct SimulatedSwarm {
         reserved.fastExtension = true
         reserved.extensionProtocol = true
         reserved.dht = dht
+        reserved.v2 = true
         let handshakeFromB = Handshake(
             reserved: reserved, infoHash: nodes[b].session.infoHash, peerID: nodes[b].session.peerID)
         let handshakeFromA = Handshake(
@@ -92,7 +105,68 @@ struct SimulatedSwarm {
     }
 
     mutating func perform(_ node: Int, _ action: SessionAction) {
-        let info = nodes[node].session.info!
+        guard let info = nodes[node].session.info else {
+            if case .send = action {} else if case .close = action {} else { return }
+            return deliver(node, action)
+        }
+        switch action {
+        case .send, .close:
+            deliver(node, action)
+        case .connect:
+            break
+        case .write(let request, let buffer):
+            let data = Array(buffer.readableBytesView)
+            let start = request.piece * info.pieceLength + request.offset
+            nodes[node].data.replaceSubrange(start..<start + data.count, with: data)
+            enqueue(node, nodes[node].session.blockWritten(request))
+        case .verify(let piece, _):
+            let start = piece * info.pieceLength
+            let bytes = Array(nodes[node].data[start..<start + info.pieceSize(piece)])
+            var passed =
+                !info.version.hasV1 || Array(Insecure.SHA1.hash(data: bytes)) == Array(info.pieceHash(piece))
+            var digests = stride(from: 0, to: bytes.count, by: 16_384).map {
+                Array(Insecure.SHA1.hash(data: bytes[$0..<min($0 + 16_384, bytes.count)]))
+            }
+            if let check = nodes[node].session.merkle?.check(piece: piece) {
+                digests = leaves(of: bytes[0..<check.dataLength])
+                passed = passed && check.matches(digests)
+            } else if !info.version.hasV1 {
+                passed = false
+            }
+            enqueue(
+                node,
+                nodes[node].session.pieceVerified(piece, passed: passed, blockDigests: digests, now: now))
+        case .read(let request, let key):
+            let start = request.piece * info.pieceLength + request.offset
+            var data = Array(nodes[node].data[start..<start + request.length])
+            if nodes[node].corrupt { data[0] ^= 0xFF }
+            enqueue(node, nodes[node].session.blockRead(request, for: key, data: data, now: now))
+        case .readLeaves(let piece, let request, let key):
+            let check = nodes[node].session.merkle?.check(piece: piece)
+            let start = piece * info.pieceLength
+            let hashes = check.map { leaves(of: nodes[node].data[start..<start + $0.dataLength]) }
+            enqueue(node, nodes[node].session.leavesRead(request, leaves: hashes, for: key, now: now))
+        case .metadataReceived(let info):
+            nodes[node].data = [UInt8](repeating: 0, count: Int(info.totalLength))
+            enqueue(node, nodes[node].session.storageReady(have: Bitfield(count: info.pieceCount), now: now))
+        case .banned(let address, let reason):
+            banned.append((node, address, reason))
+        case .dhtNode(let address):
+            dhtNodes.append((node, address))
+        case .pieceCompleted, .downloadCompleted, .learnedPeers:
+            break
+        }
+    }
+
+    /// BEP 52 leaves: SHA-256 per 16 KiB.
+    func leaves(of bytes: ArraySlice<UInt8>) -> [[UInt8]] {
+        stride(from: bytes.startIndex, to: bytes.endIndex, by: 16_384).map {
+            MerkleTree.leaf(bytes[$0..<min($0 + 16_384, bytes.endIndex)])
+        }
+    }
+
+    /// Messages and closes, through the real codec.
+    mutating func deliver(_ node: Int, _ action: SessionAction) {
         switch action {
         case .send(let key, let message):
             guard let link = links[key.id], link.node == node else { return }
@@ -112,33 +186,7 @@ struct SimulatedSwarm {
             enqueue(
                 link.remote, nodes[link.remote].session.peerDisconnected(PeerKey(link.remoteKey), now: now))
             enqueue(node, nodes[node].session.peerDisconnected(key, now: now))
-        case .connect:
-            break
-        case .write(let request, let buffer):
-            let data = Array(buffer.readableBytesView)
-            let start = request.piece * info.pieceLength + request.offset
-            nodes[node].data.replaceSubrange(start..<start + data.count, with: data)
-            enqueue(node, nodes[node].session.blockWritten(request))
-        case .verify(let piece, _):
-            let start = piece * info.pieceLength
-            let bytes = Array(nodes[node].data[start..<start + info.pieceSize(piece)])
-            let passed = Array(Insecure.SHA1.hash(data: bytes)) == Array(info.pieceHash(piece))
-            let digests = stride(from: 0, to: bytes.count, by: 16_384).map {
-                Array(Insecure.SHA1.hash(data: bytes[$0..<min($0 + 16_384, bytes.count)]))
-            }
-            enqueue(
-                node,
-                nodes[node].session.pieceVerified(piece, passed: passed, blockDigests: digests, now: now))
-        case .read(let request, let key):
-            let start = request.piece * info.pieceLength + request.offset
-            var data = Array(nodes[node].data[start..<start + request.length])
-            if nodes[node].corrupt { data[0] ^= 0xFF }
-            enqueue(node, nodes[node].session.blockRead(request, for: key, data: data, now: now))
-        case .banned(let address, _):
-            banned.append((node, address))
-        case .dhtNode(let address):
-            dhtNodes.append((node, address))
-        case .metadataReceived, .pieceCompleted, .downloadCompleted, .learnedPeers:
+        default:
             break
         }
     }

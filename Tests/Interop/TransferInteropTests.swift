@@ -33,7 +33,8 @@ struct TransferPayload {
     let seedDirectory: URL
     let metainfo: Metainfo
 
-    init(multiFile: Bool) async throws {
+    /// `version` is the metainfo's: v1 (the default), v2-only or hybrid (BEP 52).
+    init(multiFile: Bool, version: MetaVersion = .v1) async throws {
         payloads = try Payloads()
         seedDirectory = payloads.root.appendingPathComponent("seed")
         let shared: URL
@@ -48,8 +49,10 @@ struct TransferPayload {
             try payloads.write("seed/single.bin", size: 33 * 1_048_576 + 1, seed: 10)
             shared = seedDirectory.appendingPathComponent("single.bin")
         }
+        var options = TorrentCreationOptions()
+        options.version = version
         metainfo = try await TorrentCreator.create(
-            from: try TorrentCreator.scan(shared.path), options: .init())
+            from: try TorrentCreator.scan(shared.path), options: options)
         try Data(metainfo.encoded()).write(to: torrentFile)
     }
 

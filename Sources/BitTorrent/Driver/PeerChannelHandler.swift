@@ -67,7 +67,8 @@ final class PeerChannelHandler: ChannelInboundHandler {
                 throw PeerWireError.wrongInfoHash(handshake.infoHash)
             }
             self.driver = driver
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: driver.handshakeBytes)), promise: nil)
+            let reply = driver.handshakeBytes(replyingTo: handshake)
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: reply)), promise: nil)
             key = driver.register(context.channel, address: address, outgoing: false, handshake: handshake)
         }
         ConnectionGuard.handshakeCompleted(context.channel)

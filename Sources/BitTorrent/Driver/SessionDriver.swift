@@ -15,7 +15,8 @@ final class SessionDriver: @unchecked Sendable {
     private(set) var storage: PieceStorage?
     let pool: NIOThreadPool
     let directory: FilePath
-    let handshakeBytes: [UInt8]
+    /// Our handshake's reserved bits.
+    let reserved: ReservedBits
     let onEvent: @Sendable (TorrentEvent) -> Void
     let workers: Int
     private var channels: [PeerKey: Channel] = [:]
@@ -62,9 +63,21 @@ final class SessionDriver: @unchecked Sendable {
         reserved.extensionProtocol = true
         reserved.fastExtension = true
         reserved.dht = session.configuration.dhtPort != nil
-        handshakeBytes = Handshake(reserved: reserved, infoHash: session.infoHash, peerID: session.peerID)
-            .encoded()
+        // BEP 52: we speak v2 for torrents with a v2 view (and may, for a magnet's unknown one).
+        reserved.v2 = session.info?.version.hasV2 ?? true
+        self.reserved = reserved
         finished = loop.makePromise()
+    }
+
+    /// The handshake we open a connection with: the swarm's main info-hash.
+    var handshakeBytes: [UInt8] {
+        Handshake(reserved: reserved, infoHash: session.infoHash, peerID: session.peerID).encoded()
+    }
+
+    /// The handshake that answers a peer's: the info-hash it named (a hybrid torrent has two).
+    func handshakeBytes(replyingTo handshake: Handshake) -> [UInt8] {
+        let infoHash = session.infoHashes.contains(handshake.infoHash) ? handshake.infoHash : session.infoHash
+        return Handshake(reserved: reserved, infoHash: infoHash, peerID: session.peerID).encoded()
     }
 
     var now: Moment { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - origin.uptimeNanoseconds)) }
@@ -94,7 +107,8 @@ final class SessionDriver: @unchecked Sendable {
         tickTask = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { [weak self] _ in
             self?.tick()
         }
-        guard let info = session.info else {
+        // Without the metadata, or a v2 torrent's piece layers, storage waits for `.metadataReceived`.
+        guard let info = session.info, !session.needsHashes else {
             onEvent(.progress(progress))
             return loop.makeSucceededVoidFuture()
         }
@@ -102,7 +116,7 @@ final class SessionDriver: @unchecked Sendable {
     }
 
     private func openStorage(_ info: InfoDictionary) -> EventLoopFuture<Void> {
-        let storage = PieceStorage(info: info, directory: directory, pool: pool)
+        let storage = PieceStorage(info: info, merkle: session.merkle, directory: directory, pool: pool)
         self.storage = storage
         let resumeBytes = try? SmallFile.read(resumePath, limit: 64 << 20)
         let resume = resumeBytes.flatMap {
@@ -276,12 +290,17 @@ final class SessionDriver: @unchecked Sendable {
                 guard channels[key] != nil else { continue }
                 uploads[key, default: UploadQueue()].waiting.append(request)
                 pumpUploads(key)
+            case .readLeaves(let piece, let request, let key):
+                guard let storage else { continue }
+                storage.leaves(piece, on: loop).whenComplete { result in
+                    if case .failure(let error) = result {
+                        self.logger.warning("cannot hash piece \(piece): \(error)")
+                    }
+                    self.perform(
+                        self.session.leavesRead(request, leaves: try? result.get(), for: key, now: self.now))
+                }
             case .metadataReceived(let info):
                 onEvent(.metadataReceived(name: info.name))
-                guard info.version.hasV1 else {
-                    storageFailed(StorageError.v2Only(info.name))
-                    continue
-                }
                 openStorage(info).whenFailure { self.storageFailed($0) }
             case .pieceCompleted:
                 break
@@ -330,7 +349,7 @@ final class SessionDriver: @unchecked Sendable {
     private func tick() {
         let now = self.now
         perform(session.tick(now: now))
-        if session.isReady || session.info == nil {
+        if session.isReady || session.awaitingMetadata {
             announcer?.tick(now: now, request: announceRequest) { peers in
                 self.session.addPeers(peers)
             }
@@ -397,7 +416,17 @@ let peerReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1_024, initi
 final class PeerListener: Sendable {
     private let drivers = Mutex<[InfoHash: SessionDriver]>([:])
 
-    func add(_ driver: SessionDriver) { drivers.withLock { $0[driver.session.infoHash] = driver } }
-    func remove(_ infoHash: InfoHash) { _ = drivers.withLock { $0.removeValue(forKey: infoHash) } }
+    /// Serves `driver`'s torrent under each of its info-hashes (a hybrid torrent has two).
+    func add(_ driver: SessionDriver, infoHashes: [InfoHash]) {
+        drivers.withLock { drivers in
+            for infoHash in infoHashes { drivers[infoHash] = driver }
+        }
+    }
+
+    func remove(_ infoHashes: [InfoHash]) {
+        drivers.withLock { drivers in
+            for infoHash in infoHashes { drivers[infoHash] = nil }
+        }
+    }
     func driver(for infoHash: InfoHash) -> SessionDriver? { drivers.withLock { $0[infoHash] } }
 }

@@ -104,12 +104,16 @@ public struct TorrentClientOptions: Sendable {
 /// ``TorrentClientOptions/seed``, when the task is cancelled); cancelling saves the resume state.
 public final class TorrentClient: Sendable {
     public let infoHash: InfoHash
+    /// A hybrid torrent's second info-hash (the truncated SHA-256, BEP 52): peers naming it are
+    /// served, and it is announced to trackers and the DHT too.
+    public let alternateInfoHash: InfoHash?
     private let metainfo: Metainfo?
     public let options: TorrentClientOptions
 
     public init(metainfo: Metainfo, options: TorrentClientOptions) {
         self.metainfo = metainfo
         infoHash = metainfo.infoHash
+        alternateInfoHash = metainfo.info.version == .hybrid ? metainfo.infoHashV2?.truncated : nil
         self.options = options
     }
 
@@ -119,6 +123,7 @@ public final class TorrentClient: Sendable {
             throw StorageError(path: magnet.uri, reason: "no info-hash")
         }
         infoHash = hash
+        alternateInfoHash = magnet.infoHash != nil ? magnet.v2InfoHash?.truncated : nil
         metainfo = nil
         var options = options
         options.peers += magnet.peers.compactMap(Endpoint.init)
@@ -132,7 +137,6 @@ public final class TorrentClient: Sendable {
         onListening: @escaping @Sendable (Int) -> Void = { _ in },
         onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async throws {
-        if let info = metainfo?.info, !info.version.hasV1 { throw StorageError.v2Only(info.name) }
         let loop = options.group.next()
         let pool = options.blockingPool
         var generator = SystemRandomNumberGenerator()
@@ -164,10 +168,13 @@ public final class TorrentClient: Sendable {
         if let dht { sessionConfiguration.dhtPort = dht.port }
         let session =
             metainfo.map {
-                TorrentSession(info: $0.info, peerID: peerID, configuration: sessionConfiguration, seed: seed)
+                TorrentSession(
+                    info: $0.info, pieceLayers: $0.pieceLayers, peerID: peerID,
+                    configuration: sessionConfiguration, seed: seed)
             }
             ?? TorrentSession(
-                infoHash: infoHash, peerID: peerID, configuration: sessionConfiguration, seed: seed)
+                infoHash: infoHash, alternateInfoHash: alternateInfoHash, peerID: peerID,
+                configuration: sessionConfiguration, seed: seed)
         let options = self.options
         let driver = try await loop.submit {
             SessionDriver(
@@ -180,6 +187,7 @@ public final class TorrentClient: Sendable {
         if !tiers.isEmpty {
             try await loop.submit {
                 let announcer = TrackerAnnouncer(tiers: tiers, loop: loop, extraTrustRoots: roots)
+                announcer.alternateInfoHash = self.alternateInfoHash
                 announcer.onResult = { url, result in
                     switch result {
                     case .success(let response): onEvent(.trackerAnnounced(url, peers: response.peers.count))
@@ -189,20 +197,24 @@ public final class TorrentClient: Sendable {
                 driver.announcer = announcer
             }.get()
         }
-        listener.add(driver)
+        let infoHashes = [infoHash] + (alternateInfoHash.map { [$0] } ?? [])
+        listener.add(driver, infoHashes: infoHashes)
         if let dht {
             try await loop.submit {
                 driver.onDHTNode = { address in dht.ping(address) }
             }.get()
         }
+        // A hybrid torrent is looked up and announced under both its info-hashes (BEP 52).
         let searching = dht.map { dht in
-            Task { [infoHash, options] in
-                await Self.searchDHT(
-                    dht, infoHash: infoHash, port: port, every: options.dhtInterval, driver: driver,
-                    onEvent: onEvent)
+            infoHashes.map { infoHash in
+                Task { [options] in
+                    await Self.searchDHT(
+                        dht, infoHash: infoHash, port: port, every: options.dhtInterval, driver: driver,
+                        onEvent: onEvent)
+                }
             }
         }
-        defer { searching?.cancel() }
+        defer { searching?.forEach { $0.cancel() } }
         try await withTaskCancellationHandler {
             try await loop.flatSubmit {
                 driver.fileSelection = options.fileSelection
@@ -214,7 +226,7 @@ public final class TorrentClient: Sendable {
         } onCancel: {
             loop.execute { driver.finished.succeed() }
         }
-        listener.remove(infoHash)
+        listener.remove(infoHashes)
         try await loop.flatSubmit { driver.stop() }.get()
         await server.close()
         if let failure = try await loop.submit({ driver.failure }).get() { throw failure }

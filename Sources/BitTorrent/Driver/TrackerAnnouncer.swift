@@ -18,6 +18,9 @@ final class TrackerAnnouncer: @unchecked Sendable {
     private var roundSucceeded = false
     private var addPeers: ([Endpoint]) -> Void = { _ in }
     private let key = UInt32.random(in: 0...UInt32.max)
+    /// A hybrid torrent's other info-hash, announced beside the request's (BEP 52: it is in
+    /// both swarms).
+    var alternateInfoHash: InfoHash?
     /// Outcome reports for the log and the progress view.
     var onResult: (String, Result<AnnounceResponse, Error>) -> Void = { _, _ in }
 
@@ -49,8 +52,17 @@ final class TrackerAnnouncer: @unchecked Sendable {
         roundStarted = now
         roundInterval = 1_800
         roundSucceeded = false
-        inFlight = tiers.count
-        for index in tiers.indices { announce(tier: index, position: 0, base) }
+        let requests =
+            [base]
+            + (alternateInfoHash.map { hash in
+                var other = base
+                other.infoHash = hash
+                return [other]
+            } ?? [])
+        inFlight = tiers.count * requests.count
+        for request in requests {
+            for index in tiers.indices { announce(tier: index, position: 0, request) }
+        }
     }
 
     /// One tier is done (with the first answer, or nil when none of its trackers answered).
@@ -95,8 +107,13 @@ final class TrackerAnnouncer: @unchecked Sendable {
         var stop = request
         stop.event = .stopped
         stop.key = key
-        let futures = tiers.compactMap { $0.first }.map {
-            client.announce($0, stop, timeout: timeout).map { _ in }.recover { _ in }
+        let hashes = [stop.infoHash] + (alternateInfoHash.map { [$0] } ?? [])
+        let futures = tiers.compactMap { $0.first }.flatMap { url in
+            hashes.map { hash in
+                var request = stop
+                request.infoHash = hash
+                return client.announce(url, request, timeout: timeout).map { _ in }.recover { _ in }
+            }
         }
         return EventLoopFuture.andAllComplete(futures, on: loop)
     }

@@ -84,4 +84,73 @@ public enum MerkleTree {
     public static func root(pieceLayer: [[UInt8]], pieceLength: Int) -> [UInt8] {
         root(layer: pieceLayer, height: pieceHeight(pieceLength: pieceLength))
     }
+
+    /// log2 of a power of two (the height of a subtree of that many nodes).
+    static func log2(_ powerOfTwo: Int) -> Int { max(0, powerOfTwo).trailingZeroBitCount }
+
+    /// Every layer from `layer` (nodes at `height`, padded with pad hashes to `width`, which is
+    /// rounded up to a power of two) up to the root: the first is the padded layer, the last
+    /// holds the root alone.
+    public static func layers(above layer: [[UInt8]], height: Int, paddedTo width: Int) -> [[[UInt8]]] {
+        var nodes = layer
+        let pad = padHash(height: height)
+        let target = max(self.width(width), self.width(layer.count))
+        nodes.reserveCapacity(target)
+        while nodes.count < target { nodes.append(pad) }
+        var result = [nodes]
+        while nodes.count > 1 {
+            var next: [[UInt8]] = []
+            next.reserveCapacity(nodes.count / 2)
+            for index in stride(from: 0, to: nodes.count, by: 2) {
+                next.append(parent(nodes[index], nodes[index + 1]))
+            }
+            nodes = next
+            result.append(nodes)
+        }
+        return result
+    }
+
+    /// The root above `layer` (nodes at `height`) padded with pad hashes to `width` nodes.
+    public static func root(layer: [[UInt8]], paddedTo width: Int, height: Int = 0) -> [UInt8] {
+        guard !layer.isEmpty else { return padHash(height: height + log2(self.width(width))) }
+        return layers(above: layer, height: height, paddedTo: width).last?.first ?? []
+    }
+}
+
+/// Hashes a piece's data into BEP 52 leaves as it streams past: SHA-256 per 16 KiB block
+/// (the last may be shorter), bytes past `dataLength` (the padding after a file) ignored.
+struct LeafHasher {
+    private(set) var leaves: [[UInt8]] = []
+    private var block = SHA256()
+    private var inBlock = 0
+    private var remaining: Int
+
+    init(dataLength: Int) {
+        remaining = max(0, dataLength)
+        leaves.reserveCapacity((remaining + MerkleTree.blockSize - 1) / MerkleTree.blockSize)
+    }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        var rest = UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, remaining)])
+        remaining -= rest.count
+        while !rest.isEmpty {
+            let take = min(MerkleTree.blockSize - inBlock, rest.count)
+            block.update(bufferPointer: UnsafeRawBufferPointer(rebasing: rest[0..<take]))
+            inBlock += take
+            if inBlock == MerkleTree.blockSize { finishBlock() }
+            rest = UnsafeRawBufferPointer(rebasing: rest[take...])
+        }
+    }
+
+    private mutating func finishBlock() {
+        leaves.append(Array(block.finalize()))
+        block = SHA256()
+        inBlock = 0
+    }
+
+    /// The leaves of everything fed.
+    mutating func finalize() -> [[UInt8]] {
+        if inBlock > 0 { finishBlock() }
+        return leaves
+    }
 }

@@ -62,6 +62,23 @@ struct BanList: Sendable {
         return culprits
     }
 
+    /// A failed piece's true leaves are known (proved by its merkle tree, BEP 52): the senders
+    /// of blocks whose digest differs, with a reason.
+    mutating func blocksProven(_ piece: Int, leaves: [[UInt8]]) -> [(Endpoint, String)] {
+        guard let failed = failedBlocks.removeValue(forKey: piece) else { return [] }
+        var culprits: [(Endpoint, String)] = []
+        for (index, entries) in failed.sorted(by: { $0.key < $1.key }) where index < leaves.count {
+            for entry in entries where entry.digest != leaves[index] {
+                culprits.append(
+                    (
+                        entry.peer,
+                        "sent block \(index) of piece \(piece), which does not match its merkle hash"
+                    ))
+            }
+        }
+        return culprits
+    }
+
     /// A piece failed: the peers to ban now, with a reason.
     mutating func pieceFailed(_ piece: Int, blockDigests: [[UInt8]]?, maxStrikes: Int) -> [(Endpoint, String)]
     {

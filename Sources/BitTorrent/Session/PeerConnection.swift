@@ -47,6 +47,16 @@ struct PeerConnection: Sendable {
     private(set) var peerID: [UInt8] = []
     private(set) var fast = false
     private(set) var extensionProtocol = false
+    /// The peer set BEP 52's v2 bit in its handshake.
+    private(set) var supportsV2 = false
+    /// The info-hash the peer's handshake named (a hybrid torrent has two).
+    private(set) var handshakeInfoHash: InfoHash?
+    /// Our BEP 52 hash requests to the peer, with when they were sent.
+    var hashRequests: [HashRequest: Moment] = [:]
+    /// The peer's hash requests answered in this second, and its leaf requests being read
+    /// from disk: both bounded, as block requests are.
+    var hashAnswersThisSecond = 0
+    var leafReads = 0
     /// The peer's BEP 10 message IDs by extension name (0, "disabled", dropped).
     private(set) var extensions: [String: UInt8] = [:]
     private(set) var listenPort: UInt16?
@@ -109,19 +119,21 @@ struct PeerConnection: Sendable {
 
     /// Checks the peer's BEP 3 handshake: the torrent, and not ourselves. The session's own
     /// checks (bans, peer limits) come after.
-    mutating func handshakeReceived(_ handshake: Handshake, infoHash: InfoHash, ourPeerID: [UInt8])
+    mutating func handshakeReceived(_ handshake: Handshake, infoHashes: [InfoHash], ourPeerID: [UInt8])
         -> HandshakeVerdict
     {
         guard phase == .awaitingHandshake else {
             return .refused(reason: "a second handshake")
         }
-        guard handshake.infoHash == infoHash else {
+        guard infoHashes.contains(handshake.infoHash) else {
             return .refused(reason: PeerWireError.wrongInfoHash(handshake.infoHash).description)
         }
         guard handshake.peerID != ourPeerID else { return .ourselves }
         peerID = handshake.peerID
         fast = handshake.reserved.fastExtension
         extensionProtocol = handshake.reserved.extensionProtocol
+        supportsV2 = handshake.reserved.v2
+        handshakeInfoHash = handshake.infoHash
         phase = .awaitingFirstMessage
         return .accepted
     }
@@ -221,6 +233,15 @@ struct PeerConnection: Sendable {
             try checkPiece(piece)
             if allowedFast.count < Self.maxAllowedFast { allowedFast.insert(piece) }
             return .canRequest
+        case .hashRequest(let request):
+            return .hashRequested(request)
+        case .hashes(let request, let hashes):
+            // An answer to nothing we asked (or asked and gave up on) is ignored.
+            guard hashRequests.removeValue(forKey: request) != nil else { return .none }
+            return .hashesReceived(request, hashes)
+        case .hashReject(let request):
+            guard hashRequests.removeValue(forKey: request) != nil else { return .none }
+            return .hashesRejected(request)
         case .extended(let id, let payload):
             guard extensionProtocol else {
                 throw .badExtensionMessage("extension message without the extension protocol bit")
@@ -354,4 +375,10 @@ enum PeerEvent: Sendable {
     case extensionHandshake(ExtensionHandshake)
     /// A BEP 10 message under one of our IDs.
     case extensionMessage(id: UInt8, payload: [UInt8])
+    /// BEP 52: the peer asks for hashes.
+    case hashRequested(HashRequest)
+    /// BEP 52: the answer to one of our hash requests (not yet checked).
+    case hashesReceived(HashRequest, [[UInt8]])
+    /// BEP 52: one of our hash requests was refused.
+    case hashesRejected(HashRequest)
 }

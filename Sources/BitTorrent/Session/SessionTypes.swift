@@ -71,8 +71,11 @@ public enum SessionAction: Sendable, Equatable {
     case verify(piece: Int, blockDigests: Bool)
     /// Read a block a peer asked for, then call ``TorrentSession/blockRead(_:for:data:now:)``.
     case read(BlockRequest, for: PeerKey)
-    /// The metadata (BEP 9) arrived and matches the info-hash: set up storage, then call
-    /// ``TorrentSession/storageReady(have:now:)``.
+    /// Hash the blocks of a piece we have (BEP 52 leaves, SHA-256 per 16 KiB of the file's
+    /// data in it), then call ``TorrentSession/leavesRead(_:leaves:for:now:)``.
+    case readLeaves(piece: Int, request: HashRequest, for: PeerKey)
+    /// The metadata (BEP 9) arrived and matches the info-hash (and for a v2 torrent, every
+    /// piece layer is known): set up storage, then call ``TorrentSession/storageReady(have:now:)``.
     case metadataReceived(InfoDictionary)
     /// A piece passed its hash check.
     case pieceCompleted(Int)

@@ -13,11 +13,24 @@ import PeerNet
 /// performs the ``SessionAction``s it returns. A peer that breaks a rule gets a `close` for its
 /// connection alone.
 public struct TorrentSession: Sendable {
+    /// The info-hash of the swarm: v1 (SHA-1) for v1 and hybrid torrents, the truncated
+    /// SHA-256 for v2-only ones (BEP 52).
     public let infoHash: InfoHash
+    /// A hybrid torrent's other info-hash (the truncated SHA-256): connections naming it are
+    /// accepted too, and it is announced beside the first (BEP 52).
+    public let alternateInfoHash: InfoHash?
     public let peerID: [UInt8]
     public var configuration: SessionConfiguration
     public private(set) var info: InfoDictionary?
     public private(set) var picker: PiecePicker?
+    /// The v2 hashes (BEP 52), for torrents with a v2 view.
+    public private(set) var merkle: MerklePieces?
+    /// Piece layers still to fetch from peers (a v2 magnet link, or a torrent without them).
+    private var layerFetch: LayerFetcher?
+    /// Our leaf requests for failed v2 pieces, to find the bad block: request → piece.
+    private var blame: [HashRequest: Int] = [:]
+    /// Whether `.metadataReceived` was given (or not needed: the driver opened storage itself).
+    private var metadataReported = false
     /// Whether storage has said what is on disk (``storageReady(have:now:)``).
     public private(set) var isReady = false
     var peers: [PeerKey: PeerConnection] = [:]
@@ -45,31 +58,42 @@ public struct TorrentSession: Sendable {
 
     /// A session for a torrent whose metadata is known. Call ``storageReady(have:now:)`` with
     /// what is on disk before connecting peers.
+    /// `pieceLayers` are a v2 torrent's (BEP 52; those missing are fetched from peers).
     public init(
-        info: InfoDictionary, peerID: [UInt8], configuration: SessionConfiguration = .init(), seed: UInt64
+        info: InfoDictionary, pieceLayers: [[UInt8]: [UInt8]] = [:], peerID: [UInt8],
+        configuration: SessionConfiguration = .init(), seed: UInt64
     ) {
         let bytes = info.encoded()
         self.init(
-            infoHash: Metainfo.wireHash(bytes, version: info.version), peerID: peerID,
-            configuration: configuration, seed: seed)
+            infoHash: Metainfo.wireHash(bytes, version: info.version),
+            alternateInfoHash: info.version == .hybrid ? InfoHashV2(hashing: bytes).truncated : nil,
+            peerID: peerID, configuration: configuration, seed: seed)
         metadata = MetadataExchange(infoHash: infoHash, infoBytes: bytes)
-        setInfo(info)
+        setInfo(info, pieceLayers: pieceLayers)
+        metadataReported = !needsHashes
     }
 
     /// A session for a torrent known only by its info-hash (a magnet link): the metadata is
     /// fetched from peers with BEP 9.
     public init(
-        infoHash: InfoHash, peerID: [UInt8], configuration: SessionConfiguration = .init(), seed: UInt64
+        infoHash: InfoHash, alternateInfoHash: InfoHash? = nil, peerID: [UInt8],
+        configuration: SessionConfiguration = .init(), seed: UInt64
     ) {
         self.infoHash = infoHash
+        self.alternateInfoHash = alternateInfoHash
         self.peerID = peerID
         self.configuration = configuration
         metadata = MetadataExchange(infoHash: infoHash)
         rng = SplitMix64(seed: seed)
     }
 
-    private mutating func setInfo(_ info: InfoDictionary) {
+    private mutating func setInfo(_ info: InfoDictionary, pieceLayers: [[UInt8]: [UInt8]]) {
         self.info = info
+        if info.version.hasV2 {
+            let merkle = MerklePieces(info: info, pieceLayers: pieceLayers)
+            self.merkle = merkle
+            if !merkle.isComplete { layerFetch = LayerFetcher(merkle: merkle) }
+        }
         var picker = PiecePicker(
             pieceCount: info.pieceCount, pieceLength: info.pieceLength, totalLength: info.totalLength)
         picker.sequential = configuration.sequential
@@ -85,6 +109,13 @@ public struct TorrentSession: Sendable {
     public var downloadRate: Double { peers.values.reduce(0) { $0 + $1.download.rate } }
     public var uploadRate: Double { peers.values.reduce(0) { $0 + $1.upload.rate } }
     public var knownPeerCount: Int { known.count }
+    /// The info-hashes connections may name.
+    public var infoHashes: [InfoHash] { [infoHash] + (alternateInfoHash.map { [$0] } ?? []) }
+    /// A v2-only torrent whose piece layers are still being fetched: its pieces cannot be
+    /// checked, so storage waits (`.metadataReceived` comes once they are here).
+    public var needsHashes: Bool { info?.version == .v2 && merkle?.isComplete == false }
+    /// The metadata (and for v2, the piece layers) is still being fetched from peers.
+    public var awaitingMetadata: Bool { info == nil || needsHashes }
     public func isBanned(_ address: Endpoint) -> Bool { bans.isBanned(address) }
     /// Addresses of the connected peers.
     public var peerAddresses: [Endpoint] { peers.keys.sorted().compactMap { peers[$0]?.address } }
@@ -147,7 +178,7 @@ public struct TorrentSession: Sendable {
         _ key: PeerKey, address: Endpoint, outgoing: Bool, handshake: Handshake, now: Moment
     ) -> [SessionAction] {
         var peer = PeerConnection(key: key, address: address, outgoing: outgoing, now: now)
-        switch peer.handshakeReceived(handshake, infoHash: infoHash, ourPeerID: peerID) {
+        switch peer.handshakeReceived(handshake, infoHashes: infoHashes, ourPeerID: peerID) {
         case .accepted:
             break
         case .refused(let reason):
@@ -191,7 +222,7 @@ public struct TorrentSession: Sendable {
         if let dhtPort = configuration.dhtPort, handshake.reserved.dht {
             actions.append(send(key, .port(dhtPort), now))
         }
-        return actions
+        return actions + requestLayers(key, now)
     }
 
     /// An outgoing connection could not be made; retried later with back-off.
@@ -206,6 +237,8 @@ public struct TorrentSession: Sendable {
         if let has = peer.has { picker?.peerLeft(has) }
         if peer.outgoing { known.disconnected(peer.address, now: now) }
         pex.peerLeft(key)
+        layerFetch?.peerLeft(key)
+        for request in peer.hashRequests.keys { blame[request] = nil }
         let askAgain = metadata.peerLeft(key)
         var actions: [SessionAction] = []
         if !peer.outstanding.isEmpty {
@@ -288,6 +321,13 @@ public struct TorrentSession: Sendable {
                 return actions
             }
             return requestMetadata(key, now)
+        case .hashRequested(let request):
+            return hashRequested(request, key, now)
+        case .hashesReceived(let request, let hashes):
+            return hashesReceived(request, hashes, key, now)
+        case .hashesRejected(let request):
+            if blame.removeValue(forKey: request) == nil { layerFetch?.failed(request, by: key) }
+            return []
         case .extensionMessage(let id, let payload):
             switch id {
             case Self.metadataID:
@@ -360,8 +400,14 @@ public struct TorrentSession: Sendable {
             case .pending:
                 return []
             case .completed(let parsed, _):
-                setInfo(parsed)
-                return [.metadataReceived(parsed)]
+                setInfo(parsed, pieceLayers: [:])
+                guard needsHashes else {
+                    metadataReported = true
+                    return [.metadataReceived(parsed)]
+                }
+                var actions: [SessionAction] = []
+                for other in peers.keys.sorted() { actions += requestLayers(other, now) }
+                return actions
             case .failed(let culprit):
                 var actions: [SessionAction] = []
                 if let culprit {
@@ -372,6 +418,111 @@ public struct TorrentSession: Sendable {
                 return actions
             }
         }
+    }
+
+    // MARK: Hashes (BEP 52)
+
+    /// Most hash requests a peer gets answered per second; more are refused.
+    static let hashAnswersPerSecond = 50
+    /// Most leaf requests of one peer read from disk at a time (each reads a piece).
+    static let leafReadsPerPeer = 2
+
+    private mutating func hashRequested(_ request: HashRequest, _ key: PeerKey, _ now: Moment)
+        -> [SessionAction]
+    {
+        guard let merkle, let peer = peers[key], peer.hashAnswersThisSecond < Self.hashAnswersPerSecond,
+            merkle.accepts(request)
+        else { return [send(key, .hashReject(request), now)] }
+        peers[key]?.hashAnswersThisSecond += 1
+        if let piece = merkle.leafPiece(for: request) {
+            // Leaves come from the piece's data: only for a piece we have.
+            guard isReady, picker?.have[piece] == true, peer.leafReads < Self.leafReadsPerPeer else {
+                return [send(key, .hashReject(request), now)]
+            }
+            peers[key]?.leafReads += 1
+            return [.readLeaves(piece: piece, request: request, for: key)]
+        }
+        guard let hashes = merkle.answer(request) else { return [send(key, .hashReject(request), now)] }
+        return [send(key, .hashes(request, hashes: hashes), now)]
+    }
+
+    /// The leaves of a piece (a `.readLeaves` action) were read: answer the request they are for.
+    /// `leaves` is nil when the read failed.
+    public mutating func leavesRead(_ request: HashRequest, leaves: [[UInt8]]?, for key: PeerKey, now: Moment)
+        -> [SessionAction]
+    {
+        guard let peer = peers[key] else { return [] }
+        peers[key]?.leafReads = max(0, peer.leafReads - 1)
+        guard let leaves, let hashes = merkle?.answer(request, leaves: leaves) else {
+            return [send(key, .hashReject(request), now)]
+        }
+        return [send(key, .hashes(request, hashes: hashes), now)]
+    }
+
+    /// Whether hash requests may go to this peer: a connection of a v2-only torrent, one named
+    /// by a hybrid's v2 hash, or a peer that set the v2 bit (libtorrent sets it only where a
+    /// hybrid connection could be upgraded).
+    private func speaksV2(_ peer: PeerConnection) -> Bool {
+        peer.supportsV2 || info?.version == .v2
+            || (alternateInfoHash != nil && peer.handshakeInfoHash == alternateInfoHash)
+    }
+
+    /// Asks a v2 peer for piece layers still missing.
+    private mutating func requestLayers(_ key: PeerKey, _ now: Moment) -> [SessionAction] {
+        guard layerFetch != nil, info != nil, let peer = peers[key], speaksV2(peer) else { return [] }
+        guard let requests = layerFetch?.requests(for: key), !requests.isEmpty else { return [] }
+        var actions: [SessionAction] = []
+        for request in requests {
+            peers[key]?.hashRequests[request] = now
+            actions.append(send(key, .hashRequest(request), now))
+        }
+        return actions
+    }
+
+    /// A v2 piece failed with blocks from several peers: its leaves, proved by the piece's node,
+    /// say which block was bad (BEP 52), so its sender alone is banned.
+    private mutating func askForLeaves(_ piece: Int, _ now: Moment) -> [SessionAction] {
+        guard let request = merkle?.leafRequest(piece: piece), !blame.values.contains(piece),
+            let key = peers.keys.sorted().first(where: { key in
+                guard let peer = peers[key] else { return false }
+                return speaksV2(peer) && peer.has?[piece] == true
+                    && peer.hashRequests.count < LayerFetcher.perPeer * 2
+            })
+        else { return [] }
+        blame[request] = piece
+        peers[key]?.hashRequests[request] = now
+        return [send(key, .hashRequest(request), now)]
+    }
+
+    private mutating func hashesReceived(
+        _ request: HashRequest, _ hashes: [[UInt8]], _ key: PeerKey, _ now: Moment
+    ) -> [SessionAction] {
+        guard let merkle else { return [] }
+        let base = merkle.verify(request, hashes: hashes)
+        if let piece = blame.removeValue(forKey: request) {
+            guard let base else { return close(key, reason: "sent leaf hashes that do not match the piece") }
+            var actions: [SessionAction] = []
+            for (culprit, reason) in bans.blocksProven(piece, leaves: base) {
+                actions += ban(culprit, reason: reason, now: now)
+            }
+            return actions
+        }
+        guard let base else {
+            layerFetch?.failed(request, by: key)
+            return close(key, reason: "sent piece hashes whose proof does not lead to the file's root")
+        }
+        guard let fetched = layerFetch?.received(request, base: base, merkle: merkle) else {
+            return requestLayers(key, now)
+        }
+        if !(self.merkle?.setLayer(fetched.layer, forFile: fetched.file) ?? false) {
+            layerFetch?.restart(file: fetched.file, merkle: merkle)
+            return requestLayers(key, now)
+        }
+        guard self.merkle?.isComplete == true else { return requestLayers(key, now) }
+        layerFetch = nil
+        guard !metadataReported, let info else { return [] }
+        metadataReported = true
+        return [.metadataReceived(info)]
     }
 
     // MARK: Storage events
@@ -407,6 +558,7 @@ public struct TorrentSession: Sendable {
             let culprits = bans.pieceFailed(
                 piece, blockDigests: blockDigests, maxStrikes: configuration.maxStrikes)
             for (culprit, reason) in culprits { actions += ban(culprit, reason: reason, now: now) }
+            actions += askForLeaves(piece, now)
         }
         for key in peers.keys.sorted() { actions += fillRequests(key, now) }
         return actions
@@ -440,7 +592,12 @@ public struct TorrentSession: Sendable {
         for key in peers.keys.sorted() {
             peers[key]?.download.tick(elapsed: elapsed)
             peers[key]?.upload.tick(elapsed: elapsed)
+            peers[key]?.hashAnswersThisSecond = 0
             guard let peer = peers[key] else { continue }
+            for (request, sent) in peer.hashRequests where now - sent > configuration.requestTimeout {
+                peers[key]?.hashRequests[request] = nil
+                if blame.removeValue(forKey: request) == nil { layerFetch?.failed(request, by: key) }
+            }
             if now - peer.lastReceived > configuration.idleTimeout {
                 actions += close(key, .timedOut("no message for \(configuration.idleTimeout)"))
                 continue
@@ -461,6 +618,7 @@ public struct TorrentSession: Sendable {
                 actions += sendPEX(key, now)
             }
             if info == nil { actions += requestMetadata(key, now) }
+            actions += requestLayers(key, now)
         }
         let round = choker.roundDue(
             now: now, interval: configuration.chokeInterval,
@@ -472,7 +630,7 @@ public struct TorrentSession: Sendable {
     }
 
     private mutating func connectMore(_ now: Moment) -> [SessionAction] {
-        guard peers.count < configuration.maxPeers, isReady || info == nil else { return [] }
+        guard peers.count < configuration.maxPeers, isReady || awaitingMetadata else { return [] }
         let pending = known.busyCount
         let budget = min(
             configuration.connectsPerTick,

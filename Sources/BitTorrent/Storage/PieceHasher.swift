@@ -24,8 +24,20 @@ public struct PieceDigests: Sendable {
     /// The first read failure, if any: the file index and the error.
     public let firstFailure: (fileIndex: Int, error: Errno?)?
 
+    /// Per piece, whether its leaves matched its v2 hash (BEP 52), when hashed with one.
+    public let merkleMatches: [Bool]?
+
     public func digest(_ index: Int) -> ArraySlice<UInt8>? {
         readable[index] ? digests[index * 20..<index * 20 + 20] : nil
+    }
+
+    /// Whether piece `index` matches every hash `info` (and the v2 hashes it was hashed with)
+    /// has for it: SHA-1 for v1, the merkle node for v2, both for a hybrid torrent.
+    public func matches(_ index: Int, info: InfoDictionary) -> Bool {
+        guard readable[index] else { return false }
+        if info.version.hasV1, digest(index)?.elementsEqual(info.pieceHash(index)) != true { return false }
+        if let merkleMatches { return merkleMatches[index] }
+        return info.version.hasV1
     }
 }
 
@@ -37,12 +49,14 @@ public enum PieceHasher {
     /// Hashes every piece of `layout`. `paths[i]` is where file `i` is on disk (ignored for
     /// padding files). A piece whose file is missing or short is marked unreadable, not fatal.
     /// Runs on its own threads, not on Swift's cooperative pool, because reads block.
-    /// `pieces` limits the work to those pieces (the others stay unreadable).
+    /// `pieces` limits the work to those pieces (the others stay unreadable). With `merkle`,
+    /// each piece's BEP 52 leaves are checked against its v2 hash in the same pass.
     public static func hash(
         layout: FileLayout, paths: [FilePath], workers: Int, pieces: [Int]? = nil,
+        merkle: MerklePieces? = nil,
         progress: (@Sendable (HashingProgress) -> Void)? = nil
     ) async -> PieceDigests {
-        let job = HashJob(layout: layout, paths: paths, subset: pieces)
+        let job = HashJob(layout: layout, paths: paths, subset: pieces, merkle: merkle)
         let workerCount = max(1, min(workers, pieces?.count ?? layout.pieceCount))
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
@@ -69,11 +83,16 @@ private final class HashJob: @unchecked Sendable {
     let failure = Mutex<(fileIndex: Int, error: Errno?)?>(nil)
     /// When set, only these pieces, one at a time.
     let subset: [Int]?
+    let merkle: MerklePieces?
+    let merkleMatches: UnsafeMutableBufferPointer<Bool>
 
-    init(layout: FileLayout, paths: [FilePath], subset: [Int]?) {
+    init(layout: FileLayout, paths: [FilePath], subset: [Int]?, merkle: MerklePieces?) {
         self.layout = layout
         self.paths = paths
         self.subset = subset
+        self.merkle = merkle
+        merkleMatches = .allocate(capacity: merkle == nil ? 0 : layout.pieceCount)
+        merkleMatches.initialize(repeating: false)
         digests = .allocate(capacity: layout.pieceCount * 20)
         digests.initialize(repeating: 0)
         readable = .allocate(capacity: layout.pieceCount)
@@ -83,11 +102,19 @@ private final class HashJob: @unchecked Sendable {
     deinit {
         digests.deallocate()
         readable.deallocate()
+        merkleMatches.deallocate()
     }
 
     func result() -> PieceDigests {
         PieceDigests(
-            digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 })
+            digests: Array(digests), readable: Array(readable), firstFailure: failure.withLock { $0 },
+            merkleMatches: merkle == nil ? nil : Array(merkleMatches))
+    }
+
+    /// The leaf hasher and check of a piece with a v2 hash.
+    func leafHasher(_ piece: Int) -> (LeafHasher, PieceCheck)? {
+        guard let check = merkle?.check(piece: piece) else { return nil }
+        return (LeafHasher(dataLength: check.dataLength), check)
     }
 
     /// Bytes a worker reads in one go when pieces are small (a run of pieces is claimed at once).
@@ -118,6 +145,7 @@ private final class HashJob: @unchecked Sendable {
             var piece = first
             var pieceEnd = layout.pieceRange(first).upperBound
             var hasher = Insecure.SHA1()
+            var leaves = leafHasher(piece)
             var pieceFailed = false
             var position = range.lowerBound
             while position < range.upperBound {
@@ -147,8 +175,10 @@ private final class HashJob: @unchecked Sendable {
                     if failed.contains(where: { $0.overlaps(cursor..<stop) }) {
                         pieceFailed = true
                     } else if !pieceFailed {
-                        let slice = buffer[Int(cursor - position)..<Int(stop - position)]
-                        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: slice))
+                        let slice = UnsafeRawBufferPointer(
+                            rebasing: buffer[Int(cursor - position)..<Int(stop - position)])
+                        hasher.update(bufferPointer: slice)
+                        leaves?.0.update(slice)
                     }
                     cursor = stop
                     guard cursor == pieceEnd else { continue }
@@ -157,11 +187,18 @@ private final class HashJob: @unchecked Sendable {
                             for index in 0..<20 { digests[piece * 20 + index] = digest[index] }
                         }
                         readable[piece] = true
+                        if let pair = leaves {
+                            var leafHasher = pair.0
+                            merkleMatches[piece] = pair.1.matches(leafHasher.finalize())
+                        }
                     }
                     hasher = Insecure.SHA1()
                     pieceFailed = false
                     piece += 1
-                    if piece < end { pieceEnd = layout.pieceRange(piece).upperBound }
+                    if piece < end {
+                        pieceEnd = layout.pieceRange(piece).upperBound
+                        leaves = leafHasher(piece)
+                    }
                 }
                 position = windowEnd
             }

@@ -14,14 +14,38 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
     public var reason: String
     public var description: String { "\(path): \(reason)" }
 
-    /// A v2-only torrent (BEP 52): its pieces are checked by merkle roots, which storage does
-    /// not do yet; a hybrid torrent is downloaded and seeded through its v1 view.
-    static func v2Only(_ name: String) -> StorageError {
-        StorageError(
-            path: name,
-            reason:
-                "a v2-only torrent: PeerStack checks pieces by their v1 SHA-1 so far; use its hybrid or v1 form"
-        )
+}
+
+/// Checks one piece's bytes as they stream past against every hash the torrent has for it:
+/// the SHA-1 of v1, the merkle node of v2 (BEP 52), both for a hybrid torrent.
+struct PieceDigester {
+    private var sha1: Insecure.SHA1?
+    private let expectedSHA1: ArraySlice<UInt8>
+    private var leafHasher: LeafHasher?
+    private let check: PieceCheck?
+    /// A v2-only piece without a known hash never passes.
+    private let needsMerkle: Bool
+
+    init(piece: Int, info: InfoDictionary, merkle: MerklePieces?) {
+        expectedSHA1 = info.pieceHash(piece)
+        sha1 = info.version.hasV1 ? Insecure.SHA1() : nil
+        check = merkle?.check(piece: piece)
+        leafHasher = check.map { LeafHasher(dataLength: $0.dataLength) }
+        needsMerkle = !info.version.hasV1
+    }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        sha1?.update(bufferPointer: bytes)
+        leafHasher?.update(bytes)
+    }
+
+    /// Whether the piece passed, and its leaves when it has a v2 hash.
+    mutating func finish() -> (passed: Bool, leaves: [[UInt8]]?) {
+        var passed = true
+        if let sha1 { passed = sha1.finalize().elementsEqual(expectedSHA1) }
+        guard let check, var leafHasher else { return (passed && !needsMerkle, nil) }
+        let leaves = leafHasher.finalize()
+        return (passed && check.matches(leaves), leaves)
     }
 }
 
@@ -30,6 +54,8 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
 /// positional I/O, and pieces hashed, on a thread pool, never on the event loop.
 public final class PieceStorage: Sendable {
     public let info: InfoDictionary
+    /// The v2 hashes pieces are checked against (BEP 52), with the v1 ones of a hybrid torrent.
+    public let merkle: MerklePieces?
     public let layout: FileLayout
     /// Where each file lives.
     public let paths: [FilePath]
@@ -65,8 +91,12 @@ public final class PieceStorage: Sendable {
     }
 
     /// Files go to `directory/name/…` (multi-file) or `directory/name` (single file).
-    public init(info: InfoDictionary, directory: FilePath, pool: NIOThreadPool, cacheLimit: Int = 24 << 20) {
+    public init(
+        info: InfoDictionary, merkle: MerklePieces? = nil, directory: FilePath, pool: NIOThreadPool,
+        cacheLimit: Int = 24 << 20
+    ) {
         self.info = info
+        self.merkle = merkle
         self.cacheLimit = cacheLimit
         layout = FileLayout(info: info)
         self.directory = directory
@@ -263,7 +293,10 @@ public final class PieceStorage: Sendable {
             let data = entry.buffer
             // A reused buffer holds an older piece's bytes until every block is written over it.
             let complete = entry.filled == entry.buffer.count
-            let passed = complete && Insecure.SHA1.hash(data: data).elementsEqual(self.info.pieceHash(piece))
+            var digester = PieceDigester(piece: piece, info: self.info, merkle: self.merkle)
+            data.withUnsafeBytes { digester.update($0) }
+            let (matched, leaves) = digester.finish()
+            let passed = complete && matched
             // From memory, a piece reaches the disk only once it has passed.
             if passed {
                 try data.withUnsafeBytes {
@@ -278,7 +311,28 @@ public final class PieceStorage: Sendable {
                 }
             }
             guard !passed || blockDigests else { return (passed, nil) }
-            return (passed, Self.blockDigests(data[...]))
+            return (passed, leaves ?? Self.blockDigests(data[...]))
+        }
+    }
+
+    /// The BEP 52 leaves of a piece we have (SHA-256 of each 16 KiB of its file's data), read
+    /// from disk in windows: to answer a peer's hash request.
+    public func leaves(_ piece: Int, on loop: EventLoop) -> EventLoopFuture<[[UInt8]]> {
+        pool.runIfActive(eventLoop: loop) {
+            guard let check = self.merkle?.check(piece: piece) else {
+                throw StorageError(path: self.info.name, reason: "piece \(piece) has no v2 hash")
+            }
+            var hasher = LeafHasher(dataLength: check.dataLength)
+            let start = self.layout.pieceRange(piece).lowerBound
+            var position = start
+            let end = start + Int64(check.dataLength)
+            while position < end {
+                let stop = min(end, position + Int64(Self.verifyWindow))
+                let data = try self.readRange(position..<stop)
+                data.withUnsafeBytes { hasher.update($0) }
+                position = stop
+            }
+            return hasher.finalize()
         }
     }
 
@@ -292,28 +346,30 @@ public final class PieceStorage: Sendable {
     /// Bytes read at once when a piece is checked from disk: pieces may be up to 1 GiB long.
     static let verifyWindow = 4 << 20
 
-    /// Checks a piece written to disk, reading it in windows so memory stays bounded.
+    /// Checks a piece written to disk, reading it in windows so memory stays bounded. Block
+    /// digests are the BEP 52 leaves when the piece has a v2 hash, else SHA-1 per block.
     private func verifyOnDisk(_ piece: Int, blockDigests wanted: Bool) throws -> (
         passed: Bool, digests: [[UInt8]]?
     ) {
         let range = layout.pieceRange(piece)
-        func pass(blocks: Bool) throws -> (Insecure.SHA1Digest, [[UInt8]]) {
-            var hasher = Insecure.SHA1()
+        let v2 = merkle?.check(piece: piece) != nil
+        func pass(blocks: Bool) throws -> (passed: Bool, digests: [[UInt8]]) {
+            var digester = PieceDigester(piece: piece, info: info, merkle: merkle)
             var digests: [[UInt8]] = []
             var position = range.lowerBound
             while position < range.upperBound {
                 let end = min(range.upperBound, position + Int64(Self.verifyWindow))
                 let data = try readRange(position..<end)
-                hasher.update(data: data)
-                if blocks { digests += Self.blockDigests(data[...]) }
+                data.withUnsafeBytes { digester.update($0) }
+                if blocks && !v2 { digests += Self.blockDigests(data[...]) }
                 position = end
             }
-            return (hasher.finalize(), digests)
+            let (passed, leaves) = digester.finish()
+            return (passed, leaves ?? digests)
         }
-        let (digest, digests) = try pass(blocks: wanted)
-        let passed = digest.elementsEqual(info.pieceHash(piece))
-        if passed && !wanted { return (true, nil) }
-        return (passed, wanted ? digests : try pass(blocks: true).1)
+        let first = try pass(blocks: wanted)
+        if first.passed && !wanted { return (true, nil) }
+        return (first.passed, wanted || v2 ? first.digests : try pass(blocks: true).digests)
     }
 
     /// fsyncs every file written since the last call, so that what was verified is durable
@@ -362,12 +418,9 @@ public final class PieceStorage: Sendable {
         }
         guard !doubtful.isEmpty else { return have }
         let hashed = await PieceHasher.hash(
-            layout: layout, paths: paths, workers: workers, pieces: doubtful, progress: progress)
-        for piece in doubtful {
-            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) {
-                have[piece] = true
-            }
-        }
+            layout: layout, paths: paths, workers: workers, pieces: doubtful, merkle: merkle,
+            progress: progress)
+        for piece in doubtful where hashed.matches(piece, info: info) { have[piece] = true }
         return have
     }
 }

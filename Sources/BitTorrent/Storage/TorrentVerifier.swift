@@ -23,7 +23,8 @@ public struct VerificationReport: Sendable, Hashable {
     public var isComplete: Bool { goodPieces.allSatisfy { $0 } }
 }
 
-/// Checks data on disk against a torrent (as `libtorrent`'s recheck does).
+/// Checks data on disk against a torrent (as `libtorrent`'s recheck does): v1 pieces by SHA-1,
+/// v2 pieces by their merkle hashes, a hybrid torrent's by both.
 public enum TorrentVerifier {
     /// Hashes every piece of `metainfo` from under `directory` on `workers` threads. Missing or
     /// short files make their pieces bad; nothing is written.
@@ -36,14 +37,11 @@ public enum TorrentVerifier {
         let paths = info.files.map { file in
             info.relativePath(of: file).reduce(directory) { $0.appending($1) }
         }
+        // v2 pieces are checked by their merkle nodes (BEP 52); a hybrid's by both hashes.
+        let merkle = info.version.hasV2 ? MerklePieces(info: info, pieceLayers: metainfo.pieceLayers) : nil
         let hashed = await PieceHasher.hash(
-            layout: layout, paths: paths, workers: workers, progress: progress)
-        var good = [Bool](repeating: false, count: info.pieceCount)
-        for piece in 0..<info.pieceCount {
-            if let digest = hashed.digest(piece), digest.elementsEqual(info.pieceHash(piece)) {
-                good[piece] = true
-            }
-        }
+            layout: layout, paths: paths, workers: workers, merkle: merkle, progress: progress)
+        let good = (0..<info.pieceCount).map { hashed.matches($0, info: info) }
         var files: [VerificationReport.FileReport] = []
         for (index, file) in info.files.enumerated() where !file.isPadding {
             var verified: Int64 = 0

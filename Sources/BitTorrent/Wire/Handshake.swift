@@ -18,6 +18,12 @@ public struct ReservedBits: Hashable, Sendable {
         set { bytes[7] = newValue ? bytes[7] | 0x04 : bytes[7] & ~0x04 }
     }
 
+    /// BEP 52 v2 support (a hybrid torrent's connection may be upgraded): byte 7, bit 0x10.
+    public var v2: Bool {
+        get { bytes[7] & 0x10 != 0 }
+        set { bytes[7] = newValue ? bytes[7] | 0x10 : bytes[7] & ~0x10 }
+    }
+
     /// BEP 5 DHT: byte 7, bit 0x01.
     public var dht: Bool {
         get { bytes[7] & 0x01 != 0 }

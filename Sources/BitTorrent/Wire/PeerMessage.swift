@@ -37,6 +37,12 @@ public enum PeerMessage: Hashable, Sendable {
     case haveNone
     case reject(BlockRequest)
     case allowedFast(piece: Int)
+    /// BEP 52: a request for merkle tree hashes.
+    case hashRequest(HashRequest)
+    /// BEP 52: the hashes asked for, then the uncle hashes that prove them.
+    case hashes(HashRequest, hashes: [[UInt8]])
+    /// BEP 52: a hash request that will not be answered.
+    case hashReject(HashRequest)
     /// BEP 10: an extension message, `id` 0 being the extension handshake.
     case extended(id: UInt8, payload: [UInt8])
     /// A message ID this implementation does not know; BEP 3 says to ignore it.
@@ -62,6 +68,9 @@ public enum PeerMessage: Hashable, Sendable {
         case .reject: return 16
         case .allowedFast: return 17
         case .extended: return 20
+        case .hashRequest: return 21
+        case .hashes: return 22
+        case .hashReject: return 23
         case .unknown(let id): return id
         }
     }
@@ -85,6 +94,9 @@ public enum PeerMessage: Hashable, Sendable {
         case .haveNone: return "have none"
         case .reject: return "reject"
         case .allowedFast: return "allowed fast"
+        case .hashRequest: return "hash request"
+        case .hashes: return "hashes"
+        case .hashReject: return "hash reject"
         case .extended: return "extended"
         case .unknown(let id): return "unknown (\(id))"
         }

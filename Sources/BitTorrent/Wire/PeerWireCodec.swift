@@ -82,8 +82,45 @@ public enum PeerWireCodec {
                 throw .badLength(message: "extended", length: 0)
             }
             return .message(.extended(id: extensionID, payload: Array(payload.readableBytesView)))
+        case 21, 23:
+            try expect(hashHeaderLength, id == 21 ? "hash request" : "hash reject")
+            let request = readHashRequest(&payload)
+            return .message(id == 21 ? .hashRequest(request) : .hashReject(request))
+        case 22:
+            guard payload.readableBytes >= hashHeaderLength,
+                (payload.readableBytes - hashHeaderLength) % MerkleTree.hashSize == 0
+            else { throw .badLength(message: "hashes", length: payload.readableBytes) }
+            let request = readHashRequest(&payload)
+            var hashes: [[UInt8]] = []
+            hashes.reserveCapacity(payload.readableBytes / MerkleTree.hashSize)
+            while let hash = payload.readBytes(length: MerkleTree.hashSize) { hashes.append(hash) }
+            return .message(.hashes(request, hashes: hashes))
         default:
             return .message(.unknown(id: id))
+        }
+    }
+
+    /// A BEP 52 hash message's fixed part: the pieces root and four 32-bit numbers.
+    static let hashHeaderLength = MerkleTree.hashSize + 16
+
+    private static func readHashRequest(_ payload: inout ByteBuffer) -> HashRequest {
+        let root = payload.readBytes(length: MerkleTree.hashSize) ?? []
+        func next() -> Int { Int(payload.readInteger(as: UInt32.self) ?? 0) }
+        let base = next()
+        let index = next()
+        let length = next()
+        return HashRequest(
+            piecesRoot: root, baseLayer: base, index: index, length: length, proofLayers: next())
+    }
+
+    private static func writeHashRequest(_ request: HashRequest, into out: inout ByteBuffer) {
+        var root = request.piecesRoot.prefix(MerkleTree.hashSize)
+        if root.count < MerkleTree.hashSize {
+            root += repeatElement(0, count: MerkleTree.hashSize - root.count)
+        }
+        out.writeBytes(root)
+        for value in [request.baseLayer, request.index, request.length, request.proofLayers] {
+            out.writeInteger(UInt32(truncatingIfNeeded: value))
         }
     }
 
@@ -131,6 +168,13 @@ public enum PeerWireCodec {
             header(1 + payload.count, 20)
             out.writeInteger(id)
             out.writeBytes(payload)
+        case .hashRequest(let request), .hashReject(let request):
+            header(hashHeaderLength, message.id ?? 0)
+            writeHashRequest(request, into: &out)
+        case .hashes(let request, let hashes):
+            header(hashHeaderLength + hashes.count * MerkleTree.hashSize, 22)
+            writeHashRequest(request, into: &out)
+            for hash in hashes { out.writeBytes(hash) }
         case .unknown(let id):
             header(0, id)
         }
@@ -146,6 +190,8 @@ public enum PeerWireCodec {
         case .request, .cancel, .reject: return 17
         case .have, .suggest, .allowedFast: return 9
         case .port: return 7
+        case .hashRequest, .hashReject: return 5 + hashHeaderLength
+        case .hashes(_, let hashes): return 5 + hashHeaderLength + hashes.count * MerkleTree.hashSize
         default: return 5
         }
     }
