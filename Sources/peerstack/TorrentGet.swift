@@ -84,6 +84,17 @@ struct TorrentGet: AsyncParsableCommand {
     @Flag(help: "Download pieces in order, for streaming.")
     var sequential = false
 
+    @Option(
+        name: .customLong("web-seed"),
+        help: "A web seed (BEP 19) to download from, besides the torrent's url-list; repeat for more.")
+    var webSeeds: [String] = []
+
+    @Flag(help: "Do not use the torrent's web seeds (its url-list, a magnet link's ws).")
+    var noWebSeeds = false
+
+    @Option(help: "A PEM file of certificates to trust for https trackers and web seeds.")
+    var caFile: String?
+
     @OptionGroup var network: PeerOptions
 
     func run() async throws {
@@ -101,16 +112,21 @@ struct TorrentGet: AsyncParsableCommand {
             }
             options.fileSelection = indices.compactMap { $0 }
         }
+        if let caFile { options.trackerCertificates = .init(caFile) }
         let client: TorrentClient
         if source.lowercased().hasPrefix("magnet:") {
             do {
-                client = try TorrentClient(magnet: try MagnetLink(parsing: source), options: options)
+                let magnet = try MagnetLink(parsing: source)
+                options.webSeeds = (noWebSeeds ? [] : magnet.webSeeds) + webSeeds
+                client = try TorrentClient(magnet: magnet, options: options)
             } catch {
                 throw Terminal.badInput("magnet link", "\(error)")
             }
         } else {
             do {
-                client = TorrentClient(metainfo: try Metainfo(contentsOf: .init(source)), options: options)
+                let metainfo = try Metainfo(contentsOf: .init(source))
+                options.webSeeds = (noWebSeeds ? [] : metainfo.webSeeds) + webSeeds
+                client = TorrentClient(metainfo: metainfo, options: options)
             } catch {
                 throw Terminal.badInput(source, error)
             }
@@ -221,6 +237,9 @@ final class TransferView: Sendable {
             line("banned \(address): \(reason)")
         case .trackerError(let url, let reason):
             line("tracker \(url): \(reason)")
+        case .webSeedFailed(let url, let reason, let dropped):
+            let failure = reason.hasPrefix(url) ? reason : "\(url): \(reason)"
+            line("web seed \(failure)" + (dropped ? "; not asked again" : "; trying again later"))
         case .peerConnected, .peerClosed, .trackerAnnounced, .dhtSearched, .peersLearned:
             break
         }

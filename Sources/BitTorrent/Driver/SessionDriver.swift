@@ -2,6 +2,7 @@ import DequeModule
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PeerNet
 import Synchronization
 import SystemPackage
@@ -46,6 +47,30 @@ final class SessionDriver: @unchecked Sendable {
     /// Told of DHT nodes that peers name in `port` messages.
     var onDHTNode: ((Endpoint) -> Void)?
     private(set) var failure: Error?
+    /// Web seeds (BEP 19), fetched from over HTTP as peers that have everything.
+    private var webSeeds: [WebSeedState] = []
+    private var webSeedKeys: [PeerKey: Int] = [:]
+    private var webFetcher: WebSeedFetcher?
+    /// Wait after a web seed's first failure, doubled after each next one; dropped after the last.
+    var webSeedRetry: Duration = .seconds(10)
+    var webSeedMaxFailures = 5
+
+    /// One `url-list` entry and how it is doing.
+    struct WebSeedState {
+        let url: String
+        var layout: WebSeedLayout?
+        /// The session's key while it is asked for blocks.
+        var key: PeerKey?
+        var failures = 0
+        var retryAt: Moment = .zero
+        var dropped = false
+        /// Blocks the session asked for, not yet fetched.
+        var pending: [BlockRequest] = []
+        var inFlight = 0
+    }
+    /// HTTP requests in flight per web seed, and bytes per request at most.
+    static let webSeedConcurrency = 2
+    static let webSeedRunBytes = 1 << 20
 
     init(
         session: TorrentSession, loop: EventLoop, pool: NIOThreadPool, directory: FilePath, keepSeeding: Bool,
@@ -82,6 +107,13 @@ final class SessionDriver: @unchecked Sendable {
 
     var now: Moment { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - origin.uptimeNanoseconds)) }
 
+    /// Adds the web seeds to fetch from (BEP 19), with the certificates to trust for HTTPS.
+    func setWebSeeds(_ urls: [String], extraTrustRoots: [NIOSSLCertificate]) {
+        guard !urls.isEmpty else { return }
+        webSeeds = urls.map { WebSeedState(url: $0) }
+        webFetcher = WebSeedFetcher(group: loop, extraTrustRoots: extraTrustRoots)
+    }
+
     /// The largest frame a peer may send: a 16 KiB block with headroom, or the bitfield.
     var maxFrameLength: Int {
         max(1 << 17, ((session.picker?.pieceCount ?? (1 << 21)) + 7) / 8 + 16)
@@ -117,6 +149,9 @@ final class SessionDriver: @unchecked Sendable {
 
     private func openStorage(_ info: InfoDictionary) -> EventLoopFuture<Void> {
         let storage = PieceStorage(info: info, merkle: session.merkle, directory: directory, pool: pool)
+        for index in webSeeds.indices {
+            webSeeds[index].layout = WebSeedLayout(base: webSeeds[index].url, info: info)
+        }
         self.storage = storage
         let resumeBytes = try? SmallFile.read(resumePath, limit: 64 << 20)
         let resume = resumeBytes.flatMap {
@@ -148,7 +183,11 @@ final class SessionDriver: @unchecked Sendable {
         let stopped =
             announcer?.stopped(announceRequest(.stopped), timeout: .seconds(3), on: loop)
             ?? loop.makeSucceededVoidFuture()
-        return saveResume().recover { _ in }.and(stopped).map { _ in }
+        let fetcherStopped = loop.makePromise(of: Void.self)
+        let fetcher = webFetcher
+        webFetcher = nil
+        fetcherStopped.completeWithTask { await fetcher?.shutdown() }
+        return saveResume().recover { _ in }.and(stopped).and(fetcherStopped.futureResult).map { _ in }
     }
 
     /// The numbers a tracker wants.
@@ -252,12 +291,24 @@ final class SessionDriver: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let key, let message):
+                if let index = webSeedKeys[key] {
+                    // Only requests mean anything to a web seed; they become HTTP range requests.
+                    if case .request(let request) = message {
+                        webSeeds[index].pending.append(request)
+                        webDirty.insert(index)
+                    }
+                    continue
+                }
                 guard let channel = channels[key] else { continue }
                 var buffer = channel.allocator.buffer(capacity: PeerWireCodec.frameLength(message))
                 PeerWireCodec.encode(message, into: &buffer)
                 channel.write(buffer, promise: nil)
                 dirty.insert(key)
-            case .close(let key, let reason, _):
+            case .close(let key, let reason, let ban):
+                if let index = webSeedKeys[key] {
+                    webSeedClosed(index, reason: reason, ban: ban)
+                    continue
+                }
                 if let channel = channels.removeValue(forKey: key) {
                     closed(channel.remoteAddress.flatMap(Endpoint.init), reason)
                     channel.close(promise: nil)
@@ -322,6 +373,99 @@ final class SessionDriver: @unchecked Sendable {
         }
         for key in dirty { channels[key]?.flush() }
         dirty.removeAll(keepingCapacity: true)
+        let seeds = webDirty
+        webDirty.removeAll()
+        for index in seeds.sorted() { pumpWebSeed(index) }
+    }
+
+    // MARK: Web seeds (BEP 19)
+
+    private var webDirty: Set<Int> = []
+
+    /// Starts asking web seeds that are idle and not backing off for blocks.
+    private func connectWebSeeds() {
+        guard session.isReady, !session.isComplete, !readsPaused else { return }
+        for index in webSeeds.indices
+        where webSeeds[index].key == nil && !webSeeds[index].dropped && now >= webSeeds[index].retryAt {
+            let key = PeerKey(nextKey)
+            nextKey += 1
+            webSeedKeys[key] = index
+            webSeeds[index].key = key
+            perform(session.webSeedConnected(key, address: TorrentSession.webSeedAddress(index), now: now))
+            if !session.hasPeer(key) {
+                // Refused: banned earlier for bad data.
+                webSeedKeys[key] = nil
+                webSeeds[index].key = nil
+                webSeeds[index].dropped = session.isBanned(TorrentSession.webSeedAddress(index))
+            }
+        }
+    }
+
+    /// Sends the blocks a web seed was asked for as range requests, a few runs at a time.
+    private func pumpWebSeed(_ index: Int) {
+        guard let key = webSeeds[index].key, let layout = webSeeds[index].layout, let fetcher = webFetcher,
+            !readsPaused
+        else { return }
+        // A second request goes out only once enough is pending: runs stay long.
+        while webSeeds[index].inFlight < Self.webSeedConcurrency, !webSeeds[index].pending.isEmpty,
+            webSeeds[index].inFlight == 0
+                || webSeeds[index].pending.count * BlockRequest.standardLength >= Self.webSeedRunBytes / 4
+        {
+            let runs = WebSeedLayout.runs(
+                webSeeds[index].pending, pieceLength: layout.info.pieceLength, maxBytes: Self.webSeedRunBytes)
+            let run = runs[0]
+            webSeeds[index].pending = Array(runs.dropFirst().joined())
+            webSeeds[index].inFlight += 1
+            let promise = loop.makePromise(of: [ByteBuffer].self)
+            promise.completeWithTask { try await fetcher.fetch(run, layout: layout) }
+            promise.futureResult.whenComplete { result in
+                self.webSeeds[index].inFlight -= 1
+                // A seed that failed meanwhile has a new key (or none): its answers are dropped.
+                guard self.webSeeds[index].key == key else { return }
+                switch result {
+                case .success(let blocks):
+                    self.webSeeds[index].failures = 0
+                    for (request, data) in zip(run, blocks) {
+                        self.receivedBlock(
+                            piece: request.piece, offset: request.offset, data: data, from: key)
+                    }
+                case .failure(let error):
+                    self.webSeedFailed(index, reason: "\(error)")
+                }
+                self.pumpWebSeed(index)
+            }
+        }
+    }
+
+    /// A web seed's request failed: its blocks go to others, and it is tried again after a
+    /// wait that doubles each time, or dropped after ``webSeedMaxFailures`` in a row.
+    private func webSeedFailed(_ index: Int, reason: String) {
+        guard let key = webSeeds[index].key else { return }
+        webSeedKeys[key] = nil
+        webSeeds[index].key = nil
+        webSeeds[index].pending = []
+        perform(session.peerDisconnected(key, now: now))
+        webSeeds[index].failures += 1
+        let failures = webSeeds[index].failures
+        if failures >= webSeedMaxFailures { webSeeds[index].dropped = true }
+        webSeeds[index].retryAt = now + webSeedRetry * (1 << min(failures - 1, 16))
+        logger.debug("web seed \(webSeeds[index].url): \(reason)")
+        onEvent(.webSeedFailed(webSeeds[index].url, reason: reason, dropped: webSeeds[index].dropped))
+    }
+
+    /// The session closed a web seed: banned for bad data (dropped for good), or done.
+    private func webSeedClosed(_ index: Int, reason: String, ban: Bool) {
+        guard let key = webSeeds[index].key else { return }
+        webSeedKeys[key] = nil
+        webSeeds[index].key = nil
+        webSeeds[index].pending = []
+        if ban {
+            webSeeds[index].dropped = true
+            onEvent(.webSeedFailed(webSeeds[index].url, reason: reason, dropped: true))
+        } else if !session.isComplete {
+            webSeeds[index].failures += 1
+            webSeeds[index].retryAt = now + webSeedRetry
+        }
     }
 
     /// Stops reading sockets while the disk is behind (TCP then slows the senders), so memory
@@ -337,6 +481,7 @@ final class SessionDriver: @unchecked Sendable {
             return
         }
         for channel in channels.values { ConnectionGuard.setReadingPaused(channel, readsPaused) }
+        if !readsPaused { for index in webSeeds.indices { pumpWebSeed(index) } }
     }
 
     private func storageFailed(_ error: Error) {
@@ -349,6 +494,7 @@ final class SessionDriver: @unchecked Sendable {
     private func tick() {
         let now = self.now
         perform(session.tick(now: now))
+        connectWebSeeds()
         if session.isReady || session.awaitingMetadata {
             announcer?.tick(now: now, request: announceRequest) { peers in
                 self.session.addPeers(peers)

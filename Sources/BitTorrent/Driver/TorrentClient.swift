@@ -51,6 +51,8 @@ public enum TorrentEvent: Sendable {
     case peersLearned(from: Endpoint?, count: Int)
     /// A connection was closed, by us or the peer, and why.
     case peerClosed(Endpoint?, reason: String)
+    /// A web seed (BEP 19) failed or sent bad data; `dropped`: it is not asked again.
+    case webSeedFailed(String, reason: String, dropped: Bool)
 }
 
 /// How a ``TorrentClient`` runs.
@@ -64,8 +66,15 @@ public struct TorrentClientOptions: Sendable {
     public var peers: [Endpoint] = []
     /// Tracker tiers (BEP 12); by default the torrent's own (or the magnet link's `tr`).
     public var trackers: [[String]]?
-    /// A PEM file of certificates to trust for https trackers, besides the system's.
+    /// A PEM file of certificates to trust for https trackers and web seeds, besides the system's.
     public var trackerCertificates: FilePath?
+    /// Web seeds (BEP 19) to download from over HTTP(S); by default the torrent's `url-list`
+    /// (or the magnet link's `ws`).
+    public var webSeeds: [String]?
+    /// Wait after a web seed's first failure (doubled after each next one), and the failures in
+    /// a row after which it is dropped.
+    public var webSeedRetry: Duration = .seconds(10)
+    public var webSeedMaxFailures = 5
     /// Keep seeding after the download completes, until cancelled.
     public var seed = false
     /// Indices of the files to download (nil: all).
@@ -128,6 +137,7 @@ public final class TorrentClient: Sendable {
         var options = options
         options.peers += magnet.peers.compactMap(Endpoint.init)
         if options.trackers == nil { options.trackers = magnet.trackers.map { [$0] } }
+        if options.webSeeds == nil { options.webSeeds = magnet.webSeeds }
         self.options = options
     }
 
@@ -184,6 +194,12 @@ public final class TorrentClient: Sendable {
         }.get()
         let tiers = options.trackers ?? metainfo?.trackerTiers ?? []
         let roots = try options.trackerCertificates.map { try NIOSSLCertificate.fromPEMFile($0.string) } ?? []
+        let webSeeds = options.webSeeds ?? metainfo?.webSeeds ?? []
+        try await loop.submit {
+            driver.webSeedRetry = options.webSeedRetry
+            driver.webSeedMaxFailures = options.webSeedMaxFailures
+            driver.setWebSeeds(webSeeds, extraTrustRoots: roots)
+        }.get()
         if !tiers.isEmpty {
             try await loop.submit {
                 let announcer = TrackerAnnouncer(tiers: tiers, loop: loop, extraTrustRoots: roots)

@@ -47,6 +47,8 @@ struct PeerConnection: Sendable {
     private(set) var peerID: [UInt8] = []
     private(set) var fast = false
     private(set) var extensionProtocol = false
+    /// A web seed (BEP 19) standing in as a peer: the driver turns its requests into HTTP.
+    private(set) var isWebSeed = false
     /// The peer set BEP 52's v2 bit in its handshake.
     private(set) var supportsV2 = false
     /// The info-hash the peer's handshake named (a hybrid torrent has two).
@@ -94,6 +96,17 @@ struct PeerConnection: Sendable {
         lastBlock = now
         lastReceived = now
         lastSent = now
+    }
+
+    /// A web seed (BEP 19) as a peer: it has every piece and never chokes; we serve it nothing.
+    static func webSeed(key: PeerKey, address: Endpoint, pieceCount: Int, now: Moment) -> PeerConnection {
+        var peer = PeerConnection(key: key, address: address, outgoing: true, now: now)
+        peer.isWebSeed = true
+        peer.phase = .active
+        peer.availability = .known(Bitfield(count: pieceCount, allSet: true))
+        peer.peerChoking = false
+        peer.requestQueueLimit = 2_000
+        return peer
     }
 
     /// What the peer has, once the piece count is known.

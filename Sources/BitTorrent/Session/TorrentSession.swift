@@ -117,6 +117,8 @@ public struct TorrentSession: Sendable {
     /// The metadata (and for v2, the piece layers) is still being fetched from peers.
     public var awaitingMetadata: Bool { info == nil || needsHashes }
     public func isBanned(_ address: Endpoint) -> Bool { bans.isBanned(address) }
+    /// Whether a connection (or web seed) with this key is in the session.
+    public func hasPeer(_ key: PeerKey) -> Bool { peers[key] != nil }
     /// Addresses of the connected peers.
     public var peerAddresses: [Endpoint] { peers.keys.sorted().compactMap { peers[$0]?.address } }
 
@@ -223,6 +225,28 @@ public struct TorrentSession: Sendable {
             actions.append(send(key, .port(dhtPort), now))
         }
         return actions + requestLayers(key, now)
+    }
+
+    /// Requests kept in flight to a web seed, so its HTTP range requests are long enough.
+    static let webSeedRequests = 64
+
+    /// The address a web seed (BEP 19) is known by in bans and logs: `100::n` (RFC 6666's
+    /// discard prefix, never dialled), one per `url-list` entry.
+    public static func webSeedAddress(_ index: Int) -> Endpoint {
+        Endpoint(ip: IPAddress(v6High: 0x0100_0000_0000_0000, low: UInt64(index)), port: 0)
+    }
+
+    /// A web seed (BEP 19) is ready to serve: it is asked for blocks like a peer that has every
+    /// piece (the driver fetches them over HTTP and hands them to ``receivedBlock``); a ban for
+    /// bad data closes it as it would a peer.
+    public mutating func webSeedConnected(_ key: PeerKey, address: Endpoint, now: Moment) -> [SessionAction] {
+        guard isReady, let count = picker?.pieceCount, picker?.isComplete == false, peers[key] == nil,
+            !bans.isBanned(address)
+        else { return [] }
+        let peer = PeerConnection.webSeed(key: key, address: address, pieceCount: count, now: now)
+        peers[key] = peer
+        if let has = peer.has { picker?.peerHas(has) }
+        return updateInterest(key, now) + fillRequests(key, now)
     }
 
     /// An outgoing connection could not be made; retried later with back-off.
@@ -594,6 +618,15 @@ public struct TorrentSession: Sendable {
             peers[key]?.upload.tick(elapsed: elapsed)
             peers[key]?.hashAnswersThisSecond = 0
             guard let peer = peers[key] else { continue }
+            if peer.isWebSeed {
+                // No keep-alives or idle limit over HTTP; a request that takes too long is retried.
+                for (request, sent) in peer.outstanding where now - sent > configuration.requestTimeout {
+                    peers[key]?.outstanding[request] = nil
+                    peers[key]?.cancelled.insert(request)
+                    picker?.release(request)
+                }
+                continue
+            }
             for (request, sent) in peer.hashRequests where now - sent > configuration.requestTimeout {
                 peers[key]?.hashRequests[request] = nil
                 if blame.removeValue(forKey: request) == nil { layerFetch?.failed(request, by: key) }
@@ -702,6 +735,7 @@ public struct TorrentSession: Sendable {
             let byRate = Int(peer.download.rate * seconds) / BlockRequest.standardLength
             var target = max(configuration.minRequestsPerPeer, min(byRate, configuration.maxRequestsPerPeer))
             target = min(target, peer.requestQueueLimit)
+            if peer.isWebSeed { target = max(target, Self.webSeedRequests) }
             if peer.isSnubbed(now: now, snubTime: configuration.snubTime) { target = 1 }
             let need = target - peer.outstanding.count
             guard need > 0 else { return [] }
@@ -723,7 +757,7 @@ public struct TorrentSession: Sendable {
 
     private mutating func sendPEX(_ key: PeerKey, _ now: Moment) -> [SessionAction] {
         guard let remoteID = peers[key]?.extensions["ut_pex"] else { return [] }
-        let current = Set(peers.values.filter { $0.key != key }.compactMap(\.listenAddress))
+        let current = Set(peers.values.filter { $0.key != key && !$0.isWebSeed }.compactMap(\.listenAddress))
         guard let message = pex.message(for: key, current: current, now: now) else { return [] }
         return [send(key, .extended(id: remoteID, payload: message.encoded()), now)]
     }

@@ -4,7 +4,8 @@
   lt_peer.py seed <file.torrent> <save_path> <port> <seconds> [upload_limit_bytes_per_s]
       Seeds (seed_mode: no initial check) and prints a JSON line {"port": P} once listening,
       then a final JSON line with upload totals. Exits after <seconds> or when stdin closes;
-      a line "connect host:port" on stdin makes it dial that peer.
+      a line "connect host:port" on stdin makes it dial that peer, "stats" prints
+      {"uploaded_now": bytes, "peers_now": n}.
   lt_peer.py get <file.torrent|magnet> <save_path> <port> <seconds> [host:port ...]
       Downloads, connecting to the given peers, and prints {"complete": bool, "seconds": s, ...}.
       With --upload-mode among the peers it requests nothing and stays a leecher; with
@@ -52,6 +53,9 @@ def stdin_commands(handle):
     line = sys.stdin.readline()
     if line == "":
         return False
+    if line.strip() == "stats":
+        status = handle.status()
+        print(json.dumps({"uploaded_now": status.all_time_upload, "peers_now": status.num_peers}), flush=True)
     if line.startswith("connect "):
         host, _, port = line.split()[1].rpartition(":")
         handle.connect_peer((host.strip("[]"), int(port)))
