@@ -131,6 +131,10 @@ struct V2SessionTests {
         let (info, payload, layers) = try makeV2Torrent(size: 1_000_000, pieceLength: 65_536, seed: 22)
         #expect(info.version == .v2)
         var swarm = SimulatedSwarm(info: info, payload: payload, seeders: [true, false], pieceLayers: layers)
+        // The handshake's v2 bit goes with a v2 view only (libtorrent drops it on a v1 torrent).
+        #expect(swarm.nodes[0].session.hasV2)
+        let (v1, _) = try makeTorrent(size: 100_000, pieceLength: 16_384, seed: 2)
+        #expect(!TorrentSession(info: v1, peerID: [UInt8](repeating: 0, count: 20), seed: 1).hasV2)
         swarm.connect(1, 0)
         swarm.run(seconds: 60) { $0.nodes[1].session.isComplete }
         #expect(swarm.nodes[1].session.isComplete)
@@ -164,5 +168,46 @@ struct V2SessionTests {
         let bans = swarm.banned.filter { $0.by == 2 }
         #expect(bans.map(\.address) == [swarm.nodes[1].address])
         #expect(bans.first?.reason.contains("merkle") == true, "\(bans.map(\.reason))")
+    }
+
+    @Test(
+        "a peer flooding hash requests gets 50 answers a second and refusals after; two leaf reads at a time")
+    func hashRequestFlood() throws {
+        let (info, _, layers) = try makeV2Torrent(size: 5_000_000, pieceLength: 32_768, seed: 25)
+        var swarm = SimulatedSwarm(info: info, payload: [], seeders: [true, false], pieceLayers: layers)
+        swarm.connect(1, 0)
+        let merkle = try #require(swarm.nodes[0].session.merkle)
+        let layer = try #require(merkle.layerRequests(forFile: 0).first)
+        var answered = 0
+        var refused = 0
+        var reads = 0
+        func count(_ actions: [SessionAction]) {
+            for action in actions {
+                switch action {
+                case .send(_, .hashes): answered += 1
+                case .send(_, .hashReject): refused += 1
+                case .readLeaves: reads += 1
+                default: break
+                }
+            }
+        }
+        // Node 1's connection at node 0 has key 2.
+        for _ in 0..<100 {
+            count(swarm.nodes[0].session.received(.hashRequest(layer), from: PeerKey(2), now: .zero))
+        }
+        #expect(answered == TorrentSession.hashAnswersPerSecond && refused == 100 - answered)
+        // The next second the budget is back; leaf requests are read from disk two at a time.
+        _ = swarm.nodes[0].session.tick(now: .seconds(1))
+        (answered, refused) = (0, 0)
+        for piece in 0..<5 {
+            let leaves = try #require(merkle.leafRequest(piece: piece))
+            count(swarm.nodes[0].session.received(.hashRequest(leaves), from: PeerKey(2), now: .seconds(1)))
+        }
+        #expect(reads == TorrentSession.leafReadsPerPeer && refused == 5 - reads)
+        // A request outside the tree is refused, never answered.
+        var bad = layer
+        bad.index = 1 << 20
+        count(swarm.nodes[0].session.received(.hashRequest(bad), from: PeerKey(2), now: .seconds(1)))
+        #expect(refused == 5 - reads + 1)
     }
 }

@@ -243,3 +243,37 @@ struct Payloads {
         return payloads
     }
 }
+
+/// A libtorrent leecher (`lt_peer.py get`) for `source` (a .torrent path or a magnet link) into
+/// `target`, for at most `seconds`; `extra` are peers (host:port) and flags.
+func libtorrentGet(_ source: String, into target: URL, seconds: Int, _ extra: [String] = []) throws
+    -> BackgroundProgram
+{
+    try BackgroundProgram(
+        Interop.python,
+        [Interop.peerScript, "get", source, target.path, "\(freePort())", "\(seconds)"] + extra)
+}
+
+/// aria2 downloading `torrent` into `target` with nothing but the torrent's tracker (no DHT,
+/// LPD or PEX), exiting once complete; `extra` are more options.
+func aria2Get(_ torrent: URL, into target: URL, _ extra: [String] = []) throws -> BackgroundProgram {
+    try BackgroundProgram(
+        try Interop.program("aria2c"),
+        [
+            "--seed-time=0", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false", "--listen-port=\(freePort())", "--summary-interval=0",
+        ] + extra + ["-d", target.path, torrent.path])
+}
+
+/// A self-signed certificate for 127.0.0.1 made by openssl in `directory`, and its key.
+func selfSignedCertificate(in directory: URL) throws -> (cert: URL, key: URL) {
+    let cert = directory.appendingPathComponent("cert.pem")
+    let key = directory.appendingPathComponent("key.pem")
+    try Interop.check(
+        try Interop.program("openssl"),
+        [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key.path, "-out", cert.path,
+        ])
+    return (cert, key)
+}

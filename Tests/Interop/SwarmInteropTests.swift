@@ -107,13 +107,7 @@ struct SwarmInteropTests {
         _ = try await seeder.waitForJSON("port", timeout: 30)
 
         let ariaTarget = try payload.directory("aria2")
-        let aria2 = try BackgroundProgram(
-            try Interop.program("aria2c"),
-            [
-                "--seed-time=0", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false", "--listen-port=\(freePort())", "--summary-interval=0", "-d",
-                ariaTarget.path, torrent.path,
-            ])
+        let aria2 = try aria2Get(torrent, into: ariaTarget)
         defer { aria2.stop() }
         let transmissionTarget = try payload.directory("transmission")
         let (transmissionProgram, transmissionPort, finished) = try transmission(

@@ -81,14 +81,7 @@ struct TrackerAndClientsInteropTests {
         try #require(Interop.enabled("openssl"), "openssl is not installed")
         let payload = try await TransferPayload(multiFile: false)
         defer { payload.payloads.remove() }
-        let cert = payload.payloads.root.appendingPathComponent("cert.pem")
-        let key = payload.payloads.root.appendingPathComponent("key.pem")
-        try Interop.check(
-            try Interop.program("openssl"),
-            [
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key.path, "-out", cert.path,
-            ])
+        let (cert, key) = try selfSignedCertificate(in: payload.payloads.root)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("Scripts/https_tracker.py").path
         let tracker = try BackgroundProgram(Interop.python, [script, cert.path, key.path, "120"])
@@ -132,13 +125,8 @@ struct TrackerAndClientsInteropTests {
         defer { seeding.cancel() }
         try await Task.sleep(for: .milliseconds(500))
         let target = try payload.directory("aria2")
-        let aria2 = try BackgroundProgram(
-            try Interop.program("aria2c"),
-            [
-                "--seed-time=0", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false", "--listen-port=\(freePort())", "--bt-tracker-interval=1",
-                "--summary-interval=0", "--console-log-level=warn", "-d", target.path, torrent.path,
-            ])
+        let aria2 = try aria2Get(
+            torrent, into: target, ["--bt-tracker-interval=1", "--console-log-level=warn"])
         defer { aria2.stop() }
         let status = try await aria2.waitForExit(timeout: 90)
         #expect(status == 0, "aria2c: \(aria2.text.suffix(800))")

@@ -93,6 +93,24 @@ func startLibtorrentSeeder(_ payload: TransferPayload, uploadLimit: Int = 0) asy
     return (seeder, port)
 }
 
+/// PeerStack seeds `payload` and libtorrent downloads it from `source` (given PeerStack's
+/// port: the .torrent's path or a magnet link), ending with every piece right.
+func libtorrentDownloadsFromPeerStack(_ payload: TransferPayload, source: (Int) -> String) async throws {
+    let port = freePort()
+    let seeder = TorrentClient(
+        metainfo: payload.metainfo, options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
+    let seeding = Task { try await seeder.run { _ in } }
+    defer { seeding.cancel() }
+    let target = try payload.directory("lt")
+    let leecher = try libtorrentGet(source(port), into: target, seconds: 90, ["127.0.0.1:\(port)"])
+    defer { leecher.stop() }
+    let result = try await leecher.waitForJSON("complete", timeout: 100)
+    #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")
+    #expect(await payload.isComplete(in: target))
+    seeding.cancel()
+    _ = try? await seeding.value
+}
+
 /// Options for a PeerStack client on loopback.
 func loopbackOptions(_ directory: URL, peers: [String] = [], port: Int = 0, seed: Bool = false)
     -> TorrentClientOptions
@@ -126,25 +144,7 @@ struct LibtorrentTransferTests {
         try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
         let payload = try await TransferPayload(multiFile: multiFile)
         defer { payload.payloads.remove() }
-        let port = freePort()
-        let seeder = TorrentClient(
-            metainfo: payload.metainfo,
-            options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
-        let seeding = Task { try await seeder.run { _ in } }
-        defer { seeding.cancel() }
-        let target = try payload.directory("lt")
-        let leecher = try BackgroundProgram(
-            Interop.python,
-            [
-                Interop.peerScript, "get", payload.torrentFile.path, target.path, "\(freePort())", "90",
-                "127.0.0.1:\(port)",
-            ])
-        defer { leecher.stop() }
-        let result = try await leecher.waitForJSON("complete", timeout: 100)
-        #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")
-        #expect(await payload.isComplete(in: target))
-        seeding.cancel()
-        _ = try? await seeding.value
+        try await libtorrentDownloadsFromPeerStack(payload) { _ in payload.torrentFile.path }
     }
 
     @Test("a magnet link with a direct peer fetches the metadata from libtorrent (BEP 9) and downloads")

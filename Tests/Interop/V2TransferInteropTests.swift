@@ -46,25 +46,10 @@ struct V2TransferInteropTests {
         try #require(Interop.enabled("libtorrent"), "python3-libtorrent is not installed")
         let payload = try await TransferPayload(multiFile: true, version: version)
         defer { payload.payloads.remove() }
-        let port = freePort()
-        let seeder = TorrentClient(
-            metainfo: payload.metainfo,
-            options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
-        let seeding = Task { try await seeder.run { _ in } }
-        defer { seeding.cancel() }
-        let target = try payload.directory("lt")
-        let source =
+        try await libtorrentDownloadsFromPeerStack(payload) { port in
             magnet
-            ? Self.magnet(payload.metainfo, port: port, v2Only: version == .v2) : payload.torrentFile.path
-        let leecher = try BackgroundProgram(
-            Interop.python,
-            [Interop.peerScript, "get", source, target.path, "\(freePort())", "90", "127.0.0.1:\(port)"])
-        defer { leecher.stop() }
-        let result = try await leecher.waitForJSON("complete", timeout: 100)
-        #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")
-        #expect(await payload.isComplete(in: target))
-        seeding.cancel()
-        _ = try? await seeding.value
+                ? Self.magnet(payload.metainfo, port: port, v2Only: version == .v2) : payload.torrentFile.path
+        }
     }
 }
 
@@ -120,21 +105,10 @@ struct HybridSwarmInteropTests {
         defer { seeding.cancel() }
 
         let ltTarget = try payload.directory("libtorrent")
-        let leecher = try BackgroundProgram(
-            Interop.python,
-            [
-                Interop.peerScript, "get", torrent.path, ltTarget.path, "\(freePort())", "120",
-                "--keep-seeding",
-            ])
+        let leecher = try libtorrentGet(torrent.path, into: ltTarget, seconds: 120, ["--keep-seeding"])
         defer { leecher.stop() }
         let ariaTarget = try payload.directory("aria2")
-        let aria2 = try BackgroundProgram(
-            try Interop.program("aria2c"),
-            [
-                "--seed-time=0", "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false", "--listen-port=\(freePort())", "--summary-interval=0", "-d",
-                ariaTarget.path, v1Torrent.path,
-            ])
+        let aria2 = try aria2Get(v1Torrent, into: ariaTarget)
         defer { aria2.stop() }
 
         let result = try await leecher.waitForJSON("complete", timeout: 130)

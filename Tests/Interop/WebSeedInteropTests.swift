@@ -141,14 +141,7 @@ struct WebSeedInteropTests {
         try #require(Interop.enabled("openssl"), "openssl is not installed")
         let payload = try await TransferPayload(multiFile: true)
         defer { payload.payloads.remove() }
-        let cert = payload.payloads.root.appendingPathComponent("cert.pem")
-        let key = payload.payloads.root.appendingPathComponent("key.pem")
-        try Interop.check(
-            try Interop.program("openssl"),
-            [
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key.path, "-out", cert.path,
-            ])
+        let (cert, key) = try selfSignedCertificate(in: payload.payloads.root)
         let nginx = try Nginx(
             root: payload.seedDirectory, certificate: (cert, key), in: payload.payloads.root)
         defer { nginx.program.stop() }

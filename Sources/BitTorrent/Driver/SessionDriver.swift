@@ -88,8 +88,8 @@ final class SessionDriver: @unchecked Sendable {
         reserved.extensionProtocol = true
         reserved.fastExtension = true
         reserved.dht = session.configuration.dhtPort != nil
-        // BEP 52: we speak v2 for torrents with a v2 view (and may, for a magnet's unknown one).
-        reserved.v2 = session.info?.version.hasV2 ?? true
+        // BEP 52: the v2 bit only for torrents with a v2 view.
+        reserved.v2 = session.hasV2
         self.reserved = reserved
         finished = loop.makePromise()
     }

@@ -117,12 +117,15 @@ public final class TorrentClient: Sendable {
     /// served, and it is announced to trackers and the DHT too.
     public let alternateInfoHash: InfoHash?
     private let metainfo: Metainfo?
+    /// A magnet link's v2 hash (`btmh`) marks a torrent with a v2 view.
+    private let magnetHasV2: Bool
     public let options: TorrentClientOptions
 
     public init(metainfo: Metainfo, options: TorrentClientOptions) {
         self.metainfo = metainfo
         infoHash = metainfo.infoHash
         alternateInfoHash = metainfo.info.version == .hybrid ? metainfo.infoHashV2?.truncated : nil
+        magnetHasV2 = false
         self.options = options
     }
 
@@ -133,6 +136,7 @@ public final class TorrentClient: Sendable {
         }
         infoHash = hash
         alternateInfoHash = magnet.infoHash != nil ? magnet.v2InfoHash?.truncated : nil
+        magnetHasV2 = magnet.v2InfoHash != nil
         metainfo = nil
         var options = options
         options.peers += magnet.peers.compactMap(Endpoint.init)
@@ -183,7 +187,7 @@ public final class TorrentClient: Sendable {
                     configuration: sessionConfiguration, seed: seed)
             }
             ?? TorrentSession(
-                infoHash: infoHash, alternateInfoHash: alternateInfoHash, peerID: peerID,
+                infoHash: infoHash, alternateInfoHash: alternateInfoHash, hasV2: magnetHasV2, peerID: peerID,
                 configuration: sessionConfiguration, seed: seed)
         let options = self.options
         let driver = try await loop.submit {

@@ -42,21 +42,7 @@ public enum MerkleTree {
     /// The root above a layer of nodes at `height` (0: leaves), padded to a power of two with
     /// pad hashes of that height.
     public static func root(layer: [[UInt8]], height: Int) -> [UInt8] {
-        guard !layer.isEmpty else { return padHash(height: height) }
-        var nodes = layer
-        var pad = padHash(height: height)
-        let target = width(nodes.count)
-        while nodes.count < target { nodes.append(pad) }
-        while nodes.count > 1 {
-            var next: [[UInt8]] = []
-            next.reserveCapacity(nodes.count / 2)
-            for index in stride(from: 0, to: nodes.count, by: 2) {
-                next.append(parent(nodes[index], nodes[index + 1]))
-            }
-            nodes = next
-            pad = parent(pad, pad)
-        }
-        return nodes[0]
+        root(layer: layer, paddedTo: layer.count, height: height)
     }
 
     /// A file's piece layer from its leaves: one node per piece of `pieceLength` bytes (a power

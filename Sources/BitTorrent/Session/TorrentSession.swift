@@ -19,6 +19,9 @@ public struct TorrentSession: Sendable {
     /// A hybrid torrent's other info-hash (the truncated SHA-256): connections naming it are
     /// accepted too, and it is announced beside the first (BEP 52).
     public let alternateInfoHash: InfoHash?
+    /// Whether the torrent has a v2 view (BEP 52), as far as is known: the handshake's v2 bit
+    /// is set only then (libtorrent drops a connection whose handshake sets it for a v1 torrent).
+    public let hasV2: Bool
     public let peerID: [UInt8]
     public var configuration: SessionConfiguration
     public private(set) var info: InfoDictionary?
@@ -67,20 +70,21 @@ public struct TorrentSession: Sendable {
         self.init(
             infoHash: Metainfo.wireHash(bytes, version: info.version),
             alternateInfoHash: info.version == .hybrid ? InfoHashV2(hashing: bytes).truncated : nil,
-            peerID: peerID, configuration: configuration, seed: seed)
+            hasV2: info.version.hasV2, peerID: peerID, configuration: configuration, seed: seed)
         metadata = MetadataExchange(infoHash: infoHash, infoBytes: bytes)
         setInfo(info, pieceLayers: pieceLayers)
         metadataReported = !needsHashes
     }
 
     /// A session for a torrent known only by its info-hash (a magnet link): the metadata is
-    /// fetched from peers with BEP 9.
+    /// fetched from peers with BEP 9. `hasV2`: the magnet link names a v2 hash (`btmh`).
     public init(
-        infoHash: InfoHash, alternateInfoHash: InfoHash? = nil, peerID: [UInt8],
+        infoHash: InfoHash, alternateInfoHash: InfoHash? = nil, hasV2: Bool = false, peerID: [UInt8],
         configuration: SessionConfiguration = .init(), seed: UInt64
     ) {
         self.infoHash = infoHash
         self.alternateInfoHash = alternateInfoHash
+        self.hasV2 = hasV2
         self.peerID = peerID
         self.configuration = configuration
         metadata = MetadataExchange(infoHash: infoHash)

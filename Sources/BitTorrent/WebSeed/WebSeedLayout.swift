@@ -75,20 +75,7 @@ public struct WebSeedLayout: Sendable {
     }
 
     /// Percent-encodes a path component (RFC 3986: all but the unreserved characters).
-    static func escape(_ component: String) -> String {
-        var out = ""
-        for byte in component.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
-            }
-        }
-        return out
-    }
+    static func escape(_ component: String) -> String { percentEncoded(Array(component.utf8)) }
 }
 
 /// A `Content-Range: bytes a-b/total` header's range, or nil when it is malformed.
