@@ -21,6 +21,13 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "FuzzMerkle",
+            dependencies: [
+                "FuzzSupport", .product(name: "Bencode", package: "PeerStack"),
+                .product(name: "BitTorrent", package: "PeerStack"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzPeerWire",
             dependencies: ["FuzzSupport", .product(name: "BitTorrent", package: "PeerStack")]
         ),
