@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "PeerCrypto",
             dependencies: [
-                "CSecp256k1", "Multiformats", .product(name: "Crypto", package: "swift-crypto"),
+                "CNettle", "CSecp256k1", "Multiformats", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "X509", package: "swift-certificates"),
