@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "BitTorrent",
             dependencies: [
-                "Bencode", "MainlineDHT", "PeerNet",
+                "Bencode", "MainlineDHT", "PeerCrypto", "PeerNet",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),

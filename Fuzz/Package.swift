@@ -61,6 +61,10 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "FuzzMSE",
+            dependencies: ["FuzzSupport", .product(name: "PeerCrypto", package: "PeerStack")]
+        ),
+        .executableTarget(
             name: "FuzzKRPC",
             dependencies: ["FuzzSupport", .product(name: "MainlineDHT", package: "PeerStack")]
         ),

@@ -33,6 +33,14 @@ struct PeerOptions: ParsableArguments {
     @Option(help: "DHT routing table file, kept across runs (default: ~/.peerstack/dht.table).")
     var dhtTable: String?
 
+    @Option(
+        help: """
+            Encryption of peer connections (MSE/PE): prefer (encrypt, fall back to plain with peers \
+            that cannot), require (RC4 only: plain peers are not reached), allow (dial plain, \
+            accept both), disable (plain only).
+            """)
+    var encryption: EncryptionPolicy = .prefer
+
     @OptionGroup var logging: LoggingOptions
 
     /// Starts the DHT node (unless --no-dht) and bootstraps it from --bootstrap and the saved
@@ -102,6 +110,7 @@ struct TorrentGet: AsyncParsableCommand {
         options.peers = try network.addresses()
         options.listenPort = network.port
         options.listenHost = network.listen
+        options.encryption = network.encryption
         options.seed = seed
         options.session.sequential = sequential
         options.dht = try await network.startDHT()
@@ -161,6 +170,7 @@ struct TorrentSeed: AsyncParsableCommand {
         options.peers = try network.addresses()
         options.listenPort = network.port
         options.listenHost = network.listen
+        options.encryption = network.encryption
         options.seed = true
         options.dht = metainfo.info.isPrivate ? nil : try await network.startDHT()
         try await runClient(TorrentClient(metainfo: metainfo, options: options))
@@ -292,3 +302,5 @@ final class TransferView: Sendable {
         }
     }
 }
+
+extension EncryptionPolicy: ExpressibleByArgument {}

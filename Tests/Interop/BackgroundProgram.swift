@@ -148,3 +148,25 @@ func freePort() -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (a program that prints
+/// nothing when it starts listening), or fails after `timeout` seconds.
+func waitForListening(port: Int, timeout: Double) async throws {
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    while ContinuousClock.now < deadline {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        close(fd)
+        if status == 0 { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw Interop.Failure(description: "nothing listened on port \(port) within \(timeout) s")
+}

@@ -45,7 +45,7 @@ struct OpenTracker {
 }
 
 /// Transmission 3.00's command-line client with DHT, LSD, PEX, uTP and port mapping off.
-func transmission(_ torrent: URL, downloadTo directory: URL, root: URL) throws -> (
+func transmission(_ torrent: URL, downloadTo directory: URL, root: URL, encrypted: Bool = false) throws -> (
     BackgroundProgram, Int, URL
 ) {
     let config = root.appendingPathComponent("transmission-\(UUID().uuidString)")
@@ -55,6 +55,8 @@ func transmission(_ torrent: URL, downloadTo directory: URL, root: URL) throws -
         "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
         "port-forwarding-enabled": false, "bind-address-ipv4": "127.0.0.1", "peer-port": port,
         "rpc-enabled": false, "speed-limit-up-enabled": false, "speed-limit-down-enabled": false,
+        // 2: encryption required (MSE/PE, RC4), 1: preferred (Transmission's default).
+        "encryption": encrypted ? 2 : 1,
     ]
     try JSONSerialization.data(withJSONObject: settings).write(
         to: config.appendingPathComponent("settings.json"))
@@ -106,8 +108,10 @@ struct TrackerAndClientsInteropTests {
         _ = try? await seeding.value
     }
 
-    @Test("aria2 finds a PeerStack seeder through opentracker and downloads from it")
-    func aria2FromPeerStack() async throws {
+    @Test(
+        "aria2 finds a PeerStack seeder through opentracker and downloads from it, plain and with encryption required on both (--bt-require-crypto)",
+        arguments: [false, true])
+    func aria2FromPeerStack(encrypted: Bool) async throws {
         try #require(
             Interop.enabled("aria2c") && Interop.enabled("opentracker"), "aria2c or opentracker missing")
         let payload = try await TransferPayload(multiFile: true)
@@ -120,48 +124,56 @@ struct TrackerAndClientsInteropTests {
         try Data(metainfo.encoded()).write(to: torrent)
         var seedOptions = loopbackOptions(payload.seedDirectory, seed: true)
         seedOptions.trackers = [[tracker.http]]
+        if encrypted { seedOptions.encryption = .require }
         let seeder = TorrentClient(metainfo: metainfo, options: seedOptions)
         let seeding = Task { try await seeder.run { _ in } }
         defer { seeding.cancel() }
         try await Task.sleep(for: .milliseconds(500))
         let target = try payload.directory("aria2")
+        let crypto = encrypted ? ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"] : []
         let aria2 = try aria2Get(
-            torrent, into: target, ["--bt-tracker-interval=1", "--console-log-level=warn"])
+            torrent, into: target, ["--bt-tracker-interval=1", "--console-log-level=warn"] + crypto)
         defer { aria2.stop() }
         let status = try await aria2.waitForExit(timeout: 90)
         #expect(status == 0, "aria2c: \(aria2.text.suffix(800))")
         #expect(await payload.isComplete(in: target))
     }
 
-    @Test("Transmission downloads from a PeerStack seeder (which dials it: Transmission never dials 127.x)")
-    func transmissionFromPeerStack() async throws {
+    @Test(
+        "Transmission downloads from a PeerStack seeder (which dials it: Transmission never dials 127.x), plain and with encryption required on both",
+        arguments: [false, true])
+    func transmissionFromPeerStack(encrypted: Bool) async throws {
         try #require(Interop.enabled("transmission-cli"), "transmission-cli is not installed")
         let payload = try await TransferPayload(multiFile: false)
         defer { payload.payloads.remove() }
         let target = try payload.directory("transmission")
         let (program, port, finished) = try transmission(
-            payload.torrentFile, downloadTo: target, root: payload.payloads.root)
+            payload.torrentFile, downloadTo: target, root: payload.payloads.root, encrypted: encrypted)
         defer { program.stop() }
-        let seeder = TorrentClient(
-            metainfo: payload.metainfo,
-            options: loopbackOptions(payload.seedDirectory, peers: ["127.0.0.1:\(port)"], seed: true))
+        var options = loopbackOptions(payload.seedDirectory, peers: ["127.0.0.1:\(port)"], seed: true)
+        if encrypted { options.encryption = .require }
+        let seeder = TorrentClient(metainfo: payload.metainfo, options: options)
         let seeding = Task { try await seeder.run { _ in } }
         defer { seeding.cancel() }
         try await waitForFile(finished, timeout: 120, "Transmission finishing the download")
         #expect(await payload.isComplete(in: target))
     }
 
-    @Test("PeerStack downloads from a Transmission seeder")
-    func peerStackFromTransmission() async throws {
+    @Test(
+        "PeerStack downloads from a Transmission seeder, plain and with encryption required on both",
+        arguments: [false, true])
+    func peerStackFromTransmission(encrypted: Bool) async throws {
         try #require(Interop.enabled("transmission-cli"), "transmission-cli is not installed")
         let payload = try await TransferPayload(multiFile: true)
         defer { payload.payloads.remove() }
         let (program, port, _) = try transmission(
-            payload.torrentFile, downloadTo: payload.seedDirectory, root: payload.payloads.root)
+            payload.torrentFile, downloadTo: payload.seedDirectory, root: payload.payloads.root,
+            encrypted: encrypted)
         defer { program.stop() }
         let target = try payload.directory("get")
-        let client = TorrentClient(
-            metainfo: payload.metainfo, options: loopbackOptions(target, peers: ["127.0.0.1:\(port)"]))
+        var options = loopbackOptions(target, peers: ["127.0.0.1:\(port)"])
+        if encrypted { options.encryption = .require }
+        let client = TorrentClient(metainfo: payload.metainfo, options: options)
         try await withDeadline(120, "download from Transmission") { try await client.run { _ in } }
         #expect(await payload.isComplete(in: target))
     }

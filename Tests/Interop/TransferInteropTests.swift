@@ -80,29 +80,36 @@ struct TransferPayload {
 }
 
 /// A libtorrent seeder (seed mode, loopback) for `payload`, and the port it listens on.
-func startLibtorrentSeeder(_ payload: TransferPayload, uploadLimit: Int = 0) async throws -> (
-    BackgroundProgram, Int
-) {
+/// `extra`: lt_peer.py flags (`--encryption=forced`).
+func startLibtorrentSeeder(_ payload: TransferPayload, uploadLimit: Int = 0, _ extra: [String] = [])
+    async throws
+    -> (BackgroundProgram, Int)
+{
     let seeder = try BackgroundProgram(
         Interop.python,
         [
             Interop.peerScript, "seed", payload.torrentFile.path, payload.seedDirectory.path, "\(freePort())",
             "150", "\(uploadLimit)",
-        ])
+        ] + extra)
     let port = try await seeder.waitForJSON("port", timeout: 30)["port"] as? Int ?? 0
     return (seeder, port)
 }
 
-/// PeerStack seeds `payload` and libtorrent downloads it from `source` (given PeerStack's
-/// port: the .torrent's path or a magnet link), ending with every piece right.
-func libtorrentDownloadsFromPeerStack(_ payload: TransferPayload, source: (Int) -> String) async throws {
+/// PeerStack seeds `payload` (with `encryption`) and libtorrent downloads it from `source` (given
+/// PeerStack's port: the .torrent's path or a magnet link; `extra`: lt_peer.py flags), ending
+/// with every piece right.
+func libtorrentDownloadsFromPeerStack(
+    _ payload: TransferPayload, encryption: EncryptionPolicy = .prefer, _ extra: [String] = [],
+    source: (Int) -> String
+) async throws {
     let port = freePort()
-    let seeder = TorrentClient(
-        metainfo: payload.metainfo, options: loopbackOptions(payload.seedDirectory, port: port, seed: true))
+    var options = loopbackOptions(payload.seedDirectory, port: port, seed: true)
+    options.encryption = encryption
+    let seeder = TorrentClient(metainfo: payload.metainfo, options: options)
     let seeding = Task { try await seeder.run { _ in } }
     defer { seeding.cancel() }
     let target = try payload.directory("lt")
-    let leecher = try libtorrentGet(source(port), into: target, seconds: 90, ["127.0.0.1:\(port)"])
+    let leecher = try libtorrentGet(source(port), into: target, seconds: 90, ["127.0.0.1:\(port)"] + extra)
     defer { leecher.stop() }
     let result = try await leecher.waitForJSON("complete", timeout: 100)
     #expect(result["complete"] as? Bool == true, "libtorrent: \(leecher.text.suffix(500))")

@@ -28,8 +28,10 @@ final class PeerChannelHandler: ChannelInboundHandler {
     /// the most pieces a torrent may have (BEP 3). A torrent's own limit is checked per frame.
     static let frameLimit = max(1 << 17, ((1 << 21) + 7) / 8 + 16)
 
-    /// Adds the framing and this handler to a new connection's pipeline (after PeerNet's guard).
-    static func install(on channel: any Channel, role: Role) throws {
+    /// Adds the framing and this handler to a new connection's pipeline (after PeerNet's guard),
+    /// behind `encryption` (MSE/PE) when given.
+    static func install(on channel: any Channel, role: Role, encryption: MSEHandler? = nil) throws {
+        if let encryption { try channel.pipeline.syncOperations.addHandler(encryption) }
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(
                 FrameDecoder(LengthPrefixedFormat(maxFrameLength: frameLimit, preamble: Handshake.length))))

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import PeerCrypto
 import PeerNet
 import Synchronization
 import SystemPackage
@@ -54,6 +55,12 @@ final class SessionDriver: @unchecked Sendable {
     /// Wait after a web seed's first failure, doubled after each next one; dropped after the last.
     var webSeedRetry: Duration = .seconds(10)
     var webSeedMaxFailures = 5
+    /// Encryption (MSE/PE) of the connections we open.
+    var encryption = EncryptionPolicy.prefer
+    /// Peers whose MSE handshake failed (with `prefer`): dialled in plaintext from then on.
+    private var plaintextOnly: Set<Endpoint> = []
+    /// Most peers remembered as plaintext-only (beyond it, each is tried with MSE first again).
+    static let maxPlaintextOnly = 4_096
 
     /// One `url-list` entry and how it is doing.
     struct WebSeedState {
@@ -248,10 +255,25 @@ final class SessionDriver: @unchecked Sendable {
     }
 
     private func connect(_ address: Endpoint) {
+        let methods: MSEMethods? =
+            switch encryption {
+            case .prefer: plaintextOnly.contains(address) ? nil : [.rc4, .plaintext]
+            case .require: .rc4
+            case .allow, .disable: nil
+            }
+        let infoHash = session.infoHash
         TCPDialer.connect(
             to: address, on: loop, limits: connectionLimits, receiveAllocator: peerReceiveAllocator
         ) { channel in
-            try PeerChannelHandler.install(on: channel, role: .outgoing(self, address))
+            let mse = methods.map { methods in
+                MSEHandler(role: .initiator(infoHash: infoHash, methods: methods)) {
+                    // An MSE attempt the peer cut off: a plain connection next time (prefer only).
+                    if self.encryption == .prefer, self.plaintextOnly.count < Self.maxPlaintextOnly {
+                        self.plaintextOnly.insert(address)
+                    }
+                }
+            }
+            try PeerChannelHandler.install(on: channel, role: .outgoing(self, address), encryption: mse)
         }
         .whenFailure { _ in self.connectFailed(address) }
     }
@@ -575,4 +597,6 @@ final class PeerListener: Sendable {
         }
     }
     func driver(for infoHash: InfoHash) -> SessionDriver? { drivers.withLock { $0[infoHash] } }
+    /// Every info-hash served (an MSE responder finds the torrent among them).
+    func infoHashes() -> [InfoHash] { drivers.withLock { Array($0.keys) } }
 }

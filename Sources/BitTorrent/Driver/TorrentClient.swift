@@ -75,6 +75,9 @@ public struct TorrentClientOptions: Sendable {
     /// a row after which it is dropped.
     public var webSeedRetry: Duration = .seconds(10)
     public var webSeedMaxFailures = 5
+    /// Encryption (MSE/PE) of peer connections, both ways: `prefer` (the default, as in
+    /// qBittorrent and Transmission), `require`, `allow` or `disable`.
+    public var encryption = EncryptionPolicy.prefer
     /// Keep seeding after the download completes, until cancelled.
     public var seed = false
     /// Indices of the files to download (nil: all).
@@ -170,8 +173,22 @@ public final class TorrentClient: Sendable {
         let server = try await TCPListener.bind(
             on: Endpoint(ip: listenIP, port: UInt16(clamping: options.listenPort)), group: loop,
             configuration: listening
-        ) { channel in
-            try PeerChannelHandler.install(on: channel, role: .incoming(listener))
+        ) { [encryption = options.encryption] channel in
+            // An incoming connection may be plain or MSE; the first bytes tell.
+            let mse: MSEHandler? =
+                switch encryption {
+                case .disable: nil
+                case .require:
+                    MSEHandler(
+                        role: .responder(
+                            infoHashes: listener.infoHashes, methods: .rc4, allowPlaintext: false))
+                case .prefer, .allow:
+                    MSEHandler(
+                        role: .responder(
+                            infoHashes: listener.infoHashes, methods: [.rc4, .plaintext], allowPlaintext: true
+                        ))
+                }
+            try PeerChannelHandler.install(on: channel, role: .incoming(listener), encryption: mse)
         }
         let port = Int(server.localAddress?.port ?? UInt16(clamping: options.listenPort))
         onListening(port)
@@ -202,6 +219,7 @@ public final class TorrentClient: Sendable {
         try await loop.submit {
             driver.webSeedRetry = options.webSeedRetry
             driver.webSeedMaxFailures = options.webSeedMaxFailures
+            driver.encryption = options.encryption
             driver.setWebSeeds(webSeeds, extraTrustRoots: roots)
         }.get()
         if !tiers.isEmpty {

@@ -19,6 +19,8 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyRequests(limit: Int)
     case badExtensionMessage(String)
     case timedOut(String)
+    /// The MSE/PE handshake failed, or the connection's encryption is not allowed.
+    case encryption(String)
 
     public var description: String {
         switch self {
@@ -39,6 +41,7 @@ public enum PeerWireError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooManyRequests(let limit): return "more than \(limit) outstanding requests"
         case .badExtensionMessage(let what): return "bad extension message: \(what)"
         case .timedOut(let what): return "timed out: \(what)"
+        case .encryption(let what): return "encryption: \(what)"
         }
     }
 }

@@ -12,7 +12,10 @@
       --keep-seeding it goes on seeding after completing, until <seconds> or stdin closes.
       Peers may also come from the torrent's tracker.
 
-DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine.
+DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine. Anywhere among the
+arguments, --encryption=forced makes it speak MSE/PE with RC4 only, both ways (libtorrent's
+out_enc_policy and in_enc_policy pe_forced, allowed_enc_level pe_rc4); --encryption=disabled
+makes it refuse MSE both ways (pe_disabled).
 """
 import json
 import os
@@ -23,8 +26,12 @@ import time
 import libtorrent as lt
 
 
+ENCRYPTION = {}
+
+
 def session(port):
     return lt.session({
+        **ENCRYPTION,
         "listen_interfaces": f"127.0.0.1:{port}",
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
@@ -121,5 +128,13 @@ def get(source, save_path, port, seconds, *peers):
 
 
 if __name__ == "__main__":
+    if "--encryption=forced" in sys.argv:
+        sys.argv.remove("--encryption=forced")
+        ENCRYPTION.update({"out_enc_policy": int(lt.enc_policy.forced), "in_enc_policy": int(lt.enc_policy.forced),
+                           "allowed_enc_level": int(lt.enc_level.rc4), "prefer_rc4": True})
+    if "--encryption=disabled" in sys.argv:
+        sys.argv.remove("--encryption=disabled")
+        ENCRYPTION.update({"out_enc_policy": int(lt.enc_policy.disabled),
+                           "in_enc_policy": int(lt.enc_policy.disabled)})
     command, args = sys.argv[1], sys.argv[2:]
     {"seed": seed, "get": get}[command](*args)
