@@ -88,6 +88,8 @@ public struct UTPConnection: Sendable {
     private var inflight = Deque<Outgoing>()
     private var firstUnacked: UInt16
     private var bytesInFlight = 0
+    /// Payload bytes sent and not yet acknowledged (in flight or waiting to be resent).
+    private var outstandingBytes = 0
     private var window: Int
     private var slowStartThreshold: Int
     private var slowStart = true
@@ -194,7 +196,7 @@ public struct UTPConnection: Sendable {
         }
     }
     /// Bytes the application queued that are not yet acknowledged.
-    public var unacknowledgedBytes: Int { queuedBytes + inflight.reduce(0) { $0 + ($1.acked ? 0 : $1.size) } }
+    public var unacknowledgedBytes: Int { queuedBytes + outstandingBytes }
 
     // MARK: - Application
 
@@ -204,6 +206,12 @@ public struct UTPConnection: Sendable {
         sendQueue.append(bytes)
         queuedBytes += bytes.readableBytes
         if queuedBytes >= configuration.sendBufferLimit { wasUnwritable = true }
+    }
+
+    /// The application consumed held bytes (``readBacklog`` fell): tell the peer the window we
+    /// advertise is open again with the next packet, even if it is only an ack.
+    public mutating func announceWindow() {
+        if isConnected { ackPending = true }
     }
 
     /// Ends our side: a FIN follows the bytes already queued.
@@ -280,6 +288,7 @@ public struct UTPConnection: Sendable {
             if first.packet.kind == .fin { finAcked = true }
             if !first.acked {
                 ackedBytes += first.size
+                outstandingBytes -= first.size
                 if !first.needsResend { bytesInFlight -= first.size }
                 if first.transmissions == 1 { newest = max(newest ?? 0, first.sentAt) }
             }
@@ -294,6 +303,7 @@ public struct UTPConnection: Sendable {
                     if !inflight[index].acked {
                         inflight[index].acked = true
                         ackedBytes += inflight[index].size
+                        outstandingBytes -= inflight[index].size
                         if !inflight[index].needsResend { bytesInFlight -= inflight[index].size }
                         inflight[index].needsResend = false
                         if inflight[index].transmissions == 1 {
@@ -519,6 +529,7 @@ public struct UTPConnection: Sendable {
             inflight.append(
                 Outgoing(packet: packet, sentAt: now, transmissions: 1, needsResend: false, acked: false))
             bytesInFlight += size
+            outstandingBytes += size
             packets.append(stamp(packet, now: now))
             if retransmitAt == nil { retransmitAt = now + timeout }
         }
