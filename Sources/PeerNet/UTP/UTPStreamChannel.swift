@@ -16,7 +16,8 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private(set) var connection: UTPConnection
     let remote: SocketAddress
     private let closePromise: EventLoopPromise<Void>
-    private var _pipeline: ChannelPipeline!
+    /// Made once, at the end of `init` (a lazy property because the pipeline needs `self`).
+    private lazy var _pipeline = ChannelPipeline(channel: self)
     private let active = Atomic<Bool>(false)
     private let writable = Atomic<Bool>(true)
 
@@ -50,7 +51,7 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         self.highWater = max(limits.writeBufferLowWater + 1, limits.writeBufferHighWater)
         self.maxQueued = limits.maxQueuedBytes
         self.state = connection.isConnected ? .open : .connecting(connectPromise)
-        self._pipeline = ChannelPipeline(channel: self)
+        _ = _pipeline
     }
 
     // MARK: Channel
