@@ -41,6 +41,13 @@ struct PeerOptions: ParsableArguments {
             """)
     var encryption: EncryptionPolicy = .prefer
 
+    @Option(
+        help: """
+            How peers are dialled: both (uTP first, TCP when a peer does not answer over uTP, as \
+            libtorrent does), utp, or tcp. Incoming connections are taken on both.
+            """)
+    var transport: PeerTransport = .both
+
     @OptionGroup var logging: LoggingOptions
 
     /// Starts the DHT node (unless --no-dht) and bootstraps it from --bootstrap and the saved
@@ -111,6 +118,7 @@ struct TorrentGet: AsyncParsableCommand {
         options.listenPort = network.port
         options.listenHost = network.listen
         options.encryption = network.encryption
+        options.transport = network.transport
         options.seed = seed
         options.session.sequential = sequential
         options.dht = try await network.startDHT()
@@ -171,6 +179,7 @@ struct TorrentSeed: AsyncParsableCommand {
         options.listenPort = network.port
         options.listenHost = network.listen
         options.encryption = network.encryption
+        options.transport = network.transport
         options.seed = true
         options.dht = metainfo.info.isPrivate ? nil : try await network.startDHT()
         try await runClient(TorrentClient(metainfo: metainfo, options: options))
@@ -304,3 +313,4 @@ final class TransferView: Sendable {
 }
 
 extension EncryptionPolicy: ExpressibleByArgument {}
+extension PeerTransport: ExpressibleByArgument {}

@@ -45,14 +45,16 @@ struct OpenTracker {
 }
 
 /// Transmission 3.00's command-line client with DHT, LSD, PEX, uTP and port mapping off.
-func transmission(_ torrent: URL, downloadTo directory: URL, root: URL, encrypted: Bool = false) throws -> (
+func transmission(
+    _ torrent: URL, downloadTo directory: URL, root: URL, encrypted: Bool = false, utp: Bool = false
+) throws -> (
     BackgroundProgram, Int, URL
 ) {
     let config = root.appendingPathComponent("transmission-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
     let port = freePort()
     let settings: [String: Any] = [
-        "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
+        "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": utp,
         "port-forwarding-enabled": false, "bind-address-ipv4": "127.0.0.1", "peer-port": port,
         "rpc-enabled": false, "speed-limit-up-enabled": false, "speed-limit-down-enabled": false,
         // 2: encryption required (MSE/PE, RC4), 1: preferred (Transmission's default).

@@ -61,8 +61,8 @@ struct UTPPacketTests {
         #expect(Array(read.payload.readableBytesView) == Array("hi".utf8))
     }
 
-    @Test("refused with the field named: short, wrong version, unknown type, bad ack length, cut extension")
-    func refusals() {
+    @Test("refused with the field named: short, wrong version, unknown type, cut extension, too many")
+    func refusals() throws {
         let good = UTPPacketTests.libtorrentSYN
         #expect(throws: UTPError.truncated(field: "header", offset: 0)) {
             try UTPPacket(decoding: ByteBuffer(bytes: good.prefix(19)))
@@ -74,9 +74,10 @@ struct UTPPacketTests {
         #expect(throws: UTPError.badType(5)) { try UTPPacket(decoding: ByteBuffer(bytes: wrong)) }
         var sack = good
         sack[1] = 1
-        #expect(throws: UTPError.badSelectiveAck(length: 3, offset: 20)) {
-            try UTPPacket(decoding: ByteBuffer(bytes: sack + [0, 3, 1, 2, 3]))
-        }
+        // A bitmask whose length is not a multiple of 4, as libtorrent sends them, is read.
+        #expect(
+            try UTPPacket(decoding: ByteBuffer(bytes: sack + [0, 3, 1, 2, 3])).selectiveAck == [1, 2, 3]
+                as [UInt8]?)
         #expect(throws: UTPError.truncated(field: "extension 1", offset: 20)) {
             try UTPPacket(decoding: ByteBuffer(bytes: sack + [0, 8, 1]))
         }
@@ -255,14 +256,14 @@ struct UTPConnectionTests {
         if loss > 0 { #expect(link.a.retransmissions > 0) }
     }
 
-    @Test("a SYN nobody answers gives up after three tries (1 + 2 + 4 s)")
+    @Test("a SYN nobody answers gives up after three tries a second apart, as libtorrent does")
     func synTimeout() throws {
         var link = UTPLink(seed: 3)
         link.loss = 1
         _ = try link.run(for: 20_000_000) { $0.a.isClosed }
         #expect(link.a.isClosed)
         #expect(link.packetsSent == 3)
-        #expect(link.now >= 7_000_000 + 1_000_000 && link.now < 8_500_000)
+        #expect(link.now == 1_000_000 + 3_000_000)
         #expect(link.events[false] == [.closed(.timedOut("waiting for the peer to answer our SYN"))])
     }
 

@@ -59,7 +59,13 @@ final class SessionDriver: @unchecked Sendable {
     var encryption = EncryptionPolicy.prefer
     /// Peers whose MSE handshake failed (with `prefer`): dialled in plaintext from then on.
     private var plaintextOnly: Set<Endpoint> = []
-    /// Most peers remembered as plaintext-only (beyond it, each is tried with MSE first again).
+    /// How we dial: uTP first, then TCP (or one of them only).
+    var transport = PeerTransport.both
+    /// uTP on our port (nil: TCP only).
+    var utp: UTPSocket?
+    /// Peers that did not answer over uTP: dialled over TCP from then on.
+    private var tcpOnly: Set<Endpoint> = []
+    /// Most peers remembered as plaintext-only (or TCP-only) (beyond it, each is tried with MSE first again).
     static let maxPlaintextOnly = 4_096
 
     /// One `url-list` entry and how it is doing.
@@ -255,27 +261,47 @@ final class SessionDriver: @unchecked Sendable {
     }
 
     private func connect(_ address: Endpoint) {
+        guard transport != .tcp, let utp, !tcpOnly.contains(address) else {
+            if transport == .utp { return connectFailed(address) }
+            return connectTCP(address)
+        }
+        utp.connect(to: address.socketAddress) { channel in
+            try self.installOutgoing(on: channel, address: address)
+        }
+        .whenFailure { _ in
+            // No answer over uTP (or a reset): TCP, and TCP first from now on.
+            guard self.transport == .both else { return self.connectFailed(address) }
+            if self.tcpOnly.count < Self.maxPlaintextOnly { self.tcpOnly.insert(address) }
+            self.connectTCP(address)
+        }
+    }
+
+    private func connectTCP(_ address: Endpoint) {
+        TCPDialer.connect(
+            to: address, on: loop, limits: connectionLimits, receiveAllocator: peerReceiveAllocator
+        ) { channel in
+            try self.installOutgoing(on: channel, address: address)
+        }
+        .whenFailure { _ in self.connectFailed(address) }
+    }
+
+    /// The handlers of a connection we opened: MSE as the policy says, then the peer wire.
+    private func installOutgoing(on channel: any Channel, address: Endpoint) throws {
         let methods: MSEMethods? =
             switch encryption {
             case .prefer: plaintextOnly.contains(address) ? nil : [.rc4, .plaintext]
             case .require: .rc4
             case .allow, .disable: nil
             }
-        let infoHash = session.infoHash
-        TCPDialer.connect(
-            to: address, on: loop, limits: connectionLimits, receiveAllocator: peerReceiveAllocator
-        ) { channel in
-            let mse = methods.map { methods in
-                MSEHandler(role: .initiator(infoHash: infoHash, methods: methods)) {
-                    // An MSE attempt the peer cut off: a plain connection next time (prefer only).
-                    if self.encryption == .prefer, self.plaintextOnly.count < Self.maxPlaintextOnly {
-                        self.plaintextOnly.insert(address)
-                    }
+        let mse = methods.map { methods in
+            MSEHandler(role: .initiator(infoHash: session.infoHash, methods: methods)) {
+                // An MSE attempt the peer cut off: a plain connection next time (prefer only).
+                if self.encryption == .prefer, self.plaintextOnly.count < Self.maxPlaintextOnly {
+                    self.plaintextOnly.insert(address)
                 }
             }
-            try PeerChannelHandler.install(on: channel, role: .outgoing(self, address), encryption: mse)
         }
-        .whenFailure { _ in self.connectFailed(address) }
+        try PeerChannelHandler.install(on: channel, role: .outgoing(self, address), encryption: mse)
     }
 
     // MARK: Uploads

@@ -78,6 +78,11 @@ public struct TorrentClientOptions: Sendable {
     /// Encryption (MSE/PE) of peer connections, both ways: `prefer` (the default, as in
     /// qBittorrent and Transmission), `require`, `allow` or `disable`.
     public var encryption = EncryptionPolicy.prefer
+    /// How we dial peers: uTP first with TCP after it fails (the default, as libtorrent), or
+    /// one of them only. Incoming connections are taken on both whatever this says.
+    public var transport = PeerTransport.both
+    /// uTP's tuning and limits (BEP 29; LEDBAT's target delay among them).
+    public var utp = UTPConfiguration()
     /// Keep seeding after the download completes, until cancelled.
     public var seed = false
     /// Indices of the files to download (nil: all).
@@ -154,7 +159,12 @@ public final class TorrentClient: Sendable {
         onListening: @escaping @Sendable (Int) -> Void = { _ in },
         onEvent: @escaping @Sendable (TorrentEvent) -> Void
     ) async throws {
-        let loop = options.group.next()
+        // When the DHT has our port, uTP shares its socket, and so its event loop.
+        let wantedPort = self.options.listenPort
+        let sharedDHT = self.options.dht.flatMap { dht in
+            wantedPort != 0 && dht.port == UInt16(clamping: wantedPort) ? dht : nil
+        }
+        let loop = sharedDHT?.datagramChannel.eventLoop ?? self.options.group.next()
         let pool = options.blockingPool
         var generator = SystemRandomNumberGenerator()
         let peerID = Handshake.makePeerID(using: &generator)
@@ -170,10 +180,7 @@ public final class TorrentClient: Sendable {
             limits: options.connectionLimits, admission: options.admission)
         listening.backlog = 64
         listening.receiveAllocator = peerReceiveAllocator
-        let server = try await TCPListener.bind(
-            on: Endpoint(ip: listenIP, port: UInt16(clamping: options.listenPort)), group: loop,
-            configuration: listening
-        ) { [encryption = options.encryption] channel in
+        let incoming: @Sendable (any Channel) throws -> Void = { [encryption = options.encryption] channel in
             // An incoming connection may be plain or MSE; the first bytes tell.
             let mse: MSEHandler? =
                 switch encryption {
@@ -190,7 +197,15 @@ public final class TorrentClient: Sendable {
                 }
             try PeerChannelHandler.install(on: channel, role: .incoming(listener), encryption: mse)
         }
+        let server = try await TCPListener.bind(
+            on: Endpoint(ip: listenIP, port: UInt16(clamping: options.listenPort)), group: loop,
+            configuration: listening, initialize: incoming)
         let port = Int(server.localAddress?.port ?? UInt16(clamping: options.listenPort))
+        // uTP on the same port number over UDP (BEP 29), in front of the DHT's node when the DHT
+        // has that port, else on a socket of its own.
+        let utp = await startUTP(
+            on: Endpoint(ip: listenIP, port: UInt16(clamping: port)), loop: loop, limiter: server.limiter,
+            accept: incoming)
         onListening(port)
 
         var sessionConfiguration = options.session
@@ -220,6 +235,8 @@ public final class TorrentClient: Sendable {
             driver.webSeedRetry = options.webSeedRetry
             driver.webSeedMaxFailures = options.webSeedMaxFailures
             driver.encryption = options.encryption
+            driver.transport = options.transport
+            driver.utp = utp?.socket
             driver.setWebSeeds(webSeeds, extraTrustRoots: roots)
         }.get()
         if !tiers.isEmpty {
@@ -267,7 +284,42 @@ public final class TorrentClient: Sendable {
         listener.remove(infoHashes)
         try await loop.flatSubmit { driver.stop() }.get()
         await server.close()
+        await utp?.stop()
         if let failure = try await loop.submit({ driver.failure }).get() { throw failure }
+    }
+
+    /// uTP on `endpoint`'s UDP port: a ``UTPSocket`` added in front of the DHT node's handler
+    /// when the DHT listens there, else on a socket of its own. Nil (TCP only) when the port is
+    /// taken by something else or uTP is not wanted.
+    private func startUTP(
+        on endpoint: Endpoint, loop: any EventLoop, limiter: ConnectionLimiter,
+        accept: @escaping @Sendable (any Channel) throws -> Void
+    ) async -> UTPBinding? {
+        var configuration = UTPSocket.Configuration()
+        configuration.connection = options.utp
+        configuration.limits = options.connectionLimits
+        let socket = UTPSocket(configuration: configuration, limiter: limiter, accept: accept)
+        if let dht = options.dht, dht.port == endpoint.port, dht.datagramChannel.eventLoop === loop {
+            let channel = dht.datagramChannel
+            do {
+                try await channel.pipeline.addHandler(socket, position: .first).get()
+                return UTPBinding(socket: socket, channel: channel, owned: false)
+            } catch {
+                return nil
+            }
+        }
+        do {
+            let channel = try await UDPEndpoint.bind(
+                on: endpoint, loop: loop,
+                configuration: UDPEndpoint.Configuration(
+                    maxDatagram: 65_536, datagramsPerRead: 16, receiveBuffer: 4 << 20, sendBuffer: 4 << 20)
+            ) { channel in
+                try channel.pipeline.syncOperations.addHandler(socket)
+            }
+            return UTPBinding(socket: socket, channel: channel, owned: true)
+        } catch {
+            return nil
+        }
     }
 
     /// Finds peers through the DHT and announces our listening port (BEP 5 `get_peers` and
@@ -289,6 +341,31 @@ public final class TorrentClient: Sendable {
             } catch {
                 return
             }
+        }
+    }
+}
+
+/// How peers are dialled.
+public enum PeerTransport: String, Sendable, CaseIterable {
+    /// uTP first, TCP when the peer does not answer over uTP (libtorrent's way).
+    case both
+    /// uTP only (BEP 29).
+    case utp
+    /// TCP only.
+    case tcp
+}
+
+/// A uTP socket and the UDP channel it sits in (its own, or the DHT's).
+struct UTPBinding: Sendable {
+    let socket: UTPSocket
+    let channel: any Channel
+    let owned: Bool
+
+    func stop() async {
+        if owned {
+            try? await channel.close()
+        } else {
+            try? await channel.pipeline.removeHandler(socket).get()
         }
     }
 }

@@ -86,6 +86,10 @@ public final class DHTService: Sendable {
         }
     }
 
+    /// The node's UDP channel: uTP (BEP 29) adds its handler in front of the node's to share the
+    /// port, as libtorrent does (a KRPC message starts with `d` and passes through).
+    public var datagramChannel: any Channel { channel }
+
     /// Our node ID.
     public var nodeID: NodeID {
         get async { (try? await core.eventLoop.submit { [core] in core.value.node.ownID }.get()) ?? .zero }

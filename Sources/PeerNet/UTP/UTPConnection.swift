@@ -20,9 +20,11 @@ public struct UTPConfiguration: Sendable, Hashable {
     public var minTimeout: UInt64 = 500_000
     /// Timeouts in a row with nothing acknowledged after which the connection is given up.
     public var maxTimeouts = 6
-    /// Times the SYN is sent again before the connection attempt fails (after 1, 2 and 4 s of
-    /// silence: 7 s in all; a lost SYN on a lossy link should not send us to TCP).
+    /// Times the SYN is sent again, `synInterval` apart, before the connection attempt fails:
+    /// libtorrent's `utp_syn_resends` (2) and `utp_connect_timeout` (3 s), so a peer without uTP
+    /// is tried over TCP after 3 s.
     public var synRetries = 2
+    public var synInterval: UInt64 = 1_000_000
     /// Most packets held out of order beyond the next one expected.
     public var maxReorder = 1_024
     /// How long a closed sender waits, once its own FIN is acknowledged, with nothing heard from
@@ -465,6 +467,11 @@ public struct UTPConnection: Sendable {
         if timeoutsInARow > configuration.maxTimeouts {
             phase = .closed
             return [.closed(.timedOut("with \(inflight.count) packets unacknowledged"))]
+        }
+        if case .synSent = phase {
+            retransmitAt = now + configuration.synInterval
+            inflight[0].needsResend = true
+            return []
         }
         timeout = min(timeout * 2, 60_000_000)
         retransmissions += 1

@@ -9,7 +9,8 @@ import NIOCore
 /// wnd_size:32
 /// seq_nr:16 | ack_nr:16
 /// ```
-/// Extension 1 is the selective ack: a bitmask (a multiple of 4 bytes) whose bit `i` (least
+/// Extension 1 is the selective ack: a bitmask (BEP 29: a multiple of 4 bytes; libtorrent sends
+/// any length) whose bit `i` (least
 /// significant bit of each byte first) says packet `ack_nr + 2 + i` has arrived. Other extensions
 /// are skipped.
 public struct UTPPacket: Sendable, Equatable {
@@ -99,10 +100,9 @@ public struct UTPPacket: Sendable, Equatable {
                 let length = buffer.readInteger(as: UInt8.self),
                 let body = buffer.readSlice(length: Int(length))
             else { throw .truncated(field: "extension \(nextExtension)", offset: offset) }
-            if nextExtension == 1 {
-                guard length % 4 == 0, length > 0 else {
-                    throw .badSelectiveAck(length: Int(length), offset: offset)
-                }
+            // BEP 29 asks for a multiple of 4 bytes, but libtorrent sends any length (94 bytes
+            // seen here): take whatever comes, as libtorrent does.
+            if nextExtension == 1, length > 0 {
                 if selectiveAck == nil {
                     selectiveAck = Array(body.readableBytesView.prefix(Self.maxSelectiveAck))
                 }
@@ -146,7 +146,6 @@ public enum UTPError: Error, Sendable, Hashable, CustomStringConvertible {
     case truncated(field: String, offset: Int)
     case badVersion(UInt8)
     case badType(UInt8)
-    case badSelectiveAck(length: Int, offset: Int)
     case tooManyExtensions(limit: Int)
     /// The peer reset the connection (ST_RESET).
     case reset
@@ -160,8 +159,6 @@ public enum UTPError: Error, Sendable, Hashable, CustomStringConvertible {
         case .truncated(let field, let offset): return "uTP: \(field) cut short at byte \(offset)"
         case .badVersion(let version): return "uTP: version \(version) (only 1 exists)"
         case .badType(let type): return "uTP: packet type \(type) (0 to 4 exist)"
-        case .badSelectiveAck(let length, let offset):
-            return "uTP: selective ack of \(length) bytes at byte \(offset) (a multiple of 4 is required)"
         case .tooManyExtensions(let limit): return "uTP: more than \(limit) extensions"
         case .reset: return "uTP: connection reset by the peer"
         case .timedOut(let what): return "uTP: timed out \(what)"

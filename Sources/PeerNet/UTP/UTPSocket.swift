@@ -10,7 +10,7 @@ import NIOPosix
 /// ``ConnectionGuard`` first in their pipeline, then the `accept` initializer, as
 /// ``TCPListener`` does; outgoing ones come from ``connect(to:initialize:)``. Acks for a burst
 /// of datagrams go out once the burst is read; timers are checked every `tick`.
-public final class UTPSocket: ChannelInboundHandler, @unchecked Sendable {
+public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     public typealias InboundIn = AddressedEnvelope<ByteBuffer>
     public typealias InboundOut = AddressedEnvelope<ByteBuffer>
     public typealias OutboundOut = AddressedEnvelope<ByteBuffer>
@@ -167,7 +167,7 @@ public final class UTPSocket: ChannelInboundHandler, @unchecked Sendable {
 
     /// Opens a uTP connection to `address` from this socket's event loop; `initialize` adds the
     /// protocol's handlers (after a ``ConnectionGuard``). The future fails if the peer does not
-    /// answer (the SYN is tried three times, 7 s in all) or resets.
+    /// answer (the SYN is tried three times, 3 s in all) or resets.
     public func connect(
         to address: SocketAddress, initialize: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<any Channel> {

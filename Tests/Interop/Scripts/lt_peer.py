@@ -15,7 +15,8 @@
 DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine. Anywhere among the
 arguments, --encryption=forced makes it speak MSE/PE with RC4 only, both ways (libtorrent's
 out_enc_policy and in_enc_policy pe_forced, allowed_enc_level pe_rc4); --encryption=disabled
-makes it refuse MSE both ways (pe_disabled).
+makes it refuse MSE both ways (pe_disabled); --utp-only makes it speak uTP only (TCP off both
+ways).
 """
 import json
 import os
@@ -26,18 +27,19 @@ import time
 import libtorrent as lt
 
 
-ENCRYPTION = {}
+# Settings the flags below change, over the defaults of session().
+SETTINGS = {}
 
 
 def session(port):
     return lt.session({
-        **ENCRYPTION,
         "listen_interfaces": f"127.0.0.1:{port}",
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "min_reconnect_time": 1,
         "dht_bootstrap_nodes": "",
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
+        **SETTINGS,
     })
 
 
@@ -130,11 +132,15 @@ def get(source, save_path, port, seconds, *peers):
 if __name__ == "__main__":
     if "--encryption=forced" in sys.argv:
         sys.argv.remove("--encryption=forced")
-        ENCRYPTION.update({"out_enc_policy": int(lt.enc_policy.forced), "in_enc_policy": int(lt.enc_policy.forced),
+        SETTINGS.update({"out_enc_policy": int(lt.enc_policy.forced), "in_enc_policy": int(lt.enc_policy.forced),
                            "allowed_enc_level": int(lt.enc_level.rc4), "prefer_rc4": True})
     if "--encryption=disabled" in sys.argv:
         sys.argv.remove("--encryption=disabled")
-        ENCRYPTION.update({"out_enc_policy": int(lt.enc_policy.disabled),
+        SETTINGS.update({"out_enc_policy": int(lt.enc_policy.disabled),
                            "in_enc_policy": int(lt.enc_policy.disabled)})
+    if "--utp-only" in sys.argv:
+        sys.argv.remove("--utp-only")
+        SETTINGS.update({"enable_outgoing_utp": True, "enable_incoming_utp": True,
+                           "enable_outgoing_tcp": False, "enable_incoming_tcp": False})
     command, args = sys.argv[1], sys.argv[2:]
     {"seed": seed, "get": get}[command](*args)
