@@ -5,7 +5,10 @@ import PackageDescription
 /// this package is built (see Fuzz/README.md), never to the main build.
 let package = Package(
     name: "PeerStackFuzz",
-    dependencies: [.package(name: "PeerStack", path: "..")],
+    dependencies: [
+        .package(name: "PeerStack", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    ],
     targets: [
         .target(name: "FuzzSupport"),
         .executableTarget(
@@ -63,6 +66,13 @@ let package = Package(
         .executableTarget(
             name: "FuzzMSE",
             dependencies: ["FuzzSupport", .product(name: "PeerCrypto", package: "PeerStack")]
+        ),
+        .executableTarget(
+            name: "FuzzUTP",
+            dependencies: [
+                "FuzzSupport", .product(name: "PeerNet", package: "PeerStack"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "FuzzKRPC",

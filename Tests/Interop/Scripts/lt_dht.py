@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """A libtorrent DHT node for PeerStack's interop tests, on loopback only.
 
-  lt_dht.py <port> <seconds>
+  lt_dht.py <port> <seconds> [--ipv6]
       Runs a libtorrent session with only the DHT on (no bootstrap hosts: nothing is contacted
-      unless a command names it) and prints {"port": P} once listening. Then
+      unless a command names it; --ipv6: on [::1], an IPv6 node of BEP 32) and prints {"port": P}
+      once listening. Then
       reads commands on stdin, one a line, and answers each with one JSON line:
 
       add_node HOST:PORT                -> {"added": "HOST:PORT"}
@@ -32,9 +33,9 @@ def say(obj):
     print(json.dumps(obj), flush=True)
 
 
-def make_session(port):
+def make_session(port, host="127.0.0.1"):
     settings = {
-        "listen_interfaces": f"127.0.0.1:{port}",
+        "listen_interfaces": f"{host}:{port}",
         "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "min_reconnect_time": 1,
@@ -75,8 +76,11 @@ def text_of(entry):
 
 def main():
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    ipv6 = "--ipv6" in sys.argv
+    if ipv6:
+        sys.argv.remove("--ipv6")
     port, seconds = int(sys.argv[1]), float(sys.argv[2])
-    session = make_session(port)
+    session = make_session(port, "[::1]" if ipv6 else "127.0.0.1")
     deadline = time.time() + seconds
     while session.listen_port() == 0 and time.time() < deadline:
         time.sleep(0.05)
@@ -95,7 +99,7 @@ def main():
         words = [command] + rest.split(" ", {"put_immutable": 0, "put_mutable": 3}.get(command, -1))
         if command == "add_node":
             host, _, p = words[1].rpartition(":")
-            session.add_dht_node((host, int(p)))
+            session.add_dht_node((host.strip("[]"), int(p)))
             say({"added": words[1]})
         elif command == "nodes":
             say({"nodes": nodes(session)})

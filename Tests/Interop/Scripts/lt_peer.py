@@ -16,7 +16,7 @@ DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine. Anywhere am
 arguments, --encryption=forced makes it speak MSE/PE with RC4 only, both ways (libtorrent's
 out_enc_policy and in_enc_policy pe_forced, allowed_enc_level pe_rc4); --encryption=disabled
 makes it refuse MSE both ways (pe_disabled); --utp-only makes it speak uTP only (TCP off both
-ways).
+ways); --ipv6 makes it listen on [::1] instead of 127.0.0.1.
 """
 import json
 import os
@@ -27,13 +27,14 @@ import time
 import libtorrent as lt
 
 
-# Settings the flags below change, over the defaults of session().
+# Settings the flags below change, over the defaults of session(); the address it listens on.
 SETTINGS = {}
+HOST = "127.0.0.1"
 
 
 def session(port):
     return lt.session({
-        "listen_interfaces": f"127.0.0.1:{port}",
+        "listen_interfaces": f"{HOST}:{port}",
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "min_reconnect_time": 1,
@@ -142,5 +143,8 @@ if __name__ == "__main__":
         sys.argv.remove("--utp-only")
         SETTINGS.update({"enable_outgoing_utp": True, "enable_incoming_utp": True,
                            "enable_outgoing_tcp": False, "enable_incoming_tcp": False})
+    if "--ipv6" in sys.argv:
+        sys.argv.remove("--ipv6")
+        HOST = "[::1]"
     command, args = sys.argv[1], sys.argv[2:]
     {"seed": seed, "get": get}[command](*args)
