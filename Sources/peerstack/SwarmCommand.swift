@@ -41,6 +41,12 @@ struct SwarmCommand: AsyncParsableCommand {
     @Flag(help: "Run the peers without DHT nodes (tracker only).")
     var noDHT = false
 
+    @Option(help: "Encryption between the peers (MSE/PE): prefer, require, allow or disable.")
+    var encryption: EncryptionPolicy = .prefer
+
+    @Option(help: "How the peers dial each other: both (uTP first, then TCP), utp or tcp.")
+    var transport: PeerTransport = .both
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -134,6 +140,8 @@ struct SwarmCommand: AsyncParsableCommand {
                 options.trackers = [[peer.tracker]]
                 options.seed = true
                 options.hashWorkers = 1
+                options.encryption = encryption
+                options.transport = transport
                 options.dht = nodes.isEmpty ? nil : nodes[peer.number - 1]
                 let client = TorrentClient(metainfo: metainfo, options: options)
                 group.addTask {

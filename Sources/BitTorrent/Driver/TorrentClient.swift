@@ -298,6 +298,10 @@ public final class TorrentClient: Sendable {
         var configuration = UTPSocket.Configuration()
         configuration.connection = options.utp
         configuration.limits = options.connectionLimits
+        let shared =
+            options.dht.map { $0.port == endpoint.port && $0.datagramChannel.eventLoop === loop } ?? false
+        // The DHT's socket reads any datagram whole (64 KiB slots); our own reads uTP-sized ones.
+        configuration.maxDatagram = shared ? 65_537 : 4_096
         let socket = UTPSocket(configuration: configuration, limiter: limiter, accept: accept)
         if let dht = options.dht, dht.port == endpoint.port, dht.datagramChannel.eventLoop === loop {
             let channel = dht.datagramChannel
@@ -312,7 +316,8 @@ public final class TorrentClient: Sendable {
             let channel = try await UDPEndpoint.bind(
                 on: endpoint, loop: loop,
                 configuration: UDPEndpoint.Configuration(
-                    maxDatagram: 65_536, datagramsPerRead: 16, receiveBuffer: 4 << 20, sendBuffer: 4 << 20)
+                    maxDatagram: configuration.maxDatagram, datagramsPerRead: 16, receiveBuffer: 4 << 20,
+                    sendBuffer: 4 << 20)
             ) { channel in
                 try channel.pipeline.syncOperations.addHandler(socket)
             }

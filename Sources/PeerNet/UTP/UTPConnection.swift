@@ -90,6 +90,8 @@ public struct UTPConnection: Sendable {
     private var inflight = Deque<Outgoing>()
     private var firstUnacked: UInt16
     private var bytesInFlight = 0
+    /// Whether some packet may be marked for resending (spares a walk of `inflight` per call).
+    private var resendPending = true
     /// Payload bytes sent and not yet acknowledged (in flight or waiting to be resent).
     private var outstandingBytes = 0
     private var window: Int
@@ -336,6 +338,7 @@ public struct UTPConnection: Sendable {
         {
             fastResent = firstUnacked
             inflight[0].needsResend = true
+            resendPending = true
             bytesInFlight -= inflight[0].size
             bytesInFlight = max(0, bytesInFlight)
             lost()
@@ -414,7 +417,9 @@ public struct UTPConnection: Sendable {
         guard Int(distance) <= configuration.maxReorder, reorder[seq] == nil,
             reorderBytes + packet.payload.readableBytes <= configuration.receiveWindow
         else { return }
-        reorder[seq] = packet.payload
+        // A copy: the payload is a slice of a read buffer that held other datagrams too, and a
+        // held packet should pin no more memory than its own bytes.
+        reorder[seq] = ByteBuffer(bytes: packet.payload.readableBytesView)
         reorderBytes += packet.payload.readableBytes
         if let highest = reorderHighest, !Self.before(highest, seq) {} else { reorderHighest = seq }
     }
@@ -471,6 +476,7 @@ public struct UTPConnection: Sendable {
         if case .synSent = phase {
             retransmitAt = now + configuration.synInterval
             inflight[0].needsResend = true
+            resendPending = true
             return []
         }
         timeout = min(timeout * 2, 60_000_000)
@@ -481,6 +487,7 @@ public struct UTPConnection: Sendable {
         slowStart = true
         lossRecoveryUntil = nil
         for index in inflight.indices where !inflight[index].acked { inflight[index].needsResend = true }
+        resendPending = true
         bytesInFlight = 0
         retransmitAt = now + timeout
         return []
@@ -507,10 +514,12 @@ public struct UTPConnection: Sendable {
         let sendWindow = min(window, max(peerWindow, 0))
         windowLimited = false
         // Retransmissions first, oldest first.
-        for index in inflight.indices where inflight[index].needsResend {
+        var blocked = false
+        for index in inflight.indices where resendPending && inflight[index].needsResend {
             let size = inflight[index].size
             if bytesInFlight > 0, bytesInFlight + size > sendWindow {
                 windowLimited = true
+                blocked = true
                 break
             }
             inflight[index].needsResend = false
@@ -520,6 +529,7 @@ public struct UTPConnection: Sendable {
             packets.append(stamp(inflight[index].packet, now: now))
             if retransmitAt == nil { retransmitAt = now + timeout }
         }
+        if !blocked { resendPending = false }
         guard case .connected = phase else { return packets }
         // New data.
         while queuedBytes > 0, inflight.count < 0x7000 {

@@ -21,6 +21,11 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
         public var limits = ConnectionLimits()
         /// How often retransmission timers are checked.
         public var tick: TimeAmount = .milliseconds(20)
+        /// The read slot for one datagram of the socket's own UDP channel (`UDPEndpoint`'s
+        /// `maxDatagram`): libtorrent and libutp send uTP packets of at most ~1,500 bytes, and a
+        /// datagram that fills the slot is dropped as possibly cut. A socket shared with the DHT
+        /// reads 64 KiB slots.
+        public var maxDatagram = 4_096
         /// How long a closed connection lingers to finish its FIN exchange before it is dropped.
         public var closeLinger: TimeAmount = .seconds(30)
 
@@ -39,7 +44,9 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
     private var context: ChannelHandlerContext?
     private var streams: [Key: UTPStreamChannel] = [:]
     private var closedAt: [Key: NIODeadline] = [:]
+    /// Connections that got packets in this burst of reads (each once), to send for at its end.
     private var touched: [Key] = []
+    private var touchedSet: Set<Key> = []
     private var ticker: RepeatedTask?
     private var random = SystemRandomNumberGenerator()
     /// The UDP channel, once the handler is in its pipeline.
@@ -89,6 +96,8 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
             context.fireChannelRead(data)
             return
         }
+        // A datagram that filled its read slot may have been cut (NIO does not say): drop it.
+        guard envelope.data.readableBytes < configuration.maxDatagram else { return }
         guard let packet = try? UTPPacket(decoding: envelope.data) else { return }
         let now = Self.now()
         let address = envelope.remoteAddress
@@ -96,7 +105,7 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
             let key = Key(address: address, id: packet.connectionID &+ 1)
             if let stream = streams[key] {
                 stream.received(packet, now: now)
-                touched.append(key)
+                touch(key)
                 return
             }
             acceptConnection(packet, key: key, now: now)
@@ -116,12 +125,17 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
             return
         }
         stream.received(packet, now: now)
-        touched.append(key)
+        touch(key)
+    }
+
+    private func touch(_ key: Key) {
+        if touchedSet.insert(key).inserted { touched.append(key) }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
         let keys = touched
         touched = []
+        touchedSet = []
         let now = Self.now()
         var wrote = false
         for key in keys {
@@ -162,7 +176,7 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
         }
         streams[key] = stream
         stream.becomeActive()
-        touched.append(key)
+        touch(key)
     }
 
     /// Opens a uTP connection to `address` from this socket's event loop; `initialize` adds the
