@@ -33,8 +33,9 @@ struct TransferPayload {
     let seedDirectory: URL
     let metainfo: Metainfo
 
-    /// `version` is the metainfo's: v1 (the default), v2-only or hybrid (BEP 52).
-    init(multiFile: Bool, version: MetaVersion = .v1) async throws {
+    /// `version` is the metainfo's: v1 (the default), v2-only or hybrid (BEP 52); `size`, when
+    /// given, makes the single file that long instead.
+    init(multiFile: Bool, version: MetaVersion = .v1, size: Int? = nil) async throws {
         payloads = try Payloads()
         seedDirectory = payloads.root.appendingPathComponent("seed")
         let shared: URL
@@ -46,7 +47,7 @@ struct TransferPayload {
             try payloads.write("seed/tree/ünï.bin", size: 300_000, seed: 15)
             shared = seedDirectory.appendingPathComponent("tree")
         } else {
-            try payloads.write("seed/single.bin", size: 33 * 1_048_576 + 1, seed: 10)
+            try payloads.write("seed/single.bin", size: size ?? 33 * 1_048_576 + 1, seed: 10)
             shared = seedDirectory.appendingPathComponent("single.bin")
         }
         var options = TorrentCreationOptions()
