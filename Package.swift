@@ -202,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTests",
             dependencies: [
-                "BitTorrent", "Bencode", "PeerNet", "TestSupport",
+                "BitTorrent", "Bencode", "MainlineDHT", "PeerNet", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
