@@ -52,6 +52,7 @@ struct UTPPacketTests {
         #expect(wire[1] == 1)  // extension 1 follows the header
         #expect(Array(wire[20...]) == [0, 4, 0x05, 0, 0, 0x80])
         #expect(try UTPPacket(decoding: ByteBuffer(bytes: wire)) == packet)
+        #expect(packet.encodedLength == wire.count)
         // Extension 2 (libtorrent's close reason, say) then the selective ack, then payload.
         var header = Array(wire[0..<20])
         header[1] = 2

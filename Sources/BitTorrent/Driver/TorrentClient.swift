@@ -305,6 +305,9 @@ public final class TorrentClient: Sendable {
         let socket = UTPSocket(configuration: configuration, limiter: limiter, accept: accept)
         if let dht = options.dht, dht.port == endpoint.port, dht.datagramChannel.eventLoop === loop {
             let channel = dht.datagramChannel
+            // One uTP socket per port: a second torrent of the process on the same DHT port
+            // dials and takes TCP only (its incoming uTP would reach the first torrent's socket).
+            if (try? await channel.pipeline.handler(type: UTPSocket.self).get()) != nil { return nil }
             do {
                 try await channel.pipeline.addHandler(socket, position: .first).get()
                 return UTPBinding(socket: socket, channel: channel, owned: false)

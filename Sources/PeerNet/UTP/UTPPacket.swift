@@ -112,6 +112,12 @@ public struct UTPPacket: Sendable, Equatable {
         payload = buffer
     }
 
+    /// Bytes of the datagram ``write(into:)`` writes.
+    public var encodedLength: Int {
+        Self.headerLength + (selectiveAck.map { 2 + min($0.count, Self.maxSelectiveAck) } ?? 0)
+            + payload.readableBytes
+    }
+
     /// The datagram for this packet.
     public func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         var buffer = allocator.buffer(

@@ -140,8 +140,9 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
         var wrote = false
         for key in keys {
             guard let stream = streams[key] else { continue }
-            for packet in stream.outgoing(now: now) {
-                write(packet, to: key.address)
+            let packets = stream.outgoing(now: now)
+            if !packets.isEmpty {
+                send(packets, to: key.address)
                 wrote = true
             }
             noteIfFinished(key, stream)
@@ -224,7 +225,7 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
         guard let context else { return }
         let packets = stream.outgoing(now: Self.now())
         guard !packets.isEmpty else { return }
-        for packet in packets { write(packet, to: stream.remote) }
+        send(packets, to: stream.remote)
         context.flush()
     }
 
@@ -235,14 +236,64 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
             wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: datagram)), promise: nil)
     }
 
+    /// Most datagrams in one segmented write (Linux takes up to 64, in at most 64 KiB).
+    static let maxSegments = 40
+    /// Whether runs of equal-sized packets go out as one write the kernel cuts up (UDP GSO):
+    /// one pass down the stack instead of one per datagram. Off where unsupported, and after
+    /// the first segmented write that fails.
+    private var segmenting = System.supportsUDPSegmentationOffload
+
+    /// Writes `packets` for `address`: runs of packets of one size (the last of a run may be
+    /// shorter) as segmented writes, the rest one by one.
+    private func send(_ packets: [UTPPacket], to address: SocketAddress) {
+        guard let context else { return }
+        guard segmenting, packets.count > 1 else {
+            for packet in packets { write(packet, to: address) }
+            return
+        }
+        var run = ByteBuffer()
+        var segment = 0
+        var count = 0
+        func flushRun() {
+            guard count > 0 else { return }
+            if count == 1 {
+                context.write(
+                    wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: run)), promise: nil)
+            } else {
+                let metadata = AddressedEnvelope<ByteBuffer>.Metadata(
+                    ecnState: .transportNotCapable, packetInfo: nil, segmentSize: segment)
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                promise.futureResult.whenFailure { _ in bound.value.segmenting = false }
+                context.write(
+                    wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: run, metadata: metadata)),
+                    promise: promise)
+            }
+            count = 0
+        }
+        for packet in packets {
+            let size = packet.encodedLength
+            if count > 0, size > segment || count == Self.maxSegments { flushRun() }
+            if count == 0 {
+                segment = size
+                run = context.channel.allocator.buffer(capacity: size * min(packets.count, Self.maxSegments))
+            }
+            packet.write(into: &run)
+            count += 1
+            if size < segment { flushRun() }  // a shorter datagram ends a run
+        }
+        flushRun()
+    }
+
     private func tickAll() {
         guard let context else { return }
         let now = Self.now()
         var wrote = false
         for (key, stream) in streams {
             stream.tick(now: now)
-            for packet in stream.outgoing(now: now) {
-                write(packet, to: key.address)
+            let packets = stream.outgoing(now: now)
+            if !packets.isEmpty {
+                send(packets, to: key.address)
                 wrote = true
             }
             noteIfFinished(key, stream)

@@ -30,6 +30,7 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private var autoRead = true
     private var readRequested = false
     private var delivering = false
+    private var windowReopened = false
     private var inbound = Deque<ByteBuffer>()
     private var inboundBytes = 0
     private var endOfStream = false
@@ -257,7 +258,11 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
                 pipeline.fireChannelRead(NIOAny(buffer))
             }
             connection.readBacklog = inboundBytes
-            if before > connection.configuration.receiveWindow / 2 { connection.announceWindow() }
+            if before > connection.configuration.receiveWindow / 2 {
+                // The window we advertised was small: say at once that it is open again.
+                connection.announceWindow()
+                windowReopened = true
+            }
             pipeline.fireChannelReadComplete()
             if autoRead { pipeline.read() }
         }
@@ -265,7 +270,12 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             // The peer finished sending: close our side too, as a TCP peer would.
             finish(error: nil)
         }
-        if connection.readBacklog == 0 { socket.transmit(self) }
+        // Acks for packets just read go out once the socket's burst of reads ends; only a
+        // reopened window is worth a datagram of its own.
+        if windowReopened {
+            windowReopened = false
+            socket.transmit(self)
+        }
     }
 
     private func updateWritability() {
