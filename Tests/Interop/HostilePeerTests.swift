@@ -43,10 +43,13 @@ struct HostilePeerTests {
         defer { seeder.stop() }
         let target = try payload.directory("get")
         let log = EventLog()
-        // The hostile peer is listed first, so it is dialled and heard from early.
-        let client = TorrentClient(
-            metainfo: payload.metainfo,
-            options: loopbackOptions(target, peers: ["127.0.0.1:\(hostilePort)", "127.0.0.1:\(seedPort)"]))
+        // The hostile peer is listed first, so it is dialled and heard from early: over plain
+        // TCP, all it speaks (a uTP attempt would spend 3 s, and an MSE attempt a reconnection,
+        // and the download could finish from libtorrent before the hostile peer is reached).
+        var options = loopbackOptions(target, peers: ["127.0.0.1:\(hostilePort)", "127.0.0.1:\(seedPort)"])
+        options.transport = .tcp
+        options.encryption = .allow
+        let client = TorrentClient(metainfo: payload.metainfo, options: options)
         try await withDeadline(90, "download beside a \(mode) peer") { try await client.run { log.add($0) } }
         #expect(await payload.isComplete(in: target))
         let hostileAddress = "127.0.0.1:\(hostilePort)"
