@@ -53,22 +53,7 @@ struct DriverTests {
         options.peers =
             rude.compactMap { $0.localAddress.flatMap(Endpoint.init) } + [Endpoint("127.0.0.2:\(seedPort)")!]
         let leecher = TorrentClient(metainfo: metainfo, options: options)
-        let done = Task { try await leecher.run { _ in } }
-        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await done.value
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(60))
-                return false
-            }
-            let first = try await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        done.cancel()
-        #expect(finished, "the download never reached the seeder")
+        #expect(try await finishes(leecher, within: 60), "the download never reached the seeder")
     }
 
     @Test("blocks of unverified pieces held in memory do not count as disk backlog (reads would stay paused)")
@@ -125,6 +110,27 @@ struct DriverTests {
 }
 
 /// A port told by `onListening`, awaited by the test.
+/// Runs `client` until its download completes (true) or `seconds` pass (false: the run is
+/// cancelled; awaiting a task's value does not end with a task group's cancellation).
+func finishes(_ client: TorrentClient, within seconds: Double) async throws -> Bool {
+    let done = Task { try await client.run { _ in } }
+    defer { done.cancel() }
+    return try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            try await done.value
+            return true
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            done.cancel()
+            return false
+        }
+        let first = try await group.next() ?? false
+        group.cancelAll()
+        return first
+    }
+}
+
 final class PortBox: @unchecked Sendable {
     private let lock = NSLock()
     private var port: Int?

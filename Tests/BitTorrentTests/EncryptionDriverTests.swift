@@ -36,24 +36,9 @@ struct EncryptionDriverTests {
         options.encryption = get
         options.peers = [Endpoint("127.0.0.1:\(try await port.wait())")!]
         let leecher = TorrentClient(metainfo: metainfo, options: options)
-        let done = Task { try await leecher.run { _ in } }
         // A download that can happen takes well under a second here; one that cannot has had
         // several dials (and the fallback to plaintext) by the deadline.
-        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await done.value
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(reaches ? 30 : 4))
-                done.cancel()  // awaiting `done.value` does not end with the group's cancellation
-                return false
-            }
-            let first = try await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        done.cancel()
+        let finished = try await finishes(leecher, within: reaches ? 30 : 4)
         #expect(finished == reaches, "seeder \(seed), leecher \(get)")
     }
 }

@@ -36,21 +36,7 @@ struct UTPDriverTests {
         options.transport = .utp
         options.peers = [Endpoint(ip: .loopbackV4, port: dht.port)]
         let leecher = TorrentClient(metainfo: metainfo, options: options)
-        let done = Task { try await leecher.run { _ in } }
-        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                try await done.value
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(30))
-                done.cancel()
-                return false
-            }
-            let first = try await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        let finished = try await finishes(leecher, within: 30)
         #expect(finished, "no download over uTP from the seeder on the DHT's port")
         // KRPC still reaches the node behind the uTP handler.
         var otherOptions = DHTServiceOptions()
