@@ -225,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "PeerNetTests",
             dependencies: [
-                "PeerNet", .product(name: "NIOCore", package: "swift-nio"),
+                "PeerNet", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,26 +1,15 @@
 import NIOCore
+import TestSupport
 import Testing
 
 @testable import PeerNet
-
-/// Bytes from hex.
-private func bytes(_ hex: String) -> [UInt8] {
-    var out: [UInt8] = []
-    var index = hex.startIndex
-    while index < hex.endIndex {
-        let next = hex.index(index, offsetBy: 2)
-        out.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-        index = next
-    }
-    return out
-}
 
 @Suite("uTP packets (BEP 29)")
 struct UTPPacketTests {
     /// libtorrent 2.0.8's SYN, and its first DATA packet after our STATE (seq 1000) answered
     /// it, captured on loopback.
-    static let libtorrentSYN = bytes("4100526c596d87eb0000000000000000d1620000")
-    static let libtorrentData = bytes("0100526d596d8db3596d595500100000d16303e7") + [0xB9, 0xC8, 0x55]
+    static let libtorrentSYN = hex("4100526c596d87eb0000000000000000d1620000")
+    static let libtorrentData = hex("0100526d596d8db3596d595500100000d16303e7") + [0xB9, 0xC8, 0x55]
 
     @Test("libtorrent's SYN and DATA read field by field, and write back byte for byte")
     func knownAnswers() throws {

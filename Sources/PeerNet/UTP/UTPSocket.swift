@@ -140,12 +140,7 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
         var wrote = false
         for key in keys {
             guard let stream = streams[key] else { continue }
-            let packets = stream.outgoing(now: now)
-            if !packets.isEmpty {
-                send(packets, to: key.address)
-                wrote = true
-            }
-            noteIfFinished(key, stream)
+            wrote = sendOutgoing(key, stream, now: now) || wrote
         }
         if wrote { context.flush() }
         context.fireChannelReadComplete()
@@ -291,12 +286,7 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
         var wrote = false
         for (key, stream) in streams {
             stream.tick(now: now)
-            let packets = stream.outgoing(now: now)
-            if !packets.isEmpty {
-                send(packets, to: key.address)
-                wrote = true
-            }
-            noteIfFinished(key, stream)
+            wrote = sendOutgoing(key, stream, now: now) || wrote
         }
         if wrote { context.flush() }
         // Closed channels whose FIN exchange never ended are dropped after the linger.
@@ -305,6 +295,14 @@ public final class UTPSocket: ChannelInboundHandler, RemovableChannelHandler, @u
             closedAt[key] = nil
             streams[key] = nil
         }
+    }
+
+    /// Writes (without flushing) what `stream` has to send now; whether anything was written.
+    private func sendOutgoing(_ key: Key, _ stream: UTPStreamChannel, now: UInt64) -> Bool {
+        let packets = stream.outgoing(now: now)
+        if !packets.isEmpty { send(packets, to: key.address) }
+        noteIfFinished(key, stream)
+        return !packets.isEmpty
     }
 
     private func noteIfFinished(_ key: Key, _ stream: UTPStreamChannel) {
