@@ -59,11 +59,13 @@ enum Units {
     }
 
     static func rate(_ bytesPerSecond: Double) -> String {
-        bytes(Int64(bytesPerSecond.isFinite ? bytesPerSecond : 0)) + "/s"
+        bytes(Int64(bytesPerSecond.isFinite ? min(max(bytesPerSecond, 0), 1e18) : 0)) + "/s"
     }
 
+    /// `h:mm:ss` or `m:ss`; `--:--` for what is unknown or over 100 days (a rate decaying towards
+    /// zero makes an ETA past `Int`'s range, which must not trap).
     static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite, seconds >= 0 else { return "--:--" }
+        guard seconds.isFinite, seconds >= 0, seconds < 8_640_000 else { return "--:--" }
         let total = Int(seconds.rounded())
         return total >= 3600
             ? String(format: "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60)

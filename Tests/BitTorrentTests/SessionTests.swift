@@ -340,3 +340,37 @@ struct PickingTests {
         #expect(session.picker?.priority == [0, 1, 1])
     }
 }
+
+@Suite("A peer that goes silent while we wait on its blocks")
+struct StallProbeTests {
+    /// libtorrent forgets a uTP connection it timed out without sending a RESET; only a message
+    /// our transport must get acknowledged finds that out. The session probes with keep-alives.
+    @Test("keep-alives go out every stallProbeInterval while requests are outstanding, not before")
+    func probes() throws {
+        let (info, _) = try makeTorrent(size: 262_144, pieceLength: 65_536, seed: 9)
+        var session = TorrentSession(
+            info: info, peerID: Array("-PS0100-".utf8) + [UInt8](repeating: 1, count: 12),
+            configuration: SessionConfiguration(), seed: 3)
+        _ = session.storageReady(have: Bitfield(count: info.pieceCount, allSet: false), now: .zero)
+        let key = PeerKey(1)
+        var reserved = ReservedBits()
+        reserved.fastExtension = true
+        let handshake = Handshake(
+            reserved: reserved, infoHash: session.infoHash, peerID: [UInt8](repeating: 9, count: 20))
+        _ = session.peerConnected(
+            key, address: Endpoint(ip: [127, 0, 0, 1], port: 7001)!, outgoing: true, handshake: handshake,
+            now: .zero)
+        _ = session.received(.haveAll, from: key, now: .zero)
+        let requests = session.received(.unchoke, from: key, now: .zero)
+        #expect(requests.contains { if case .send(_, .request) = $0 { true } else { false } })
+        func keepAlives(at seconds: Int) -> Int {
+            session.tick(now: .seconds(seconds)).filter {
+                if case .send(_, .keepAlive) = $0 { true } else { false }
+            }.count
+        }
+        #expect(keepAlives(at: 5) == 0)
+        #expect(keepAlives(at: 11) == 1)
+        #expect(keepAlives(at: 12) == 0)
+        #expect(keepAlives(at: 22) == 1)
+    }
+}

@@ -37,6 +37,11 @@ public struct SessionConfiguration: Sendable {
     public var maxIncomingRequests = 2_000
     public var keepAliveInterval: Duration = .seconds(90)
     public var idleTimeout: Duration = .seconds(180)
+    /// While we wait on blocks from a peer that has sent nothing for this long, a keep-alive
+    /// goes to it this often: a probe its transport must acknowledge. A peer whose uTP socket
+    /// timed out and was forgotten (libtorrent sends no RESET then) is so found dead by our own
+    /// retransmission timeout within seconds, and redialled, instead of after `idleTimeout`.
+    public var stallProbeInterval: Duration = .seconds(10)
     /// Peers remembered from trackers, PEX and the command line.
     public var maxKnownPeers = 2_000
     /// Failed pieces a peer may take part in before it is banned.

@@ -646,7 +646,10 @@ public struct TorrentSession: Sendable {
                 picker?.release(request)
                 actions.append(send(key, .cancel(request), now))
             }
-            if now - peer.lastSent > configuration.keepAliveInterval {
+            let stalled =
+                !peer.outstanding.isEmpty && now - peer.lastReceived > configuration.stallProbeInterval
+                && now - peer.lastSent > configuration.stallProbeInterval
+            if stalled || now - peer.lastSent > configuration.keepAliveInterval {
                 actions.append(send(key, .keepAlive, now))
             }
             if configuration.enablePEX, peer.extensions["ut_pex"] != nil,

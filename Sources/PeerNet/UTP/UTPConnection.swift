@@ -18,8 +18,10 @@ public struct UTPConfiguration: Sendable, Hashable {
     /// The first retransmission timeout, before any round trip is measured (1 s), and its floor.
     public var initialTimeout: UInt64 = 1_000_000
     public var minTimeout: UInt64 = 500_000
-    /// Timeouts in a row with nothing acknowledged after which the connection is given up.
-    public var maxTimeouts = 6
+    /// Timeouts in a row with nothing acknowledged after which the connection is given up:
+    /// with the doubling from 500 ms, about 15 s of silence (libtorrent gives up on a packet sent
+    /// `utp_num_resends` = 3 times).
+    public var maxTimeouts = 4
     /// Times the SYN is sent again, `synInterval` apart, before the connection attempt fails:
     /// libtorrent's `utp_syn_resends` (2) and `utp_connect_timeout` (3 s), so a peer without uTP
     /// is tried over TCP after 3 s.

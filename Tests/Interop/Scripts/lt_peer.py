@@ -16,7 +16,9 @@ DHT, LSD, UPnP, NAT-PMP and uTP are off; nothing leaves the machine. Anywhere am
 arguments, --encryption=forced makes it speak MSE/PE with RC4 only, both ways (libtorrent's
 out_enc_policy and in_enc_policy pe_forced, allowed_enc_level pe_rc4); --encryption=disabled
 makes it refuse MSE both ways (pe_disabled); --utp-only makes it speak uTP only (TCP off both
-ways); --ipv6 makes it listen on [::1] instead of 127.0.0.1.
+ways); --ipv6 makes it listen on [::1] instead of 127.0.0.1; --host=ADDRESS on ADDRESS (the end
+of an emulated link from tun_link.py); --log-peers prints libtorrent's peer connect, disconnect
+and error alerts on stderr.
 """
 import json
 import os
@@ -30,6 +32,7 @@ import libtorrent as lt
 # Settings the flags below change, over the defaults of session(); the address it listens on.
 SETTINGS = {}
 HOST = "127.0.0.1"
+LOG_PEERS = False
 
 
 def session(port):
@@ -39,9 +42,19 @@ def session(port):
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "min_reconnect_time": 1,
         "dht_bootstrap_nodes": "",
-        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
+        "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification
+        | (lt.alert.category_t.peer_notification | lt.alert.category_t.connect_notification if LOG_PEERS else 0),
         **SETTINGS,
     })
+
+
+def log_peer_alerts(ses):
+    """With --log-peers: libtorrent's connect, disconnect and peer-error alerts, on stderr."""
+    if LOG_PEERS:
+        for alert in ses.pop_alerts():
+            if isinstance(alert, (lt.peer_connect_alert, lt.peer_disconnected_alert, lt.peer_error_alert,
+                                  lt.incoming_connection_alert)):
+                print(f"{time.time():.3f} {alert.message()}", file=sys.stderr, flush=True)
 
 
 def params(source, save_path):
@@ -87,6 +100,7 @@ def seed(source, save_path, port, seconds, upload_limit="0"):
     print(json.dumps({"port": ses.listen_port()}), flush=True)
     deadline = time.time() + float(seconds)
     while time.time() < deadline and stdin_commands(handle):
+        log_peer_alerts(ses)
         time.sleep(0.05)
     status = handle.status()
     print(json.dumps({"uploaded": status.all_time_upload, "peers": status.num_peers}), flush=True)
@@ -121,6 +135,7 @@ def get(source, save_path, port, seconds, *peers):
             if address not in connected:
                 connected.add(address)
                 print(json.dumps({"connected": address}), flush=True)
+        log_peer_alerts(ses)
         time.sleep(0.05)
     elapsed = time.time() - start
     status = handle.status()
@@ -146,5 +161,11 @@ if __name__ == "__main__":
     if "--ipv6" in sys.argv:
         sys.argv.remove("--ipv6")
         HOST = "[::1]"
+    if "--log-peers" in sys.argv:
+        sys.argv.remove("--log-peers")
+        LOG_PEERS = True
+    for flag in [a for a in sys.argv if a.startswith("--host=")]:
+        sys.argv.remove(flag)
+        HOST = flag.split("=", 1)[1]
     command, args = sys.argv[1], sys.argv[2:]
     {"seed": seed, "get": get}[command](*args)
