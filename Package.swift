@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Blockchain", targets: ["Blockchain"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
+        .library(name: "Gnutella", targets: ["Gnutella"]),
         .library(name: "IPFS", targets: ["IPFS"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
@@ -40,6 +41,7 @@ let package = Package(
             name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
         .systemLibrary(name: "CNettle", pkgConfig: "nettle", providers: [.apt(["nettle-dev"])]),
         .systemLibrary(name: "COpenSSLSHA", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Encodings
         .target(name: "Bencode"),
         .target(name: "Multiformats", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -138,6 +140,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Gnutella",
+            dependencies: [
+                "CZlib", "Multiformats", "PeerNet",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "BitTorrentTracker",
             dependencies: [
                 "Bencode",
@@ -210,6 +220,7 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
+        .testTarget(name: "GnutellaTests", dependencies: ["Gnutella", "TestSupport"]),
         .testTarget(
             name: "IPFSTests", dependencies: ["IPFS", "Libp2p", "Multiformats", "PeerCrypto", "TestSupport"]),
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
