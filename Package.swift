@@ -252,7 +252,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "IPFS", "MainlineDHT",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "Gnutella", "IPFS", "MainlineDHT",
                 "Multiformats",
                 "PeerNet",
                 "TestSupport",
