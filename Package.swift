@@ -145,6 +145,8 @@ let package = Package(
                 "CZlib", "Multiformats", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(
@@ -167,6 +169,7 @@ let package = Package(
                 "BitTorrent",
                 "BitTorrentTracker",
                 "Blockchain",
+                "Gnutella",
                 "IPFS",
                 "Kademlia",
                 "Libp2p",
@@ -220,7 +223,12 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
-        .testTarget(name: "GnutellaTests", dependencies: ["Gnutella", "TestSupport"]),
+        .testTarget(
+            name: "GnutellaTests",
+            dependencies: [
+                "Gnutella", "PeerNet", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .testTarget(
             name: "IPFSTests", dependencies: ["IPFS", "Libp2p", "Multiformats", "PeerCrypto", "TestSupport"]),
         .testTarget(name: "KademliaTests", dependencies: ["Kademlia", "TestSupport"]),
