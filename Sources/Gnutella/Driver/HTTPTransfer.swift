@@ -195,6 +195,8 @@ final class UploadHandler: ChannelInboundHandler {
             return
         }
         file = try SystemPackage.FileDescriptor.open(entry.path, .readOnly)
+        // The request was whole: from here the transfer lives under the idle timeout only.
+        ConnectionGuard.handshakeCompleted(context.channel)
         node.uploads += 1
         counted = true
         position = start
