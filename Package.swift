@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "PeerSim",
             dependencies: [
-                "Kademlia", "MainlineDHT", "PeerNet",
+                "Gnutella", "Kademlia", "MainlineDHT", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]

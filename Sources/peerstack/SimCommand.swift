@@ -6,7 +6,7 @@ struct SimCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sim",
         abstract: "Run protocols at scale in a deterministic simulator (virtual time, latency, loss, churn).",
-        subcommands: [SimDHT.self]
+        subcommands: [SimDHT.self, SimGnutella.self]
     )
 }
 
@@ -153,4 +153,121 @@ struct SimJSON: Codable {
     var wallSeconds: Double
     var lookupWallSeconds: Double
     var peakMemoryMiB: Int
+}
+
+struct SimGnutella: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gnutella",
+        abstract: "Simulate Gnutella searches: flooding against ultrapeers with QRP and dynamic querying.",
+        discussion: """
+            N nodes run PeerStack's own servent state machines; their descriptors travel as bytes \
+            over a simulated network (5-100 ms access delays). flooding: every node an equal in a \
+            power-law graph (3 edges per newcomer), queries flooded with TTL 7. ultrapeers: a \
+            tenth of the nodes are ultrapeers in a power-law mesh (5 edges per newcomer), each \
+            leaf under 3 of them, QRP tables keep queries from leaves that lack the words, \
+            ultrapeers flood with TTL 7. dynamic: the same, with dynamic querying. Half the \
+            queries look for a rare file (0.1 % of nodes have it), half for a popular one (5 %). \
+            The same --seed gives the same numbers.
+            """
+    )
+
+    @Option(help: "Nodes in the network.")
+    var nodes = 10_000
+
+    @Option(help: "flooding, ultrapeers, dynamic or all.")
+    var mode = "all"
+
+    @Option(help: "Queries per mode.")
+    var queries = 40
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 1
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        guard (10...200_000).contains(nodes) else { throw ValidationError("--nodes: 10 to 200000") }
+        guard (1...10_000).contains(queries) else { throw ValidationError("--queries: 1 to 10000") }
+        guard mode == "all" || GnutellaSimulationConfiguration.Mode(rawValue: mode) != nil else {
+            throw ValidationError("--mode: flooding, ultrapeers, dynamic or all")
+        }
+    }
+
+    struct Row: Codable {
+        var mode: String
+        var nodes: Int
+        var ultrapeers: Int
+        var queries: Int
+        var queryMessagesPerQuery: Double
+        var messagesPerQuery: Double
+        var nodesReachedPerQuery: Double
+        var rareSuccess: Double
+        var popularSuccess: Double
+        var resultsPerQuery: Double
+        var meanFirstHitHops: Double
+        var busiestNodePerQuery: Double
+        var wallSeconds: Double
+    }
+
+    func run() async throws {
+        let modes =
+            mode == "all"
+            ? GnutellaSimulationConfiguration.Mode.allCases
+            : [GnutellaSimulationConfiguration.Mode(rawValue: mode)].compactMap { $0 }
+        var rows: [Row] = []
+        for mode in modes {
+            var configuration = GnutellaSimulationConfiguration()
+            configuration.nodes = nodes
+            configuration.queries = queries
+            configuration.seed = seed
+            configuration.mode = mode
+            let started = ContinuousClock.now
+            let report = GnutellaSimulation.run(configuration) { progress in
+                switch progress {
+                case .building(let count): Terminal.status("\(mode.rawValue): building \(count) servents")
+                case .connecting(let done, let total):
+                    Terminal.status("\(mode.rawValue): connecting \(done)/\(total)")
+                case .queries(let done, let total):
+                    if done % max(1, total / 5) == 0 {
+                        Terminal.status("\(mode.rawValue): queries \(done)/\(total)")
+                    }
+                }
+            }
+            let mean = GnutellaSimulationReport.mean
+            rows.append(
+                Row(
+                    mode: mode.rawValue, nodes: report.nodes, ultrapeers: report.ultrapeers,
+                    queries: report.queries,
+                    queryMessagesPerQuery: mean(report.queryMessages),
+                    messagesPerQuery: mean(report.allMessages),
+                    nodesReachedPerQuery: mean(report.reach),
+                    rareSuccess: Double(report.rareFound) / Double(max(report.rareQueries, 1)),
+                    popularSuccess: Double(report.popularFound) / Double(max(report.popularQueries, 1)),
+                    resultsPerQuery: mean(report.results), meanFirstHitHops: mean(report.firstHitHops),
+                    busiestNodePerQuery: mean(report.busiest),
+                    wallSeconds: ProgressBar.seconds(ContinuousClock.now - started)))
+        }
+        if json {
+            for row in rows { try printJSON(row) }
+            return
+        }
+        print(
+            "nodes \(nodes), \(queries) queries per mode (half rare: 0.1 % of nodes; half popular: 5 %), seed \(seed)"
+        )
+        print(
+            "mode        query msgs/query  all msgs/query  nodes reached  rare found  popular found  results  1st-hit hops  busiest node  wall s"
+        )
+        for row in rows {
+            print(
+                row.mode.padding(toLength: 11, withPad: " ", startingAt: 0)
+                    + String(
+                        format: " %16.0f %15.0f %14.0f %10.0f%% %13.0f%% %8.1f %13.2f %13.1f %7.1f",
+                        row.queryMessagesPerQuery, row.messagesPerQuery, row.nodesReachedPerQuery,
+                        row.rareSuccess * 100, row.popularSuccess * 100, row.resultsPerQuery,
+                        row.meanFirstHitHops,
+                        row.busiestNodePerQuery, row.wallSeconds))
+        }
+        Terminal.status("peak memory \(SimDHT.peakMemoryMiB()) MiB")
+    }
 }

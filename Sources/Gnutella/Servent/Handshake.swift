@@ -19,6 +19,12 @@ public struct ServentConfiguration: Sendable {
     public var listen: Endpoint?
     /// TTL of the queries this servent starts (and the most a forwarded one may keep).
     public var maxTTL: UInt8 = 7
+    /// An ultrapeer's own and its leaves' queries widen step by step (dynamic querying); off,
+    /// they are flooded to every ultrapeer at once with `maxTTL`, as 0.4 servents did.
+    public var dynamicQuerying = true
+    /// Slots of this servent's QRP table: 2^qrpBits (65,536 on the wire by default; the
+    /// simulator uses fewer to fit 100,000 nodes in memory).
+    public var qrpBits = 16
 
     public init() {}
 }

@@ -61,7 +61,7 @@ public struct Servent: Sendable {
     public let guid: GUID
     public private(set) var files: [SharedFile] = []
     private var fileKeywords: [Set<String>] = []
-    private var table = QueryRouteTable()
+    private var table: QueryRouteTable
 
     struct Connection: Sendable {
         var kind: ConnectionKind
@@ -99,6 +99,7 @@ public struct Servent: Sendable {
 
     public init(configuration: ServentConfiguration, seed: UInt64, now: Duration = .zero) {
         self.configuration = configuration
+        table = QueryRouteTable(bits: configuration.qrpBits)
         var random = SplitMix64(seed: seed)
         guid = GUID(random: (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) })
         self.random = random
@@ -125,7 +126,7 @@ public struct Servent: Sendable {
     public mutating func share(_ files: [SharedFile]) {
         self.files = files
         fileKeywords = files.map { Set(QRPHash.keywords($0.name)) }
-        var table = QueryRouteTable()
+        var table = QueryRouteTable(bits: configuration.qrpBits)
         for file in files { table.add(fileName: file.name) }
         self.table = table
     }
@@ -193,6 +194,15 @@ public struct Servent: Sendable {
     {
         guard case .query(let query) = descriptor.payload else { return [] }
         var actions = leafActions(descriptor, query: query, except: origin)
+        guard configuration.dynamicQuerying else {
+            // Plain flooding: every ultrapeer at once, with the TTL the query has left.
+            let ttl = configuration.maxTTL &- min(descriptor.header.hops, configuration.maxTTL)
+            guard ttl > 0 else { return actions }
+            var flood = descriptor
+            flood.header.ttl = ttl
+            for peer in ultrapeerConnections() where peer != origin { actions.append(.send(peer, flood)) }
+            return actions
+        }
         var dynamic = DynamicQuery(
             descriptor: descriptor, nextStep: now + stepInterval, ends: now + queryLifetime)
         for peer in ultrapeerConnections().filter({ $0 != origin }).prefix(3) {
