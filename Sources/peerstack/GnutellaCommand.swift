@@ -97,14 +97,18 @@ struct GnutellaHit: Codable, Sendable {
     var sha1: String?
     var host: String
     var index: UInt32
+    /// The responding servent's GUID, and whether it says it needs a Push to upload.
+    var servent: String
+    var push: Bool
 }
 
 /// Runs a leaf connected to `endpoints`, searches, and hands each hit to `onHit` until
 /// `stop` says so or `timeout` passes.
+@discardableResult
 func gnutellaSearch(
-    _ text: String, sha1: [UInt8]?, options: GnutellaOptions, timeout: Double,
+    _ text: String, sha1: [UInt8]?, options: GnutellaOptions, timeout: Double, keepNode: Bool = false,
     onHit: @escaping @Sendable (GnutellaHit) -> Bool
-) async throws {
+) async throws -> GnutellaNode? {
     let endpoints = try options.endpoints()
     guard !endpoints.isEmpty else { throw Terminal.badInput("--connect", "name at least one ultrapeer") }
     let connected = AsyncStream<Void>.makeStream()
@@ -121,7 +125,8 @@ func gnutellaSearch(
                     GnutellaHit(
                         name: result.name, size: result.size,
                         sha1: result.extensions.sha1.map(SHA1URN.string),
-                        host: hit.endpoint.description, index: result.index))
+                        host: hit.endpoint.description, index: result.index, servent: hit.servent.description,
+                        push: hit.trailer?.push ?? false))
             }
         case .refused(let endpoint, let code, let reason):
             Terminal.status("\(endpoint) refused: \(code) \(reason)")
@@ -129,7 +134,6 @@ func gnutellaSearch(
         }
     }
     for endpoint in endpoints { node.connect(to: endpoint) }
-    defer { Task { await node.shutdown() } }
     // Wait for the first ultrapeer, then search.
     let first = Task {
         for await _ in connected.stream { return true }
@@ -139,7 +143,10 @@ func gnutellaSearch(
         try await Task.sleep(for: .seconds(10))
         first.cancel()
     }
-    guard await first.value else { throw ValidationError("no ultrapeer accepted the connection within 10 s") }
+    guard await first.value else {
+        await node.shutdown()
+        throw ValidationError("no ultrapeer accepted the connection within 10 s")
+    }
     timer.cancel()
     _ = try await node.search(text, sha1: sha1)
     let deadline = Task {
@@ -148,7 +155,9 @@ func gnutellaSearch(
     }
     defer { deadline.cancel() }
     for await hit in hits.stream where !onHit(hit) { break }
+    if keepNode { return node }
     await node.shutdown()
+    return nil
 }
 
 struct GnutellaSearch: AsyncParsableCommand {
@@ -207,21 +216,41 @@ struct GnutellaGet: AsyncParsableCommand {
             throw Terminal.badInput(urn, "not a urn:sha1:<32 base32 characters>")
         }
         let found = Mutex<GnutellaHit?>(nil)
-        try await gnutellaSearch("", sha1: sha1, options: options, timeout: timeout) { hit in
+        let node = try await gnutellaSearch(
+            "", sha1: sha1, options: options, timeout: timeout, keepNode: true
+        ) { hit in
             guard hit.sha1 == SHA1URN.string(sha1) else { return true }
             found.withLock { $0 = hit }
             return false
         }
         guard let hit = found.withLock({ $0 }), let host = Endpoint(hit.host) else {
+            await node?.shutdown()
             throw ValidationError("no servent answered for \(SHA1URN.string(sha1)) within \(Int(timeout)) s")
         }
         let name = hit.name.split(separator: "/").last.map(String.init) ?? "download"
         let path = FilePath(output).appending(name.isEmpty || name == ".." ? "download" : name)
         let bar = ProgressBar(title: name)
         Terminal.status("downloading \(name) (\(Units.bytes(Int64(hit.size)))) from \(host)")
-        let size = try await GnutellaDownload.fetch(
-            sha1: sha1, from: host, to: path, group: MultiThreadedEventLoopGroup.singleton
-        ) { done, total in bar.update(done: done, total: total) }
+        let size: Int64
+        do {
+            guard !hit.push else { throw GnutellaError.handshake("the servent asks for a Push") }
+            size = try await GnutellaDownload.fetch(
+                sha1: sha1, from: host, to: path, group: MultiThreadedEventLoopGroup.singleton
+            ) { done, total in bar.update(done: done, total: total) }
+        } catch {
+            // Unreachable, or firewalled: ask it to connect to us (Push, then GIV).
+            guard let node, let servent = GUID(hexPrefix: hit.servent) else { throw error }
+            Terminal.status("direct download failed (\(error)); sending a Push")
+            do {
+                size = try await node.pushDownload(servent: servent, index: hit.index, sha1: sha1, to: path) {
+                    done, total in bar.update(done: done, total: total)
+                }
+            } catch {
+                await node.shutdown()
+                throw error
+            }
+        }
+        await node?.shutdown()
         let seconds = bar.finish()
         Terminal.status(
             "complete: \(path) (\(Units.bytes(size)), SHA-1 checked, \(String(format: "%.1f", seconds)) s)")

@@ -44,7 +44,9 @@ struct NodeTests {
         throw CancellationError()
     }
 
-    @Test("a leaf finds a file shared three ultrapeers away and downloads it, SHA-1 checked")
+    @Test(
+        "a leaf finds a file shared three ultrapeers away and downloads it, SHA-1 checked, directly and by Push/GIV"
+    )
     func searchAndDownload() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gnutella-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -108,6 +110,14 @@ struct NodeTests {
             sha1: sha1, from: hit.endpoint, to: target, group: MultiThreadedEventLoopGroup.singleton)
         #expect(size == 1_500_000)
         #expect(try Data(contentsOf: URL(fileURLWithPath: target.string)) == Data(payload))
+        // As if the sharer could not be reached: a Push along the hit's path, a GIV back to us,
+        // the same file over that connection.
+        let pushed = FilePath(directory.appendingPathComponent("pushed.flac").path)
+        let index = try #require(hit.results.first?.index)
+        let pushedSize = try await searcher.pushDownload(
+            servent: hit.servent, index: index, sha1: sha1, to: pushed)
+        #expect(pushedSize == 1_500_000)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: pushed.string)) == Data(payload))
         // A URN the sharer does not have: 404, nothing left on disk.
         let missing = FilePath(directory.appendingPathComponent("missing").path)
         await #expect(throws: GnutellaDownload.Failure.self) {

@@ -103,6 +103,13 @@ public final class GnutellaNode: @unchecked Sendable {
     /// Hosts named to keep a connection to (`--connect`), redialled while not connected.
     private var wanted: [Endpoint: NIODeadline] = [:]
     private var connectedTo: Set<Endpoint> = []
+    /// Downloads waiting for a firewalled servent to connect to us with GIV, by its GUID and
+    /// file index.
+    private var pushWaits: [PushKey: EventLoopPromise<any Channel>] = [:]
+    struct PushKey: Hashable {
+        let servent: GUID
+        let index: UInt32
+    }
     /// Uploads running now, and the most at once (more get 503 Busy).
     var uploads = 0
     public var maxUploads = 4
@@ -263,8 +270,82 @@ public final class GnutellaNode: @unchecked Sendable {
             case .send(let id, let descriptor): handlers[id]?.send(descriptor)
             case .close(let id, let reason): handlers[id]?.close(reason: reason)
             case .result(let query, let hit): onEvent(.result(query: query, hit: hit))
-            case .pushRequested, .discovered: break
+            case .pushRequested(let push): answerPush(push)
+            case .discovered: break
             }
+        }
+    }
+
+    /// A Push names us: connect to the downloader and offer the file with GIV, then serve
+    /// its GET on that connection (how a servent that cannot be reached uploads).
+    private func answerPush(_ push: Push) {
+        guard let entry = share(index: push.index) else { return }
+        let line = "GIV \(push.index):\(servent.guid)/\(entry.file.name)\n\n"
+        let node = self
+        TCPDialer.connect(to: push.endpoint, on: loop, limits: limits, timeout: .seconds(10)) { channel in
+            try channel.pipeline.syncOperations.addHandler(
+                UploadHandler(node: node, greeting: Array(line.utf8)))
+        }.whenFailure { error in
+            node.onEvent(.disconnected(push.endpoint, reason: "push: \(error)"))
+        }
+    }
+
+    /// A GIV arrived on `channel`: hands it to the download waiting for it, if any.
+    func giv(servent: GUID, index: UInt32, channel: any Channel) -> Bool {
+        guard let promise = pushWaits.removeValue(forKey: PushKey(servent: servent, index: index)) else {
+            return false
+        }
+        promise.succeed(channel)
+        return true
+    }
+
+    /// Where a firewalled servent can reach us: the listen address, or, when that is a wildcard,
+    /// the local address of a connection we have, with the listening port.
+    private func callbackEndpoint() -> Endpoint? {
+        guard let listen = servent.configuration.listen else { return nil }
+        if listen.ip != IPAddress(v4: 0) { return listen }
+        for handler in handlers.values {
+            if let local = handler.localAddress { return Endpoint(ip: local.ip, port: listen.port) }
+        }
+        return nil
+    }
+
+    /// Downloads file `index` (`sha1`) from the firewalled servent `target` (found in a hit):
+    /// a Push goes to it along its hit's path, it connects to us with GIV, and the transfer runs
+    /// on that connection. Fails if nothing routes to it or it does not call within `timeout`.
+    public func pushDownload(
+        servent target: GUID, index: UInt32, sha1: [UInt8], to path: FilePath,
+        timeout: TimeAmount = .seconds(30),
+        progress: @escaping @Sendable (Int64, Int64) -> Void = { _, _ in }
+    ) async throws -> Int64 {
+        let promise = loop.makePromise(of: (any Channel).self)
+        try await loop.submit {
+            guard let callback = self.callbackEndpoint() else {
+                throw GnutellaError.handshake("no address of ours to give in a Push")
+            }
+            let actions = self.servent.push(to: target, index: index, endpoint: callback, now: self.now)
+            guard !actions.isEmpty else {
+                throw GnutellaError.handshake("no route to servent \(target) for a Push")
+            }
+            self.pushWaits[PushKey(servent: target, index: index)] = promise
+            self.perform(actions)
+            self.loop.scheduleTask(in: timeout) {
+                if self.pushWaits.removeValue(forKey: PushKey(servent: target, index: index)) != nil {
+                    promise.fail(
+                        GnutellaError.handshake("servent \(target) did not answer the Push with GIV"))
+                }
+            }
+        }.get()
+        let channel = try await promise.futureResult.get()
+        return try await GnutellaDownload.transfer(
+            sha1: sha1, host: channel.remoteAddress.flatMap(Endpoint.init)?.description ?? "", to: path,
+            userAgent: servent.configuration.userAgent
+        ) { makeHandler in
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(makeHandler())
+            }.get()
+        } progress: {
+            progress($0, $1)
         }
     }
 

@@ -130,7 +130,20 @@ final class UploadHandler: ChannelInboundHandler {
     private var counted = false
     static let chunk = 64 * 1024
 
-    init(node: GnutellaNode) { self.node = node }
+    /// Sent first on a connection we opened to answer a Push (the GIV line).
+    let greeting: [UInt8]
+
+    init(node: GnutellaNode, greeting: [UInt8] = []) {
+        self.node = node
+        self.greeting = greeting
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !greeting.isEmpty {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: greeting)), promise: nil)
+        }
+        context.fireChannelActive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard file == nil else { return }
@@ -307,22 +320,34 @@ public enum GnutellaDownload {
         userAgent: String = "PeerStack/0.1",
         progress: @escaping @Sendable (Int64, Int64) -> Void = { _, _ in }
     ) async throws -> Int64 {
+        try await transfer(sha1: sha1, host: host.description, to: path, userAgent: userAgent) {
+            makeHandler in
+            _ = try await TCPDialer.connect(
+                to: host, on: group.next(),
+                limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(60))
+            ) { channel in
+                try channel.pipeline.syncOperations.addHandler(makeHandler())
+            }.get()
+        } progress: {
+            progress($0, $1)
+        }
+    }
+
+    /// The transfer itself: `attach` puts the handler on a connection (dialled, or one a
+    /// firewalled servent opened to us with GIV).
+    static func transfer(
+        sha1: [UInt8], host: String, to path: FilePath, userAgent: String,
+        attach: (@escaping @Sendable () -> DownloadHandler) async throws -> Void,
+        progress: @escaping @Sendable (Int64, Int64) -> Void
+    ) async throws -> Int64 {
         let partial = FilePath(path.string + ".part")
         let fd = try SystemPackage.FileDescriptor.open(
             partial, .readWrite, options: [.create, .truncate],
             permissions: [.ownerReadWrite, .groupRead, .otherRead])
-        let loop = group.next()
-        let done = loop.makePromise(of: Int64.self)
-        let request = TransferRequest(target: .sha1(sha1)).encoded(
-            host: host.description, userAgent: userAgent)
+        let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int64.self)
+        let request = TransferRequest(target: .sha1(sha1)).encoded(host: host, userAgent: userAgent)
         do {
-            let channel = try await TCPDialer.connect(
-                to: host, on: loop, limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(60))
-            ) { channel in
-                try channel.pipeline.syncOperations.addHandler(
-                    DownloadHandler(request: request, file: fd, done: done, progress: progress))
-            }.get()
-            _ = channel
+            try await attach { DownloadHandler(request: request, file: fd, done: done, progress: progress) }
             let size = try await done.futureResult.get()
             try fd.close()
             let (_, got) = try ShareEntry.hashFile(partial)
@@ -334,6 +359,7 @@ public enum GnutellaDownload {
             return size
         } catch {
             try? fd.close()
+            _ = unlink(partial.string)
             done.fail(error)
             throw error
         }
@@ -365,9 +391,22 @@ final class DownloadHandler: ChannelInboundHandler {
         self.progress = progress
     }
 
+    private var sent = false
+
+    /// On a GIV connection the channel is already active when the handler is added.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { sendRequest(context: context) }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: request)), promise: nil)
+        sendRequest(context: context)
         context.fireChannelActive()
+    }
+
+    private func sendRequest(context: ChannelHandlerContext) {
+        guard !sent else { return }
+        sent = true
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: request)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

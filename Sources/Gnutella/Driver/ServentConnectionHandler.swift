@@ -77,6 +77,23 @@ final class ServentConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             if head == "GNUT" {
                 state = .handshaking(node.handshake(role: .responder))
                 try consume(all, context: context)
+            } else if head == "GIV " {
+                // A firewalled servent answering our Push: "GIV <index>:<GUID>/<name>" + LF LF.
+                guard let end = all.indices.first(where: { $0 > 0 && all[$0] == 0x0A && all[$0 - 1] == 0x0A })
+                else {
+                    guard all.count < 2_048 else { throw GnutellaError.handshake("GIV line too long") }
+                    state = .sniffing(all)
+                    return
+                }
+                let line = String(decoding: all[4..<end], as: UTF8.self)
+                let parts = line.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, let index = UInt32(parts[0]),
+                    let guid = GUID(hexPrefix: parts[1].prefix(32)),
+                    node.giv(servent: guid, index: index, channel: context.channel)
+                else { throw GnutellaError.handshake("unexpected GIV \(line.prefix(80))") }
+                state = .closed
+                ConnectionGuard.handshakeCompleted(context.channel)
+                _ = context.pipeline.syncOperations.removeHandler(self)
             } else if head == "GET " || head == "HEAD" {
                 state = .closed
                 let upload = UploadHandler(node: node)
@@ -142,6 +159,9 @@ final class ServentConnectionHandler: ChannelInboundHandler, RemovableChannelHan
             return true
         }
     }
+
+    /// Our end of the connection (for the address a Push gives).
+    var localAddress: Endpoint? { context?.channel.localAddress.flatMap(Endpoint.init) }
 
     func send(_ descriptor: Descriptor) {
         guard case .open = state else { return }

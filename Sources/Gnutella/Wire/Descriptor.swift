@@ -18,6 +18,21 @@ public struct GUID: Sendable, Hashable, CustomStringConvertible {
         self.bytes = bytes
     }
 
+    /// Parses 32 hex digits (as GIV lines and logs write a GUID).
+    public init?(hexPrefix text: some StringProtocol) {
+        let digits = Array(text.utf8)
+        guard digits.count == 32 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: 32, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16)
+            else {
+                return nil
+            }
+            bytes.append(byte)
+        }
+        self.bytes = bytes
+    }
+
     public var description: String { bytes.map { String($0, radix: 16).leftPadded(2) }.joined() }
 }
 
