@@ -220,3 +220,31 @@ struct ServentTests {
         #expect(asked == 5, "asked \(asked) of 10")
     }
 }
+
+@Suite("Pong caching")
+struct PongCacheTests {
+    @Test(
+        "an ultrapeer low on pongs pings its neighbours, then answers pings from its cache without flooding")
+    func cache() {
+        var net = ServentNetwork()
+        let hub = net.add(ultrapeer: true)
+        let neighbours = (0..<12).map { _ in net.add(ultrapeer: true) }
+        for neighbour in neighbours { net.connect(hub, neighbour) }
+        net.run(seconds: 1)  // the hub's tick pings its neighbours; their pongs fill its cache
+        #expect(net.servents[hub].cachedHosts.count == 12)
+        let outsider = net.add(ultrapeer: true)
+        net.connect(outsider, hub)
+        let guid = GUID(random: Array(120..<136))
+        net.enqueue(
+            outsider,
+            [.send(ConnectionID(net.nextConnection - 2), Descriptor(guid: guid, ttl: 7, .ping(Ping())))])
+        net.deliverAll()
+        let pongs = (net.received[outsider] ?? []).filter {
+            $0.header.guid == guid && $0.header.payloadType == .pong
+        }
+        // Its own pong and ten cached ones; the ping went no further.
+        #expect(pongs.count == 11)
+        #expect(
+            neighbours.allSatisfy { node in !(net.received[node] ?? []).contains { $0.header.guid == guid } })
+    }
+}

@@ -89,6 +89,14 @@ public struct Servent: Sendable {
         var ends: Duration
     }
     private var dynamicQueries: [GUID: DynamicQuery] = [:]
+    /// Pongs seen lately (pong caching, as LimeWire's ultrapeers do it): a ping is answered
+    /// from here instead of being flooded once enough are fresh; refreshed by pinging the
+    /// ultrapeer neighbours when they run low.
+    private var pongCache: [(pong: Pong, at: Duration)] = []
+    private var lastCachePing: Duration?
+    public static let pongCacheSize = 100
+    public static let pongsPerPing = 10
+    public var pongLifetime: Duration = .seconds(30)
     private var random: SplitMix64
 
     /// Dynamic querying stops once this many results came back (LimeWire: 150; leaves 50).
@@ -246,6 +254,7 @@ public struct Servent: Sendable {
         switch descriptor.payload {
         case .ping: return receivedPing(descriptor, from: id, now: now)
         case .pong(let pong):
+            cache(pong, now: now)
             return routeBack(descriptor, table: pingRoutes, ours: [.discovered(pong)], now: now)
         case .query(let query): return receivedQuery(descriptor, query: query, from: id, now: now)
         case .queryHit(let hit): return receivedHit(descriptor, hit: hit, from: id, now: now)
@@ -291,6 +300,18 @@ public struct Servent: Sendable {
                 .send(
                     id, Descriptor(guid: descriptor.header.guid, ttl: descriptor.header.hops + 1, .pong(pong))
                 ))
+        }
+        // Enough fresh pongs cached: answer from the cache, flood nothing.
+        let fresh = pongCache.filter {
+            now - $0.at < pongLifetime && $0.pong.endpoint != configuration.listen
+        }
+        if configuration.ultrapeer, fresh.count >= Self.pongsPerPing {
+            for entry in fresh.suffix(Self.pongsPerPing) {
+                let reply = Descriptor(
+                    guid: descriptor.header.guid, ttl: descriptor.header.hops + 1, .pong(entry.pong))
+                actions.append(.send(id, reply))
+            }
+            return actions
         }
         // Ultrapeers pass pings on to other ultrapeers only (leaves are shielded).
         if configuration.ultrapeer, let next = forwarded(descriptor) {
@@ -390,6 +411,18 @@ public struct Servent: Sendable {
         }
     }
 
+    private mutating func cache(_ pong: Pong, now: Duration) {
+        guard pong.endpoint != configuration.listen else { return }
+        pongCache.removeAll { $0.pong.endpoint == pong.endpoint }
+        pongCache.append((pong, now))
+        if pongCache.count > Self.pongCacheSize {
+            pongCache.removeFirst(pongCache.count - Self.pongCacheSize)
+        }
+    }
+
+    /// Hosts the pong cache knows, freshest last.
+    public var cachedHosts: [Endpoint] { pongCache.map(\.pong.endpoint) }
+
     // MARK: Time
 
     /// Widens dynamic queries that are due; ends finished ones; expires routes.
@@ -418,6 +451,21 @@ public struct Servent: Sendable {
             query.nextStep = now + stepInterval * Int(step.header.ttl)
             dynamicQueries[id] = query
             actions.append(.send(peer, step))
+        }
+        // An ultrapeer low on fresh pongs pings its ultrapeer neighbours (every 3 s at most).
+        if configuration.ultrapeer,
+            pongCache.filter({ now - $0.at < pongLifetime }).count < Self.pongsPerPing,
+            lastCachePing.map({ now - $0 >= .seconds(3) }) ?? true,
+            connections.values.contains(where: { $0.kind == .ultrapeerToUltrapeer })
+        {
+            lastCachePing = now
+            let id = newGUID()
+            let ping = Descriptor(guid: id, ttl: 3, .ping(Ping()))
+            _ = seen.insertIfAbsent(seenKey(ping), true, now: now)
+            pingRoutes.set(id, .ours, now: now)
+            for peer in connections.filter({ $0.value.kind == .ultrapeerToUltrapeer }).keys.sorted() {
+                actions.append(.send(peer, ping))
+            }
         }
         seen.rotate(now: now)
         pingRoutes.rotate(now: now)
