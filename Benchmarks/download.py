@@ -15,6 +15,8 @@ against the same from one libtorrent seeder (aggregate rate, and the seeder's CP
 """
 import json, os, select, shutil, subprocess, sys, tempfile, time
 
+from benchlib import random_payload, release_peerstack
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "Tests/Interop/Scripts/lt_peer.py")
 SIZE_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
@@ -115,16 +117,11 @@ def seeding(binary, torrent, seed_dir, target):
 def main():
     work = tempfile.mkdtemp(prefix="peerstack-bench-")
     try:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "peerstack"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        binary = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout.strip() + "/peerstack"
+        binary = release_peerstack(ROOT)
         seed_dir = os.path.join(work, "seed"); os.makedirs(seed_dir)
         payload = os.path.join(seed_dir, "payload.bin")
         print(f"making a {SIZE_MIB} MiB payload in {work}", flush=True)
-        with open(payload, "wb") as f:
-            for _ in range(SIZE_MIB):
-                f.write(os.urandom(1 << 20))
+        random_payload(payload, SIZE_MIB)
         tracker_dir = os.path.join(work, "opentracker"); os.makedirs(tracker_dir)
         os.chmod(work, 0o755); os.chmod(tracker_dir, 0o755)
         tracker_port = free_port()

@@ -10,6 +10,8 @@ Needs root (ip netns, /dev/net/tun); nothing leaves the namespace pair.
 """
 import json, os, shutil, subprocess, sys, tempfile, time
 
+from benchlib import random_payload, release_peerstack
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = os.path.join(ROOT, "Tests/Interop/Scripts/lt_peer.py")
 LINK = os.path.join(ROOT, "Tests/Interop/Scripts/tun_link.py")
@@ -65,15 +67,10 @@ def download(name, transport, jitter, binary, torrent, seed_dir, target):
 def main():
     work = tempfile.mkdtemp(prefix="peerstack-faults-")
     try:
-        subprocess.run(["swift", "build", "-c", "release", "--product", "peerstack"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        binary = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout.strip() + "/peerstack"
+        binary = release_peerstack(ROOT)
         seed_dir = os.path.join(work, "seed"); os.makedirs(seed_dir)
         payload = os.path.join(seed_dir, "payload.bin")
-        with open(payload, "wb") as f:
-            for _ in range(SIZE_MIB):
-                f.write(os.urandom(1 << 20))
+        random_payload(payload, SIZE_MIB)
         torrent = os.path.join(work, "payload.torrent")
         subprocess.run([binary, "torrent", "create", payload, "-o", torrent, "--no-date"], check=True,
                        capture_output=True)

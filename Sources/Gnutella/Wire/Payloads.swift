@@ -1,3 +1,4 @@
+import Multiformats
 import PeerNet
 
 /// A Ping (0x00): empty, or a GGEP block (e.g. "SCP", asking for pongs of ultrapeers).
@@ -385,42 +386,17 @@ public struct QueryHit: Sendable, Equatable {
 
 /// `urn:sha1:` + 32 characters of RFC 4648 base32 (HUGE 0.94), the SHA-1 of a whole file.
 public enum SHA1URN {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
-
     public static func string(_ hash: [UInt8]) -> String {
-        var out: [UInt8] = []
-        var buffer = 0
-        var bits = 0
-        for byte in hash {
-            buffer = buffer << 8 | Int(byte)
-            bits += 8
-            while bits >= 5 {
-                out.append(alphabet[(buffer >> (bits - 5)) & 31])
-                bits -= 5
-            }
-        }
-        if bits > 0 { out.append(alphabet[(buffer << (5 - bits)) & 31]) }
-        return "urn:sha1:" + String(decoding: out, as: UTF8.self)
+        "urn:sha1:" + String(decoding: Multibase.base32Upper.digits(of: hash), as: UTF8.self)
     }
 
     /// The 20 bytes of a `urn:sha1:` URN (case-insensitive), nil for anything else.
     public static func parse(_ urn: String) -> [UInt8]? {
         let text = Array(urn.utf8)
-        guard text.count == 41, text[0..<9].map({ $0 | 0x20 }) == Array("urn:sha1:".utf8) else { return nil }
-        var out: [UInt8] = []
-        var buffer = 0
-        var bits = 0
-        for char in text[9...] {
-            let upper = char >= 0x61 && char <= 0x7A ? char - 0x20 : char
-            guard let value = alphabet.firstIndex(of: upper) else { return nil }
-            buffer = buffer << 5 | value
-            bits += 5
-            if bits >= 8 {
-                out.append(UInt8((buffer >> (bits - 8)) & 0xFF))
-                bits -= 8
-            }
-        }
-        return out.count == 20 ? out : nil
+        guard text.count == 41, text[0..<9].map({ $0 | 0x20 }) == Array("urn:sha1:".utf8),
+            let hash = try? Multibase.base32Upper.decode(digits: Array(text[9...])), hash.count == 20
+        else { return nil }
+        return hash
     }
 }
 
