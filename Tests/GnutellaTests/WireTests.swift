@@ -258,3 +258,29 @@ struct HandshakeMessageTests {
         #expect(try HandshakeMessage.parse(message.encoded())?.0 == message)
     }
 }
+
+@Suite("HTTP transfer requests")
+struct TransferRequestTests {
+    @Test("by URN and by index, with a range and alternate locations; the request encodes to itself")
+    func parse() throws {
+        let text =
+            "GET /uri-res/N2R?urn:sha1:3I42H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ HTTP/1.1\r\nHost: x\r\n"
+            + "Range: bytes=100-\r\nX-Alt: 10.0.0.1:6346, 10.0.0.2:6347,junk\r\n\r\n"
+        let (head, _) = try #require(try HandshakeMessage.parseHTTP(Array(text.utf8)))
+        let request = try TransferRequest.parse(head)
+        #expect(request.target == .sha1(hex("da39a3ee5e6b4b0d3255bfef95601890afd80709")))
+        #expect(request.range?.start == 100 && request.range?.end == nil)
+        #expect(request.alternates == [Endpoint("10.0.0.1:6346")!, Endpoint("10.0.0.2:6347")!])
+        let byIndex = TransferRequest(target: .index(7, name: "a b&c.mp3"), range: (0, 99))
+        let (again, _) = try #require(
+            try HandshakeMessage.parseHTTP(byIndex.encoded(host: "h", userAgent: "u")))
+        #expect(try TransferRequest.parse(again) == byIndex)
+        #expect(throws: GnutellaError.self) {
+            try TransferRequest.parse(HandshakeMessage(startLine: "GET /etc/passwd HTTP/1.1"))
+        }
+        #expect(throws: GnutellaError.self) {
+            try TransferRequest.parse(
+                HandshakeMessage(startLine: "GET /get/1/a HTTP/1.1", headers: [("Range", "bytes=9-2")]))
+        }
+    }
+}

@@ -110,6 +110,9 @@ public final class GnutellaNode: @unchecked Sendable {
         let servent: GUID
         let index: UInt32
     }
+    /// Other servents known to have a file (the download mesh): from hits, and from the
+    /// `X-Alt` headers of those who download from us; given out in our own `X-Alt`.
+    var alternateLocations = AlternateLocations()
     /// Uploads running now, and the most at once (more get 503 Busy).
     var uploads = 0
     public var maxUploads = 4
@@ -269,7 +272,11 @@ public final class GnutellaNode: @unchecked Sendable {
             switch action {
             case .send(let id, let descriptor): handlers[id]?.send(descriptor)
             case .close(let id, let reason): handlers[id]?.close(reason: reason)
-            case .result(let query, let hit): onEvent(.result(query: query, hit: hit))
+            case .result(let query, let hit):
+                for result in hit.results {
+                    if let sha1 = result.extensions.sha1 { alternateLocations.add(hit.endpoint, for: sha1) }
+                }
+                onEvent(.result(query: query, hit: hit))
             case .pushRequested(let push): answerPush(push)
             case .discovered: break
             }
@@ -352,4 +359,32 @@ public final class GnutellaNode: @unchecked Sendable {
     /// The shared file a request names: by `urn:sha1`, or by index (and name).
     func share(sha1: [UInt8]) -> ShareEntry? { shares.first { $0.file.sha1 == sha1 } }
     func share(index: UInt32) -> ShareEntry? { shares.first { $0.file.index == index } }
+}
+
+/// Where else a file is, by its SHA-1 (HUGE's alternate locations, sent as `X-Alt: host:port,…`):
+/// at most 20 per file and 1,000 files, newest kept.
+struct AlternateLocations: Sendable {
+    private var locations: [[UInt8]: [Endpoint]] = [:]
+    private var order: [[UInt8]] = []
+    static let perFile = 20
+    static let files = 1_000
+
+    mutating func add(_ endpoint: Endpoint, for sha1: [UInt8]) {
+        if locations[sha1] == nil {
+            order.append(sha1)
+            if order.count > Self.files { locations[order.removeFirst()] = nil }
+        }
+        var list = locations[sha1, default: []].filter { $0 != endpoint }
+        list.append(endpoint)
+        locations[sha1] = Array(list.suffix(Self.perFile))
+    }
+
+    func get(_ sha1: [UInt8], except excluded: Set<Endpoint> = []) -> [Endpoint] {
+        (locations[sha1] ?? []).filter { !excluded.contains($0) }
+    }
+
+    /// `host:port` items of an `X-Alt` header (at most 20; anything else skipped).
+    static func parse(_ header: String?) -> [Endpoint] {
+        Handshake.endpoints(header).prefix(perFile).map { $0 }
+    }
 }

@@ -16,6 +16,8 @@ public struct TransferRequest: Sendable, Equatable {
     public var target: Target
     /// First and last byte wanted (inclusive); nil: the whole file. A missing end is open.
     public var range: (start: UInt64, end: UInt64?)?
+    /// Other servents with the file (`X-Alt`), from the downloader.
+    public var alternates: [Endpoint] = []
 
     public static func == (a: TransferRequest, b: TransferRequest) -> Bool {
         a.method == b.method && a.target == b.target && a.range?.start == b.range?.start
@@ -54,6 +56,7 @@ public struct TransferRequest: Sendable, Equatable {
         if let range = message["Range"] {
             request.range = try parseRange(range)
         }
+        request.alternates = AlternateLocations.parse(message["X-Alt"])
         return request
     }
 
@@ -108,6 +111,9 @@ public struct TransferRequest: Sendable, Equatable {
         var text =
             "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: \(userAgent)\r\nConnection: close\r\n"
         if let range { text += "Range: bytes=\(range.start)-\(range.end.map(String.init) ?? "")\r\n" }
+        if !alternates.isEmpty {
+            text += "X-Alt: \(alternates.prefix(20).map(\.description).joined(separator: ","))\r\n"
+        }
         return Array((text + "\r\n").utf8)
     }
 }
@@ -198,7 +204,18 @@ final class UploadHandler: ChannelInboundHandler {
         text += "Content-Type: application/binary\r\nContent-Length: \(length)\r\n"
         if partial { text += "Content-Range: bytes \(start)-\(last)/\(size)\r\n" }
         text += "X-Gnutella-Content-URN: \(SHA1URN.string(entry.file.sha1))\r\n"
-        if let listen = node.configuration.listen { text += "X-Alt: \(listen)\r\n" }
+        // The mesh: whoever downloads tells us where else the file is (and where it will be: the
+        // downloader's own address); we tell them the others we know.
+        var excluded: Set<Endpoint> = []
+        if let listen = node.configuration.listen { excluded.insert(listen) }
+        if let requester = context.channel.remoteAddress.flatMap(Endpoint.init) { excluded.insert(requester) }
+        let alternates = node.alternateLocations.get(entry.file.sha1, except: excluded)
+        for location in request.alternates where !excluded.contains(location) {
+            node.alternateLocations.add(location, for: entry.file.sha1)
+        }
+        if !alternates.isEmpty {
+            text += "X-Alt: \(alternates.map(\.description).joined(separator: ","))\r\n"
+        }
         text += "Connection: close\r\n\r\n"
         context.write(wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
         guard request.method == "GET", length > 0 else {
