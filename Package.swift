@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Blockchain", targets: ["Blockchain"]),
         .library(name: "BitTorrent", targets: ["BitTorrent"]),
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
+        .library(name: "EDonkey", targets: ["EDonkey"]),
         .library(name: "Gnutella", targets: ["Gnutella"]),
         .library(name: "IPFS", targets: ["IPFS"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
@@ -140,6 +141,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "EDonkey",
+            dependencies: [
+                "CNettle", "CZlib", "PeerNet",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
             name: "Gnutella",
             dependencies: [
                 "CZlib", "Multiformats", "PeerNet",
@@ -169,6 +178,7 @@ let package = Package(
                 "BitTorrent",
                 "BitTorrentTracker",
                 "Blockchain",
+                "EDonkey",
                 "Gnutella",
                 "IPFS",
                 "Kademlia",
@@ -223,6 +233,7 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
+        .testTarget(name: "EDonkeyTests", dependencies: ["EDonkey", "PeerNet", "TestSupport"]),
         .testTarget(
             name: "GnutellaTests",
             dependencies: [
@@ -260,7 +271,8 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "Gnutella", "IPFS", "MainlineDHT",
+                "BitTorrent", "BitTorrentTracker", "Bencode", "Blockchain", "EDonkey", "Gnutella", "IPFS",
+                "MainlineDHT",
                 "Multiformats",
                 "PeerNet",
                 "TestSupport",

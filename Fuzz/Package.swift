@@ -35,6 +35,10 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "BitTorrent", package: "PeerStack")]
         ),
         .executableTarget(
+            name: "FuzzEDonkey",
+            dependencies: ["FuzzSupport", .product(name: "EDonkey", package: "PeerStack")]
+        ),
+        .executableTarget(
             name: "FuzzGnutella",
             dependencies: ["FuzzSupport", .product(name: "Gnutella", package: "PeerStack")]
         ),

@@ -3,4 +3,6 @@
 // MSE's 768-bit Diffie-Hellman (mpz_powm_sec, constant time).
 #include <nettle/ripemd160.h>
 #include <nettle/arcfour.h>
+// MD4 for eDonkey's ed2k hash (its part hashes and the hash of hashes).
+#include <nettle/md4.h>
 #include <gmp.h>
