@@ -11,7 +11,12 @@ public indirect enum SearchExpression: Sendable, Equatable {
     case numeric(value: UInt64, comparison: Comparison, tag: Tag.Name)
 
     public enum Comparison: UInt8, Sendable {
-        case equal = 0, greater = 1, less = 2, greaterOrEqual = 3, lessOrEqual = 4, notEqual = 5
+        case equal = 0
+        case greater = 1
+        case less = 2
+        case greaterOrEqual = 3
+        case lessOrEqual = 4
+        case notEqual = 5
     }
 
     /// Deepest tree accepted (a hostile client could nest thousands of operators).
