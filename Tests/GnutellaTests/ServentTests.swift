@@ -248,3 +248,55 @@ struct PongCacheTests {
             neighbours.allSatisfy { node in !(net.received[node] ?? []).contains { $0.header.guid == guid } })
     }
 }
+
+@Suite("Flow control and rate limits")
+struct FlowControlTests {
+    @Test(
+        "a full queue drops pings and pongs first, then far-travelled queries, never hits while others remain"
+    )
+    func priorities() {
+        var queue = OutgoingQueue(budget: 2_000)
+        let hit = Descriptor(
+            guid: GUID(random: [1]), ttl: 3,
+            .queryHit(
+                QueryHit(
+                    endpoint: Endpoint("10.0.0.1:6346")!, speed: 1,
+                    results: [.init(index: 1, size: 2, name: "x")],
+                    trailer: nil, servent: GUID(random: [2]))))
+        for n in 0..<40 { queue.push(Descriptor(guid: GUID(random: [UInt8(n)]), ttl: 1, .ping(Ping()))) }
+        var near = Descriptor(guid: GUID(random: [90]), ttl: 5, .query(Query(text: "near")))
+        near.header.hops = 1
+        var far = Descriptor(guid: GUID(random: [91]), ttl: 1, .query(Query(text: "far")))
+        far.header.hops = 6
+        queue.push(far)
+        queue.push(near)
+        queue.push(hit)
+        for n in 0..<60 {
+            queue.push(
+                Descriptor(
+                    guid: GUID(random: [UInt8(100 + n)]), ttl: 1,
+                    .pong(Pong(endpoint: Endpoint("10.0.0.2:1")!, files: 0, kilobytes: 0))))
+        }
+        #expect(queue.bytes <= 2_000)
+        #expect(queue.dropped > 0)
+        // Out first: the hit, then the near query, then the far one.
+        #expect(queue.pop() == hit.encoded())
+        #expect(queue.pop() == near.encoded())
+        #expect(queue.pop() == far.encoded())
+        // What is left is pongs (pings went first when the budget ran out).
+        var rest: [[UInt8]] = []
+        while let next = queue.pop() { rest.append(next) }
+        #expect(rest.allSatisfy { $0[16] == PayloadType.pong.rawValue })
+        #expect(queue.isEmpty)
+    }
+
+    @Test("a token bucket: a burst, then the rate")
+    func rateLimit() {
+        var limit = RateLimit(perSecond: 10, burst: 20)
+        let burst = (0..<50).filter { _ in limit.allow(now: .zero) }.count
+        #expect(burst == 20)
+        #expect(limit.refused == 30)
+        let later = (0..<50).filter { _ in limit.allow(now: .seconds(2)) }.count
+        #expect(later == 20)  // 2 s at 10/s, capped at the burst
+    }
+}
