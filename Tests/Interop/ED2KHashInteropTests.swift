@@ -27,3 +27,23 @@ struct ED2KHashInteropTests {
         }
     }
 }
+
+extension ED2KHashInteropTests {
+    @Test("aMule's own hasher (alcc) on sizes at and around exact multiples of the part size")
+    func sameAsAMule() throws {
+        try #require(Interop.enabled("alcc"), "amule-utils is not installed")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("alcc-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for size in [9_728_000, 19_456_000, 9_728_001, 777] {
+            let path = directory.appendingPathComponent("f\(size).bin")
+            try Data(SeededGenerator.bytes(size, seed: UInt64(size) &+ 1)).write(to: path)
+            let theirs = try Interop.check(Interop.onPath("alcc") ?? "/usr/bin/alcc", [path.path])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let result = try ED2KHasher.hashFile(FilePath(path.path))
+            let ours = ED2KLink.file(
+                name: path.lastPathComponent, size: result.size, hash: result.hash, aich: nil, sources: [])
+            #expect(ours.description.lowercased() == theirs.lowercased(), "size \(size)")
+        }
+    }
+}
