@@ -144,7 +144,9 @@ let package = Package(
             name: "EDonkey",
             dependencies: [
                 "CNettle", "CZlib", "PeerNet",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

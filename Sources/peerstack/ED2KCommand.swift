@@ -1,13 +1,15 @@
 import ArgumentParser
 import EDonkey
 import Foundation
+import NIOPosix
+import PeerNet
 import SystemPackage
 
 struct ED2KCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ed2k",
         abstract: "eDonkey/eMule: ed2k hashes and links.",
-        subcommands: [ED2KHash.self]
+        subcommands: [ED2KHash.self, ED2KServe.self]
     )
 }
 
@@ -65,5 +67,48 @@ struct ED2KHash: AsyncParsableCommand {
             }
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+struct ED2KServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run an eDonkey index server until Ctrl-C.",
+        discussion: """
+            Clients log in (a high ID when the server can connect to their port, a low ID \
+            otherwise), offer their files and search the index; sources are the clients that \
+            offered a file. Nothing is announced anywhere: clients come to it by its address.
+            """
+    )
+
+    @Option(help: "Where to listen for clients, host:port.")
+    var tcp = "0.0.0.0:4661"
+
+    @Option(help: "The server's name, as clients show it.")
+    var name = "PeerStack server"
+
+    func run() async throws {
+        guard let endpoint = Endpoint(tcp) else { throw Terminal.badInput("--tcp \(tcp)", "not host:port") }
+        var configuration = ED2KServerConfiguration()
+        configuration.name = name
+        let server = try await ED2KServer.start(
+            on: endpoint, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton
+        ) { event in
+            switch event {
+            case .listening(let address): Terminal.status("listening on \(address)")
+            case .login(let address, let id, _):
+                Terminal.status("\(address) logged in with \(id >= 1 << 24 ? "a high" : "a low") ID (\(id))")
+            case .offered(let address, let files): Terminal.status("\(address) offers \(files) files")
+            case .searched(let address, let results):
+                Terminal.status("\(address) searched: \(results) results")
+            case .disconnected(let address, let reason): Terminal.status("\(address) left: \(reason)")
+            }
+        }
+        let stop = AsyncStream<Void>.makeStream()
+        let interrupts = Terminal.onInterrupt { stop.continuation.finish() }
+        defer { interrupts.forEach { $0.cancel() } }
+        for await _ in stop.stream {}
+        Terminal.status("stopping")
+        await server.shutdown()
     }
 }

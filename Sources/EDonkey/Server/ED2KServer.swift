@@ -1,0 +1,203 @@
+import Crypto
+import NIOCore
+import NIOPosix
+import PeerNet
+
+/// What a running server reports.
+public enum ED2KServerEvent: Sendable {
+    case listening(Endpoint)
+    case login(Endpoint, clientID: UInt32, name: String)
+    case offered(Endpoint, files: Int)
+    case searched(Endpoint, results: Int)
+    case disconnected(Endpoint, reason: String)
+}
+
+/// The index server on sockets: a ``ServerState`` on one event loop, its TCP connections
+/// (eDonkey framing, packed offers inflated within bounds, every connection under
+/// ``ConnectionLimits``) and the high-ID check (a connection to the client's port from here).
+public final class ED2KServer: @unchecked Sendable {
+    public let loop: any EventLoop
+    private var state: ServerState
+    private var handlers: [ServerConnection: ServerConnectionHandler] = [:]
+    private var nextConnection = 1
+    private var listener: TCPListener?
+    private let origin = NIODeadline.now()
+    let onEvent: @Sendable (ED2KServerEvent) -> Void
+    let limits = ConnectionLimits(
+        handshakeTimeout: .seconds(30), idleTimeout: .seconds(900), writeBufferHighWater: 256 << 10,
+        writeBufferLowWater: 64 << 10, maxQueuedBytes: 4 << 20)
+
+    var now: Duration { .nanoseconds((NIODeadline.now() - origin).nanoseconds) }
+
+    init(state: ServerState, loop: any EventLoop, onEvent: @escaping @Sendable (ED2KServerEvent) -> Void) {
+        self.state = state
+        self.loop = loop
+        self.onEvent = onEvent
+    }
+
+    /// Listens on `endpoint` (TCP). The server's hash is random, as eMule servers' are.
+    public static func start(
+        on endpoint: Endpoint, configuration: ED2KServerConfiguration = ED2KServerConfiguration(),
+        group: any EventLoopGroup, onEvent: @escaping @Sendable (ED2KServerEvent) -> Void = { _ in }
+    ) async throws -> ED2KServer {
+        let loop = group.next()
+        let hash = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let server = ED2KServer(
+            state: ServerState(configuration: configuration, hash: hash, endpoint: endpoint), loop: loop,
+            onEvent: onEvent)
+        var settings = TCPListener.Configuration(limits: server.limits)
+        settings.admission.maxConnections = configuration.maxUsers + 64
+        let listener = try await TCPListener.bind(on: endpoint, group: loop, configuration: settings) {
+            channel in
+            try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(server: server))
+        }
+        try await loop.submit {
+            server.listener = listener
+            if let bound = listener.localAddress {
+                let advertised =
+                    endpoint.ip == IPAddress(v4: 0) ? bound : Endpoint(ip: endpoint.ip, port: bound.port)
+                server.state = ServerState(configuration: configuration, hash: hash, endpoint: advertised)
+                onEvent(.listening(bound))
+            }
+        }.get()
+        return server
+    }
+
+    public var localAddress: Endpoint? { listener?.localAddress }
+
+    public func counts() async throws -> (users: Int, files: Int) {
+        try await loop.submit { (self.state.userCount, self.state.fileCount) }.get()
+    }
+
+    public func shutdown() async {
+        try? await loop.submit {
+            for handler in self.handlers.values { handler.close() }
+        }.get()
+        await listener?.close()
+    }
+
+    // MARK: Loop-confined
+
+    func opened(_ handler: ServerConnectionHandler, address: [UInt8]) -> ServerConnection {
+        let id = ServerConnection(nextConnection)
+        nextConnection += 1
+        handlers[id] = handler
+        perform(state.connected(id, address: address))
+        return id
+    }
+
+    func closed(_ id: ServerConnection, remote: Endpoint?, reason: String) {
+        handlers[id] = nil
+        state.disconnected(id)
+        if let remote { onEvent(.disconnected(remote, reason: reason)) }
+    }
+
+    func received(_ message: ServerMessage, from id: ServerConnection, remote: Endpoint?) {
+        if let remote {
+            if case .offerFiles(let files) = message, !files.isEmpty {
+                onEvent(.offered(remote, files: files.count))
+            }
+        }
+        perform(state.received(message, from: id, now: now), remote: remote)
+    }
+
+    private func perform(_ actions: [ServerAction], remote: Endpoint? = nil) {
+        for action in actions {
+            switch action {
+            case .send(let id, let message):
+                if let remote, case .searchResults(let results, _) = message {
+                    onEvent(.searched(remote, results: results.count))
+                }
+                if case .idChange(let clientID, _) = message, let handler = handlers[id],
+                    let address = handler.remote
+                {
+                    onEvent(.login(address, clientID: clientID, name: ""))
+                }
+                handlers[id]?.send(message)
+            case .close(let id, let reason):
+                handlers[id]?.close()
+                closed(id, remote: handlers[id]?.remote, reason: reason)
+            case .checkReachable(let id, let endpoint):
+                // The high-ID test: can the server open a connection to the client's port?
+                TCPDialer.connect(
+                    to: endpoint, on: loop, limits: ConnectionLimits(handshakeTimeout: .seconds(5)),
+                    timeout: .seconds(5)
+                ) { _ in }.whenComplete { result in
+                    self.loop.execute {
+                        if case .success(let channel) = result { channel.close(promise: nil) }
+                        let reachable = if case .success = result { true } else { false }
+                        self.perform(self.state.reachability(id, reachable: reachable))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One client's TCP connection to the server.
+final class ServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let server: ED2KServer
+    private var context: ChannelHandlerContext?
+    private var id: ServerConnection?
+    private var framer = EDonkeyFramer(maxSize: 256 * 1024, maxUnpacked: 2 << 20, unpackedProtocol: .edonkey)
+    private(set) var remote: Endpoint?
+    private var loggedIn = false
+
+    init(server: ED2KServer) { self.server = server }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remote = context.channel.remoteAddress.flatMap(Endpoint.init)
+        if context.channel.isActive { register() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        register()
+        context.fireChannelActive()
+    }
+
+    private func register() {
+        guard id == nil else { return }
+        let address = remote?.ip.bytes ?? [0, 0, 0, 0]
+        id = server.opened(self, address: address.count == 4 ? address : [0, 0, 0, 0])
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        framer.append(Array(unwrapInboundIn(data).readableBytesView))
+        do {
+            while let packet = try framer.next() {
+                guard let id else { return }
+                let message = try ServerMessage(packet)
+                if case .login = message, !loggedIn {
+                    loggedIn = true
+                    ConnectionGuard.handshakeCompleted(context.channel)
+                }
+                server.received(message, from: id, remote: remote)
+            }
+        } catch {
+            close()
+        }
+    }
+
+    func send(_ message: ServerMessage) {
+        guard let context else { return }
+        let pack: Bool = if case .searchResults = message { true } else { false }
+        context.writeAndFlush(
+            wrapOutboundOut(ByteBuffer(bytes: message.packet().encoded(pack: pack))), promise: nil)
+    }
+
+    func close() { context?.close(promise: nil) }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let id { server.closed(id, remote: remote, reason: "closed") }
+        id = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,310 @@
+import PeerNet
+
+/// An index server's limits and what it says about itself.
+public struct ED2KServerConfiguration: Sendable {
+    public var name = "PeerStack server"
+    public var description = "an eDonkey index server (PeerStack)"
+    /// Sent to every client after login.
+    public var message = "Welcome to a PeerStack eDonkey server."
+    public var maxUsers = 5_000
+    /// Files one client may have listed (more in its offers are ignored).
+    public var maxFilesPerUser = 1_000
+    /// Results per search (the "more" flag says when there were others).
+    public var maxResults = 200
+    /// Sources per answer (the protocol's count is one byte).
+    public var maxSources = 255
+    /// Searches and source requests one client may make per minute before it is ignored.
+    public var requestsPerMinute = 120
+
+    public init() {}
+}
+
+/// A connection of the server, named by its driver.
+public struct ServerConnection: Hashable, Sendable, Comparable {
+    public let value: Int
+    public init(_ value: Int) { self.value = value }
+    public static func < (a: Self, b: Self) -> Bool { a.value < b.value }
+}
+
+/// What a ``ServerState`` asks its driver to do.
+public enum ServerAction: Sendable, Equatable {
+    case send(ServerConnection, ServerMessage)
+    /// Try to connect to the client's port (the high-ID test) and report with `reachable`.
+    case checkReachable(ServerConnection, Endpoint)
+    case close(ServerConnection, reason: String)
+}
+
+/// An eDonkey index server as a state machine: logins with high or low IDs (high when the
+/// client's port answers a connection from the server), the file index built from clients'
+/// offers (removed with them), searches over boolean expression trees with type, extension,
+/// size and availability constraints, sources, and callbacks for low-ID clients. Time comes with
+/// each call; nothing here touches a socket.
+public struct ServerState: Sendable {
+    public let configuration: ED2KServerConfiguration
+    public let hash: [UInt8]
+    public let endpoint: Endpoint
+
+    struct Client: Sendable {
+        var address: [UInt8]  // IPv4, network order
+        var userHash: [UInt8] = []
+        var port: UInt16 = 0
+        var id: UInt32?
+        var name = ""
+        var files: Set<[UInt8]> = []
+        var requests: [Duration] = []
+    }
+
+    struct IndexedFile: Sendable {
+        var name: String
+        var size: UInt64
+        var type: String
+        var sources: [ServerConnection: Bool] = [:]  // complete or not
+    }
+
+    private var clients: [ServerConnection: Client] = [:]
+    private var pendingLogin: [ServerConnection: (hash: [UInt8], port: UInt16, tags: [Tag])] = [:]
+    private var files: [[UInt8]: IndexedFile] = [:]
+    private var lowIDs: [UInt32: ServerConnection] = [:]
+    private var highIDs: [UInt32: ServerConnection] = [:]
+    private var nextLowID: UInt32 = 1
+
+    public init(
+        configuration: ED2KServerConfiguration = ED2KServerConfiguration(), hash: [UInt8], endpoint: Endpoint
+    ) {
+        self.configuration = configuration
+        self.hash = hash
+        self.endpoint = endpoint
+    }
+
+    public var userCount: Int { clients.values.filter { $0.id != nil }.count }
+    public var fileCount: Int { files.count }
+
+    /// The ID a high-ID client gets: its IPv4 address's bytes read little-endian (eDonkey's rule;
+    /// every high ID is ≥ 2^24).
+    public static func highID(_ address: [UInt8]) -> UInt32 {
+        guard address.count == 4 else { return 0 }
+        return UInt32(address[0]) | UInt32(address[1]) << 8 | UInt32(address[2]) << 16 | UInt32(address[3])
+            << 24
+    }
+
+    public static func address(ofHighID id: UInt32) -> [UInt8] {
+        [
+            UInt8(truncatingIfNeeded: id), UInt8(truncatingIfNeeded: id >> 8),
+            UInt8(truncatingIfNeeded: id >> 16),
+            UInt8(truncatingIfNeeded: id >> 24),
+        ]
+    }
+
+    public mutating func connected(_ connection: ServerConnection, address: [UInt8]) -> [ServerAction] {
+        guard clients.count < configuration.maxUsers else {
+            return [
+                .send(connection, .serverMessage("Server full")), .close(connection, reason: "server full"),
+            ]
+        }
+        clients[connection] = Client(address: address)
+        return []
+    }
+
+    public mutating func disconnected(_ connection: ServerConnection) {
+        guard let client = clients.removeValue(forKey: connection) else { return }
+        pendingLogin[connection] = nil
+        if let id = client.id {
+            if lowIDs[id] == connection { lowIDs[id] = nil }
+            if highIDs[id] == connection { highIDs[id] = nil }
+        }
+        for hash in client.files { dropSource(connection, of: hash) }
+    }
+
+    private mutating func dropSource(_ connection: ServerConnection, of hash: [UInt8]) {
+        files[hash]?.sources[connection] = nil
+        if files[hash]?.sources.isEmpty == true { files[hash] = nil }
+    }
+
+    public mutating func received(_ message: ServerMessage, from connection: ServerConnection, now: Duration)
+        -> [ServerAction]
+    {
+        guard let client = clients[connection] else { return [] }
+        guard client.id != nil else {
+            // Before the login is done, only a login.
+            guard case .login(let userHash, _, let port, let tags) = message, pendingLogin[connection] == nil
+            else {
+                return [.close(connection, reason: "expected a login first")]
+            }
+            pendingLogin[connection] = (userHash, port, tags)
+            guard let endpoint = Endpoint(ip: client.address, port: port), port != 0 else {
+                return reachability(connection, reachable: false)
+            }
+            return [.checkReachable(connection, endpoint)]
+        }
+        switch message {
+        case .offerFiles(let offered):
+            return offer(offered, from: connection)
+        case .search(let expression):
+            guard allow(connection, now: now) else { return [] }
+            return [.send(connection, search(expression))]
+        case .getSources(let hash, _):
+            guard allow(connection, now: now) else { return [] }
+            return [
+                .send(connection, .foundSources(hash: hash, sources: sources(of: hash, except: connection)))
+            ]
+        case .callbackRequest(let id):
+            guard let target = lowIDs[id], let requester = clients[connection],
+                let requesterID = requester.id,
+                requesterID >= 1 << 24
+            else { return [] }
+            return [.send(target, .callbackRequested(ip: requesterID, port: requester.port))]
+        case .getServerList:
+            return [.send(connection, .serverList([]))]
+        case .login:
+            return [.close(connection, reason: "a second login")]
+        default:
+            return []
+        }
+    }
+
+    /// The driver's answer to `.checkReachable`: the client gets its ID and the welcome.
+    public mutating func reachability(_ connection: ServerConnection, reachable: Bool) -> [ServerAction] {
+        guard var client = clients[connection], let login = pendingLogin.removeValue(forKey: connection)
+        else {
+            return []
+        }
+        var id = Self.highID(client.address)
+        if reachable, id >= 1 << 24, highIDs[id] == nil {
+            highIDs[id] = connection
+        } else {
+            repeat {
+                id = nextLowID
+                nextLowID = nextLowID % 0xFF_FFFF + 1
+            } while lowIDs[id] != nil
+            lowIDs[id] = connection
+        }
+        client.id = id
+        client.userHash = login.hash
+        client.port = login.port
+        client.name = login.tags.string(Tag.fileName) ?? ""
+        clients[connection] = client
+        // TCP flags: compression, new tags, unicode, related search, integer type tags, large files.
+        let flags: UInt32 = 0x01 | 0x08 | 0x10 | 0x40 | 0x80 | 0x100
+        return [
+            .send(connection, .serverMessage(configuration.message)),
+            .send(connection, .idChange(clientID: id, flags: flags)),
+            .send(connection, .status(users: UInt32(userCount), files: UInt32(fileCount))),
+            .send(
+                connection,
+                .ident(
+                    hash: hash, ip: Self.highID(endpoint.ip.bytes), port: endpoint.port,
+                    tags: [
+                        Tag(.id(0x01), .string(configuration.name)),
+                        Tag(.id(0x0B), .string(configuration.description)),
+                    ])),
+        ]
+    }
+
+    /// A client's list replaces what it offered before (an empty list is a keep-alive).
+    private mutating func offer(_ offered: [FileEntry], from connection: ServerConnection) -> [ServerAction] {
+        guard offered.isEmpty == false else { return [] }
+        let previous = clients[connection]?.files ?? []
+        var now: Set<[UInt8]> = []
+        for entry in offered.prefix(configuration.maxFilesPerUser) {
+            guard entry.hash.count == 16, let name = entry.name, !name.isEmpty, let size = entry.size,
+                size > 0
+            else {
+                continue
+            }
+            now.insert(entry.hash)
+            // 0xFCFCFCFC:0xFCFC marks a file the client has only part of.
+            let complete = !(entry.clientID == 0xFCFC_FCFC && entry.port == 0xFCFC)
+            var file =
+                files[entry.hash]
+                ?? IndexedFile(name: name, size: size, type: entry.tags.string(Tag.fileType) ?? "")
+            file.sources[connection] = complete
+            files[entry.hash] = file
+        }
+        for hash in previous.subtracting(now) { dropSource(connection, of: hash) }
+        clients[connection]?.files = now
+        return []
+    }
+
+    private func sources(of hash: [UInt8], except requester: ServerConnection) -> [(id: UInt32, port: UInt16)]
+    {
+        guard let file = files[hash] else { return [] }
+        return file.sources.keys.sorted().filter { $0 != requester }.compactMap { connection in
+            guard let client = clients[connection], let id = client.id else { return nil }
+            return (id, client.port)
+        }.prefix(configuration.maxSources).map { $0 }
+    }
+
+    private mutating func allow(_ connection: ServerConnection, now: Duration) -> Bool {
+        guard var client = clients[connection] else { return false }
+        client.requests = client.requests.filter { now - $0 < .seconds(60) }
+        guard client.requests.count < configuration.requestsPerMinute else {
+            clients[connection] = client
+            return false
+        }
+        client.requests.append(now)
+        clients[connection] = client
+        return true
+    }
+
+    /// The files matching `expression`, as search results (at most `maxResults`).
+    func search(_ expression: SearchExpression) -> ServerMessage {
+        var results: [FileEntry] = []
+        var more = false
+        for (hash, file) in files.sorted(by: { $0.value.name < $1.value.name })
+        where Self.matches(expression, file) {
+            guard results.count < configuration.maxResults else {
+                more = true
+                break
+            }
+            guard let (connection, _) = file.sources.first(where: { clients[$0.key]?.id != nil }),
+                let client = clients[connection], let id = client.id
+            else { continue }
+            var tags = [
+                Tag(.id(Tag.fileName), .string(file.name)),
+                Tag(.id(Tag.fileSize), .uint(file.size & 0xFFFF_FFFF)),
+                Tag(.id(Tag.sources), .uint(UInt64(file.sources.count))),
+                Tag(.id(Tag.completeSources), .uint(UInt64(file.sources.values.filter { $0 }.count))),
+            ]
+            if file.size > UInt64(UInt32.max) {
+                tags.append(Tag(.id(Tag.fileSizeHigh), .uint(file.size >> 32)))
+            }
+            if !file.type.isEmpty { tags.append(Tag(.id(Tag.fileType), .string(file.type))) }
+            results.append(FileEntry(hash: hash, clientID: id, port: client.port, tags: tags))
+        }
+        return .searchResults(results, more: more)
+    }
+
+    static func matches(_ expression: SearchExpression, _ file: IndexedFile) -> Bool {
+        switch expression {
+        case .and(let l, let r): return matches(l, file) && matches(r, file)
+        case .or(let l, let r): return matches(l, file) || matches(r, file)
+        case .not(let l, let r): return matches(l, file) && !matches(r, file)
+        case .term(let word):
+            let needle = word.lowercased()
+            return !needle.isEmpty && file.name.lowercased().contains(needle)
+        case .meta(let value, let tag):
+            switch tag {
+            case .id(Tag.fileType): return file.type.lowercased() == value.lowercased()
+            case .id(Tag.fileFormat):
+                return file.name.lowercased().hasSuffix("." + value.lowercased())
+            default: return true
+            }
+        case .numeric(let value, let comparison, let tag):
+            let actual: UInt64
+            switch tag {
+            case .id(Tag.fileSize): actual = file.size
+            case .id(Tag.sources): actual = UInt64(file.sources.count)
+            case .id(Tag.completeSources): actual = UInt64(file.sources.values.filter { $0 }.count)
+            default: return true
+            }
+            switch comparison {
+            case .equal: return actual == value
+            case .greater: return actual > value
+            case .less: return actual < value
+            case .greaterOrEqual: return actual >= value
+            case .lessOrEqual: return actual <= value
+            case .notEqual: return actual != value
+            }
+        }
+    }
+}

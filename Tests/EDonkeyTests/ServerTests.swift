@@ -1,0 +1,77 @@
+import EDonkey
+import NIOCore
+import NIOPosix
+import PeerNet
+import Testing
+
+@Suite("The index server with PeerStack clients on loopback", .serialized)
+struct ServerTests {
+    @Test(
+        "high and low IDs, offers, a boolean search with constraints, sources; a departed client's files go")
+    func indexing() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let server = try await ED2KServer.start(on: Endpoint("127.0.0.1:0")!, group: group)
+        let address = try #require(server.localAddress)
+        // A client whose port answers (a listener) gets a high ID: its address.
+        let listener = try await TCPListener.bind(on: Endpoint("127.0.0.1:0")!, group: group) { _ in }
+        let port = try #require(listener.localAddress?.port)
+        let sharer = try await ED2KServerSession.connect(
+            to: address, userHash: [UInt8](repeating: 1, count: 16), port: port, group: group)
+        #expect(sharer.clientID == 0x0100_007F)
+        #expect(sharer.serverMessages.contains { $0.contains("PeerStack") })
+        // One whose port does not: a low ID.
+        let searcher = try await ED2KServerSession.connect(
+            to: address, userHash: [UInt8](repeating: 2, count: 16), port: 1, group: group)
+        #expect(searcher.clientID < 1 << 24)
+
+        let song = FileEntry(
+            hash: [UInt8](repeating: 0xA1, count: 16), clientID: 0xFBFB_FBFB, port: 0xFBFB,
+            tags: [
+                EDonkey.Tag(.id(EDonkey.Tag.fileName), .string("Free Music Live 1999.mp3")),
+                EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(7_000_000)),
+                EDonkey.Tag(.id(EDonkey.Tag.fileType), .string("Audio")),
+            ])
+        let video = FileEntry(
+            hash: [UInt8](repeating: 0xB2, count: 16), clientID: 0xFCFC_FCFC, port: 0xFCFC,
+            tags: [
+                EDonkey.Tag(.id(EDonkey.Tag.fileName), .string("free music video.avi")),
+                EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(700_000_000)),
+                EDonkey.Tag(.id(EDonkey.Tag.fileType), .string("Video")),
+            ])
+        try await sharer.offer([song, video])
+        var counts = (users: 0, files: 0)
+        for _ in 0..<100 where counts.files < 2 {
+            counts = try await server.counts()
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(counts.users == 2 && counts.files == 2)
+
+        let both = try await searcher.search(.and(.term("free"), .term("music")))
+        #expect(Set(both.compactMap(\.name)) == ["Free Music Live 1999.mp3", "free music video.avi"])
+        let audioOnly = try await searcher.search(
+            .and(.term("music"), .meta(value: "Audio", tag: .id(EDonkey.Tag.fileType))))
+        #expect(audioOnly.compactMap(\.name) == ["Free Music Live 1999.mp3"])
+        let small = try await searcher.search(
+            .and(
+                .term("music"),
+                .numeric(value: 100_000_000, comparison: .less, tag: .id(EDonkey.Tag.fileSize))))
+        #expect(small.compactMap(\.name) == ["Free Music Live 1999.mp3"])
+        let notLive = try await searcher.search(.not(.term("music"), .term("live")))
+        #expect(notLive.compactMap(\.name) == ["free music video.avi"])
+        #expect(both.first?.clientID == 0x0100_007F && both.first?.port == port)
+
+        let sources = try await searcher.sources(of: song.hash, size: 7_000_000)
+        #expect(sources.map(\.id) == [0x0100_007F] && sources.map(\.port) == [port])
+
+        sharer.close()
+        for _ in 0..<100 where counts.files > 0 {
+            counts = try await server.counts()
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(counts.files == 0 && counts.users == 1)
+        #expect(try await searcher.search(.term("music")).isEmpty)
+        searcher.close()
+        await listener.close()
+        await server.shutdown()
+    }
+}
