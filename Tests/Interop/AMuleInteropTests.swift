@@ -1,0 +1,210 @@
+import EDonkey
+import Foundation
+import NIOPosix
+import PeerNet
+import Synchronization
+import Testing
+
+/// aMule's daemon (amuled 2.3.3) against PeerStack's index server. aMule refuses servers on
+/// 127.0.0.0/8, so it runs in a network namespace this test makes, joined to this one by a veth
+/// pair with private addresses and no route anywhere else; the server listens on this side's
+/// address. amulecmd drives amuled over its EC port inside the namespace.
+@Suite("aMule and PeerStack's index server", .serialized)
+struct AMuleInteropTests {
+    struct Namespace {
+        let name: String
+        let hostAddress: String
+        let peerAddress: String
+        /// This side's end of the veth pair.
+        let hostInterface: String
+
+        init() throws {
+            let pid = Int(getpid())
+            name = "psam\(pid)"
+            let subnet = 100 + pid % 100
+            hostAddress = "192.168.\(subnet).1"
+            peerAddress = "192.168.\(subnet).2"
+            let ip = Interop.onPath("ip") ?? "/usr/sbin/ip"
+            let host = "psah\(pid % 100_000)"
+            hostInterface = host
+            let inside = "psan\(pid % 100_000)"
+            _ = try? Interop.run(ip, ["netns", "del", name], timeout: 10)
+            for arguments in [
+                ["netns", "add", name], ["link", "add", host, "type", "veth", "peer", "name", inside],
+                ["link", "set", inside, "netns", name], ["addr", "add", "\(hostAddress)/24", "dev", host],
+                ["link", "set", host, "up"], ["-n", name, "addr", "add", "\(peerAddress)/24", "dev", inside],
+                ["-n", name, "link", "set", inside, "up"], ["-n", name, "link", "set", "lo", "up"],
+            ] {
+                _ = try Interop.check(ip, arguments, timeout: 10)
+            }
+        }
+
+        /// Deleting the namespace deletes the veth pair with it.
+        func remove() {
+            _ = try? Interop.run(Interop.onPath("ip") ?? "/usr/sbin/ip", ["netns", "del", name], timeout: 10)
+        }
+    }
+
+    static func amulecmd(_ namespace: Namespace, _ command: String) throws -> String {
+        let result = try Interop.run(
+            Interop.onPath("ip") ?? "/usr/sbin/ip",
+            [
+                "netns", "exec", namespace.name, Interop.onPath("amulecmd") ?? "/usr/bin/amulecmd", "-h",
+                "127.0.0.1",
+                "-p", "4712", "-P", "secret", "-c", command,
+            ], timeout: 30)
+        return result.stdout
+    }
+
+    /// amuled's profile: EC on 4712 with password "secret", LAN servers allowed, nothing fetched
+    /// from the Internet (server lists, Kad nodes), one shared file in its incoming folder.
+    static func profile(in home: URL, sharedFile: String, bytes: Data) throws -> URL {
+        let config = home.appendingPathComponent(".aMule")
+        let incoming = home.appendingPathComponent("incoming")
+        let temp = home.appendingPathComponent("temp")
+        for directory in [config, incoming, temp] {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        try bytes.write(to: incoming.appendingPathComponent(sharedFile))
+        let password = "5ebe2294ecd0e0f08eab7690d2a6ee69"  // MD5 of "secret"
+        let settings = """
+            [eMule]
+            Nick=amule-interop
+            Port=4662
+            UDPPort=4672
+            Autoconnect=0
+            Reconnect=0
+            AddServersFromServer=0
+            AddServersFromClient=0
+            Serverlist=0
+            FilterLanIPs=0
+            IpFilterServers=0
+            ConnectToKad=0
+            ConnectToED2K=1
+            UPnPEnabled=0
+            IncomingDir=\(incoming.path)
+            TempDir=\(temp.path)
+            Ed2kServersUrl=
+            KadNodesUrl=
+            [ExternalConnect]
+            AcceptExternalConnections=1
+            ECAddress=127.0.0.1
+            ECPort=4712
+            ECPassword=\(password)
+            [UPnP]
+            UPnPEnabled=0
+            [IPFilter]
+            IPFilterClients=0
+            IPFilterServers=0
+            IPFilterAutoLoad=0
+            URL=
+
+            """
+        try settings.write(to: config.appendingPathComponent("amule.conf"), atomically: true, encoding: .utf8)
+        return config
+    }
+
+    @Test("amuled logs in with a high ID, offers its file, and finds it and PeerStack's by searching")
+    func loginOfferSearch() async throws {
+        try #require(Interop.enabled("amuled"), "amule-daemon is not installed")
+        try #require(Interop.required || getuid() == 0, "network namespaces need root")
+        let namespace = try Namespace()
+        defer { namespace.remove() }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("amule-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let config = try Self.profile(
+            in: home, sharedFile: "amule offered tune.ogg",
+            bytes: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }))
+
+        let logins = Mutex<[UInt32]>([])
+        let group = MultiThreadedEventLoopGroup.singleton
+        let server = try await ED2KServer.start(on: Endpoint("\(namespace.hostAddress):0")!, group: group) {
+            event in
+            if case .login(_, let id, _) = event { logins.withLock { $0.append(id) } }
+        }
+        let address = try #require(server.localAddress)
+        defer { Task { await server.shutdown() } }
+        // Everything on the link is captured, for tshark's edonkey dissector to read after.
+        let capture = try await PacketCapture(
+            interface: namespace.hostInterface, filter: "tcp port \(address.port)",
+            file: home.appendingPathComponent("edonkey.pcapng"), probe: (namespace.peerAddress, 9))
+
+        // PeerStack offers a file of its own.
+        var hasher = ED2KHasher()
+        hasher.update(Array("a file PeerStack offers".utf8))
+        let (hash, _) = hasher.finalize()
+        let session = try await ED2KServerSession.connect(
+            to: address, userHash: [UInt8](repeating: 7, count: 16), port: 1, group: group)
+        defer { session.close() }
+        try await session.offer([
+            FileEntry(
+                hash: hash, clientID: 0xFBFB_FBFB, port: 0xFBFB,
+                tags: [
+                    EDonkey.Tag(.id(EDonkey.Tag.fileName), .string("peerstack offered notes.txt")),
+                    EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(23)),
+                ])
+        ])
+
+        let amuled = try BackgroundProgram(
+            Interop.onPath("ip") ?? "/usr/sbin/ip",
+            [
+                "netns", "exec", namespace.name, "env", "HOME=\(home.path)",
+                Interop.onPath("amuled") ?? "/usr/bin/amuled",
+                "-c", config.path, "-o",
+            ])
+        defer { amuled.stop() }
+        try await Self.until(30, "amuled's EC port") {
+            (try? Self.amulecmd(namespace, "status"))?.contains("eD2k") == true
+        }
+        _ = try Self.amulecmd(namespace, "add ed2k://|server|\(address.ip)|\(address.port)|/")
+        _ = try Self.amulecmd(namespace, "connect \(address.ip):\(address.port)")
+        try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }  // ours, then amuled's
+        let amuleID = try #require(logins.withLock { $0.last })
+        #expect(
+            amuleID == ServerState.highID(IPAddress(namespace.peerAddress)!.bytes),
+            "amuled did not get a high ID")
+        try await Self.until(20, "amuled to say it has a high ID") {
+            try Self.amulecmd(namespace, "status").contains("HighID")
+        }
+
+        // aMule offers its shared files within about a minute of logging in.
+        try await Self.until(120, "amuled's offer") { try await server.counts().files >= 2 }
+        _ = try Self.amulecmd(namespace, "search local offered")
+        var results = ""
+        try await Self.until(30, "search results in amulecmd") {
+            results = try Self.amulecmd(namespace, "results")
+            return results.contains("amule offered tune.ogg")
+                && results.contains("peerstack offered notes.txt")
+        }
+        // And PeerStack's client finds aMule's file, with aMule (its high ID) as the source.
+        let found = try await session.search(.term("tune"))
+        #expect(found.first?.name == "amule offered tune.ogg")
+        #expect(found.first?.clientID == amuleID)
+        _ = try? Self.amulecmd(namespace, "shutdown")
+
+        // tshark's edonkey dissector reads every packet of the session (ours and aMule's) with
+        // nothing malformed: login, ID change, status, ident, offers, search and results.
+        try await capture.stop()
+        let values = try capture.fields(
+            ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey || _ws.malformed",
+            decodeAs: ["tcp.port==\(address.port),edonkey"])
+        // tshark prints the types in hex ("0x15").
+        let types = Set(
+            values["edonkey.message.type", default: []].compactMap { Int($0.dropFirst(2), radix: 16) })
+        for opcode in [0x01, 0x40, 0x34, 0x41, 0x15, 0x16, 0x33] {
+            #expect(
+                types.contains(opcode),
+                "no message 0x\(String(opcode, radix: 16)) in the capture: \(types.sorted())")
+        }
+        #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed packets")
+    }
+
+    static func until(_ seconds: Double, _ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        throw Interop.Failure(description: "no \(what) within \(Int(seconds)) s")
+    }
+}
