@@ -158,7 +158,8 @@ struct AMuleInteropTests {
         }
         _ = try Self.amulecmd(namespace, "add ed2k://|server|\(address.ip)|\(address.port)|/")
         _ = try Self.amulecmd(namespace, "connect \(address.ip):\(address.port)")
-        try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }  // ours, then amuled's
+        // Two logins: ours, then amuled's.
+        try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }
         let amuleID = try #require(logins.withLock { $0.last })
         #expect(
             amuleID == ServerState.highID(IPAddress(namespace.peerAddress)!.bytes),
