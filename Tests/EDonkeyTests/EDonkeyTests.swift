@@ -231,3 +231,43 @@ struct WireTests {
         }
     }
 }
+
+@Suite("Client-to-client messages")
+struct ClientMessageTests {
+    @Test("every message survives a round trip; bad part ranges are refused")
+    func roundTrips() throws {
+        let hash = [UInt8](repeating: 0x5C, count: 16)
+        let messages: [ClientMessage] = [
+            .hello(
+                userHash: hash, clientID: 0x0100_007F, port: 4662,
+                tags: [EDonkey.Tag(.id(0x01), .string("x"))],
+                serverIP: 0x0100_A8C0, serverPort: 4661),
+            .helloAnswer(userHash: hash, clientID: 5, port: 4662, tags: [], serverIP: 0, serverPort: 0),
+            .requestFileName(hash: hash), .fileNameAnswer(hash: hash, name: "a b.ogg"),
+            .noSuchFile(hash: hash),
+            .setRequestedFile(hash: hash), .fileStatus(hash: hash, parts: 0, bitmap: []),
+            .fileStatus(hash: hash, parts: 12, bitmap: [0xFF, 0x0F]), .hashSetRequest(hash: hash),
+            .hashSetAnswer(hash: hash, parts: [hash, hash, hash]), .startUploadRequest(hash: hash),
+            .acceptUpload,
+            .cancelTransfer, .queueRank(17),
+            .requestParts(hash: hash, ranges: [(0, 184_320), (184_320, 368_640)]),
+            .sendingPart(hash: hash, start: 10, end: 14, data: [1, 2, 3, 4]),
+            .compressedPart(hash: hash, start: 0, packedLength: 3, data: [9, 9, 9]),
+        ]
+        for message in messages {
+            var framer = EDonkeyFramer(unpackedProtocol: .emule)
+            framer.append(message.packet().encoded())
+            let packet = try #require(try framer.next())
+            #expect(try ClientMessage(packet) == message)
+        }
+        // A part whose range does not match its bytes.
+        var writer = EDonkeyWriter()
+        writer.raw(hash)
+        writer.u32(0)
+        writer.u32(100)
+        writer.raw([1, 2, 3])
+        #expect(throws: EDonkeyError.self) {
+            try ClientMessage(EDonkeyPacket(opcode: 0x46, payload: writer.bytes))
+        }
+    }
+}

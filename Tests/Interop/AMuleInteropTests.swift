@@ -3,6 +3,8 @@ import Foundation
 import NIOPosix
 import PeerNet
 import Synchronization
+import SystemPackage
+import TestSupport
 import Testing
 
 /// aMule's daemon (amuled 2.3.3) against PeerStack's index server. aMule refuses servers on
@@ -86,6 +88,9 @@ struct AMuleInteropTests {
             TempDir=\(temp.path)
             Ed2kServersUrl=
             KadNodesUrl=
+            MaxUpload=1000000
+            UploadCapacity=1000000
+            SlotAllocation=100
             [ExternalConnect]
             AcceptExternalConnections=1
             ECAddress=127.0.0.1
@@ -104,7 +109,9 @@ struct AMuleInteropTests {
         return config
     }
 
-    @Test("amuled logs in with a high ID, offers its file, and finds it and PeerStack's by searching")
+    @Test(
+        "amuled logs in with a high ID, offers its file, finds it and PeerStack's; PeerStack downloads aMule's 30 MiB"
+    )
     func loginOfferSearch() async throws {
         try #require(Interop.enabled("amuled"), "amule-daemon is not installed")
         try #require(Interop.required || getuid() == 0, "network namespaces need root")
@@ -112,9 +119,9 @@ struct AMuleInteropTests {
         defer { namespace.remove() }
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("amule-\(UUID())")
         defer { try? FileManager.default.removeItem(at: home) }
-        let config = try Self.profile(
-            in: home, sharedFile: "amule offered tune.ogg",
-            bytes: Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }))
+        // 30 MiB: more than three parts, so the hashset and part checks are exercised.
+        let offered = Data(SeededGenerator.bytes(30 << 20, seed: 19))
+        let config = try Self.profile(in: home, sharedFile: "amule offered tune.ogg", bytes: offered)
 
         let logins = Mutex<[UInt32]>([])
         let group = MultiThreadedEventLoopGroup.singleton
@@ -181,13 +188,26 @@ struct AMuleInteropTests {
         let found = try await session.search(.term("tune"))
         #expect(found.first?.name == "amule offered tune.ogg")
         #expect(found.first?.clientID == amuleID)
+
+        // PeerStack downloads aMule's file from aMule, found through the server's sources.
+        let tune = try #require(found.first)
+        let size = try #require(tune.size)
+        let sources = try await session.sources(of: tune.hash, size: size)
+        let source = try #require(sources.first)
+        let target = home.appendingPathComponent("downloaded.ogg")
+        let fetched = try await ED2KDownload.fetch(
+            hash: tune.hash, size: size,
+            from: Endpoint(ip: ServerState.address(ofHighID: source.id), port: source.port)!,
+            to: FilePath(target.path), userHash: [UInt8](repeating: 7, count: 16), ourPort: 1, group: group)
+        #expect(fetched == UInt64(offered.count))
+        #expect(try Data(contentsOf: target) == offered)
         _ = try? Self.amulecmd(namespace, "shutdown")
 
         // tshark's edonkey dissector reads every packet of the session (ours and aMule's) with
         // nothing malformed: login, ID change, status, ident, offers, search and results.
         try await capture.stop()
         let values = try capture.fields(
-            ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey || _ws.malformed",
+            ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey",
             decodeAs: ["tcp.port==\(address.port),edonkey"])
         // tshark prints the types in hex ("0x15").
         let types = Set(

@@ -7,8 +7,8 @@ import Testing
 
 /// A tshark capture for tests that check our bytes with a third-party dissector: started,
 /// proven running (probe datagrams to `probe` until tshark shows one, since "Capturing on"
-/// comes before the capture really runs), stopped with SIGTERM so the file is finished, then
-/// read with the fields asked for.
+/// comes before the capture really runs; `-l` so the line is not held in a pipe's buffer),
+/// stopped with SIGTERM so the file is finished, then read with the fields asked for.
 final class PacketCapture: Sendable {
     let tshark: BackgroundProgram
     let file: URL
@@ -24,7 +24,7 @@ final class PacketCapture: Sendable {
         tshark = try BackgroundProgram(
             Interop.python,
             [
-                "-c", unblocked, Self.tsharkPath, "-i", interface, "-P", "-f",
+                "-c", unblocked, Self.tsharkPath, "-i", interface, "-l", "-P", "-f",
                 "(\(filter)) or udp port \(probe.port)", "-w", file.path,
             ])
         try await tshark.waitForLine(timeout: 20, "the capture to start") { $0.contains("Capturing on") }

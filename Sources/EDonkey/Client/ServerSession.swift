@@ -18,12 +18,12 @@ public final class ED2KServerSession: Sendable {
     }
 
     let channel: any Channel
-    let inbox: Inbox
+    let inbox: Inbox<ServerMessage>
     /// The ID the server gave us (high: our IPv4 address; low: below 2^24).
     public let clientID: UInt32
     public let serverMessages: [String]
 
-    init(channel: any Channel, inbox: Inbox, clientID: UInt32, texts: [String]) {
+    init(channel: any Channel, inbox: Inbox<ServerMessage>, clientID: UInt32, texts: [String]) {
         self.channel = channel
         self.inbox = inbox
         self.clientID = clientID
@@ -35,7 +35,7 @@ public final class ED2KServerSession: Sendable {
         to server: Endpoint, userHash: [UInt8], port: UInt16, name: String = "PeerStack",
         group: any EventLoopGroup, timeout: Duration = .seconds(30)
     ) async throws -> ED2KServerSession {
-        let inbox = Inbox()
+        let inbox = Inbox<ServerMessage>()
         let channel = try await TCPDialer.connect(
             to: server, on: group.next(),
             limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(900))
@@ -113,15 +113,15 @@ public final class ED2KServerSession: Sendable {
 
 /// Messages from the server, handed to whoever waits for one of their kind (or kept, the
 /// newest 256, until someone does).
-final class Inbox: Sendable {
+final class Inbox<Message: Sendable>: Sendable {
     struct Waiter {
         let id: Int
-        let pick: @Sendable (ServerMessage) -> Bool
-        let continuation: CheckedContinuation<ServerMessage?, Never>
+        let pick: @Sendable (Message) -> Bool
+        let continuation: CheckedContinuation<Message?, Never>
     }
 
     struct State {
-        var buffer: [ServerMessage] = []
+        var buffer: [Message] = []
         var waiters: [Waiter] = []
         var closed = false
         var nextID = 0
@@ -129,7 +129,7 @@ final class Inbox: Sendable {
 
     private let state = Mutex(State())
 
-    func deliver(_ message: ServerMessage) {
+    func deliver(_ message: Message) {
         let waiter: Waiter? = state.withLock { state in
             if let index = state.waiters.firstIndex(where: { $0.pick(message) }) {
                 return state.waiters.remove(at: index)
@@ -150,7 +150,7 @@ final class Inbox: Sendable {
         for waiter in waiters { waiter.continuation.resume(returning: nil) }
     }
 
-    func drain() -> [ServerMessage] {
+    func drain() -> [Message] {
         state.withLock { state in
             defer { state.buffer = [] }
             return state.buffer
@@ -158,8 +158,7 @@ final class Inbox: Sendable {
     }
 
     /// The first message `pick` accepts (buffered or to come), nil after `timeout` or a close.
-    func wait(timeout: Duration, _ pick: @escaping @Sendable (ServerMessage) -> Bool) async -> ServerMessage?
-    {
+    func wait(timeout: Duration, _ pick: @escaping @Sendable (Message) -> Bool) async -> Message? {
         await withCheckedContinuation { continuation in
             let id: Int? = state.withLock { state in
                 if let index = state.buffer.firstIndex(where: pick) {
@@ -190,10 +189,10 @@ final class Inbox: Sendable {
 final class SessionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    let inbox: Inbox
+    let inbox: Inbox<ServerMessage>
     private var framer = EDonkeyFramer(maxSize: 2 << 20, maxUnpacked: 8 << 20, unpackedProtocol: .edonkey)
 
-    init(inbox: Inbox) { self.inbox = inbox }
+    init(inbox: Inbox<ServerMessage>) { self.inbox = inbox }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         framer.append(Array(unwrapInboundIn(data).readableBytesView))

@@ -1,0 +1,237 @@
+import NIOCore
+import NIOPosix
+import PeerNet
+import SystemPackage
+
+/// Downloads one file from one eDonkey/eMule client, as eMule asks for it: hello, the file's
+/// name and part status, its hashset (files of more than one part), an upload slot (waiting
+/// in the peer's queue if need be), then parts in requests of three 180 KiB ranges, plain or
+/// zlib-packed. Every part is checked against its MD4 (the whole file against the ed2k hash)
+/// before the `.part` file is renamed; a part that fails is fetched once more, then the
+/// transfer fails.
+public enum ED2KDownload {
+    public enum Failure: Error, Sendable, CustomStringConvertible {
+        case noAnswer(String)
+        case refused(String)
+        case corrupt(part: Int)
+
+        public var description: String {
+            switch self {
+            case .noAnswer(let what): "the peer did not answer \(what) in time"
+            case .refused(let what): "the peer refused: \(what)"
+            case .corrupt(let part): "part \(part) failed its MD4 twice: discarded"
+            }
+        }
+    }
+
+    /// eMule's request unit: three ranges of 180 KiB at a time.
+    static let block = 184_320
+
+    public static func fetch(
+        hash: [UInt8], size: UInt64, from source: Endpoint, to path: FilePath, userHash: [UInt8],
+        ourPort: UInt16,
+        server: (ip: UInt32, port: UInt16) = (0, 0), group: any EventLoopGroup,
+        timeout: Duration = .seconds(60),
+        progress: @escaping @Sendable (UInt64, UInt64) -> Void = { _, _ in }
+    ) async throws -> UInt64 {
+        let inbox = Inbox<ClientMessage>()
+        let channel = try await TCPDialer.connect(
+            to: source, on: group.next(),
+            limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(120))
+        ) { channel in
+            try channel.pipeline.syncOperations.addHandler(ClientHandler(inbox: inbox))
+        }.get()
+        defer { channel.close(promise: nil) }
+        func send(_ message: ClientMessage) async throws {
+            try await channel.writeAndFlush(ByteBuffer(bytes: message.packet().encoded())).get()
+        }
+        func wait(
+            _ what: String, _ limit: Duration = timeout, _ pick: @escaping @Sendable (ClientMessage) -> Bool
+        )
+            async throws -> ClientMessage
+        {
+            guard let message = await inbox.wait(timeout: limit, pick) else { throw Failure.noAnswer(what) }
+            if case .noSuchFile = message { throw Failure.refused("it does not have the file") }
+            return message
+        }
+
+        try await send(
+            .hello(
+                userHash: userHash, clientID: 0, port: ourPort,
+                tags: [Tag(.id(0x01), .string("PeerStack")), Tag(.id(0x11), .uint(0x3C))],
+                serverIP: server.ip,
+                serverPort: server.port))
+        _ = try await wait("the hello") { if case .helloAnswer = $0 { true } else { false } }
+
+        let partCount = Int((size + UInt64(ED2KHasher.partSize) - 1) / UInt64(ED2KHasher.partSize))
+        try await send(.requestFileName(hash: hash))
+        try await send(.setRequestedFile(hash: hash))
+        _ = try await wait("the file request") {
+            switch $0 {
+            case .fileStatus, .noSuchFile: true
+            default: false
+            }
+        }
+        var partHashes: [[UInt8]] = []
+        if size >= UInt64(ED2KHasher.partSize) {
+            try await send(.hashSetRequest(hash: hash))
+            let answer = try await wait("the hashset", timeout) { message in
+                switch message {
+                case .hashSetAnswer, .noSuchFile: true
+                default: false
+                }
+            }
+            guard case .hashSetAnswer(_, let parts) = answer else { throw Failure.noAnswer("the hashset") }
+            var top = MD4()
+            for part in parts { top.update(part) }
+            guard top.finalize() == hash, parts.count >= partCount else {
+                throw Failure.refused("a hashset that does not hash to the file's hash")
+            }
+            partHashes = parts
+        }
+        try await send(.startUploadRequest(hash: hash))
+        _ = try await wait("the upload request", .seconds(300)) {
+            if case .acceptUpload = $0 { true } else { false }
+        }
+
+        let partial = FilePath(path.string + ".part")
+        let file = try SystemPackage.FileDescriptor.open(
+            partial, .readWrite, options: [.create, .truncate],
+            permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        var done: UInt64 = 0
+        do {
+            var retried: Set<Int> = []
+            var part = 0
+            while part < partCount {
+                let start = UInt64(part) * UInt64(ED2KHasher.partSize)
+                let end = min(size, start + UInt64(ED2KHasher.partSize))
+                try await fetchRange(
+                    hash: hash, start: start, end: end, file: file, inbox: inbox, send: send, timeout: timeout
+                ) { received in progress(done + received, size) }
+                // Check the part (a single-part file: against the file hash).
+                let expected = partHashes.isEmpty ? hash : partHashes[part]
+                var md4 = MD4()
+                var offset = start
+                var buffer = [UInt8](repeating: 0, count: 1 << 20)
+                while offset < end {
+                    let count = Int(min(UInt64(buffer.count), end - offset))
+                    let read = try buffer.withUnsafeMutableBytes {
+                        try file.read(
+                            fromAbsoluteOffset: Int64(offset),
+                            into: UnsafeMutableRawBufferPointer(rebasing: $0.prefix(count)))
+                    }
+                    guard read > 0 else { break }
+                    md4.update(buffer[0..<read])
+                    offset += UInt64(read)
+                }
+                if md4.finalize() != expected {
+                    guard retried.insert(part).inserted else { throw Failure.corrupt(part: part) }
+                    continue
+                }
+                done = end
+                progress(done, size)
+                part += 1
+            }
+            try file.close()
+        } catch {
+            try? file.close()
+            _ = unlink(partial.string)
+            throw error
+        }
+        guard rename(partial.string, path.string) == 0 else { throw Errno(rawValue: errno) }
+        return size
+    }
+
+    /// Fetches [start, end) in requests of three ranges, writing what arrives.
+    static func fetchRange(
+        hash: [UInt8], start: UInt64, end: UInt64, file: SystemPackage.FileDescriptor,
+        inbox: Inbox<ClientMessage>,
+        send: (ClientMessage) async throws -> Void, timeout: Duration, progress: (UInt64) -> Void
+    ) async throws {
+        var next = start
+        var received: UInt64 = 0
+        while next < end {
+            var ranges: [(start: UInt32, end: UInt32)] = []
+            while ranges.count < 3, next < end {
+                let stop = min(end, next + UInt64(block))
+                ranges.append((UInt32(next), UInt32(stop)))
+                next = stop
+            }
+            try await send(.requestParts(hash: hash, ranges: ranges))
+            var missing = ranges.reduce(UInt64(0)) { $0 + UInt64($1.end - $1.start) }
+            var packed: [UInt32: (length: UInt32, data: [UInt8])] = [:]
+            while missing > 0 {
+                guard
+                    let message = await inbox.wait(
+                        timeout: timeout,
+                        {
+                            switch $0 {
+                            case .sendingPart, .compressedPart, .cancelTransfer: true
+                            default: false
+                            }
+                        })
+                else { throw Failure.noAnswer("a part request") }
+                switch message {
+                case .sendingPart(_, let from, _, let data):
+                    try write(data, at: UInt64(from), file: file, within: ranges)
+                    missing -= UInt64(data.count)
+                    received += UInt64(data.count)
+                case .compressedPart(_, let from, let length, let data):
+                    var entry = packed[from] ?? (length, [])
+                    entry.data += data
+                    guard entry.data.count < Int(length) else {
+                        packed[from] = nil
+                        let plain = try EDonkeyPacket.inflate(entry.data, limit: block)
+                        try write(plain, at: UInt64(from), file: file, within: ranges)
+                        missing -= UInt64(plain.count)
+                        received += UInt64(plain.count)
+                        break
+                    }
+                    packed[from] = entry
+                case .cancelTransfer:
+                    throw Failure.refused("the upload was cancelled")
+                default:
+                    break
+                }
+                progress(received)
+            }
+        }
+    }
+
+    static func write(
+        _ data: [UInt8], at offset: UInt64, file: SystemPackage.FileDescriptor,
+        within ranges: [(start: UInt32, end: UInt32)]
+    )
+        throws
+    {
+        guard
+            ranges.contains(where: {
+                UInt64($0.start) <= offset && offset + UInt64(data.count) <= UInt64($0.end)
+            })
+        else { throw Failure.refused("a block nobody asked for (\(offset), \(data.count) bytes)") }
+        _ = try data.withUnsafeBytes { try file.writeAll(toAbsoluteOffset: Int64(offset), $0) }
+    }
+}
+
+final class ClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let inbox: Inbox<ClientMessage>
+    private var framer = EDonkeyFramer(maxSize: 512 * 1024, maxUnpacked: 2 << 20, unpackedProtocol: .emule)
+
+    init(inbox: Inbox<ClientMessage>) { self.inbox = inbox }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        framer.append(Array(unwrapInboundIn(data).readableBytesView))
+        do {
+            while let packet = try framer.next() { inbox.deliver(try ClientMessage(packet)) }
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inbox.close()
+        context.fireChannelInactive()
+    }
+}
