@@ -2,8 +2,8 @@ import EDonkey
 import FuzzSupport
 
 /// eDonkey packets from hostile bytes, cut into reads of the first byte's size and framed (0xE3,
-/// 0xC5 and zlib-packed 0xD4, bounded); each packet parsed as a server message, and an accepted
-/// message encodes to a packet that parses to the same message. The rest is also read as a tag
+/// 0xC5 and zlib-packed 0xD4, bounded); each packet parsed as a server and as a client message,
+/// and an accepted message encodes to a packet that parses to the same message. The rest is also read as a tag
 /// list and as an ed2k link. Any input ends in a value or a typed error, never a trap.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzEDonkey(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -18,6 +18,10 @@ func fuzzEDonkey(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         index += step
         while true {
             guard let packet = try? framer.next() else { break }
+            if let message = try? ClientMessage(packet) {
+                precondition(
+                    (try? ClientMessage(message.packet())) == message, "re-encoding changed a client message")
+            }
             if let message = try? ServerMessage(packet) {
                 precondition(
                     (try? ServerMessage(message.packet())) == message, "re-encoding changed a message")
