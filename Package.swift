@@ -235,7 +235,12 @@ let package = Package(
         .testTarget(
             name: "BitTorrentTrackerTests",
             dependencies: ["BitTorrentTracker", "BitTorrent", "Bencode", "PeerNet", "TestSupport"]),
-        .testTarget(name: "EDonkeyTests", dependencies: ["EDonkey", "PeerNet", "TestSupport"]),
+        .testTarget(
+            name: "EDonkeyTests",
+            dependencies: [
+                "EDonkey", "PeerNet", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .testTarget(
             name: "GnutellaTests",
             dependencies: [

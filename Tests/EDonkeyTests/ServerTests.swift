@@ -1,7 +1,10 @@
 import EDonkey
+import Foundation
 import NIOCore
 import NIOPosix
 import PeerNet
+import SystemPackage
+import TestSupport
 import Testing
 
 @Suite("The index server with PeerStack clients on loopback", .serialized)
@@ -73,5 +76,39 @@ struct ServerTests {
         searcher.close()
         await listener.close()
         await server.shutdown()
+    }
+}
+
+@Suite("Client to client on loopback", .serialized)
+struct TransferTests {
+    @Test("PeerStack's downloader fetches three parts from PeerStack's uploader, every part checked")
+    func transfer() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bytes = SeededGenerator.bytes(20_000_000, seed: 31)
+        let source = directory.appendingPathComponent("source.bin")
+        try Data(bytes).write(to: source)
+        let file = try ED2KSharedFile(path: FilePath(source.path))
+        #expect(file.partHashes.count == 3)
+        let uploader = try await ED2KUploader.start(
+            sharing: [file], userHash: [UInt8](repeating: 3, count: 16), on: Endpoint("127.0.0.1:0")!,
+            group: group)
+        let target = FilePath(directory.appendingPathComponent("got.bin").path)
+        let size = try await ED2KDownload.fetch(
+            hash: file.hash, size: file.size, from: try #require(uploader.localAddress), to: target,
+            userHash: [UInt8](repeating: 4, count: 16), ourPort: 1, group: group)
+        #expect(size == 20_000_000)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: target.string)) == Data(bytes))
+        // A file it does not share: refused, nothing left behind.
+        await #expect(throws: ED2KDownload.Failure.self) {
+            _ = try await ED2KDownload.fetch(
+                hash: [UInt8](repeating: 9, count: 16), size: 100, from: try #require(uploader.localAddress),
+                to: FilePath(directory.appendingPathComponent("none").path),
+                userHash: [UInt8](repeating: 4, count: 16),
+                ourPort: 1, group: group, timeout: .seconds(5))
+        }
+        await uploader.shutdown()
     }
 }

@@ -1,0 +1,229 @@
+import NIOCore
+import NIOPosix
+import PeerNet
+import SystemPackage
+
+/// A shared file and its ed2k hashes, ready to upload.
+public struct ED2KSharedFile: Sendable {
+    public var name: String
+    public var path: FilePath
+    public var size: UInt64
+    public var hash: [UInt8]
+    public var partHashes: [[UInt8]]
+
+    /// Hashes `path`.
+    public init(path: FilePath, name: String? = nil) throws {
+        let result = try ED2KHasher.hashFile(path)
+        self.path = path
+        self.name = name ?? path.lastComponent?.string ?? "file"
+        size = result.size
+        hash = result.hash
+        partHashes = result.parts
+    }
+
+    /// How servers list it (0xFBFBFBFB:0xFBFB marks a complete file for a server that
+    /// understands compression, as eMule and aMule send it).
+    public var entry: FileEntry {
+        var tags = [Tag(.id(Tag.fileName), .string(name)), Tag(.id(Tag.fileSize), .uint(size & 0xFFFF_FFFF))]
+        if size > UInt64(UInt32.max) { tags.append(Tag(.id(Tag.fileSizeHigh), .uint(size >> 32))) }
+        return FileEntry(hash: hash, clientID: 0xFBFB_FBFB, port: 0xFBFB, tags: tags)
+    }
+}
+
+/// Serves shared files to eDonkey/eMule clients that connect (the upload side of the client):
+/// the hello answer, file names and part status (complete), hashsets, an upload slot at once
+/// while fewer than `maxUploads` run, and parts in 10,240-byte blocks read from disk while the
+/// socket takes them. A client asking for more than it may (ranges past the file, other files'
+/// parts) is dropped.
+public final class ED2KUploader: @unchecked Sendable {
+    public let loop: any EventLoop
+    let files: [[UInt8]: ED2KSharedFile]
+    let userHash: [UInt8]
+    var clientID: UInt32 = 0
+    var server: (ip: UInt32, port: UInt16) = (0, 0)
+    var uploads = 0
+    public var maxUploads = 4
+    private var listener: TCPListener?
+    let limits = ConnectionLimits(
+        handshakeTimeout: .seconds(30), idleTimeout: .seconds(300), writeBufferHighWater: 256 << 10,
+        writeBufferLowWater: 64 << 10, maxQueuedBytes: 4 << 20)
+
+    init(files: [ED2KSharedFile], userHash: [UInt8], loop: any EventLoop) {
+        self.files = Dictionary(files.map { ($0.hash, $0) }, uniquingKeysWith: { first, _ in first })
+        self.userHash = userHash
+        self.loop = loop
+    }
+
+    public static func start(
+        sharing files: [ED2KSharedFile], userHash: [UInt8], on endpoint: Endpoint, group: any EventLoopGroup
+    ) async throws -> ED2KUploader {
+        let uploader = ED2KUploader(files: files, userHash: userHash, loop: group.next())
+        let listener = try await TCPListener.bind(
+            on: endpoint, group: uploader.loop,
+            configuration: TCPListener.Configuration(limits: uploader.limits)
+        ) { channel in
+            try channel.pipeline.syncOperations.addHandler(UploadConnection(uploader: uploader))
+        }
+        try await uploader.loop.submit { uploader.listener = listener }.get()
+        return uploader
+    }
+
+    public var localAddress: Endpoint? { listener?.localAddress }
+
+    /// What to say in hellos: the ID the server gave us and the server's address.
+    public func loggedIn(clientID: UInt32, server: (ip: UInt32, port: UInt16)) {
+        loop.execute {
+            self.clientID = clientID
+            self.server = server
+        }
+    }
+
+    public func shutdown() async { await listener?.close() }
+}
+
+final class UploadConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let uploader: ED2KUploader
+    private var framer = EDonkeyFramer(maxSize: 64 * 1024, maxUnpacked: 256 * 1024, unpackedProtocol: .emule)
+    private var context: ChannelHandlerContext?
+    private var slot = false
+    /// Ranges asked for and not yet sent: (file, next byte, end).
+    private var pending: [(file: ED2KSharedFile, next: UInt64, end: UInt64)] = []
+    private var reader: SystemPackage.FileDescriptor?
+    private var readerPath: FilePath?
+    static let block = 10_240
+
+    init(uploader: ED2KUploader) { self.uploader = uploader }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        framer.append(Array(unwrapInboundIn(data).readableBytesView))
+        do {
+            while let packet = try framer.next() { try handle(try ClientMessage(packet), context: context) }
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    private func send(_ message: ClientMessage, context: ChannelHandlerContext, flush: Bool = true) {
+        let bytes = ByteBuffer(bytes: message.packet().encoded())
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
+    }
+
+    private func handle(_ message: ClientMessage, context: ChannelHandlerContext) throws {
+        switch message {
+        case .hello:
+            ConnectionGuard.handshakeCompleted(context.channel)
+            let port = uploader.localAddress?.port ?? 0
+            send(
+                .helloAnswer(
+                    userHash: uploader.userHash, clientID: uploader.clientID, port: port,
+                    tags: [Tag(.id(0x01), .string("PeerStack")), Tag(.id(0x11), .uint(0x3C))],
+                    serverIP: uploader.server.ip, serverPort: uploader.server.port), context: context)
+        case .requestFileName(let hash):
+            if let file = uploader.files[hash] {
+                send(.fileNameAnswer(hash: hash, name: file.name), context: context)
+            } else {
+                send(.noSuchFile(hash: hash), context: context)
+            }
+        case .setRequestedFile(let hash):
+            // Zero parts: the whole file is here.
+            send(
+                uploader.files[hash] != nil
+                    ? .fileStatus(hash: hash, parts: 0, bitmap: []) : .noSuchFile(hash: hash),
+                context: context)
+        case .hashSetRequest(let hash):
+            guard let file = uploader.files[hash] else {
+                return send(.noSuchFile(hash: hash), context: context)
+            }
+            send(.hashSetAnswer(hash: hash, parts: file.partHashes), context: context)
+        case .startUploadRequest:
+            guard !slot else { return send(.acceptUpload, context: context) }
+            guard uploader.uploads < uploader.maxUploads else { return send(.queueRank(1), context: context) }
+            uploader.uploads += 1
+            slot = true
+            send(.acceptUpload, context: context)
+        case .requestParts(let hash, let ranges):
+            guard slot, let file = uploader.files[hash] else {
+                throw EDonkeyError.invalid(
+                    field: "part request", offset: 0, reason: "no slot or no such file")
+            }
+            for range in ranges where range.end > range.start {
+                guard UInt64(range.end) <= file.size else {
+                    throw EDonkeyError.invalid(
+                        field: "part request", offset: 16, reason: "past the end of the file")
+                }
+                // eMule and aMule ask again before a request is served; the same range twice is
+                // sent once. A client with more than 48 ranges waiting floods: dropped.
+                if pending.contains(where: { $0.file.hash == hash && $0.end == UInt64(range.end) }) {
+                    continue
+                }
+                guard pending.count < 48 else {
+                    throw EDonkeyError.tooLarge(field: "requested ranges", size: pending.count + 1, limit: 48)
+                }
+                pending.append((file, UInt64(range.start), UInt64(range.end)))
+            }
+            pump(context: context)
+        case .cancelTransfer:
+            pending = []
+        default:
+            break  // eMule's extensions and anything else: not needed to upload
+        }
+    }
+
+    /// Sends blocks while the socket takes them.
+    private func pump(context: ChannelHandlerContext) {
+        var wrote = false
+        while context.channel.isWritable, let first = pending.first {
+            let count = Int(min(UInt64(Self.block), first.end - first.next))
+            var data = [UInt8](repeating: 0, count: count)
+            do {
+                if reader == nil || readerPath != first.file.path {
+                    try? reader?.close()
+                    reader = try SystemPackage.FileDescriptor.open(first.file.path, .readOnly)
+                    readerPath = first.file.path
+                }
+                let read = try data.withUnsafeMutableBytes {
+                    try reader!.read(fromAbsoluteOffset: Int64(first.next), into: $0)
+                }
+                guard read == count else {
+                    throw EDonkeyError.truncated(field: "shared file", offset: Int(first.next))
+                }
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            send(
+                .sendingPart(
+                    hash: first.file.hash, start: UInt32(first.next), end: UInt32(first.next) + UInt32(count),
+                    data: data),
+                context: context, flush: false)
+            wrote = true
+            pending[0].next += UInt64(count)
+            if pending[0].next >= pending[0].end { pending.removeFirst() }
+        }
+        if wrote { context.flush() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pump(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if slot { uploader.uploads -= 1 }
+        slot = false
+        try? reader?.close()
+        reader = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
