@@ -249,7 +249,7 @@ struct ClientMessageTests {
             .fileStatus(hash: hash, parts: 12, bitmap: [0xFF, 0x0F]), .hashSetRequest(hash: hash),
             .hashSetAnswer(hash: hash, parts: [hash, hash, hash]), .startUploadRequest(hash: hash),
             .acceptUpload,
-            .cancelTransfer, .queueRank(17),
+            .cancelTransfer, .outOfPartRequests, .queueRank(17),
             .requestParts(hash: hash, ranges: [(0, 184_320), (184_320, 368_640)]),
             .sendingPart(hash: hash, start: 10, end: 14, data: [1, 2, 3, 4]),
             .compressedPart(hash: hash, start: 0, packedLength: 3, data: [9, 9, 9]),
@@ -260,6 +260,10 @@ struct ClientMessageTests {
             let packet = try #require(try framer.next())
             #expect(try ClientMessage(packet) == message)
         }
+        // eMule's opcodes.h: OP_CANCELTRANSFER 0x56 (the downloader), OP_OUTOFPARTREQS 0x57 (the uploader).
+        #expect(ClientMessage.cancelTransfer.packet().opcode == 0x56)
+        #expect(ClientMessage.outOfPartRequests.packet().opcode == 0x57)
+        #expect(ClientMessage.requestParts(hash: hash, ranges: []).packet().opcode == 0x47)
         // A part whose range does not match its bytes.
         var writer = EDonkeyWriter()
         writer.raw(hash)

@@ -166,7 +166,7 @@ public enum ED2KDownload {
                         timeout: timeout,
                         {
                             switch $0 {
-                            case .sendingPart, .compressedPart, .cancelTransfer: true
+                            case .sendingPart, .compressedPart, .cancelTransfer, .outOfPartRequests: true
                             default: false
                             }
                         })
@@ -188,8 +188,8 @@ public enum ED2KDownload {
                         break
                     }
                     packed[from] = entry
-                case .cancelTransfer:
-                    throw Failure.refused("the upload was cancelled")
+                case .cancelTransfer, .outOfPartRequests:
+                    throw Failure.refused("the upload slot was ended")
                 default:
                     break
                 }

@@ -172,7 +172,10 @@ final class UploadConnection: ChannelInboundHandler {
             }
             pump(context: context)
         case .cancelTransfer:
+            // The downloader is done with us for now: free the slot.
             pending = []
+            if slot { uploader.uploads -= 1 }
+            slot = false
         default:
             break  // eMule's extensions and anything else: not needed to upload
         }

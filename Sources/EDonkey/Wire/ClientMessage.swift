@@ -19,10 +19,12 @@ public enum ClientMessage: Sendable, Equatable {
     /// 0x51 / 0x52: the part hashes.
     case hashSetRequest(hash: [UInt8])
     case hashSetAnswer(hash: [UInt8], parts: [[UInt8]])
-    /// 0x54 / 0x55 / 0x57: ask for an upload slot; granted; cancel.
+    /// 0x54 / 0x55 / 0x56: ask for an upload slot; granted; the downloader cancels. 0x57: the
+    /// uploader ends the slot (out of part requests).
     case startUploadRequest(hash: [UInt8])
     case acceptUpload
     case cancelTransfer
+    case outOfPartRequests
     /// 0x60 (0xC5): our place in the peer's upload queue.
     case queueRank(UInt16)
     /// 0x47: up to three byte ranges, [start, end) each (0, 0 for unused).
@@ -90,7 +92,8 @@ public enum ClientMessage: Sendable, Equatable {
             self = .hashSetAnswer(hash: h, parts: parts)
         case (.edonkey, 0x54): self = .startUploadRequest(hash: r.remaining >= 16 ? try hash() : [])
         case (.edonkey, 0x55): self = .acceptUpload
-        case (.edonkey, 0x57): self = .cancelTransfer
+        case (.edonkey, 0x56): self = .cancelTransfer
+        case (.edonkey, 0x57): self = .outOfPartRequests
         case (.emule, 0x60): self = .queueRank(try r.u16("queue rank"))
         case (.edonkey, 0x47):
             let h = try hash()
@@ -171,7 +174,8 @@ public enum ClientMessage: Sendable, Equatable {
             opcode = 0x54
             if !h.isEmpty { hash(h) }
         case .acceptUpload: opcode = 0x55
-        case .cancelTransfer: opcode = 0x57
+        case .cancelTransfer: opcode = 0x56
+        case .outOfPartRequests: opcode = 0x57
         case .queueRank(let rank):
             proto = .emule
             opcode = 0x60
