@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "PeerSim",
             dependencies: [
-                "Gnutella", "Kademlia", "MainlineDHT", "PeerNet",
+                "Kademlia", "MainlineDHT", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
@@ -153,7 +153,7 @@ let package = Package(
         .target(
             name: "Gnutella",
             dependencies: [
-                "CZlib", "Multiformats", "PeerNet",
+                "CZlib", "Multiformats", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Gnutella
 import PeerSim
 
 struct SimCommand: AsyncParsableCommand {

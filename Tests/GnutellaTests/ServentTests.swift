@@ -300,3 +300,34 @@ struct FlowControlTests {
         #expect(later == 20)  // 2 s at 10/s, capped at the burst
     }
 }
+
+@Suite("Servent bounds")
+struct ServentBoundsTests {
+    @Test("a leaf's stream of queries gets probes, but at most maxDynamicQueries are widened later")
+    func dynamicQueryBound() {
+        var configuration = ServentConfiguration()
+        configuration.ultrapeer = true
+        var servent = Servent(configuration: configuration, seed: 1)
+        _ = servent.connectionOpened(ConnectionID(1), kind: .ultrapeerToLeaf, now: .zero)
+        _ = servent.connectionOpened(ConnectionID(2), kind: .ultrapeerToUltrapeer, now: .zero)
+        _ = servent.connectionOpened(ConnectionID(3), kind: .ultrapeerToUltrapeer, now: .zero)
+        var probes = 0
+        for n in 0..<(Servent.maxDynamicQueries + 100) {
+            let query = Descriptor(
+                guid: GUID(
+                    random: (0..<16).map { UInt8(truncatingIfNeeded: n >> ($0 % 2 * 8)) &+ UInt8($0) }),
+                ttl: 1,
+                .query(Query(text: "words \(n)")))
+            probes += servent.received(query, from: ConnectionID(1), now: .zero).count
+        }
+        // Every query was probed (two ultrapeers each) ...
+        #expect(probes == 2 * (Servent.maxDynamicQueries + 100))
+        // ... but only the bounded number are widened: a third ultrapeer, connected later, is
+        // asked once for each query kept.
+        _ = servent.connectionOpened(ConnectionID(4), kind: .ultrapeerToUltrapeer, now: .zero)
+        let widened = servent.tick(now: .seconds(3)).filter {
+            if case .send(ConnectionID(4), let d) = $0 { d.header.payloadType == .query } else { false }
+        }.count
+        #expect(widened == Servent.maxDynamicQueries)
+    }
+}

@@ -104,6 +104,9 @@ public struct Servent: Sendable {
     /// Time between widening steps (LimeWire waits ~2.4 s per TTL step).
     public var stepInterval: Duration = .milliseconds(2_400)
     public var queryLifetime: Duration = .seconds(120)
+    /// Dynamic queries widened at once (each lives `queryLifetime`); past it a new one gets its
+    /// probe only, so leaves' queries cannot grow this table without bound.
+    public static let maxDynamicQueries = 500
 
     public init(configuration: ServentConfiguration, seed: UInt64, now: Duration = .zero) {
         self.configuration = configuration
@@ -220,7 +223,7 @@ public struct Servent: Sendable {
             dynamic.queried.insert(peer)
         }
         if let origin { dynamic.queried.insert(origin) }
-        dynamicQueries[descriptor.header.guid] = dynamic
+        if dynamicQueries.count < Self.maxDynamicQueries { dynamicQueries[descriptor.header.guid] = dynamic }
         return actions
     }
 

@@ -1,4 +1,4 @@
-import PeerSim
+import Gnutella
 import Testing
 
 /// The Gnutella simulator runs the servent state machines; these check the run is deterministic

@@ -1,8 +1,9 @@
-import Gnutella
 import PeerNet
+import PeerSim
 
 /// What a Gnutella simulation runs: the unchanged ``Servent`` state machines, their descriptors
-/// as bytes over a ``SimulatedNetwork``.
+/// as bytes over PeerSim's ``SimulatedNetwork``. It lives here, not in PeerSim, so that the
+/// simulator stays below the application layer and imports no protocol (DESIGN.md).
 public struct GnutellaSimulationConfiguration: Sendable {
     public enum Mode: String, Sendable, CaseIterable {
         /// Gnutella 0.4: every node an equal, every query flooded with TTL 7.
