@@ -137,6 +137,19 @@ struct AMuleInteropTests {
             file: home.appendingPathComponent("edonkey.pcapng"), probe: (namespace.peerAddress, 9))
 
         // PeerStack offers a file of its own.
+        // Hostile peers first: 100 connections that never log in, and one announcing a 64 MiB
+        // packet. The server must drop the liar on its header and keep serving the honest
+        // clients below (aMule and PeerStack's) while the silent ones hold their sockets.
+        let silent = (0..<100).compactMap { _ in Self.tcpConnect(address) }
+        #expect(silent.count == 100)
+        defer { silent.forEach { close($0) } }
+        let liar = try #require(Self.tcpConnect(address))
+        defer { close(liar) }
+        let header: [UInt8] = [0xE3, 0x00, 0x00, 0x00, 0x04, 0x01]
+        _ = header.withUnsafeBytes { send(liar, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var byte: UInt8 = 0
+        #expect(recv(liar, &byte, 1, 0) <= 0, "a 64 MiB packet length did not close the connection")
+
         var hasher = ED2KHasher()
         hasher.update(Array("a file PeerStack offers".utf8))
         let (hash, _) = hasher.finalize()
@@ -218,6 +231,39 @@ struct AMuleInteropTests {
                 "no message 0x\(String(opcode, radix: 16)) in the capture: \(types.sorted())")
         }
         #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed packets")
+    }
+
+    /// A blocking TCP connection from 127.0.0.1 to `endpoint` (IPv4) with a 10 s receive
+    /// timeout; nil if refused.
+    static func tcpConnect(_ endpoint: Endpoint) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = endpoint.port.bigEndian
+        _ = inet_pton(AF_INET, endpoint.ip.description, &target.sin_addr)
+        // From 127.0.0.1: past the per-IP cap that would otherwise refuse all but 16 of them
+        // (and the honest PeerStack client on this side's address with them), so what contains
+        // them is the cap on connections still handshaking and its eviction of the oldest.
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let result = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     static func until(_ seconds: Double, _ what: String, _ condition: () async throws -> Bool) async throws {
