@@ -233,6 +233,77 @@ struct AMuleInteropTests {
         #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed packets")
     }
 
+    @Test("amuled downloads a 25 MiB file PeerStack shares, found through PeerStack's server")
+    func amuleDownloadsFromPeerStack() async throws {
+        try #require(Interop.enabled("amuled"), "amule-daemon is not installed")
+        try #require(Interop.required || getuid() == 0, "network namespaces need root")
+        let namespace = try Namespace()
+        defer { namespace.remove() }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("amule-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let config = try Self.profile(in: home, sharedFile: "nothing.txt", bytes: Data("x".utf8))
+        let group = MultiThreadedEventLoopGroup.singleton
+        let logins = Mutex<[UInt32]>([])
+        let sourcesGiven = Mutex(0)
+        let server = try await ED2KServer.start(on: Endpoint("\(namespace.hostAddress):0")!, group: group) {
+            event in
+            if case .login(_, let id, _) = event { logins.withLock { $0.append(id) } }
+            if case .sources(_, _, let found) = event { sourcesGiven.withLock { $0 += found } }
+        }
+        let address = try #require(server.localAddress)
+        defer { Task { await server.shutdown() } }
+
+        // 25 MiB: three parts, the last one short.
+        let shared = Data(SeededGenerator.bytes(25 << 20, seed: 91))
+        let directory = home.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("peerstack shares chorale.flac")
+        try shared.write(to: file)
+        let entry = try ED2KSharedFile(path: FilePath(file.path))
+        let uploader = try await ED2KUploader.start(
+            sharing: [entry], userHash: [UInt8](repeating: 9, count: 16),
+            on: Endpoint("\(namespace.hostAddress):0")!, group: group)
+        defer { Task { await uploader.shutdown() } }
+        let session = try await ED2KServerSession.connect(
+            to: address, userHash: [UInt8](repeating: 9, count: 16), port: uploader.localAddress!.port,
+            group: group)
+        defer { session.close() }
+        #expect(session.clientID >= 1 << 24, "PeerStack's sharer did not get a high ID")
+        try await uploader.announce(
+            on: session, server: (ServerState.highID(address.ip.bytes), address.port))
+
+        let amuled = try BackgroundProgram(
+            Interop.onPath("ip") ?? "/usr/sbin/ip",
+            [
+                "netns", "exec", namespace.name, "env", "HOME=\(home.path)",
+                Interop.onPath("amuled") ?? "/usr/bin/amuled", "-c", config.path, "-o",
+            ])
+        defer { amuled.stop() }
+        try await Self.until(30, "amuled's EC port") {
+            (try? Self.amulecmd(namespace, "status"))?.contains("eD2k") == true
+        }
+        _ = try Self.amulecmd(namespace, "add ed2k://|server|\(address.ip)|\(address.port)|/")
+        _ = try Self.amulecmd(namespace, "connect \(address.ip):\(address.port)")
+        try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }
+        let link = ED2KLink.file(name: entry.name, size: entry.size, hash: entry.hash, aich: nil, sources: [])
+        _ = try Self.amulecmd(namespace, "add \(link)")
+        let landed = home.appendingPathComponent("incoming").appendingPathComponent(entry.name)
+        do {
+            try await Self.until(120, "aMule's finished download") {
+                FileManager.default.fileExists(atPath: landed.path)
+            }
+        } catch {
+            let log = (try? String(contentsOf: config.appendingPathComponent("logfile"), encoding: .utf8)) ?? ""
+            Issue.record("aMule's log ends: \(log.suffix(3000))")
+            Issue.record("amulecmd: \((try? Self.amulecmd(namespace, "show dl")) ?? "")")
+            Issue.record("sources given: \(sourcesGiven.withLock { $0 })")
+            throw error
+        }
+        #expect(try Data(contentsOf: landed) == shared, "aMule's copy differs from the shared file")
+        #expect(sourcesGiven.withLock { $0 } >= 1, "aMule did not get PeerStack as a source from the server")
+        _ = try? Self.amulecmd(namespace, "shutdown")
+    }
+
     /// A blocking TCP connection from 127.0.0.1 to `endpoint` (IPv4) with a 10 s receive
     /// timeout; nil if refused.
     static func tcpConnect(_ endpoint: Endpoint) -> Int32? {

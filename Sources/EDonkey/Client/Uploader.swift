@@ -78,6 +78,13 @@ public final class ED2KUploader: @unchecked Sendable {
         }
     }
 
+    /// Logs `session`'s ID into hellos and offers every shared file on it, with the complete-file
+    /// marker.
+    public func announce(on session: ED2KServerSession, server: (ip: UInt32, port: UInt16)) async throws {
+        loggedIn(clientID: session.clientID, server: server)
+        try await session.offer(files.values.sorted { $0.name < $1.name }.map(\.entry))
+    }
+
     public func shutdown() async { await listener?.close() }
 }
 
@@ -89,8 +96,13 @@ final class UploadConnection: ChannelInboundHandler {
     private var framer = EDonkeyFramer(maxSize: 64 * 1024, maxUnpacked: 256 * 1024, unpackedProtocol: .emule)
     private var context: ChannelHandlerContext?
     private var slot = false
-    /// Ranges asked for and not yet sent: (file, next byte, end).
-    private var pending: [(file: ED2KSharedFile, next: UInt64, end: UInt64)] = []
+    /// Ranges asked for and not yet sent: (file, first byte, next byte, end).
+    private var pending: [(file: ED2KSharedFile, start: UInt64, next: UInt64, end: UInt64)] = []
+    /// The newest ranges sent whole: eMule and aMule repeat every range not yet received in each
+    /// request, so a range already on its way must not be sent again (eMule's uploader keeps
+    /// the same list).
+    private var sent: [(hash: [UInt8], start: UInt64, end: UInt64)] = []
+    private var scheduled = false
     private var reader: SystemPackage.FileDescriptor?
     private var readerPath: FilePath?
     static let block = 10_240
@@ -160,15 +172,20 @@ final class UploadConnection: ChannelInboundHandler {
                     throw EDonkeyError.invalid(
                         field: "part request", offset: 16, reason: "past the end of the file")
                 }
-                // eMule and aMule ask again before a request is served; the same range twice is
-                // sent once. A client with more than 48 ranges waiting floods: dropped.
-                if pending.contains(where: { $0.file.hash == hash && $0.end == UInt64(range.end) }) {
+                // eMule and aMule ask again for every range they have not received whole; the
+                // same range twice is sent once. A client with more than 48 ranges waiting
+                // floods: dropped.
+                if pending.contains(where: { $0.file.hash == hash && $0.end == UInt64(range.end) })
+                    || sent.contains(where: {
+                        $0.hash == hash && $0.start == UInt64(range.start) && $0.end == UInt64(range.end)
+                    })
+                {
                     continue
                 }
                 guard pending.count < 48 else {
                     throw EDonkeyError.tooLarge(field: "requested ranges", size: pending.count + 1, limit: 48)
                 }
-                pending.append((file, UInt64(range.start), UInt64(range.end)))
+                pending.append((file, UInt64(range.start), UInt64(range.start), UInt64(range.end)))
             }
             pump(context: context)
         case .cancelTransfer:
@@ -181,10 +198,21 @@ final class UploadConnection: ChannelInboundHandler {
         }
     }
 
-    /// Sends blocks while the socket takes them.
+    /// Blocks sent per tick, and the tick: a slot's data is spread out (at most about 30 MB/s
+    /// per connection) as eMule's upload throttler spreads it. aMule 2.3.3, given a whole
+    /// request's three ranges (540 KB) at once, stops reading its socket until its 100 s
+    /// download timeout cancels the transfer.
+    static let blocksPerTick = 6
+    static let tick = TimeAmount.milliseconds(2)
+
+    /// Sends up to `blocksPerTick` blocks while the socket takes them, and comes back after a
+    /// tick while ranges are waiting.
     private func pump(context: ChannelHandlerContext) {
+        guard !scheduled else { return }
         var wrote = false
-        while context.channel.isWritable, let first = pending.first {
+        var budget = Self.blocksPerTick
+        while context.channel.isWritable, budget > 0, let first = pending.first {
+            budget -= 1
             let count = Int(min(UInt64(Self.block), first.end - first.next))
             var data = [UInt8](repeating: 0, count: count)
             do {
@@ -210,9 +238,22 @@ final class UploadConnection: ChannelInboundHandler {
                 context: context, flush: false)
             wrote = true
             pending[0].next += UInt64(count)
-            if pending[0].next >= pending[0].end { pending.removeFirst() }
+            if pending[0].next >= pending[0].end {
+                let done = pending.removeFirst()
+                sent.append((done.file.hash, done.start, done.end))
+                if sent.count > 32 { sent.removeFirst() }
+            }
         }
         if wrote { context.flush() }
+        if !pending.isEmpty, context.channel.isWritable {
+            scheduled = true
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: Self.tick) {
+                let (connection, context) = bound.value
+                connection.scheduled = false
+                if context.channel.isActive { connection.pump(context: context) }
+            }
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -223,6 +264,7 @@ final class UploadConnection: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if slot { uploader.uploads -= 1 }
         slot = false
+        pending = []
         try? reader?.close()
         reader = nil
         context.fireChannelInactive()

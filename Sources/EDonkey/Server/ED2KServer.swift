@@ -9,6 +9,8 @@ public enum ED2KServerEvent: Sendable {
     case login(Endpoint, clientID: UInt32, name: String)
     case offered(Endpoint, files: Int)
     case searched(Endpoint, results: Int)
+    /// A client asked for a file's sources and was given `found`.
+    case sources(Endpoint, hash: [UInt8], found: Int)
     case disconnected(Endpoint, reason: String)
 }
 
@@ -107,6 +109,9 @@ public final class ED2KServer: @unchecked Sendable {
             case .send(let id, let message):
                 if let remote, case .searchResults(let results, _) = message {
                     onEvent(.searched(remote, results: results.count))
+                }
+                if let remote, case .foundSources(let hash, let sources) = message {
+                    onEvent(.sources(remote, hash: hash, found: sources.count))
                 }
                 if case .idChange(let clientID, _) = message, let handler = handlers[id],
                     let address = handler.remote
