@@ -5,6 +5,7 @@ import NIOPosix
 import PeerNet
 import SystemPackage
 import TestSupport
+import Synchronization
 import Testing
 
 @Suite("The index server with PeerStack clients on loopback", .serialized)
@@ -110,5 +111,73 @@ struct TransferTests {
                 ourPort: 1, group: group, timeout: .seconds(5))
         }
         await uploader.shutdown()
+    }
+
+    @Test("A .part file's verified parts are kept: only the missing and the wrong part are fetched")
+    func resume() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bytes = SeededGenerator.bytes(20_000_000, seed: 32)
+        let source = directory.appendingPathComponent("source.bin")
+        try Data(bytes).write(to: source)
+        let file = try ED2KSharedFile(path: FilePath(source.path))
+        let uploader = try await ED2KUploader.start(
+            sharing: [file], userHash: [UInt8](repeating: 3, count: 16), on: Endpoint("127.0.0.1:0")!,
+            group: group)
+        // As a stopped run leaves it: part 0 whole, part 1 half and wrong, part 2 missing.
+        let target = directory.appendingPathComponent("got.bin")
+        var partial = Array(bytes[0..<ED2KHasher.partSize])
+        partial += [UInt8](repeating: 0xEE, count: ED2KHasher.partSize / 2)
+        try Data(partial).write(to: URL(fileURLWithPath: target.path + ".part"))
+        let first = Mutex<UInt64?>(nil)
+        let size = try await ED2KDownload.fetch(
+            hash: file.hash, size: file.size, from: try #require(uploader.localAddress),
+            to: FilePath(target.path), userHash: [UInt8](repeating: 4, count: 16), ourPort: 1, group: group
+        ) { done, _ in first.withLock { if $0 == nil { $0 = done } } }
+        #expect(size == 20_000_000)
+        #expect(first.withLock { $0 } == UInt64(ED2KHasher.partSize), "the verified part was not kept")
+        #expect(try Data(contentsOf: target) == Data(bytes))
+        #expect(!FileManager.default.fileExists(atPath: target.path + ".part"))
+        await uploader.shutdown()
+    }
+
+    @Test("A source whose part fails its MD4 twice is banned; the file comes whole from another")
+    func banBadSource() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bytes = SeededGenerator.bytes(12_000_000, seed: 33)
+        let honestPath = directory.appendingPathComponent("honest.bin")
+        let liarPath = directory.appendingPathComponent("liar.bin")
+        try Data(bytes).write(to: honestPath)
+        try Data(bytes).write(to: liarPath)
+        let honest = try ED2KSharedFile(path: FilePath(honestPath.path))
+        let liar = try ED2KSharedFile(path: FilePath(liarPath.path))
+        // After hashing, the liar's copy changes in part 1: it serves the right hashes and
+        // wrong data.
+        let handle = try FileHandle(forWritingTo: liarPath)
+        try handle.seek(toOffset: UInt64(ED2KHasher.partSize + 100))
+        handle.write(Data(repeating: 0x42, count: 1_000))
+        try handle.close()
+        let liarPeer = try await ED2KUploader.start(
+            sharing: [liar], userHash: [UInt8](repeating: 5, count: 16), on: Endpoint("127.0.0.1:0")!, group: group)
+        let honestPeer = try await ED2KUploader.start(
+            sharing: [honest], userHash: [UInt8](repeating: 6, count: 16), on: Endpoint("127.0.0.1:0")!,
+            group: group)
+        let liarAddress = try #require(liarPeer.localAddress)
+        let banned = Mutex<[Endpoint]>([])
+        let target = directory.appendingPathComponent("got.bin")
+        let size = try await ED2KDownload.fetch(
+            hash: honest.hash, size: honest.size, sources: [liarAddress, try #require(honestPeer.localAddress)],
+            server: nil, to: FilePath(target.path), userHash: [UInt8](repeating: 4, count: 16), group: group,
+            note: { note in if case .banned(let source, part: 1) = note { banned.withLock { $0.append(source) } } })
+        #expect(size == 12_000_000)
+        #expect(banned.withLock { $0 } == [liarAddress])
+        #expect(try Data(contentsOf: target) == Data(bytes))
+        await liarPeer.shutdown()
+        await honestPeer.shutdown()
     }
 }

@@ -8,7 +8,9 @@ import SystemPackage
 /// in the peer's queue if need be), then parts in requests of three 180 KiB ranges, plain or
 /// zlib-packed. Every part is checked against its MD4 (the whole file against the ed2k hash)
 /// before the `.part` file is renamed; a part that fails is fetched once more, then the
-/// transfer fails.
+/// transfer fails with ``Failure/corrupt(part:)`` (the caller bans the peer). Parts already in
+/// the `.part` file that match their hash are kept (resume after a restart); the `.part` file
+/// stays when the transfer fails.
 public enum ED2KDownload {
     public enum Failure: Error, Sendable, CustomStringConvertible {
         case noAnswer(String)
@@ -89,57 +91,86 @@ public enum ED2KDownload {
             }
             partHashes = parts
         }
-        try await send(.startUploadRequest(hash: hash))
-        _ = try await wait("the upload request", .seconds(300)) {
-            if case .acceptUpload = $0 { true } else { false }
-        }
-
         let partial = FilePath(path.string + ".part")
         let file = try SystemPackage.FileDescriptor.open(
-            partial, .readWrite, options: [.create, .truncate],
+            partial, .readWrite, options: [.create],
             permissions: [.ownerReadWrite, .groupRead, .otherRead])
-        var done: UInt64 = 0
-        do {
-            var retried: Set<Int> = []
-            var part = 0
-            while part < partCount {
-                let start = UInt64(part) * UInt64(ED2KHasher.partSize)
-                let end = min(size, start + UInt64(ED2KHasher.partSize))
-                try await fetchRange(
-                    hash: hash, start: start, end: end, file: file, inbox: inbox, send: send, timeout: timeout
-                ) { received in progress(done + received, size) }
-                // Check the part (a single-part file: against the file hash).
-                let expected = partHashes.isEmpty ? hash : partHashes[part]
-                var md4 = MD4()
-                var offset = start
-                var buffer = [UInt8](repeating: 0, count: 1 << 20)
-                while offset < end {
-                    let count = Int(min(UInt64(buffer.count), end - offset))
-                    let read = try buffer.withUnsafeMutableBytes {
-                        try file.read(
-                            fromAbsoluteOffset: Int64(offset),
-                            into: UnsafeMutableRawBufferPointer(rebasing: $0.prefix(count)))
-                    }
-                    guard read > 0 else { break }
-                    md4.update(buffer[0..<read])
-                    offset += UInt64(read)
-                }
-                if md4.finalize() != expected {
-                    guard retried.insert(part).inserted else { throw Failure.corrupt(part: part) }
-                    continue
-                }
-                done = end
-                progress(done, size)
-                part += 1
+        defer { try? file.close() }
+        // Resume: parts already in the `.part` file that match their hash are kept.
+        var have: Set<Int> = []
+        for part in 0..<partCount {
+            let start = UInt64(part) * UInt64(ED2KHasher.partSize)
+            let end = min(size, start + UInt64(ED2KHasher.partSize))
+            if try Self.part(of: file, start, end, hashesTo: partHashes.isEmpty ? hash : partHashes[part]) {
+                have.insert(part)
             }
-            try file.close()
-        } catch {
-            try? file.close()
-            _ = unlink(partial.string)
-            throw error
         }
-        guard rename(partial.string, path.string) == 0 else { throw Errno(rawValue: errno) }
+        var done = have.reduce(UInt64(0)) { total, part in
+            let start = UInt64(part) * UInt64(ED2KHasher.partSize)
+            return total + min(size, start + UInt64(ED2KHasher.partSize)) - start
+        }
+        progress(done, size)
+        if have.count < partCount {
+            try await send(.startUploadRequest(hash: hash))
+            _ = try await wait("the upload request", .seconds(300)) {
+                if case .acceptUpload = $0 { true } else { false }
+            }
+        }
+        var retried: Set<Int> = []
+        var part = 0
+        while part < partCount {
+            if have.contains(part) {
+                part += 1
+                continue
+            }
+            let start = UInt64(part) * UInt64(ED2KHasher.partSize)
+            let end = min(size, start + UInt64(ED2KHasher.partSize))
+            let before = done
+            try await fetchRange(
+                hash: hash, start: start, end: end, file: file, inbox: inbox, send: send, timeout: timeout
+            ) { received in progress(before + received, size) }
+            // Check the part (a single-part file: against the file hash).
+            guard try Self.part(of: file, start, end, hashesTo: partHashes.isEmpty ? hash : partHashes[part])
+            else {
+                guard retried.insert(part).inserted else { throw Failure.corrupt(part: part) }
+                // A new upload session: within one, eMule's uploaders (and ours) do not send a
+                // range twice.
+                try await send(.cancelTransfer)
+                try await send(.startUploadRequest(hash: hash))
+                _ = try await wait("the upload request", .seconds(300)) {
+                    if case .acceptUpload = $0 { true } else { false }
+                }
+                continue
+            }
+            done += end - start
+            progress(done, size)
+            part += 1
+        }
+        try? await send(.cancelTransfer)
+        guard ftruncate(file.rawValue, off_t(size)) == 0, rename(partial.string, path.string) == 0 else {
+            throw Errno(rawValue: errno)
+        }
         return size
+    }
+
+    /// Whether bytes [start, end) of `file` are there and have the MD4 `expected`.
+    static func part(of file: SystemPackage.FileDescriptor, _ start: UInt64, _ end: UInt64, hashesTo expected: [UInt8])
+        throws -> Bool
+    {
+        var md4 = MD4()
+        var offset = start
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while offset < end {
+            let count = Int(min(UInt64(buffer.count), end - offset))
+            let read = try buffer.withUnsafeMutableBytes {
+                try file.read(
+                    fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0.prefix(count)))
+            }
+            guard read > 0 else { return false }
+            md4.update(buffer[0..<read])
+            offset += UInt64(read)
+        }
+        return md4.finalize() == expected
     }
 
     /// Fetches [start, end) in requests of three ranges, writing what arrives.
@@ -233,5 +264,62 @@ final class ClientHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         inbox.close()
         context.fireChannelInactive()
+    }
+}
+
+extension ED2KDownload {
+    /// What ``fetch(hash:size:sources:server:to:userHash:group:rounds:progress:note:)`` tells as
+    /// it goes.
+    public enum Note: Sendable {
+        case trying(Endpoint)
+        case failed(Endpoint, any Error)
+        case banned(Endpoint, part: Int)
+        case skippedLowID(UInt32)
+    }
+
+    /// Fetches a file from whichever source delivers it: the `sources` given (a link's) and
+    /// those `server` names (asked again each round). A source that fails is tried again next
+    /// round; one whose data fails a part's MD4 twice is banned for good. The `.part` file
+    /// carries verified parts from one source (and one run) to the next.
+    public static func fetch(
+        hash: [UInt8], size: UInt64, sources: [Endpoint], server: ED2KServerSession?, to path: FilePath,
+        userHash: [UInt8], group: any EventLoopGroup, rounds: Int = 3, roundPause: Duration = .seconds(10),
+        progress: @escaping @Sendable (UInt64, UInt64) -> Void = { _, _ in },
+        note: @escaping @Sendable (Note) -> Void = { _ in }
+    ) async throws -> UInt64 {
+        var banned: Set<Endpoint> = []
+        var lastError: (any Error)?
+        for round in 0..<max(1, rounds) {
+            if round > 0 { try await Task.sleep(for: roundPause) }
+            var candidates = sources
+            if let server {
+                for source in (try? await server.sources(of: hash, size: size)) ?? [] {
+                    guard source.id >= 1 << 24 else {
+                        note(.skippedLowID(source.id))
+                        continue
+                    }
+                    if let endpoint = Endpoint(ip: ServerState.address(ofHighID: source.id), port: source.port) {
+                        candidates.append(endpoint)
+                    }
+                }
+            }
+            var seen: Set<Endpoint> = []
+            for source in candidates where !banned.contains(source) && seen.insert(source).inserted {
+                note(.trying(source))
+                do {
+                    return try await fetch(
+                        hash: hash, size: size, from: source, to: path, userHash: userHash, ourPort: 0,
+                        group: group, progress: progress)
+                } catch Failure.corrupt(let part) {
+                    banned.insert(source)
+                    note(.banned(source, part: part))
+                    lastError = Failure.corrupt(part: part)
+                } catch {
+                    note(.failed(source, error))
+                    lastError = error
+                }
+            }
+        }
+        throw lastError ?? Failure.noAnswer("any source (none known)")
     }
 }

@@ -109,6 +109,9 @@ public final class ED2KServerSession: Sendable {
     }
 
     public func close() { channel.close(promise: nil) }
+
+    /// Returns when the connection is closed (by either side).
+    public func closed() async { try? await channel.closeFuture.get() }
 }
 
 /// Messages from the server, handed to whoever waits for one of their kind (or kept, the

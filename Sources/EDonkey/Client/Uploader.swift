@@ -189,8 +189,10 @@ final class UploadConnection: ChannelInboundHandler {
             }
             pump(context: context)
         case .cancelTransfer:
-            // The downloader is done with us for now: free the slot.
+            // The downloader is done with us for now: free the slot (a new session may ask for
+            // the same ranges again).
             pending = []
+            sent = []
             if slot { uploader.uploads -= 1 }
             slot = false
         default:
