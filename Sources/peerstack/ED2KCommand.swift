@@ -174,12 +174,13 @@ struct ED2KShare: AsyncParsableCommand {
                 let file = try ED2KSharedFile(path: FilePath(path))
                 guard file.size > 0 else { continue }
                 files.append(file)
-                print(ED2KLink.file(name: file.name, size: file.size, hash: file.hash, aich: nil, sources: []))
+                // Unbuffered: the links show at once, also through a pipe (the command runs on).
+                let link = ED2KLink.file(name: file.name, size: file.size, hash: file.hash, aich: nil, sources: [])
+                FileHandle.standardOutput.write(Data("\(link)\n".utf8))
             } catch {
                 Terminal.error("\(path): \(error)")
             }
         }
-        fflush(stdout)
         guard !files.isEmpty else { throw Terminal.badInput(directory, "has no files to share") }
         let userHash = ed2kUserHash()
         let group = MultiThreadedEventLoopGroup.singleton
