@@ -181,3 +181,98 @@ struct TransferTests {
         await honestPeer.shutdown()
     }
 }
+
+@Suite("The index server's UDP port", .serialized)
+struct ServerUDPTests {
+    /// One datagram to `port` on 127.0.0.1 and the answers that come within `wait`.
+    static func ask(_ port: UInt16, _ message: ServerUDPMessage, answers: Int = 1) throws -> [ServerUDPMessage] {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = port.bigEndian
+        target.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bytes = message.encoded()
+        _ = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        var received: [ServerUDPMessage] = []
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while received.count < answers {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received.append(try ServerUDPMessage(datagram: Array(buffer[0..<count])))
+        }
+        return received
+    }
+
+    @Test("status and description with their challenges, a global search, sources of several files")
+    func udpPort() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        var configuration = ED2KServerConfiguration()
+        configuration.name = "udp test server"
+        let server = try await ED2KServer.start(on: Endpoint("127.0.0.1:0")!, configuration: configuration, group: group)
+        let address = try #require(server.localAddress)
+        let udp = try #require(server.udpAddress)
+        #expect(udp.port == address.port + 4)
+        let listener = try await TCPListener.bind(on: Endpoint("127.0.0.1:0")!, group: group) { _ in }
+        let port = try #require(listener.localAddress?.port)
+        let sharer = try await ED2KServerSession.connect(
+            to: address, userHash: [UInt8](repeating: 1, count: 16), port: port, group: group)
+        let song = FileEntry(
+            hash: [UInt8](repeating: 0xA1, count: 16), clientID: 0xFBFB_FBFB, port: 0xFBFB,
+            tags: [
+                EDonkey.Tag(.id(EDonkey.Tag.fileName), .string("udp music.mp3")),
+                EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(7_000_000)),
+            ])
+        try await sharer.offer([song])
+        for _ in 0..<100 where try await server.counts().files < 1 { try await Task.sleep(for: .milliseconds(20)) }
+
+        let status = try Self.ask(udp.port, .statusRequest(challenge: 0x55AA_1234))
+        guard case .status(let answer) = status.first else {
+            Issue.record("no status answer: \(status)")
+            return
+        }
+        #expect(answer.challenge == 0x55AA_1234 && answer.users == 1 && answer.files == 1)
+        #expect(answer.udpFlags & 0x01 != 0)
+        #expect(
+            try Self.ask(udp.port, .descriptionRequest(challenge: 0x1234_F0FF))
+                == [.description(challenge: 0x1234_F0FF, name: "udp test server", description: configuration.description)])
+        let found = try Self.ask(udp.port, .globalSearch(.term("music")))
+        guard case .globalSearchResult(let entry) = found.first else {
+            Issue.record("no search result: \(found)")
+            return
+        }
+        #expect(entry.name == "udp music.mp3" && entry.clientID == 0x0100_007F && entry.port == port)
+        // Two files asked for, one known: one answer, with the sharer as its source.
+        let sources = try Self.ask(
+            udp.port,
+            .globalGetSources2([(song.hash, UInt64(7_000_000)), ([UInt8](repeating: 9, count: 16), UInt64(5))]))
+        guard case .globalFoundSources(let hash, let list) = sources.first else {
+            Issue.record("no sources: \(sources)")
+            return
+        }
+        #expect(hash == song.hash && list.map { $0.id } == [0x0100_007F] && list.map { $0.port } == [port])
+        sharer.close()
+        await listener.close()
+        await server.shutdown()
+    }
+
+    @Test("an address over its datagrams per minute gets nothing until the minute has passed")
+    func udpRateLimit() {
+        var configuration = ED2KServerConfiguration()
+        configuration.udpRequestsPerMinute = 5
+        var state = ServerState(
+            configuration: configuration, hash: [UInt8](repeating: 0, count: 16), endpoint: Endpoint("10.0.0.1:4661")!)
+        let answered = (0..<8).filter { i in
+            !state.receivedDatagram(.statusRequest(challenge: UInt32(i)), from: [10, 0, 0, 2], now: .seconds(i)).isEmpty
+        }
+        #expect(answered == [0, 1, 2, 3, 4])
+        #expect(!state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 3], now: .seconds(8)).isEmpty)
+        #expect(!state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 2], now: .seconds(61)).isEmpty)
+    }
+}

@@ -3,8 +3,8 @@ import FuzzSupport
 
 /// eDonkey packets from hostile bytes, cut into reads of the first byte's size and framed (0xE3,
 /// 0xC5 and zlib-packed 0xD4, bounded); each packet parsed as a server and as a client message,
-/// and an accepted message encodes to a packet that parses to the same message. The rest is also read as a tag
-/// list and as an ed2k link. Any input ends in a value or a typed error, never a trap.
+/// and an accepted message encodes to a packet that parses to the same message. The rest is also read as a
+/// server UDP datagram (re-encoded the same way), a tag list and an ed2k link. Any input ends in a value or a typed error, never a trap.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzEDonkey(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = fuzzInput(data, size)
@@ -27,6 +27,10 @@ func fuzzEDonkey(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                     (try? ServerMessage(message.packet())) == message, "re-encoding changed a message")
             }
         }
+    }
+    if let datagram = try? ServerUDPMessage(datagram: stream) {
+        precondition(
+            (try? ServerUDPMessage(datagram: datagram.encoded())) == datagram, "re-encoding changed a datagram")
     }
     var reader = EDonkeyReader(stream)
     _ = try? EDonkey.Tag.parseList(&reader)

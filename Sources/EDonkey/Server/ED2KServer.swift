@@ -16,13 +16,15 @@ public enum ED2KServerEvent: Sendable {
 
 /// The index server on sockets: a ``ServerState`` on one event loop, its TCP connections
 /// (eDonkey framing, packed offers inflated within bounds, every connection under
-/// ``ConnectionLimits``) and the high-ID check (a connection to the client's port from here).
+/// ``ConnectionLimits``), the high-ID check (a connection to the client's port from here) and
+/// the UDP port (TCP port + 4) for status pings, global searches and source requests.
 public final class ED2KServer: @unchecked Sendable {
     public let loop: any EventLoop
     private var state: ServerState
     private var handlers: [ServerConnection: ServerConnectionHandler] = [:]
     private var nextConnection = 1
     private var listener: TCPListener?
+    private var datagrams: (any Channel)?
     private let origin = NIODeadline.now()
     let onEvent: @Sendable (ED2KServerEvent) -> Void
     let limits = ConnectionLimits(
@@ -53,8 +55,23 @@ public final class ED2KServer: @unchecked Sendable {
             channel in
             try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(server: server))
         }
+        var udp: (any Channel)?
+        if configuration.udp, let bound = listener.localAddress, bound.port <= UInt16.max - 4 {
+            do {
+                udp = try await UDPEndpoint.bind(
+                    on: Endpoint(ip: bound.ip, port: bound.port + 4), loop: loop,
+                    configuration: UDPEndpoint.Configuration(maxDatagram: 2_048)
+                ) { channel in
+                    try channel.pipeline.syncOperations.addHandler(ServerDatagramHandler(server: server))
+                }
+            } catch {
+                await listener.close()
+                throw error
+            }
+        }
         try await loop.submit {
             server.listener = listener
+            server.datagrams = udp
             if let bound = listener.localAddress {
                 let advertised =
                     endpoint.ip == IPAddress(v4: 0) ? bound : Endpoint(ip: endpoint.ip, port: bound.port)
@@ -66,6 +83,8 @@ public final class ED2KServer: @unchecked Sendable {
     }
 
     public var localAddress: Endpoint? { listener?.localAddress }
+    /// The UDP port's address (the TCP port + 4), when it listens.
+    public var udpAddress: Endpoint? { datagrams?.localAddress.flatMap(Endpoint.init) }
 
     public func counts() async throws -> (users: Int, files: Int) {
         try await loop.submit { (self.state.userCount, self.state.fileCount) }.get()
@@ -76,6 +95,7 @@ public final class ED2KServer: @unchecked Sendable {
             for handler in self.handlers.values { handler.close() }
         }.get()
         await listener?.close()
+        try? await datagrams?.close()
     }
 
     // MARK: Loop-confined
@@ -92,6 +112,18 @@ public final class ED2KServer: @unchecked Sendable {
         handlers[id] = nil
         state.disconnected(id)
         if let remote { onEvent(.disconnected(remote, reason: reason)) }
+    }
+
+    /// A datagram on the UDP port: answered to where it came from (IPv4 only, as eDonkey is).
+    func received(datagram: [UInt8], from remote: SocketAddress, channel: any Channel) {
+        guard let endpoint = Endpoint(remote), endpoint.ip.bytes.count == 4,
+            let message = try? ServerUDPMessage(datagram: datagram)
+        else { return }
+        for answer in state.receivedDatagram(message, from: endpoint.ip.bytes, now: now) {
+            let bytes = answer.encoded()
+            channel.write(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)), promise: nil)
+        }
+        channel.flush()
     }
 
     func received(_ message: ServerMessage, from id: ServerConnection, remote: Endpoint?) {
@@ -204,5 +236,23 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+final class ServerDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    let server: ED2KServer
+
+    init(server: ED2KServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        server.received(
+            datagram: Array(envelope.data.readableBytesView), from: envelope.remoteAddress, channel: context.channel)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused datagram (ICMP) or the like: the port stays open for the others.
     }
 }

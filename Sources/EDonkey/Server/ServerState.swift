@@ -15,6 +15,13 @@ public struct ED2KServerConfiguration: Sendable {
     public var maxSources = 255
     /// Searches and source requests one client may make per minute before it is ignored.
     public var requestsPerMinute = 120
+    /// Datagrams one IP address may send per minute to the UDP port (more are dropped), and
+    /// results per UDP search: a forged source address cannot turn the server into an
+    /// amplifier of more than this.
+    public var udpRequestsPerMinute = 60
+    public var maxUDPResults = 20
+    /// Whether the driver also listens on UDP, at the TCP port + 4 (as eMule expects).
+    public var udp = true
 
     public init() {}
 }
@@ -67,6 +74,9 @@ public struct ServerState: Sendable {
     private var lowIDs: [UInt32: ServerConnection] = [:]
     private var highIDs: [UInt32: ServerConnection] = [:]
     private var nextLowID: UInt32 = 1
+    /// UDP requests per IP address in the current minute (at most 4,096 addresses tracked).
+    private var udpRequests: [[UInt8]: (window: Duration, count: Int)] = [:]
+    static let maxUDPAddresses = 4_096
 
     public init(
         configuration: ED2KServerConfiguration = ED2KServerConfiguration(), hash: [UInt8], endpoint: Endpoint
@@ -162,6 +172,67 @@ public struct ServerState: Sendable {
         }
     }
 
+    /// A datagram from `address` (IPv4, network order) on the UDP port: the answers to send back
+    /// to it. Status and description requests get their challenge back; searches at most
+    /// `maxUDPResults` results; source requests the high-ID sources of each file that has
+    /// some. An address over `udpRequestsPerMinute` gets nothing.
+    public mutating func receivedDatagram(_ message: ServerUDPMessage, from address: [UInt8], now: Duration)
+        -> [ServerUDPMessage]
+    {
+        guard allowDatagram(from: address, now: now) else { return [] }
+        switch message {
+        case .statusRequest(let challenge):
+            var status = ServerStatus(challenge: challenge, users: UInt32(userCount), files: UInt32(fileCount))
+            status.maxUsers = UInt32(configuration.maxUsers)
+            status.softFiles = UInt32(configuration.maxFilesPerUser)
+            status.hardFiles = UInt32(configuration.maxFilesPerUser)
+            // Sources (both forms), files, new tags, unicode, large files.
+            status.udpFlags = 0x01 | 0x02 | 0x08 | 0x10 | 0x20 | 0x100
+            status.lowIDUsers = UInt32(lowIDs.count)
+            return [.status(status)]
+        case .descriptionRequest(let challenge):
+            return [
+                .description(
+                    challenge: challenge.flatMap { $0 & 0xFFFF == ServerUDPMessage.taggedDescription ? $0 : nil },
+                    name: configuration.name, description: configuration.description)
+            ]
+        case .globalSearch(let expression):
+            guard case .searchResults(let results, _) = search(expression) else { return [] }
+            return results.prefix(configuration.maxUDPResults).map { .globalSearchResult($0) }
+        case .globalGetSources(let hashes):
+            return udpSources(hashes)
+        case .globalGetSources2(let files):
+            return udpSources(files.map(\.hash))
+        default:
+            return []
+        }
+    }
+
+    private func udpSources(_ hashes: [[UInt8]]) -> [ServerUDPMessage] {
+        var seen: Set<[UInt8]> = []
+        return hashes.compactMap { hash in
+            guard seen.insert(hash).inserted else { return nil }
+            let found = sources(of: hash, except: nil).filter { $0.id >= 1 << 24 }
+            return found.isEmpty ? nil : .globalFoundSources(hash: hash, sources: found)
+        }
+    }
+
+    private mutating func allowDatagram(from address: [UInt8], now: Duration) -> Bool {
+        if var entry = udpRequests[address] {
+            if now - entry.window >= .seconds(60) { entry = (now, 0) }
+            guard entry.count < configuration.udpRequestsPerMinute else { return false }
+            entry.count += 1
+            udpRequests[address] = entry
+            return true
+        }
+        if udpRequests.count >= Self.maxUDPAddresses {
+            udpRequests = udpRequests.filter { now - $0.value.window < .seconds(60) }
+            guard udpRequests.count < Self.maxUDPAddresses else { return false }
+        }
+        udpRequests[address] = (now, 1)
+        return true
+    }
+
     /// The driver's answer to `.checkReachable`: the client gets its ID and the welcome.
     public mutating func reachability(_ connection: ServerConnection, reachable: Bool) -> [ServerAction] {
         guard var client = clients[connection], let login = pendingLogin.removeValue(forKey: connection)
@@ -225,7 +296,7 @@ public struct ServerState: Sendable {
         return []
     }
 
-    private func sources(of hash: [UInt8], except requester: ServerConnection) -> [(id: UInt32, port: UInt16)]
+    private func sources(of hash: [UInt8], except requester: ServerConnection?) -> [(id: UInt32, port: UInt16)]
     {
         guard let file = files[hash] else { return [] }
         return file.sources.keys.sorted().filter { $0 != requester }.compactMap { connection in
