@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "EDonkey",
             dependencies: [
-                "CNettle", "CZlib", "PeerNet",
+                "CNettle", "CZlib", "Multiformats", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,9 +1,9 @@
 import ArgumentParser
 import EDonkey
 import Foundation
-import Synchronization
 import NIOPosix
 import PeerNet
+import Synchronization
 import SystemPackage
 
 struct ED2KCommand: AsyncParsableCommand {
@@ -31,6 +31,9 @@ struct ED2KHash: AsyncParsableCommand {
     @Flag(help: "Also print each part's hash.")
     var parts = false
 
+    @Flag(help: "Add the AICH root (h=…), as eMule's links carry it.")
+    var aich = false
+
     func run() throws {
         var failed = false
         for file in files {
@@ -53,8 +56,8 @@ struct ED2KHash: AsyncParsableCommand {
                     continue
                 }
                 let link = ED2KLink.file(
-                    name: path.lastComponent?.string ?? file, size: result.size, hash: result.hash, aich: nil,
-                    sources: [])
+                    name: path.lastComponent?.string ?? file, size: result.size, hash: result.hash,
+                    aich: aich ? AICHHasher.string(result.aich) : nil, sources: [])
                 print(link)
                 if parts {
                     for (index, part) in result.parts.enumerated() {
@@ -103,7 +106,9 @@ struct ED2KServe: AsyncParsableCommand {
             case .searched(let address, let results):
                 Terminal.status("\(address) searched: \(results) results")
             case .sources(let address, let hash, let found):
-                Terminal.status("\(address) asked for sources of \(hash.map { String(format: "%02X", $0) }.joined()): \(found)")
+                Terminal.status(
+                    "\(address) asked for sources of \(hash.map { String(format: "%02X", $0) }.joined()): \(found)"
+                )
             case .disconnected(let address, let reason): Terminal.status("\(address) left: \(reason)")
             }
         }
@@ -168,15 +173,15 @@ struct ED2KShare: AsyncParsableCommand {
         for name in names where !name.hasPrefix(".") && !name.hasSuffix(".part") {
             let path = (directory as NSString).appendingPathComponent(name)
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+                !isDirectory.boolValue
             else { continue }
             do {
                 let file = try ED2KSharedFile(path: FilePath(path))
                 guard file.size > 0 else { continue }
                 files.append(file)
                 // Unbuffered: the links show at once, also through a pipe (the command runs on).
-                let link = ED2KLink.file(name: file.name, size: file.size, hash: file.hash, aich: nil, sources: [])
-                FileHandle.standardOutput.write(Data("\(link)\n".utf8))
+                FileHandle.standardOutput.write(Data("\(file.link)\n".utf8))
             } catch {
                 Terminal.error("\(path): \(error)")
             }
@@ -267,13 +272,16 @@ struct ED2KSearch: AsyncParsableCommand {
         if let type { expression = .and(expression, .meta(value: type, tag: .id(Tag.fileType))) }
         if let ext { expression = .and(expression, .meta(value: ext, tag: .id(Tag.fileFormat))) }
         if let minSize {
-            expression = .and(expression, .numeric(value: minSize, comparison: .greaterOrEqual, tag: .id(Tag.fileSize)))
+            expression = .and(
+                expression, .numeric(value: minSize, comparison: .greaterOrEqual, tag: .id(Tag.fileSize)))
         }
         if let maxSize {
-            expression = .and(expression, .numeric(value: maxSize, comparison: .lessOrEqual, tag: .id(Tag.fileSize)))
+            expression = .and(
+                expression, .numeric(value: maxSize, comparison: .lessOrEqual, tag: .id(Tag.fileSize)))
         }
         let session = try await ED2KServerSession.connect(
-            to: try ed2kServer(server), userHash: ed2kUserHash(), port: 0, group: MultiThreadedEventLoopGroup.singleton)
+            to: try ed2kServer(server), userHash: ed2kUserHash(), port: 0,
+            group: MultiThreadedEventLoopGroup.singleton)
         defer { session.close() }
         let results = try await session.search(expression)
         let encoder = JSONEncoder()
@@ -282,12 +290,16 @@ struct ED2KSearch: AsyncParsableCommand {
             guard let name = entry.name, let size = entry.size else { continue }
             let result = Result(
                 name: name, size: size, hash: entry.hash.map { String(format: "%02X", $0) }.joined(),
-                sources: entry.tags.uint(Tag.sources) ?? 0, completeSources: entry.tags.uint(Tag.completeSources) ?? 0,
-                link: ED2KLink.file(name: name, size: size, hash: entry.hash, aich: nil, sources: []).description)
+                sources: entry.tags.uint(Tag.sources) ?? 0,
+                completeSources: entry.tags.uint(Tag.completeSources) ?? 0,
+                link: ED2KLink.file(name: name, size: size, hash: entry.hash, aich: nil, sources: [])
+                    .description)
             if json {
                 print(String(decoding: try encoder.encode(result), as: UTF8.self))
             } else {
-                print("\(name)\t\(Units.bytes(Int64(size)))\t\(result.sources) [\(result.completeSources)]\t\(result.link)")
+                print(
+                    "\(name)\t\(Units.bytes(Int64(size)))\t\(result.sources) [\(result.completeSources)]\t\(result.link)"
+                )
             }
         }
         if !json { Terminal.status("\(results.count) results") }
@@ -350,7 +362,8 @@ struct ED2KGet: AsyncParsableCommand {
                     case .failed(let source, let error): Terminal.status("\(source): \(error)")
                     case .banned(let source, let part):
                         Terminal.status("\(source) sent part \(part) corrupt twice: banned")
-                    case .skippedLowID(let id): Terminal.status("source \(id) has a low ID: not reachable from here")
+                    case .skippedLowID(let id):
+                        Terminal.status("source \(id) has a low ID: not reachable from here")
                     }
                 })
         } catch {

@@ -3,9 +3,9 @@ import Foundation
 import NIOCore
 import NIOPosix
 import PeerNet
+import Synchronization
 import SystemPackage
 import TestSupport
-import Synchronization
 import Testing
 
 @Suite("The index server with PeerStack clients on loopback", .serialized)
@@ -163,7 +163,8 @@ struct TransferTests {
         handle.write(Data(repeating: 0x42, count: 1_000))
         try handle.close()
         let liarPeer = try await ED2KUploader.start(
-            sharing: [liar], userHash: [UInt8](repeating: 5, count: 16), on: Endpoint("127.0.0.1:0")!, group: group)
+            sharing: [liar], userHash: [UInt8](repeating: 5, count: 16), on: Endpoint("127.0.0.1:0")!,
+            group: group)
         let honestPeer = try await ED2KUploader.start(
             sharing: [honest], userHash: [UInt8](repeating: 6, count: 16), on: Endpoint("127.0.0.1:0")!,
             group: group)
@@ -171,9 +172,12 @@ struct TransferTests {
         let banned = Mutex<[Endpoint]>([])
         let target = directory.appendingPathComponent("got.bin")
         let size = try await ED2KDownload.fetch(
-            hash: honest.hash, size: honest.size, sources: [liarAddress, try #require(honestPeer.localAddress)],
+            hash: honest.hash, size: honest.size,
+            sources: [liarAddress, try #require(honestPeer.localAddress)],
             server: nil, to: FilePath(target.path), userHash: [UInt8](repeating: 4, count: 16), group: group,
-            note: { note in if case .banned(let source, part: 1) = note { banned.withLock { $0.append(source) } } })
+            note: { note in
+                if case .banned(let source, part: 1) = note { banned.withLock { $0.append(source) } }
+            })
         #expect(size == 12_000_000)
         #expect(banned.withLock { $0 } == [liarAddress])
         #expect(try Data(contentsOf: target) == Data(bytes))
@@ -185,7 +189,9 @@ struct TransferTests {
 @Suite("The index server's UDP port", .serialized)
 struct ServerUDPTests {
     /// One datagram to `port` on 127.0.0.1 and the answers that come within `wait`.
-    static func ask(_ port: UInt16, _ message: ServerUDPMessage, answers: Int = 1) throws -> [ServerUDPMessage] {
+    static func ask(_ port: UInt16, _ message: ServerUDPMessage, answers: Int = 1) throws
+        -> [ServerUDPMessage]
+    {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -215,7 +221,8 @@ struct ServerUDPTests {
         let group = MultiThreadedEventLoopGroup.singleton
         var configuration = ED2KServerConfiguration()
         configuration.name = "udp test server"
-        let server = try await ED2KServer.start(on: Endpoint("127.0.0.1:0")!, configuration: configuration, group: group)
+        let server = try await ED2KServer.start(
+            on: Endpoint("127.0.0.1:0")!, configuration: configuration, group: group)
         let address = try #require(server.localAddress)
         let udp = try #require(server.udpAddress)
         #expect(udp.port == address.port + 4)
@@ -230,7 +237,9 @@ struct ServerUDPTests {
                 EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(7_000_000)),
             ])
         try await sharer.offer([song])
-        for _ in 0..<100 where try await server.counts().files < 1 { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<100 where try await server.counts().files < 1 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
 
         let status = try Self.ask(udp.port, .statusRequest(challenge: 0x55AA_1234))
         guard case .status(let answer) = status.first else {
@@ -241,7 +250,11 @@ struct ServerUDPTests {
         #expect(answer.udpFlags & 0x01 != 0)
         #expect(
             try Self.ask(udp.port, .descriptionRequest(challenge: 0x1234_F0FF))
-                == [.description(challenge: 0x1234_F0FF, name: "udp test server", description: configuration.description)])
+                == [
+                    .description(
+                        challenge: 0x1234_F0FF, name: "udp test server",
+                        description: configuration.description)
+                ])
         let found = try Self.ask(udp.port, .globalSearch(.term("music")))
         guard case .globalSearchResult(let entry) = found.first else {
             Issue.record("no search result: \(found)")
@@ -251,7 +264,9 @@ struct ServerUDPTests {
         // Two files asked for, one known: one answer, with the sharer as its source.
         let sources = try Self.ask(
             udp.port,
-            .globalGetSources2([(song.hash, UInt64(7_000_000)), ([UInt8](repeating: 9, count: 16), UInt64(5))]))
+            .globalGetSources2([
+                (song.hash, UInt64(7_000_000)), ([UInt8](repeating: 9, count: 16), UInt64(5)),
+            ]))
         guard case .globalFoundSources(let hash, let list) = sources.first else {
             Issue.record("no sources: \(sources)")
             return
@@ -267,12 +282,19 @@ struct ServerUDPTests {
         var configuration = ED2KServerConfiguration()
         configuration.udpRequestsPerMinute = 5
         var state = ServerState(
-            configuration: configuration, hash: [UInt8](repeating: 0, count: 16), endpoint: Endpoint("10.0.0.1:4661")!)
+            configuration: configuration, hash: [UInt8](repeating: 0, count: 16),
+            endpoint: Endpoint("10.0.0.1:4661")!)
         let answered = (0..<8).filter { i in
-            !state.receivedDatagram(.statusRequest(challenge: UInt32(i)), from: [10, 0, 0, 2], now: .seconds(i)).isEmpty
+            !state.receivedDatagram(
+                .statusRequest(challenge: UInt32(i)), from: [10, 0, 0, 2], now: .seconds(i)
+            ).isEmpty
         }
         #expect(answered == [0, 1, 2, 3, 4])
-        #expect(!state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 3], now: .seconds(8)).isEmpty)
-        #expect(!state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 2], now: .seconds(61)).isEmpty)
+        #expect(
+            !state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 3], now: .seconds(8))
+                .isEmpty)
+        #expect(
+            !state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 2], now: .seconds(61))
+                .isEmpty)
     }
 }

@@ -215,6 +215,13 @@ struct AMuleInteropTests {
         #expect(fetched == UInt64(offered.count))
         #expect(try Data(contentsOf: target) == offered)
         _ = try? Self.amulecmd(namespace, "shutdown")
+        _ = try? await amuled.waitForExit(timeout: 30)
+        // aMule's own AICH root of its file (known.met, tag 0x27, written as it stops) equals
+        // the one PeerStack computes.
+        let known = try Self.knownFiles(Data(contentsOf: config.appendingPathComponent("known.met")))
+        var aich = AICHHasher()
+        aich.update(Array(offered))
+        #expect(known[tune.hash] == AICHHasher.string(aich.finalize()), "aMule's AICH root differs: \(known)")
 
         // tshark's edonkey dissector reads every packet of the session (ours and aMule's) with
         // nothing malformed: login, ID change, status, ident, offers, search and results.
@@ -285,15 +292,22 @@ struct AMuleInteropTests {
         _ = try Self.amulecmd(namespace, "add ed2k://|server|\(address.ip)|\(address.port)|/")
         _ = try Self.amulecmd(namespace, "connect \(address.ip):\(address.port)")
         try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }
-        let link = ED2KLink.file(name: entry.name, size: entry.size, hash: entry.hash, aich: nil, sources: [])
-        _ = try Self.amulecmd(namespace, "add \(link)")
+        // Hostile peers first: four clients take every upload slot, ask for 48 ranges (8.6 MB)
+        // and never read. They must lose their slots (dropped when no data has gone out to
+        // them for the stall limit) and aMule, queued meanwhile, must get one.
+        let uploaderAddress = try #require(uploader.localAddress)
+        let hogs = (0..<4).compactMap { _ in Self.slotHog(uploaderAddress, file: entry) }
+        #expect(hogs.count == 4)
+        defer { hogs.forEach { close($0) } }
+        _ = try Self.amulecmd(namespace, "add \(entry.link)")
         let landed = home.appendingPathComponent("incoming").appendingPathComponent(entry.name)
         do {
             try await Self.until(120, "aMule's finished download") {
                 FileManager.default.fileExists(atPath: landed.path)
             }
         } catch {
-            let log = (try? String(contentsOf: config.appendingPathComponent("logfile"), encoding: .utf8)) ?? ""
+            let log =
+                (try? String(contentsOf: config.appendingPathComponent("logfile"), encoding: .utf8)) ?? ""
             Issue.record("aMule's log ends: \(log.suffix(3000))")
             Issue.record("amulecmd: \((try? Self.amulecmd(namespace, "show dl")) ?? "")")
             Issue.record("sources given: \(sourcesGiven.withLock { $0 })")
@@ -302,6 +316,55 @@ struct AMuleInteropTests {
         #expect(try Data(contentsOf: landed) == shared, "aMule's copy differs from the shared file")
         #expect(sourcesGiven.withLock { $0 } >= 1, "aMule did not get PeerStack as a source from the server")
         _ = try? Self.amulecmd(namespace, "shutdown")
+    }
+
+    /// A client that asks `endpoint` for an upload slot and 48 ranges of `file`, with a 4 KiB
+    /// receive buffer, and then never reads.
+    static func slotHog(_ endpoint: Endpoint, file: ED2KSharedFile) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var small: Int32 = 4_096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = endpoint.port.bigEndian
+        _ = inet_pton(AF_INET, endpoint.ip.description, &target.sin_addr)
+        let result = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            return nil
+        }
+        var bytes = ClientMessage.startUploadRequest(hash: file.hash).packet().encoded()
+        for request in 0..<16 {
+            let ranges = (0..<3).map { index -> (start: UInt32, end: UInt32) in
+                let start = UInt32((request * 3 + index) * 184_320)
+                return (start, start + 184_320)
+            }
+            bytes += ClientMessage.requestParts(hash: file.hash, ranges: ranges).packet().encoded()
+        }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return fd
+    }
+
+    /// aMule's known.met: each shared file's ed2k hash and AICH root (its tag 0x27). The format:
+    /// a header byte, a record count, then per file the date, the hash, the part hashes and
+    /// old-style tags.
+    static func knownFiles(_ data: Data) throws -> [[UInt8]: String] {
+        var reader = EDonkeyReader(Array(data), offset: 1)
+        var files: [[UInt8]: String] = [:]
+        let count = try reader.u32("file count")
+        for _ in 0..<count {
+            _ = try reader.u32("date")
+            let hash = try reader.hash("file hash")
+            let parts = Int(try reader.u16("part count"))
+            _ = try reader.take(parts * 16, "part hashes")
+            let tags = try EDonkey.Tag.parseList(&reader)
+            files[hash] = tags.string(0x27)
+        }
+        return files
     }
 
     /// A blocking TCP connection from 127.0.0.1 to `endpoint` (IPv4) with a 10 s receive

@@ -30,7 +30,8 @@ func fuzzEDonkey(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     if let datagram = try? ServerUDPMessage(datagram: stream) {
         precondition(
-            (try? ServerUDPMessage(datagram: datagram.encoded())) == datagram, "re-encoding changed a datagram")
+            (try? ServerUDPMessage(datagram: datagram.encoded())) == datagram,
+            "re-encoding changed a datagram")
     }
     var reader = EDonkeyReader(stream)
     _ = try? EDonkey.Tag.parseList(&reader)

@@ -154,7 +154,9 @@ public enum ED2KDownload {
     }
 
     /// Whether bytes [start, end) of `file` are there and have the MD4 `expected`.
-    static func part(of file: SystemPackage.FileDescriptor, _ start: UInt64, _ end: UInt64, hashesTo expected: [UInt8])
+    static func part(
+        of file: SystemPackage.FileDescriptor, _ start: UInt64, _ end: UInt64, hashesTo expected: [UInt8]
+    )
         throws -> Bool
     {
         var md4 = MD4()
@@ -164,7 +166,8 @@ public enum ED2KDownload {
             let count = Int(min(UInt64(buffer.count), end - offset))
             let read = try buffer.withUnsafeMutableBytes {
                 try file.read(
-                    fromAbsoluteOffset: Int64(offset), into: UnsafeMutableRawBufferPointer(rebasing: $0.prefix(count)))
+                    fromAbsoluteOffset: Int64(offset),
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0.prefix(count)))
             }
             guard read > 0 else { return false }
             md4.update(buffer[0..<read])
@@ -298,7 +301,9 @@ extension ED2KDownload {
                         note(.skippedLowID(source.id))
                         continue
                     }
-                    if let endpoint = Endpoint(ip: ServerState.address(ofHighID: source.id), port: source.port) {
+                    if let endpoint = Endpoint(
+                        ip: ServerState.address(ofHighID: source.id), port: source.port)
+                    {
                         candidates.append(endpoint)
                     }
                 }

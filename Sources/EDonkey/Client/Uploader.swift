@@ -10,6 +10,8 @@ public struct ED2KSharedFile: Sendable {
     public var size: UInt64
     public var hash: [UInt8]
     public var partHashes: [[UInt8]]
+    /// The AICH root (20 bytes), for links' `h=`.
+    public var aich: [UInt8]
 
     /// Hashes `path`.
     public init(path: FilePath, name: String? = nil) throws {
@@ -19,6 +21,12 @@ public struct ED2KSharedFile: Sendable {
         size = result.size
         hash = result.hash
         partHashes = result.parts
+        aich = result.aich
+    }
+
+    /// Its ed2k link, with the AICH root.
+    public var link: ED2KLink {
+        .file(name: name, size: size, hash: hash, aich: AICHHasher.string(aich), sources: [])
     }
 
     /// How servers list it (0xFBFBFBFB:0xFBFB marks a complete file for a server that
@@ -35,6 +43,11 @@ public struct ED2KSharedFile: Sendable {
 /// while fewer than `maxUploads` run, and parts in 10,240-byte blocks read from disk while the
 /// socket takes them. A client asking for more than it may (ranges past the file, other files'
 /// parts) is dropped.
+///
+/// Slots are contained: a client given one that takes no data for `stallLimit` while ranges
+/// wait (it never reads) is dropped, and one that asks for nothing for `requestLimit` loses its
+/// slot (OP_OUTOFPARTREQS). Clients that find every slot taken wait in a queue (at most
+/// `maxQueued`, connected) and get a slot as one frees, as eMule's upload queue calls them.
 public final class ED2KUploader: @unchecked Sendable {
     public let loop: any EventLoop
     let files: [[UInt8]: ED2KSharedFile]
@@ -43,6 +56,11 @@ public final class ED2KUploader: @unchecked Sendable {
     var server: (ip: UInt32, port: UInt16) = (0, 0)
     var uploads = 0
     public var maxUploads = 4
+    /// Clients waiting for a slot, oldest first (connections still open).
+    var queue: [UploadConnection] = []
+    public var maxQueued = 64
+    public var stallLimit: TimeAmount = .seconds(15)
+    public var requestLimit: TimeAmount = .seconds(60)
     private var listener: TCPListener?
     let limits = ConnectionLimits(
         handshakeTimeout: .seconds(30), idleTimeout: .seconds(300), writeBufferHighWater: 256 << 10,
@@ -86,6 +104,15 @@ public final class ED2KUploader: @unchecked Sendable {
     }
 
     public func shutdown() async { await listener?.close() }
+
+    /// A slot was freed: the longest-waiting client still connected gets it.
+    func slotFreed() {
+        uploads -= 1
+        while uploads < maxUploads, !queue.isEmpty {
+            let next = queue.removeFirst()
+            if next.grant() { break }
+        }
+    }
 }
 
 final class UploadConnection: ChannelInboundHandler {
@@ -105,6 +132,10 @@ final class UploadConnection: ChannelInboundHandler {
     private var scheduled = false
     private var reader: SystemPackage.FileDescriptor?
     private var readerPath: FilePath?
+    /// When data last went out (or the slot began) and when the client last asked for a range.
+    private var lastProgress = NIODeadline.now()
+    private var lastRequest = NIODeadline.now()
+    private var watchdog: Scheduled<Void>?
     static let block = 10_240
 
     init(uploader: ED2KUploader) { self.uploader = uploader }
@@ -158,11 +189,20 @@ final class UploadConnection: ChannelInboundHandler {
             send(.hashSetAnswer(hash: hash, parts: file.partHashes), context: context)
         case .startUploadRequest:
             guard !slot else { return send(.acceptUpload, context: context) }
-            guard uploader.uploads < uploader.maxUploads else { return send(.queueRank(1), context: context) }
-            uploader.uploads += 1
-            slot = true
-            send(.acceptUpload, context: context)
+            guard uploader.uploads < uploader.maxUploads else {
+                if let place = uploader.queue.firstIndex(where: { $0 === self }) {
+                    return send(.queueRank(UInt16(place + 1)), context: context)
+                }
+                guard uploader.queue.count < uploader.maxQueued else {
+                    throw EDonkeyError.tooLarge(
+                        field: "upload queue", size: uploader.queue.count + 1, limit: uploader.maxQueued)
+                }
+                uploader.queue.append(self)
+                return send(.queueRank(UInt16(uploader.queue.count)), context: context)
+            }
+            _ = grant()
         case .requestParts(let hash, let ranges):
+            lastRequest = context.eventLoop.now
             guard slot, let file = uploader.files[hash] else {
                 throw EDonkeyError.invalid(
                     field: "part request", offset: 0, reason: "no slot or no such file")
@@ -193,10 +233,50 @@ final class UploadConnection: ChannelInboundHandler {
             // the same ranges again).
             pending = []
             sent = []
-            if slot { uploader.uploads -= 1 }
-            slot = false
+            endSlot()
         default:
             break  // eMule's extensions and anything else: not needed to upload
+        }
+    }
+
+    /// Gives this client a slot (false if it has gone or already has one).
+    func grant() -> Bool {
+        guard let context, context.channel.isActive, !slot else { return false }
+        uploader.uploads += 1
+        slot = true
+        lastProgress = context.eventLoop.now
+        lastRequest = context.eventLoop.now
+        send(.acceptUpload, context: context)
+        watch(context: context)
+        return true
+    }
+
+    private func endSlot() {
+        guard slot else { return }
+        slot = false
+        watchdog?.cancel()
+        watchdog = nil
+        uploader.slotFreed()
+    }
+
+    /// Every second while the slot lasts: a client that takes no data for `stallLimit` is
+    /// dropped; one that asks for nothing for `requestLimit` loses the slot.
+    private func watch(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        watchdog = context.eventLoop.scheduleTask(in: .seconds(1)) {
+            let (connection, context) = bound.value
+            guard connection.slot else { return }
+            let now = context.eventLoop.now
+            if !connection.pending.isEmpty, now - connection.lastProgress > connection.uploader.stallLimit {
+                context.close(promise: nil)
+            } else if connection.pending.isEmpty,
+                now - connection.lastRequest > connection.uploader.requestLimit
+            {
+                connection.send(.outOfPartRequests, context: context)
+                connection.endSlot()
+            } else {
+                connection.watch(context: context)
+            }
         }
     }
 
@@ -239,6 +319,7 @@ final class UploadConnection: ChannelInboundHandler {
                     data: data),
                 context: context, flush: false)
             wrote = true
+            lastProgress = context.eventLoop.now
             pending[0].next += UInt64(count)
             if pending[0].next >= pending[0].end {
                 let done = pending.removeFirst()
@@ -264,9 +345,9 @@ final class UploadConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if slot { uploader.uploads -= 1 }
-        slot = false
         pending = []
+        uploader.queue.removeAll { $0 === self }
+        endSlot()
         try? reader?.close()
         reader = nil
         context.fireChannelInactive()

@@ -73,23 +73,26 @@ public struct ED2KHasher: Sendable {
         return (top.finalize(), partHashes)
     }
 
-    /// Hashes a file, reading it 1 MiB at a time; `progress` gets the bytes done.
+    /// Hashes a file, reading it 1 MiB at a time: its ed2k hash, part hashes and AICH root in
+    /// one pass; `progress` gets the bytes done.
     public static func hashFile(_ path: FilePath, progress: (UInt64) -> Void = { _ in }) throws -> (
-        size: UInt64, hash: [UInt8], parts: [[UInt8]]
+        size: UInt64, hash: [UInt8], parts: [[UInt8]], aich: [UInt8]
     ) {
         let fd = try FileDescriptor.open(path, .readOnly)
         defer { try? fd.close() }
         var hasher = ED2KHasher()
+        var aich = AICHHasher()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let count = try buffer.withUnsafeMutableBytes { try fd.read(into: $0) }
             if count == 0 { break }
             hasher.update(Array(buffer[0..<count]))
+            aich.update(buffer[0..<count])
             progress(hasher.size)
         }
         let size = hasher.size
         let (hash, parts) = hasher.finalize()
-        return (size, hash, parts)
+        return (size, hash, parts, aich.finalize())
     }
 }
 

@@ -121,7 +121,8 @@ public final class ED2KServer: @unchecked Sendable {
         else { return }
         for answer in state.receivedDatagram(message, from: endpoint.ip.bytes, now: now) {
             let bytes = answer.encoded()
-            channel.write(AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)), promise: nil)
+            channel.write(
+                AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)), promise: nil)
         }
         channel.flush()
     }
@@ -249,7 +250,8 @@ final class ServerDatagramHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         server.received(
-            datagram: Array(envelope.data.readableBytesView), from: envelope.remoteAddress, channel: context.channel)
+            datagram: Array(envelope.data.readableBytesView), from: envelope.remoteAddress,
+            channel: context.channel)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -182,7 +182,8 @@ public struct ServerState: Sendable {
         guard allowDatagram(from: address, now: now) else { return [] }
         switch message {
         case .statusRequest(let challenge):
-            var status = ServerStatus(challenge: challenge, users: UInt32(userCount), files: UInt32(fileCount))
+            var status = ServerStatus(
+                challenge: challenge, users: UInt32(userCount), files: UInt32(fileCount))
             status.maxUsers = UInt32(configuration.maxUsers)
             status.softFiles = UInt32(configuration.maxFilesPerUser)
             status.hardFiles = UInt32(configuration.maxFilesPerUser)
@@ -193,7 +194,9 @@ public struct ServerState: Sendable {
         case .descriptionRequest(let challenge):
             return [
                 .description(
-                    challenge: challenge.flatMap { $0 & 0xFFFF == ServerUDPMessage.taggedDescription ? $0 : nil },
+                    challenge: challenge.flatMap {
+                        $0 & 0xFFFF == ServerUDPMessage.taggedDescription ? $0 : nil
+                    },
                     name: configuration.name, description: configuration.description)
             ]
         case .globalSearch(let expression):
@@ -296,8 +299,9 @@ public struct ServerState: Sendable {
         return []
     }
 
-    private func sources(of hash: [UInt8], except requester: ServerConnection?) -> [(id: UInt32, port: UInt16)]
-    {
+    private func sources(of hash: [UInt8], except requester: ServerConnection?) -> [(
+        id: UInt32, port: UInt16
+    )] {
         guard let file = files[hash] else { return [] }
         return file.sources.keys.sorted().filter { $0 != requester }.compactMap { connection in
             guard let client = clients[connection], let id = client.id else { return nil }

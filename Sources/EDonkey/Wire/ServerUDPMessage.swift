@@ -100,7 +100,8 @@ public enum ServerUDPMessage: Sendable, Equatable {
                     challenge: challenge, name: tags.string(0x01) ?? "", description: tags.string(0x0B) ?? "")
             } else {
                 let name = try r.string("server name")
-                self = .description(challenge: nil, name: name, description: try r.string("server description"))
+                self = .description(
+                    challenge: nil, name: name, description: try r.string("server description"))
             }
         default: self = .other(opcode: datagram[1], payload: Array(datagram[2...]))
         }
@@ -138,7 +139,8 @@ public enum ServerUDPMessage: Sendable, Equatable {
             if let challenge {
                 w.u32(challenge)
                 Tag.encodeList(
-                    [Tag(.id(0x01), .string(name)), Tag(.id(0x0B), .string(description))], into: &w, newStyle: true)
+                    [Tag(.id(0x01), .string(name)), Tag(.id(0x0B), .string(description))], into: &w,
+                    newStyle: true)
             } else {
                 w.string(name)
                 w.string(description)
@@ -183,6 +185,8 @@ public struct ServerStatus: Sendable, Equatable {
     }
 
     func encode(into w: inout EDonkeyWriter) {
-        for value in [challenge, users, files, maxUsers, softFiles, hardFiles, udpFlags, lowIDUsers] { w.u32(value) }
+        for value in [challenge, users, files, maxUsers, softFiles, hardFiles, udpFlags, lowIDUsers] {
+            w.u32(value)
+        }
     }
 }
