@@ -277,6 +277,14 @@ struct ServerUDPTests {
         await server.shutdown()
     }
 
+    @Test("a zero size in eMule's 0x94 source request survives a round trip (found by the fuzzer)")
+    func zeroSizeRoundTrip() throws {
+        let message = ServerUDPMessage.globalGetSources2([
+            ([UInt8](repeating: 1, count: 16), 0), ([UInt8](repeating: 2, count: 16), 5),
+        ])
+        #expect(try ServerUDPMessage(datagram: message.encoded()) == message)
+    }
+
     @Test("an address over its datagrams per minute gets nothing until the minute has passed")
     func udpRateLimit() {
         var configuration = ED2KServerConfiguration()

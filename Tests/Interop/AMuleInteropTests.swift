@@ -271,6 +271,10 @@ struct AMuleInteropTests {
             sharing: [entry], userHash: [UInt8](repeating: 9, count: 16),
             on: Endpoint("\(namespace.hostAddress):0")!, group: group)
         defer { Task { await uploader.shutdown() } }
+        // The client-to-client session, for tshark's edonkey dissector after.
+        let capture = try await PacketCapture(
+            interface: namespace.hostInterface, filter: "tcp port \(uploader.localAddress!.port)",
+            file: home.appendingPathComponent("upload.pcapng"), probe: (namespace.peerAddress, 9))
         let session = try await ED2KServerSession.connect(
             to: address, userHash: [UInt8](repeating: 9, count: 16), port: uploader.localAddress!.port,
             group: group)
@@ -316,27 +320,28 @@ struct AMuleInteropTests {
         #expect(try Data(contentsOf: landed) == shared, "aMule's copy differs from the shared file")
         #expect(sourcesGiven.withLock { $0 } >= 1, "aMule did not get PeerStack as a source from the server")
         _ = try? Self.amulecmd(namespace, "shutdown")
+
+        // tshark reads the hello, file request, status, hashset, slot, part requests and parts
+        // (PeerStack's and aMule's) with nothing malformed.
+        try await capture.stop()
+        let port = uploader.localAddress!.port
+        let values = try capture.fields(
+            ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey",
+            decodeAs: ["tcp.port==\(port),edonkey"])
+        let types = Set(
+            values["edonkey.message.type", default: []].compactMap { Int($0.dropFirst(2), radix: 16) })
+        for opcode in [0x01, 0x4C, 0x58, 0x59, 0x4F, 0x50, 0x51, 0x52, 0x54, 0x55, 0x47, 0x46] {
+            #expect(
+                types.contains(opcode),
+                "no message 0x\(String(opcode, radix: 16)) in the capture: \(types.sorted())")
+        }
+        #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed packets")
     }
 
     /// A client that asks `endpoint` for an upload slot and 48 ranges of `file`, with a 4 KiB
     /// receive buffer, and then never reads.
     static func slotHog(_ endpoint: Endpoint, file: ED2KSharedFile) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var small: Int32 = 4_096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = endpoint.port.bigEndian
-        _ = inet_pton(AF_INET, endpoint.ip.description, &target.sin_addr)
-        let result = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            close(fd)
-            return nil
-        }
+        guard let fd = tcpConnect(endpoint, fromLoopback: false, receiveBuffer: 4_096) else { return nil }
         var bytes = ClientMessage.startUploadRequest(hash: file.hash).packet().encoded()
         for request in 0..<16 {
             let ranges = (0..<3).map { index -> (start: UInt32, end: UInt32) in
@@ -367,24 +372,31 @@ struct AMuleInteropTests {
         return files
     }
 
-    /// A blocking TCP connection from 127.0.0.1 to `endpoint` (IPv4) with a 10 s receive
-    /// timeout; nil if refused.
-    static func tcpConnect(_ endpoint: Endpoint) -> Int32? {
+    /// A blocking TCP connection to `endpoint` (IPv4) with a 10 s receive timeout, from
+    /// 127.0.0.1 when `fromLoopback`, with a `receiveBuffer` when given; nil if refused.
+    static func tcpConnect(_ endpoint: Endpoint, fromLoopback: Bool = true, receiveBuffer: Int32? = nil)
+        -> Int32?
+    {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var target = sockaddr_in()
         target.sin_family = sa_family_t(AF_INET)
         target.sin_port = endpoint.port.bigEndian
         _ = inet_pton(AF_INET, endpoint.ip.description, &target.sin_addr)
-        // From 127.0.0.1: past the per-IP cap that would otherwise refuse all but 16 of them
-        // (and the honest PeerStack client on this side's address with them), so what contains
-        // them is the cap on connections still handshaking and its eviction of the oldest.
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        _ = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        if fromLoopback {
+            // From 127.0.0.1: past the per-IP cap that would otherwise refuse all but 16 of
+            // them (and the honest PeerStack client on this side's address with them), so what
+            // contains them is the cap on connections still handshaking and its eviction.
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            _ = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
+        }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

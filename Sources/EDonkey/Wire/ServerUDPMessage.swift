@@ -117,7 +117,8 @@ public enum ServerUDPMessage: Sendable, Equatable {
         case .globalGetSources2(let files):
             for file in files {
                 w.raw(Array((file.hash + [UInt8](repeating: 0, count: 16)).prefix(16)))
-                if file.size > UInt64(UInt32.max) {
+                // A size of 0 or over 4 GiB goes as 0 then 64 bits (0 alone would read as "64 bits follow").
+                if file.size == 0 || file.size > UInt64(UInt32.max) {
                     w.u32(0)
                     w.u64(file.size)
                 } else {
