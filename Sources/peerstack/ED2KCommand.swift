@@ -91,10 +91,14 @@ struct ED2KServe: AsyncParsableCommand {
     @Option(help: "The server's name, as clients show it.")
     var name = "PeerStack server"
 
+    @Option(help: "A file to keep the index in across restarts (JSON; read at start, written every minute).")
+    var snapshot: String?
+
     func run() async throws {
         guard let endpoint = Endpoint(tcp) else { throw Terminal.badInput("--tcp \(tcp)", "not host:port") }
         var configuration = ED2KServerConfiguration()
         configuration.name = name
+        configuration.snapshot = snapshot
         let server = try await ED2KServer.start(
             on: endpoint, configuration: configuration, group: MultiThreadedEventLoopGroup.singleton
         ) { event in
@@ -105,6 +109,8 @@ struct ED2KServe: AsyncParsableCommand {
             case .offered(let address, let files): Terminal.status("\(address) offers \(files) files")
             case .searched(let address, let results):
                 Terminal.status("\(address) searched: \(results) results")
+            case .datagram(let address, let opcode, let answers):
+                Terminal.status("\(address) sent UDP 0x\(String(opcode, radix: 16)): \(answers) answers")
             case .sources(let address, let hash, let found):
                 Terminal.status(
                     "\(address) asked for sources of \(hash.map { String(format: "%02X", $0) }.joined()): \(found)"
@@ -209,7 +215,19 @@ struct ED2KShare: AsyncParsableCommand {
                     Terminal.status(
                         "logged in to \(serverEndpoint) with \(current.clientID >= 1 << 24 ? "a high" : "a low") ID; "
                             + "offered \(files.count) files")
+                    // With a low ID, clients reach us through the server: it asks us to call them.
+                    let callbacks = Task {
+                        while !Task.isCancelled {
+                            guard let client = await current.nextCallback(timeout: .seconds(60)) else {
+                                if !current.isOpen { break }
+                                continue
+                            }
+                            Terminal.status("calling back \(client) (the server asked)")
+                            uploader.callBack(to: client)
+                        }
+                    }
                     await current.closed()
+                    callbacks.cancel()
                     Terminal.status("the server closed the connection; logging in again in 10 s")
                 } catch {
                     Terminal.error("\(serverEndpoint): \(error); trying again in 10 s")

@@ -186,6 +186,76 @@ struct TransferTests {
     }
 }
 
+@Suite("Callbacks for low-ID clients", .serialized)
+struct CallbackTests {
+    @Test("a low-ID sharer, asked by the server, connects to the high-ID client and says hello first")
+    func callback() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let server = try await ED2KServer.start(on: Endpoint("127.0.0.1:0")!, group: group)
+        let address = try #require(server.localAddress)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("shared.bin")
+        try Data(SeededGenerator.bytes(1_000, seed: 34)).write(to: path)
+        let sharerHash = [UInt8](repeating: 0x51, count: 16)
+        let uploader = try await ED2KUploader.start(
+            sharing: [try ED2KSharedFile(path: FilePath(path.path))], userHash: sharerHash,
+            on: Endpoint("127.0.0.1:0")!, group: group)
+        // Port 1 does not answer: a low ID.
+        let sharer = try await ED2KServerSession.connect(
+            to: address, userHash: sharerHash, port: 1, group: group)
+        #expect(sharer.clientID < 1 << 24)
+        try await uploader.announce(on: sharer, server: (0, address.port))
+
+        // The asking client listens (a high ID) and records the first packet of whoever comes.
+        let first = Collected()
+        let listener = try await TCPListener.bind(on: Endpoint("127.0.0.1:0")!, group: group) { channel in
+            try channel.pipeline.syncOperations.addHandler(FirstBytes(into: first))
+        }
+        let asker = try await ED2KServerSession.connect(
+            to: address, userHash: [UInt8](repeating: 0x52, count: 16),
+            port: try #require(listener.localAddress?.port),
+            group: group)
+        #expect(asker.clientID >= 1 << 24)
+        try await asker.requestCallback(from: sharer.clientID)
+        let asked = try #require(await sharer.nextCallback(timeout: .seconds(10)))
+        #expect(asked == Endpoint(ip: [127, 0, 0, 1], port: try #require(listener.localAddress?.port)))
+        uploader.callBack(to: asked)
+        var hello: ClientMessage?
+        for _ in 0..<200 where hello == nil {
+            var framer = EDonkeyFramer()
+            framer.append(first.bytes.withLock { $0 })
+            if let packet = try framer.next() { hello = try ClientMessage(packet) }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        guard case .hello(let userHash, let id, _, _, _, _) = hello else {
+            Issue.record("no hello from the sharer: \(String(describing: hello))")
+            return
+        }
+        #expect(userHash == sharerHash && id == sharer.clientID)
+        asker.close()
+        sharer.close()
+        await listener.close()
+        await uploader.shutdown()
+        await server.shutdown()
+    }
+
+    final class Collected: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+
+    final class FirstBytes: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let collected: Collected
+        init(into collected: Collected) { self.collected = collected }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let incoming = Array(unwrapInboundIn(data).readableBytesView)
+            collected.bytes.withLock { $0 += incoming }
+        }
+    }
+}
+
 @Suite("The index server's UDP port", .serialized)
 struct ServerUDPTests {
     /// One datagram to `port` on 127.0.0.1 and the answers that come within `wait`.
@@ -304,5 +374,110 @@ struct ServerUDPTests {
         #expect(
             !state.receivedDatagram(.statusRequest(challenge: 1), from: [10, 0, 0, 2], now: .seconds(61))
                 .isEmpty)
+    }
+}
+
+@Suite("The index server's snapshot")
+struct SnapshotTests {
+    static let song = FileEntry(
+        hash: [UInt8](repeating: 0xC3, count: 16), clientID: 0xFBFB_FBFB, port: 0xFBFB,
+        tags: [
+            EDonkey.Tag(.id(EDonkey.Tag.fileName), .string("remembered song.ogg")),
+            EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(5_000_000)),
+        ])
+
+    /// A client at `address` logged in (high ID when `reachable`) on `state`.
+    static func login(
+        _ state: inout ServerState, _ connection: Int, address: [UInt8], user: UInt8, reachable: Bool
+    ) {
+        let id = ServerConnection(connection)
+        _ = state.connected(id, address: address)
+        _ = state.received(
+            .login(userHash: [UInt8](repeating: user, count: 16), clientID: 0, port: 4662, tags: []),
+            from: id,
+            now: .zero)
+        _ = state.reachability(id, reachable: reachable)
+    }
+
+    static func sources(_ state: inout ServerState, asker: Int, now: Duration) -> [UInt32] {
+        let actions = state.received(
+            .getSources(hash: song.hash, size: 5_000_000), from: ServerConnection(asker), now: now)
+        for case .send(_, .foundSources(_, let found)) in actions { return found.map(\.id) }
+        return []
+    }
+
+    @Test(
+        "a restored high-ID client's files are listed and given as sources until it returns or an hour passes"
+    )
+    func restore() throws {
+        let endpoint = Endpoint("10.0.0.1:4661")!
+        var before = ServerState(hash: [UInt8](repeating: 1, count: 16), endpoint: endpoint)
+        Self.login(&before, 1, address: [10, 0, 0, 5], user: 0x55, reachable: true)
+        _ = before.received(.offerFiles([Self.song]), from: ServerConnection(1), now: .zero)
+        Self.login(&before, 2, address: [10, 0, 0, 6], user: 0x66, reachable: false)
+        _ = before.received(.offerFiles([Self.song]), from: ServerConnection(2), now: .zero)
+        let snapshot = before.snapshot()
+        // The low-ID client is not kept: nobody could reach it.
+        #expect(snapshot.clients.map(\.id) == [ServerState.highID([10, 0, 0, 5])])
+        let decoded = try JSONDecoder().decode(
+            ServerState.Snapshot.self, from: JSONEncoder().encode(snapshot))
+        #expect(decoded == snapshot)
+
+        var after = ServerState(hash: snapshot.serverHash, endpoint: endpoint)
+        after.restore(decoded, now: .zero)
+        #expect(after.fileCount == 1 && after.userCount == 0)
+        Self.login(&after, 7, address: [10, 0, 0, 7], user: 0x77, reachable: false)
+        #expect(Self.sources(&after, asker: 7, now: .seconds(1)) == [ServerState.highID([10, 0, 0, 5])])
+        let answer = after.received(.search(.term("remembered")), from: ServerConnection(7), now: .seconds(1))
+        guard case .send(_, .searchResults(let results, _))? = answer.first else {
+            Issue.record("no results")
+            return
+        }
+        #expect(results.map(\.name) == ["remembered song.ogg"])
+
+        // Back again: the remembered entry gives way; its new offer is what counts.
+        var returning = after
+        Self.login(&returning, 8, address: [10, 0, 0, 5], user: 0x55, reachable: true)
+        #expect(Self.sources(&returning, asker: 7, now: .seconds(2)).isEmpty)
+        _ = returning.received(.offerFiles([Self.song]), from: ServerConnection(8), now: .seconds(3))
+        #expect(Self.sources(&returning, asker: 7, now: .seconds(4)) == [ServerState.highID([10, 0, 0, 5])])
+
+        // Never back: forgotten after an hour.
+        #expect(Self.sources(&after, asker: 7, now: .seconds(3_601)).isEmpty)
+        #expect(after.fileCount == 0)
+    }
+
+    @Test("ED2KServer writes its snapshot at shutdown and a new server lists what it kept")
+    func acrossRestart() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var configuration = ED2KServerConfiguration()
+        configuration.snapshot = directory.appendingPathComponent("index.json").path
+        let first = try await ED2KServer.start(
+            on: Endpoint("127.0.0.1:0")!, configuration: configuration, group: group)
+        let listener = try await TCPListener.bind(on: Endpoint("127.0.0.1:0")!, group: group) { _ in }
+        let sharer = try await ED2KServerSession.connect(
+            to: try #require(first.localAddress), userHash: [UInt8](repeating: 1, count: 16),
+            port: try #require(listener.localAddress?.port), group: group)
+        try await sharer.offer([Self.song])
+        for _ in 0..<100 where try await first.counts().files < 1 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await first.shutdown()
+        sharer.close()
+
+        let second = try await ED2KServer.start(
+            on: Endpoint("127.0.0.1:0")!, configuration: configuration, group: group)
+        let searcher = try await ED2KServerSession.connect(
+            to: try #require(second.localAddress), userHash: [UInt8](repeating: 2, count: 16), port: 1,
+            group: group)
+        let found = try await searcher.search(.term("remembered"))
+        #expect(found.map(\.name) == ["remembered song.ogg"])
+        #expect(found.first?.port == listener.localAddress?.port)
+        searcher.close()
+        await listener.close()
+        await second.shutdown()
     }
 }

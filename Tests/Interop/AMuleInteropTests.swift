@@ -120,8 +120,16 @@ struct AMuleInteropTests {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("amule-\(UUID())")
         defer { try? FileManager.default.removeItem(at: home) }
         // 30 MiB: more than three parts, so the hashset and part checks are exercised.
-        let offered = Data(SeededGenerator.bytes(30 << 20, seed: 19))
-        let config = try Self.profile(in: home, sharedFile: "amule offered tune.ogg", bytes: offered)
+        // Half random, half text: aMule sends the text's blocks zlib-packed (OP_COMPRESSEDPART),
+        // the random ones plain, so both kinds of part are checked.
+        var text: [UInt8] = []
+        var line = 0
+        while text.count < 15 << 20 {
+            text += Array("bar \(line) of the score, allegro ma non troppo\n".utf8)
+            line += 1
+        }
+        let offered = Data(SeededGenerator.bytes(15 << 20, seed: 19) + text.prefix(15 << 20))
+        let config = try Self.profile(in: home, sharedFile: "amule offered score.txt", bytes: offered)
 
         let logins = Mutex<[UInt32]>([])
         let group = MultiThreadedEventLoopGroup.singleton
@@ -165,19 +173,8 @@ struct AMuleInteropTests {
                 ])
         ])
 
-        let amuled = try BackgroundProgram(
-            Interop.onPath("ip") ?? "/usr/sbin/ip",
-            [
-                "netns", "exec", namespace.name, "env", "HOME=\(home.path)",
-                Interop.onPath("amuled") ?? "/usr/bin/amuled",
-                "-c", config.path, "-o",
-            ])
+        let amuled = try await Self.launchAMule(namespace, home: home, config: config, server: address)
         defer { amuled.stop() }
-        try await Self.until(30, "amuled's EC port") {
-            (try? Self.amulecmd(namespace, "status"))?.contains("eD2k") == true
-        }
-        _ = try Self.amulecmd(namespace, "add ed2k://|server|\(address.ip)|\(address.port)|/")
-        _ = try Self.amulecmd(namespace, "connect \(address.ip):\(address.port)")
         // Two logins: ours, then amuled's.
         try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }
         let amuleID = try #require(logins.withLock { $0.last })
@@ -194,26 +191,32 @@ struct AMuleInteropTests {
         var results = ""
         try await Self.until(30, "search results in amulecmd") {
             results = try Self.amulecmd(namespace, "results")
-            return results.contains("amule offered tune.ogg")
+            return results.contains("amule offered score.txt")
                 && results.contains("peerstack offered notes.txt")
         }
         // And PeerStack's client finds aMule's file, with aMule (its high ID) as the source.
-        let found = try await session.search(.term("tune"))
-        #expect(found.first?.name == "amule offered tune.ogg")
+        let found = try await session.search(.term("score"))
+        #expect(found.first?.name == "amule offered score.txt")
         #expect(found.first?.clientID == amuleID)
 
         // PeerStack downloads aMule's file from aMule, found through the server's sources.
         let tune = try #require(found.first)
         let size = try #require(tune.size)
         let sources = try await session.sources(of: tune.hash, size: size)
+        let packedBytes = Mutex(0)
         let source = try #require(sources.first)
         let target = home.appendingPathComponent("downloaded.ogg")
         let fetched = try await ED2KDownload.fetch(
             hash: tune.hash, size: size,
             from: Endpoint(ip: ServerState.address(ofHighID: source.id), port: source.port)!,
-            to: FilePath(target.path), userHash: [UInt8](repeating: 7, count: 16), ourPort: 1, group: group)
+            to: FilePath(target.path), userHash: [UInt8](repeating: 7, count: 16), ourPort: 1, group: group,
+            packed: { bytes in packedBytes.withLock { $0 += bytes } })
         #expect(fetched == UInt64(offered.count))
         #expect(try Data(contentsOf: target) == offered)
+        // Our hello says we take packed parts: aMule packed the text half.
+        #expect(
+            packedBytes.withLock { $0 } >= 5 << 20,
+            "aMule sent few packed parts: \(packedBytes.withLock { $0 })")
         _ = try? Self.amulecmd(namespace, "shutdown")
         _ = try? await amuled.waitForExit(timeout: 30)
         // aMule's own AICH root of its file (known.met, tag 0x27, written as it stops) equals
@@ -226,18 +229,8 @@ struct AMuleInteropTests {
         // tshark's edonkey dissector reads every packet of the session (ours and aMule's) with
         // nothing malformed: login, ID change, status, ident, offers, search and results.
         try await capture.stop()
-        let values = try capture.fields(
-            ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey",
-            decodeAs: ["tcp.port==\(address.port),edonkey"])
-        // tshark prints the types in hex ("0x15").
-        let types = Set(
-            values["edonkey.message.type", default: []].compactMap { Int($0.dropFirst(2), radix: 16) })
-        for opcode in [0x01, 0x40, 0x34, 0x41, 0x15, 0x16, 0x33] {
-            #expect(
-                types.contains(opcode),
-                "no message 0x\(String(opcode, radix: 16)) in the capture: \(types.sorted())")
-        }
-        #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed packets")
+        try Self.expectDissected(
+            capture, port: address.port, types: [0x01, 0x40, 0x34, 0x41, 0x15, 0x16, 0x33])
     }
 
     @Test("amuled downloads a 25 MiB file PeerStack shares, found through PeerStack's server")
@@ -283,18 +276,8 @@ struct AMuleInteropTests {
         try await uploader.announce(
             on: session, server: (ServerState.highID(address.ip.bytes), address.port))
 
-        let amuled = try BackgroundProgram(
-            Interop.onPath("ip") ?? "/usr/sbin/ip",
-            [
-                "netns", "exec", namespace.name, "env", "HOME=\(home.path)",
-                Interop.onPath("amuled") ?? "/usr/bin/amuled", "-c", config.path, "-o",
-            ])
+        let amuled = try await Self.launchAMule(namespace, home: home, config: config, server: address)
         defer { amuled.stop() }
-        try await Self.until(30, "amuled's EC port") {
-            (try? Self.amulecmd(namespace, "status"))?.contains("eD2k") == true
-        }
-        _ = try Self.amulecmd(namespace, "add ed2k://|server|\(address.ip)|\(address.port)|/")
-        _ = try Self.amulecmd(namespace, "connect \(address.ip):\(address.port)")
         try await Self.until(30, "amuled's login") { logins.withLock { $0.count } >= 2 }
         // Hostile peers first: four clients take every upload slot, ask for 48 ranges (8.6 MB)
         // and never read. They must lose their slots (dropped when no data has gone out to
@@ -324,18 +307,105 @@ struct AMuleInteropTests {
         // tshark reads the hello, file request, status, hashset, slot, part requests and parts
         // (PeerStack's and aMule's) with nothing malformed.
         try await capture.stop()
-        let port = uploader.localAddress!.port
+        try Self.expectDissected(
+            capture, port: uploader.localAddress!.port,
+            types: [0x01, 0x4C, 0x58, 0x59, 0x4F, 0x50, 0x51, 0x52, 0x54, 0x55, 0x47, 0x46])
+    }
+
+    @Test("aMule's global search reaches a second PeerStack server over UDP and finds what it lists")
+    func globalSearchOverUDP() async throws {
+        try #require(Interop.enabled("amuled"), "amule-daemon is not installed")
+        try #require(Interop.required || getuid() == 0, "network namespaces need root")
+        let namespace = try Namespace()
+        defer { namespace.remove() }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("amule-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let config = try Self.profile(in: home, sharedFile: "nothing.txt", bytes: Data("x".utf8))
+        let group = MultiThreadedEventLoopGroup.singleton
+        let logins = Mutex(0)
+        let connected = try await ED2KServer.start(on: Endpoint("\(namespace.hostAddress):0")!, group: group)
+        {
+            event in
+            if case .login = event { logins.withLock { $0 += 1 } }
+        }
+        defer { Task { await connected.shutdown() } }
+        // The second server: aMule only knows it from its list, and reaches it by UDP alone.
+        let datagrams = Mutex<[UInt8: Int]>([:])
+        let other = try await ED2KServer.start(on: Endpoint("\(namespace.hostAddress):0")!, group: group) {
+            event in
+            if case .datagram(_, let opcode, let answers) = event {
+                datagrams.withLock { $0[opcode, default: 0] += answers }
+            }
+        }
+        defer { Task { await other.shutdown() } }
+        let otherAddress = try #require(other.localAddress)
+        let session = try await ED2KServerSession.connect(
+            to: otherAddress, userHash: [UInt8](repeating: 8, count: 16), port: 1, group: group)
+        defer { session.close() }
+        try await session.offer([
+            FileEntry(
+                hash: [UInt8](repeating: 0x5A, count: 16), clientID: 0xFBFB_FBFB, port: 0xFBFB,
+                tags: [
+                    EDonkey.Tag(.id(EDonkey.Tag.fileName), .string("faraway udp sonata.ogg")),
+                    EDonkey.Tag(.id(EDonkey.Tag.fileSize), .uint(4_000_000)),
+                ])
+        ])
+
+        let amuled = try await Self.launchAMule(
+            namespace, home: home, config: config, server: try #require(connected.localAddress))
+        defer { amuled.stop() }
+        try await Self.until(30, "amuled's login") { logins.withLock { $0 } >= 1 }
+        _ = try Self.amulecmd(namespace, "add ed2k://|server|\(otherAddress.ip)|\(otherAddress.port)|/")
+        _ = try Self.amulecmd(namespace, "search global sonata")
+        try await Self.until(60, "the global search's result in amulecmd") {
+            try Self.amulecmd(namespace, "results").contains("faraway udp sonata.ogg")
+        }
+        let seen = datagrams.withLock { $0 }
+        #expect(
+            [0x98, 0x92, 0x90].contains { seen[$0, default: 0] > 0 },
+            "no global search answered over UDP: \(seen)")
+        _ = try? Self.amulecmd(namespace, "shutdown")
+    }
+
+    /// tshark's edonkey dissector, reading the capture's TCP `port` as eDonkey, finds every
+    /// message type in `types` and flags nothing as malformed.
+    static func expectDissected(_ capture: PacketCapture, port: UInt16, types expected: [Int]) throws {
         let values = try capture.fields(
             ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey",
             decodeAs: ["tcp.port==\(port),edonkey"])
+        // tshark prints the types in hex ("0x15").
         let types = Set(
             values["edonkey.message.type", default: []].compactMap { Int($0.dropFirst(2), radix: 16) })
-        for opcode in [0x01, 0x4C, 0x58, 0x59, 0x4F, 0x50, 0x51, 0x52, 0x54, 0x55, 0x47, 0x46] {
+        for opcode in expected {
             #expect(
                 types.contains(opcode),
                 "no message 0x\(String(opcode, radix: 16)) in the capture: \(types.sorted())")
         }
         #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed packets")
+    }
+
+    /// Starts amuled in the namespace with `config`, waits for its EC port, adds `server` and
+    /// connects to it.
+    static func launchAMule(_ namespace: Namespace, home: URL, config: URL, server: Endpoint) async throws
+        -> BackgroundProgram
+    {
+        let amuled = try BackgroundProgram(
+            Interop.onPath("ip") ?? "/usr/sbin/ip",
+            [
+                "netns", "exec", namespace.name, "env", "HOME=\(home.path)",
+                Interop.onPath("amuled") ?? "/usr/bin/amuled", "-c", config.path, "-o",
+            ])
+        do {
+            try await Self.until(30, "amuled's EC port") {
+                (try? Self.amulecmd(namespace, "status"))?.contains("eD2k") == true
+            }
+            _ = try Self.amulecmd(namespace, "add ed2k://|server|\(server.ip)|\(server.port)|/")
+            _ = try Self.amulecmd(namespace, "connect \(server.ip):\(server.port)")
+        } catch {
+            amuled.stop()
+            throw error
+        }
+        return amuled
     }
 
     /// A client that asks `endpoint` for an upload slot and 48 ranges of `file`, with a 4 KiB

@@ -6,7 +6,7 @@ import SystemPackage
 /// Downloads one file from one eDonkey/eMule client, as eMule asks for it: hello, the file's
 /// name and part status, its hashset (files of more than one part), an upload slot (waiting
 /// in the peer's queue if need be), then parts in requests of three 180 KiB ranges, plain or
-/// zlib-packed. Every part is checked against its MD4 (the whole file against the ed2k hash)
+/// zlib-packed (`packed` hears of each packed block). Every part is checked against its MD4 (the whole file against the ed2k hash)
 /// before the `.part` file is renamed; a part that fails is fetched once more, then the
 /// transfer fails with ``Failure/corrupt(part:)`` (the caller bans the peer). Parts already in
 /// the `.part` file that match their hash are kept (resume after a restart); the `.part` file
@@ -34,7 +34,8 @@ public enum ED2KDownload {
         ourPort: UInt16,
         server: (ip: UInt32, port: UInt16) = (0, 0), group: any EventLoopGroup,
         timeout: Duration = .seconds(60),
-        progress: @escaping @Sendable (UInt64, UInt64) -> Void = { _, _ in }
+        progress: @escaping @Sendable (UInt64, UInt64) -> Void = { _, _ in },
+        packed: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> UInt64 {
         let inbox = Inbox<ClientMessage>()
         let channel = try await TCPDialer.connect(
@@ -60,7 +61,7 @@ public enum ED2KDownload {
         try await send(
             .hello(
                 userHash: userHash, clientID: 0, port: ourPort,
-                tags: [Tag(.id(0x01), .string("PeerStack")), Tag(.id(0x11), .uint(0x3C))],
+                tags: ClientMessage.helloTags(),
                 serverIP: server.ip,
                 serverPort: server.port))
         _ = try await wait("the hello") { if case .helloAnswer = $0 { true } else { false } }
@@ -127,7 +128,8 @@ public enum ED2KDownload {
             let end = min(size, start + UInt64(ED2KHasher.partSize))
             let before = done
             try await fetchRange(
-                hash: hash, start: start, end: end, file: file, inbox: inbox, send: send, timeout: timeout
+                hash: hash, start: start, end: end, file: file, inbox: inbox, send: send, timeout: timeout,
+                onPacked: packed
             ) { received in progress(before + received, size) }
             // Check the part (a single-part file: against the file hash).
             guard try Self.part(of: file, start, end, hashesTo: partHashes.isEmpty ? hash : partHashes[part])
@@ -180,7 +182,8 @@ public enum ED2KDownload {
     static func fetchRange(
         hash: [UInt8], start: UInt64, end: UInt64, file: SystemPackage.FileDescriptor,
         inbox: Inbox<ClientMessage>,
-        send: (ClientMessage) async throws -> Void, timeout: Duration, progress: (UInt64) -> Void
+        send: (ClientMessage) async throws -> Void, timeout: Duration, onPacked: (Int) -> Void,
+        progress: (UInt64) -> Void
     ) async throws {
         var next = start
         var received: UInt64 = 0
@@ -216,6 +219,7 @@ public enum ED2KDownload {
                     guard entry.data.count < Int(length) else {
                         packed[from] = nil
                         let plain = try EDonkeyPacket.inflate(entry.data, limit: block)
+                        onPacked(plain.count)
                         try write(plain, at: UInt64(from), file: file, within: ranges)
                         missing -= UInt64(plain.count)
                         received += UInt64(plain.count)

@@ -110,6 +110,25 @@ public final class ED2KServerSession: Sendable {
 
     public func close() { channel.close(promise: nil) }
 
+    /// The next client the server asks us to call (OP_CALLBACKREQUESTED: we have a low ID and
+    /// it wants a file from us); nil after `timeout` or when the connection closes.
+    public func nextCallback(timeout: Duration) async -> Endpoint? {
+        guard
+            case .callbackRequested(let ip, let port) = await inbox.wait(
+                timeout: timeout, { if case .callbackRequested = $0 { true } else { false } })
+        else { return nil }
+        return Endpoint(ip: ServerState.address(ofHighID: ip), port: port)
+    }
+
+    public var isOpen: Bool { channel.isActive }
+
+    /// Asks the server to have low-ID client `id` connect to us (we must have a high ID).
+    public func requestCallback(from id: UInt32) async throws {
+        try await channel.writeAndFlush(
+            ByteBuffer(bytes: ServerMessage.callbackRequest(clientID: id).packet().encoded())
+        ).get()
+    }
+
     /// Returns when the connection is closed (by either side).
     public func closed() async { try? await channel.closeFuture.get() }
 }

@@ -59,6 +59,7 @@ public final class ED2KUploader: @unchecked Sendable {
     /// Clients waiting for a slot, oldest first (connections still open).
     var queue: [UploadConnection] = []
     public var maxQueued = 64
+    var callbacks = 0
     public var stallLimit: TimeAmount = .seconds(15)
     public var requestLimit: TimeAmount = .seconds(60)
     private var listener: TCPListener?
@@ -105,6 +106,20 @@ public final class ED2KUploader: @unchecked Sendable {
 
     public func shutdown() async { await listener?.close() }
 
+    /// Connects to a client that asked the server for us (we have a low ID, so it cannot reach
+    /// us) and says hello; the client then asks for its file as on any connection. At most 16
+    /// such connections are being opened at once.
+    public func callBack(to client: Endpoint) {
+        loop.execute {
+            guard self.callbacks < 16 else { return }
+            self.callbacks += 1
+            TCPDialer.connect(to: client, on: self.loop, limits: self.limits) { channel in
+                try channel.pipeline.syncOperations.addHandler(
+                    UploadConnection(uploader: self, initiate: true))
+            }.whenComplete { _ in self.callbacks -= 1 }
+        }
+    }
+
     /// A slot was freed: the longest-waiting client still connected gets it.
     func slotFreed() {
         uploads -= 1
@@ -138,9 +153,50 @@ final class UploadConnection: ChannelInboundHandler {
     private var watchdog: Scheduled<Void>?
     static let block = 10_240
 
-    init(uploader: ED2KUploader) { self.uploader = uploader }
+    /// Whether we opened the connection (a callback): then we say hello first.
+    let initiate: Bool
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    init(uploader: ED2KUploader, initiate: Bool = false) {
+        self.uploader = uploader
+        self.initiate = initiate
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if initiate, context.channel.isActive { sayHello(.hello, context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if initiate { sayHello(.hello, context: context) }
+        context.fireChannelActive()
+    }
+
+    private var saidHello = false
+
+    /// Our hello (or hello answer): user hash, our ID and port, name and version, our server.
+    private func sayHello(_ kind: HelloKind, context: ChannelHandlerContext) {
+        guard !saidHello || kind == .answer else { return }
+        saidHello = true
+        let port = uploader.localAddress?.port ?? 0
+        let tags = ClientMessage.helloTags()
+        switch kind {
+        case .hello:
+            send(
+                .hello(
+                    userHash: uploader.userHash, clientID: uploader.clientID, port: port, tags: tags,
+                    serverIP: uploader.server.ip, serverPort: uploader.server.port), context: context)
+        case .answer:
+            send(
+                .helloAnswer(
+                    userHash: uploader.userHash, clientID: uploader.clientID, port: port, tags: tags,
+                    serverIP: uploader.server.ip, serverPort: uploader.server.port), context: context)
+        }
+    }
+
+    enum HelloKind {
+        case hello
+        case answer
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         framer.append(Array(unwrapInboundIn(data).readableBytesView))
@@ -164,12 +220,9 @@ final class UploadConnection: ChannelInboundHandler {
         switch message {
         case .hello:
             ConnectionGuard.handshakeCompleted(context.channel)
-            let port = uploader.localAddress?.port ?? 0
-            send(
-                .helloAnswer(
-                    userHash: uploader.userHash, clientID: uploader.clientID, port: port,
-                    tags: [Tag(.id(0x01), .string("PeerStack")), Tag(.id(0x11), .uint(0x3C))],
-                    serverIP: uploader.server.ip, serverPort: uploader.server.port), context: context)
+            sayHello(.answer, context: context)
+        case .helloAnswer:
+            ConnectionGuard.handshakeCompleted(context.channel)
         case .requestFileName(let hash):
             if let file = uploader.files[hash] {
                 send(.fileNameAnswer(hash: hash, name: file.name), context: context)

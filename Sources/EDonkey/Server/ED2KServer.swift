@@ -1,7 +1,9 @@
 import Crypto
+import Foundation
 import NIOCore
 import NIOPosix
 import PeerNet
+import SystemPackage
 
 /// What a running server reports.
 public enum ED2KServerEvent: Sendable {
@@ -11,6 +13,8 @@ public enum ED2KServerEvent: Sendable {
     case searched(Endpoint, results: Int)
     /// A client asked for a file's sources and was given `found`.
     case sources(Endpoint, hash: [UInt8], found: Int)
+    /// A datagram on the UDP port (its opcode) and how many answers went back.
+    case datagram(Endpoint, opcode: UInt8, answers: Int)
     case disconnected(Endpoint, reason: String)
 }
 
@@ -25,6 +29,7 @@ public final class ED2KServer: @unchecked Sendable {
     private var nextConnection = 1
     private var listener: TCPListener?
     private var datagrams: (any Channel)?
+    private var snapshotTask: RepeatedTask?
     private let origin = NIODeadline.now()
     let onEvent: @Sendable (ED2KServerEvent) -> Void
     let limits = ConnectionLimits(
@@ -39,13 +44,18 @@ public final class ED2KServer: @unchecked Sendable {
         self.onEvent = onEvent
     }
 
-    /// Listens on `endpoint` (TCP). The server's hash is random, as eMule servers' are.
+    /// Listens on `endpoint` (TCP, and UDP at its port + 4). The server's hash is random, as
+    /// eMule servers' are, unless the configuration's snapshot has one: then the hash and the
+    /// clients it remembers come back.
     public static func start(
         on endpoint: Endpoint, configuration: ED2KServerConfiguration = ED2KServerConfiguration(),
         group: any EventLoopGroup, onEvent: @escaping @Sendable (ED2KServerEvent) -> Void = { _ in }
     ) async throws -> ED2KServer {
         let loop = group.next()
-        let hash = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let restored = try configuration.snapshot.flatMap(Self.readSnapshot)
+        let hash =
+            restored.map(\.serverHash).flatMap { $0.count == 16 ? $0 : nil }
+            ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
         let server = ED2KServer(
             state: ServerState(configuration: configuration, hash: hash, endpoint: endpoint), loop: loop,
             onEvent: onEvent)
@@ -76,7 +86,16 @@ public final class ED2KServer: @unchecked Sendable {
                 let advertised =
                     endpoint.ip == IPAddress(v4: 0) ? bound : Endpoint(ip: endpoint.ip, port: bound.port)
                 server.state = ServerState(configuration: configuration, hash: hash, endpoint: advertised)
+                if let restored { server.state.restore(restored, now: server.now) }
                 onEvent(.listening(bound))
+            }
+            if configuration.snapshot != nil {
+                let interval = TimeAmount.nanoseconds(
+                    Int64(configuration.snapshotInterval.components.seconds) * 1_000_000_000)
+                server.snapshotTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) {
+                    _ in
+                    server.saveSnapshot()
+                }
             }
         }.get()
         return server
@@ -91,11 +110,43 @@ public final class ED2KServer: @unchecked Sendable {
     }
 
     public func shutdown() async {
-        try? await loop.submit {
+        let last = try? await loop.submit {
+            // Taken before the connections close, which takes their files out of the index.
+            self.snapshotTask?.cancel()
+            let last = self.state.snapshot()
             for handler in self.handlers.values { handler.close() }
+            return last
         }.get()
+        if let path = state.configuration.snapshot, let last { try? Self.writeSnapshot(last, to: path) }
         await listener?.close()
         try? await datagrams?.close()
+    }
+
+    // MARK: Snapshots
+
+    /// The largest snapshot read (a file that big is refused, not parsed).
+    static let maxSnapshotBytes = 256 << 20
+
+    static func readSnapshot(_ path: String) throws -> ServerState.Snapshot? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let data = try SmallFile.read(FilePath(path), limit: maxSnapshotBytes)
+        do {
+            return try JSONDecoder().decode(ServerState.Snapshot.self, from: Data(data))
+        } catch {
+            throw EDonkeyError.invalid(field: "snapshot \(path)", offset: 0, reason: "\(error)")
+        }
+    }
+
+    /// Written atomically, so a crash leaves the old snapshot or the new.
+    static func writeSnapshot(_ snapshot: ServerState.Snapshot, to path: String) throws {
+        try SmallFile.writeAtomically(Array(try JSONEncoder().encode(snapshot)), to: FilePath(path))
+    }
+
+    /// Takes the snapshot on the loop, writes it off the loop.
+    func saveSnapshot() {
+        guard let path = state.configuration.snapshot else { return }
+        let snapshot = state.snapshot()
+        Task.detached { try? Self.writeSnapshot(snapshot, to: path) }
     }
 
     // MARK: Loop-confined
@@ -119,7 +170,9 @@ public final class ED2KServer: @unchecked Sendable {
         guard let endpoint = Endpoint(remote), endpoint.ip.bytes.count == 4,
             let message = try? ServerUDPMessage(datagram: datagram)
         else { return }
-        for answer in state.receivedDatagram(message, from: endpoint.ip.bytes, now: now) {
+        let answers = state.receivedDatagram(message, from: endpoint.ip.bytes, now: now)
+        onEvent(.datagram(endpoint, opcode: datagram[1], answers: answers.count))
+        for answer in answers {
             let bytes = answer.encoded()
             channel.write(
                 AddressedEnvelope(remoteAddress: remote, data: ByteBuffer(bytes: bytes)), promise: nil)

@@ -22,6 +22,10 @@ public struct ED2KServerConfiguration: Sendable {
     public var maxUDPResults = 20
     /// Whether the driver also listens on UDP, at the TCP port + 4 (as eMule expects).
     public var udp = true
+    /// Where the driver keeps a snapshot (``ServerState/Snapshot``, JSON): read at start,
+    /// written every `snapshotInterval` and at shutdown. nil: nothing on disk.
+    public var snapshot: String?
+    public var snapshotInterval: Duration = .seconds(60)
 
     public init() {}
 }
@@ -59,6 +63,9 @@ public struct ServerState: Sendable {
         var name = ""
         var files: Set<[UInt8]> = []
         var requests: [Duration] = []
+        /// A client known from a snapshot, not connected: its files stay listed until it logs
+        /// in again or this time passes.
+        var rememberedUntil: Duration?
     }
 
     struct IndexedFile: Sendable {
@@ -74,6 +81,9 @@ public struct ServerState: Sendable {
     private var lowIDs: [UInt32: ServerConnection] = [:]
     private var highIDs: [UInt32: ServerConnection] = [:]
     private var nextLowID: UInt32 = 1
+    /// Clients restored from a snapshot (negative connection numbers) and the next to use.
+    private var remembered = 0
+    private var nextRemembered = -1
     /// UDP requests per IP address in the current minute (at most 4,096 addresses tracked).
     private var udpRequests: [[UInt8]: (window: Duration, count: Int)] = [:]
     static let maxUDPAddresses = 4_096
@@ -86,7 +96,7 @@ public struct ServerState: Sendable {
         self.endpoint = endpoint
     }
 
-    public var userCount: Int { clients.values.filter { $0.id != nil }.count }
+    public var userCount: Int { clients.values.filter { $0.id != nil && $0.rememberedUntil == nil }.count }
     public var fileCount: Int { files.count }
 
     /// The ID a high-ID client gets: its IPv4 address's bytes read little-endian (eDonkey's rule;
@@ -106,7 +116,7 @@ public struct ServerState: Sendable {
     }
 
     public mutating func connected(_ connection: ServerConnection, address: [UInt8]) -> [ServerAction] {
-        guard clients.count < configuration.maxUsers else {
+        guard clients.count - remembered < configuration.maxUsers else {
             return [
                 .send(connection, .serverMessage("Server full")), .close(connection, reason: "server full"),
             ]
@@ -133,6 +143,7 @@ public struct ServerState: Sendable {
     public mutating func received(_ message: ServerMessage, from connection: ServerConnection, now: Duration)
         -> [ServerAction]
     {
+        if remembered > 0 { expireRemembered(now: now) }
         guard let client = clients[connection] else { return [] }
         guard client.id != nil else {
             // Before the login is done, only a login.
@@ -169,6 +180,87 @@ public struct ServerState: Sendable {
             return [.close(connection, reason: "a second login")]
         default:
             return []
+        }
+    }
+
+    // MARK: Snapshot
+
+    /// What a snapshot keeps: the server's hash (its identity across restarts) and each
+    /// high-ID client's address, port and offered files. Low-ID clients are not kept: nobody can
+    /// reach them without the connection they had.
+    public struct Snapshot: Codable, Sendable, Equatable {
+        public struct File: Codable, Sendable, Equatable {
+            public var hash: [UInt8]
+            public var name: String
+            public var size: UInt64
+            public var type: String
+            public var complete: Bool
+        }
+
+        public struct Client: Codable, Sendable, Equatable {
+            public var userHash: [UInt8]
+            public var id: UInt32
+            public var port: UInt16
+            public var files: [File]
+        }
+
+        public var serverHash: [UInt8]
+        public var clients: [Client]
+    }
+
+    /// How long a restored client's files stay listed without it logging in again.
+    public static let rememberFor: Duration = .seconds(3_600)
+
+    public func snapshot() -> Snapshot {
+        let kept = clients.keys.sorted().compactMap { connection -> Snapshot.Client? in
+            guard let client = clients[connection], let id = client.id, id >= 1 << 24, !client.files.isEmpty
+            else { return nil }
+            let offered = client.files.sorted { $0.lexicographicallyPrecedes($1) }.compactMap {
+                hash -> Snapshot.File? in
+                guard let file = self.files[hash] else { return nil }
+                return Snapshot.File(
+                    hash: hash, name: file.name, size: file.size, type: file.type,
+                    complete: file.sources[connection] ?? true)
+            }
+            return Snapshot.Client(userHash: client.userHash, id: id, port: client.port, files: offered)
+        }
+        return Snapshot(serverHash: hash, clients: kept)
+    }
+
+    /// Lists what `snapshot` remembers (within this server's limits) until each client logs in
+    /// again or ``rememberFor`` passes. Entries that are not well formed are skipped.
+    public mutating func restore(_ snapshot: Snapshot, now: Duration) {
+        for client in snapshot.clients.prefix(configuration.maxUsers)
+        where client.userHash.count == 16 && client.id >= 1 << 24 && client.port != 0 {
+            let connection = ServerConnection(nextRemembered)
+            nextRemembered -= 1
+            var known = Client(address: Self.address(ofHighID: client.id))
+            known.id = client.id
+            known.userHash = client.userHash
+            known.port = client.port
+            known.rememberedUntil = now + Self.rememberFor
+            for file in client.files.prefix(configuration.maxFilesPerUser)
+            where file.hash.count == 16 && !file.name.isEmpty && file.size > 0 {
+                var indexed =
+                    files[file.hash] ?? IndexedFile(name: file.name, size: file.size, type: file.type)
+                indexed.sources[connection] = file.complete
+                files[file.hash] = indexed
+                known.files.insert(file.hash)
+            }
+            clients[connection] = known
+            remembered += 1
+        }
+    }
+
+    private mutating func forget(_ connection: ServerConnection) {
+        guard let client = clients.removeValue(forKey: connection) else { return }
+        remembered -= 1
+        for hash in client.files { dropSource(connection, of: hash) }
+    }
+
+    private mutating func expireRemembered(now: Duration) {
+        for (connection, client) in clients {
+            if let until = client.rememberedUntil, until <= now { forget(connection) }
         }
     }
 
@@ -251,6 +343,10 @@ public struct ServerState: Sendable {
                 nextLowID = nextLowID % 0xFF_FFFF + 1
             } while lowIDs[id] != nil
             lowIDs[id] = connection
+        }
+        // Back after a restart: what the snapshot remembered of it gives way to its new offer.
+        for (other, known) in clients where known.rememberedUntil != nil && known.userHash == login.hash {
+            forget(other)
         }
         client.id = id
         client.userHash = login.hash

@@ -208,3 +208,20 @@ public enum ClientMessage: Sendable, Equatable {
         return EDonkeyPacket(proto, opcode: opcode, payload: w.bytes)
     }
 }
+
+extension ClientMessage {
+    /// The tags of our hellos: name, eDonkey version 0x3C, and eMule's extended info (the eMule
+    /// version tag 0xFB and misc options 0xFA), advertising what PeerStack does: unicode names
+    /// and zlib-packed parts (data compression version 1). No multipacket, extended requests,
+    /// source exchange, secure ident, client UDP or AICH: eMule and aMule then use the plain
+    /// messages for those.
+    public static func helloTags(name: String = "PeerStack") -> [Tag] {
+        // Compatible-client byte 0x50 (not eMule, not aMule: shown as its own client), 0.1.0.
+        let version: UInt64 = 0x50 << 24 | 0 << 17 | 1 << 10 | 0 << 7
+        let misc: UInt64 = 1 << 28 | 1 << 20
+        return [
+            Tag(.id(Tag.fileName), .string(name)), Tag(.id(Tag.version), .uint(0x3C)),
+            Tag(.id(Tag.emuleVersion), .uint(version)), Tag(.id(0xFA), .uint(misc)),
+        ]
+    }
+}
