@@ -1,6 +1,7 @@
 import ArgumentParser
 import EDonkey
 import Foundation
+import Multiformats
 import NIOPosix
 import PeerNet
 import Synchronization
@@ -57,7 +58,7 @@ struct ED2KHash: AsyncParsableCommand {
                 }
                 let link = ED2KLink.file(
                     name: path.lastComponent?.string ?? file, size: result.size, hash: result.hash,
-                    aich: aich ? AICHHasher.string(result.aich) : nil, sources: [])
+                    aich: aich ? AICHHasher.string(result.aich.root) : nil, sources: [])
                 print(link)
                 if parts {
                     for (index, part) in result.parts.enumerated() {
@@ -348,7 +349,7 @@ struct ED2KGet: AsyncParsableCommand {
     func run() async throws {
         let parsed: ED2KLink
         do { parsed = try ED2KLink(parsing: link) } catch { throw Terminal.badInput(link, error) }
-        guard case .file(let name, let size, let hash, _, let sources) = parsed else {
+        guard case .file(let name, let size, let hash, let aich, let sources) = parsed else {
             throw Terminal.badInput(link, "not a file link")
         }
         guard server != nil || !sources.isEmpty else {
@@ -373,6 +374,7 @@ struct ED2KGet: AsyncParsableCommand {
             _ = try await ED2KDownload.fetch(
                 hash: hash, size: size, sources: sources, server: session, to: target, userHash: userHash,
                 group: group,
+                aich: aich.flatMap { try? Multibase.base32Upper.decode(digits: Array($0.utf8)) },
                 progress: { done, total in bar.update(done: Int64(done), total: Int64(total)) },
                 note: { note in
                     switch note {

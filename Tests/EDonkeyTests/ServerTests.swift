@@ -143,6 +143,69 @@ struct TransferTests {
         await uploader.shutdown()
     }
 
+    @Test("AICH recovery data for every part checks against the root; a changed hash does not")
+    func aichRecovery() throws {
+        for size in [200_000, ED2KHasher.partSize, 2 * ED2KHasher.partSize, 25_000_000] {
+            var hasher = AICHHasher()
+            hasher.update(SeededGenerator.bytes(size, seed: UInt64(size)))
+            let tree = hasher.finalizeTree()
+            let parts = (size + ED2KHasher.partSize - 1) / ED2KHasher.partSize
+            for part in 0..<parts {
+                let recovery = try #require(tree.recovery(part: part), "size \(size) part \(part)")
+                let blocks = try #require(
+                    AICHTree.verify(recovery, part: part, size: UInt64(size), root: tree.root),
+                    "size \(size) part \(part)")
+                let first = AICHTree.leavesBefore(UInt64(part * ED2KHasher.partSize))
+                #expect(blocks == Array(tree.leaves[first..<first + blocks.count]))
+                var forged = recovery
+                forged[forged.count / 2].hash[0] ^= 1
+                #expect(AICHTree.verify(forged, part: part, size: UInt64(size), root: tree.root) == nil)
+                // Through the wire and back.
+                let answer = ClientMessage.aichAnswer(
+                    hash: [UInt8](repeating: 1, count: 16), part: UInt16(part), root: tree.root,
+                    recovery: recovery,
+                    large: false)
+                #expect(try ClientMessage(answer.packet()) == answer)
+            }
+        }
+    }
+
+    @Test("A part with one bad block: the peer's AICH data names it, and only it is fetched again")
+    func aichRepair() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bytes = SeededGenerator.bytes(12_000_000, seed: 35)
+        let path = directory.appendingPathComponent("flaky.bin")
+        try Data(bytes).write(to: path)
+        let shared = try ED2KSharedFile(path: FilePath(path.path))
+        // One block of part 1 goes bad on the peer's disk after hashing; it is mended (as a
+        // transient fault would be) once the downloader has named the bad block.
+        let badOffset = UInt64(ED2KHasher.partSize) + 3 * UInt64(AICHHasher.blockSize) + 17
+        let handle = try FileHandle(forWritingTo: path)
+        try handle.seek(toOffset: badOffset)
+        handle.write(Data(repeating: 0x42, count: 100))
+        try handle.close()
+        let peer = try await ED2KUploader.start(
+            sharing: [shared], userHash: [UInt8](repeating: 5, count: 16), on: Endpoint("127.0.0.1:0")!,
+            group: group)
+        let named = Mutex<[Int: Int]>([:])
+        let target = directory.appendingPathComponent("got.bin")
+        let size = try await ED2KDownload.fetch(
+            hash: shared.hash, size: shared.size, from: try #require(peer.localAddress),
+            to: FilePath(target.path),
+            userHash: [UInt8](repeating: 4, count: 16), ourPort: 0, group: group, aich: shared.aich.root,
+            recovered: { part, bad in
+                named.withLock { $0[part] = bad }
+                try? Data(bytes).write(to: path)
+            })
+        #expect(size == 12_000_000)
+        #expect(named.withLock { $0 } == [1: 1], "the AICH data did not name exactly the bad block")
+        #expect(try Data(contentsOf: target) == Data(bytes))
+        await peer.shutdown()
+    }
+
     @Test("A source whose part fails its MD4 twice is banned; the file comes whole from another")
     func banBadSource() async throws {
         let group = MultiThreadedEventLoopGroup.singleton

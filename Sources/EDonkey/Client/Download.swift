@@ -1,3 +1,4 @@
+import Crypto
 import NIOCore
 import NIOPosix
 import PeerNet
@@ -34,16 +35,12 @@ public enum ED2KDownload {
         ourPort: UInt16,
         server: (ip: UInt32, port: UInt16) = (0, 0), group: any EventLoopGroup,
         timeout: Duration = .seconds(60),
+        aich: [UInt8]? = nil,
         progress: @escaping @Sendable (UInt64, UInt64) -> Void = { _, _ in },
-        packed: @escaping @Sendable (Int) -> Void = { _ in }
+        packed: @escaping @Sendable (Int) -> Void = { _ in },
+        recovered: @escaping @Sendable (_ part: Int, _ badBlocks: Int) -> Void = { _, _ in }
     ) async throws -> UInt64 {
-        let inbox = Inbox<ClientMessage>()
-        let channel = try await TCPDialer.connect(
-            to: source, on: group.next(),
-            limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(120))
-        ) { channel in
-            try channel.pipeline.syncOperations.addHandler(ClientHandler(inbox: inbox))
-        }.get()
+        let (channel, inbox) = try await connect(to: source, group: group)
         defer { channel.close(promise: nil) }
         func send(_ message: ClientMessage) async throws {
             try await channel.writeAndFlush(ByteBuffer(bytes: message.packet().encoded())).get()
@@ -135,12 +132,33 @@ public enum ED2KDownload {
             guard try Self.part(of: file, start, end, hashesTo: partHashes.isEmpty ? hash : partHashes[part])
             else {
                 guard retried.insert(part).inserted else { throw Failure.corrupt(part: part) }
+                // With a trusted AICH root, the peer's recovery data names the bad 180 KiB
+                // blocks: only those are fetched again. Without it, the whole part.
+                let bad = try await badBlocks(
+                    part: part, start: start, end: end, hash: hash, size: size, root: aich, file: file,
+                    send: send,
+                    wait: wait)
+                if let bad { recovered(part, bad.count) }
                 // A new upload session: within one, eMule's uploaders (and ours) do not send a
                 // range twice.
                 try await send(.cancelTransfer)
                 try await send(.startUploadRequest(hash: hash))
                 _ = try await wait("the upload request", .seconds(300)) {
                     if case .acceptUpload = $0 { true } else { false }
+                }
+                if let bad {
+                    try await fetchBlocks(
+                        hash: hash, blocks: bad, file: file, inbox: inbox, send: send, timeout: timeout,
+                        onPacked: packed, progress: { _ in })
+                    if try Self.part(
+                        of: file, start, end, hashesTo: partHashes.isEmpty ? hash : partHashes[part])
+                    {
+                        done += end - start
+                        progress(done, size)
+                        part += 1
+                    } else {
+                        throw Failure.corrupt(part: part)
+                    }
                 }
                 continue
             }
@@ -153,6 +171,55 @@ public enum ED2KDownload {
             throw Errno(rawValue: errno)
         }
         return size
+    }
+
+    /// The blocks of a part whose SHA-1 differs from the peer's AICH recovery data, once that
+    /// data is checked against `root`; nil without a root, or when the peer has none to give.
+    static func badBlocks(
+        part: Int, start: UInt64, end: UInt64, hash: [UInt8], size: UInt64, root: [UInt8]?,
+        file: SystemPackage.FileDescriptor, send: (ClientMessage) async throws -> Void,
+        wait: (String, Duration, @escaping @Sendable (ClientMessage) -> Bool) async throws -> ClientMessage
+    ) async throws -> [(start: UInt32, end: UInt32)]? {
+        guard let root, root.count == 20, size > UInt64(AICHHasher.blockSize), part <= Int(UInt16.max) else {
+            return nil
+        }
+        try await send(.aichRequest(hash: hash, part: UInt16(part), root: root))
+        guard
+            case .aichAnswer(_, let answered, let answerRoot, let recovery, _) = try? await wait(
+                "the AICH recovery data", .seconds(30), { if case .aichAnswer = $0 { true } else { false } }),
+            answered == UInt16(part), answerRoot == root,
+            let expected = AICHTree.verify(recovery, part: part, size: size, root: root)
+        else { return nil }
+        var bad: [(start: UInt32, end: UInt32)] = []
+        var offset = start
+        var buffer = [UInt8](repeating: 0, count: AICHHasher.blockSize)
+        for blockHash in expected {
+            let count = Int(min(UInt64(AICHHasher.blockSize), end - offset))
+            let read = try buffer.withUnsafeMutableBytes {
+                try file.read(
+                    fromAbsoluteOffset: Int64(offset),
+                    into: UnsafeMutableRawBufferPointer(rebasing: $0.prefix(count)))
+            }
+            if read != count || Array(Insecure.SHA1.hash(data: buffer[0..<count])) != blockHash {
+                bad.append((UInt32(offset), UInt32(offset) + UInt32(count)))
+            }
+            offset += UInt64(count)
+        }
+        return bad
+    }
+
+    /// A connection to a peer whose messages go to an inbox.
+    static func connect(to source: Endpoint, group: any EventLoopGroup) async throws -> (
+        any Channel, Inbox<ClientMessage>
+    ) {
+        let inbox = Inbox<ClientMessage>()
+        let channel = try await TCPDialer.connect(
+            to: source, on: group.next(),
+            limits: ConnectionLimits(handshakeTimeout: nil, idleTimeout: .seconds(120))
+        ) { channel in
+            try channel.pipeline.syncOperations.addHandler(ClientHandler(inbox: inbox))
+        }.get()
+        return (channel, inbox)
     }
 
     /// Whether bytes [start, end) of `file` are there and have the MD4 `expected`.
@@ -185,15 +252,31 @@ public enum ED2KDownload {
         send: (ClientMessage) async throws -> Void, timeout: Duration, onPacked: (Int) -> Void,
         progress: (UInt64) -> Void
     ) async throws {
+        var blocks: [(start: UInt32, end: UInt32)] = []
         var next = start
-        var received: UInt64 = 0
         while next < end {
-            var ranges: [(start: UInt32, end: UInt32)] = []
-            while ranges.count < 3, next < end {
-                let stop = min(end, next + UInt64(block))
-                ranges.append((UInt32(next), UInt32(stop)))
-                next = stop
-            }
+            let stop = min(end, next + UInt64(block))
+            blocks.append((UInt32(next), UInt32(stop)))
+            next = stop
+        }
+        try await fetchBlocks(
+            hash: hash, blocks: blocks, file: file, inbox: inbox, send: send, timeout: timeout,
+            onPacked: onPacked,
+            progress: progress)
+    }
+
+    /// Fetches `blocks` (each at most 180 KiB) three to a request, writing what arrives.
+    static func fetchBlocks(
+        hash: [UInt8], blocks: [(start: UInt32, end: UInt32)], file: SystemPackage.FileDescriptor,
+        inbox: Inbox<ClientMessage>,
+        send: (ClientMessage) async throws -> Void, timeout: Duration, onPacked: (Int) -> Void,
+        progress: (UInt64) -> Void
+    ) async throws {
+        var received: UInt64 = 0
+        var queue = blocks[...]
+        while !queue.isEmpty {
+            let ranges = Array(queue.prefix(3))
+            queue = queue.dropFirst(3)
             try await send(.requestParts(hash: hash, ranges: ranges))
             var missing = ranges.reduce(UInt64(0)) { $0 + UInt64($1.end - $1.start) }
             var packed: [UInt32: (length: UInt32, data: [UInt8])] = [:]
@@ -290,7 +373,8 @@ extension ED2KDownload {
     /// carries verified parts from one source (and one run) to the next.
     public static func fetch(
         hash: [UInt8], size: UInt64, sources: [Endpoint], server: ED2KServerSession?, to path: FilePath,
-        userHash: [UInt8], group: any EventLoopGroup, rounds: Int = 3, roundPause: Duration = .seconds(10),
+        userHash: [UInt8], group: any EventLoopGroup, aich: [UInt8]? = nil, rounds: Int = 3,
+        roundPause: Duration = .seconds(10),
         progress: @escaping @Sendable (UInt64, UInt64) -> Void = { _, _ in },
         note: @escaping @Sendable (Note) -> Void = { _ in }
     ) async throws -> UInt64 {
@@ -318,7 +402,7 @@ extension ED2KDownload {
                 do {
                     return try await fetch(
                         hash: hash, size: size, from: source, to: path, userHash: userHash, ourPort: 0,
-                        group: group, progress: progress)
+                        group: group, aich: aich, progress: progress)
                 } catch Failure.corrupt(let part) {
                     banned.insert(source)
                     note(.banned(source, part: part))
@@ -330,5 +414,40 @@ extension ED2KDownload {
             }
         }
         throw lastError ?? Failure.noAnswer("any source (none known)")
+    }
+}
+
+extension ED2KDownload {
+    /// Asks `source` for the AICH recovery data of `part` (OP_AICHREQUEST) and checks it against
+    /// `root`: the part's 180 KiB block hashes, in order. Throws when the peer has none or its
+    /// data does not hash to the root.
+    public static func recoveryData(
+        hash: [UInt8], size: UInt64, part: Int, root: [UInt8], from source: Endpoint, userHash: [UInt8],
+        group: any EventLoopGroup, timeout: Duration = .seconds(30)
+    ) async throws -> [[UInt8]] {
+        let (channel, inbox) = try await connect(to: source, group: group)
+        defer { channel.close(promise: nil) }
+        func send(_ message: ClientMessage) async throws {
+            try await channel.writeAndFlush(ByteBuffer(bytes: message.packet().encoded())).get()
+        }
+        try await send(
+            .hello(
+                userHash: userHash, clientID: 0, port: 0, tags: ClientMessage.helloTags(), serverIP: 0,
+                serverPort: 0))
+        guard await inbox.wait(timeout: timeout, { if case .helloAnswer = $0 { true } else { false } }) != nil
+        else {
+            throw Failure.noAnswer("the hello")
+        }
+        try await send(.setRequestedFile(hash: hash))
+        try await send(.aichRequest(hash: hash, part: UInt16(clamping: part), root: root))
+        guard
+            case .aichAnswer(_, let answered, let answerRoot, let recovery, _) = await inbox.wait(
+                timeout: timeout, { if case .aichAnswer = $0 { true } else { false } })
+        else { throw Failure.noAnswer("the AICH request") }
+        guard !answerRoot.isEmpty else { throw Failure.refused("no AICH recovery data for part \(part)") }
+        guard answered == UInt16(clamping: part), answerRoot == root,
+            let blocks = AICHTree.verify(recovery, part: part, size: size, root: root)
+        else { throw Failure.refused("AICH recovery data that does not hash to the root") }
+        return blocks
     }
 }

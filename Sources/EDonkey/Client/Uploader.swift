@@ -10,8 +10,8 @@ public struct ED2KSharedFile: Sendable {
     public var size: UInt64
     public var hash: [UInt8]
     public var partHashes: [[UInt8]]
-    /// The AICH root (20 bytes), for links' `h=`.
-    public var aich: [UInt8]
+    /// The AICH tree: its root goes into links (`h=`), its block hashes into recovery data.
+    public var aich: AICHTree
 
     /// Hashes `path`.
     public init(path: FilePath, name: String? = nil) throws {
@@ -26,7 +26,7 @@ public struct ED2KSharedFile: Sendable {
 
     /// Its ed2k link, with the AICH root.
     public var link: ED2KLink {
-        .file(name: name, size: size, hash: hash, aich: AICHHasher.string(aich), sources: [])
+        .file(name: name, size: size, hash: hash, aich: AICHHasher.string(aich.root), sources: [])
     }
 
     /// How servers list it (0xFBFBFBFB:0xFBFB marks a complete file for a server that
@@ -281,6 +281,19 @@ final class UploadConnection: ChannelInboundHandler {
                 pending.append((file, UInt64(range.start), UInt64(range.start), UInt64(range.end)))
             }
             pump(context: context)
+        case .aichRequest(let hash, let part, let root):
+            // Recovery data for a part, if the asker's root is ours (eMule answers the same way).
+            guard let file = uploader.files[hash], file.aich.root == root,
+                let recovery = file.aich.recovery(part: Int(part))
+            else {
+                return send(
+                    .aichAnswer(hash: hash, part: 0, root: [], recovery: [], large: false), context: context)
+            }
+            send(
+                .aichAnswer(
+                    hash: hash, part: part, root: root, recovery: recovery,
+                    large: file.size > UInt64(UInt32.max)),
+                context: context)
         case .cancelTransfer:
             // The downloader is done with us for now: free the slot (a new session may ask for
             // the same ranges again).

@@ -76,7 +76,7 @@ public struct ED2KHasher: Sendable {
     /// Hashes a file, reading it 1 MiB at a time: its ed2k hash, part hashes and AICH root in
     /// one pass; `progress` gets the bytes done.
     public static func hashFile(_ path: FilePath, progress: (UInt64) -> Void = { _ in }) throws -> (
-        size: UInt64, hash: [UInt8], parts: [[UInt8]], aich: [UInt8]
+        size: UInt64, hash: [UInt8], parts: [[UInt8]], aich: AICHTree
     ) {
         let fd = try FileDescriptor.open(path, .readOnly)
         defer { try? fd.close() }
@@ -92,7 +92,7 @@ public struct ED2KHasher: Sendable {
         }
         let size = hasher.size
         let (hash, parts) = hasher.finalize()
-        return (size, hash, parts, aich.finalize())
+        return (size, hash, parts, aich.finalizeTree())
     }
 }
 

@@ -34,6 +34,12 @@ public enum ClientMessage: Sendable, Equatable {
     /// 0x40 (0xC5): a zlib-packed block; `start` and the packed length, then packed bytes (a
     /// block may come in several of these).
     case compressedPart(hash: [UInt8], start: UInt32, packedLength: UInt32, data: [UInt8])
+    /// 0x9B (0xC5): AICH recovery data for a part, under the root the asker trusts.
+    case aichRequest(hash: [UInt8], part: UInt16, root: [UInt8])
+    /// 0x9C (0xC5): the recovery data (see ``AICHTree``), with 32-bit identifiers for files
+    /// over 4 GiB; or, with `root` empty, "not available".
+    case aichAnswer(
+        hash: [UInt8], part: UInt16, root: [UInt8], recovery: [(ident: UInt32, hash: [UInt8])], large: Bool)
     case other(protocolByte: UInt8, opcode: UInt8, payload: [UInt8])
 
     public static let maxParts = 27_000  // 256 GB / 9.28 MB
@@ -117,6 +123,37 @@ public enum ClientMessage: Sendable, Equatable {
                 throw .tooLarge(field: "packed part", size: Int(length), limit: Self.maxBlock)
             }
             self = .compressedPart(hash: h, start: start, packedLength: length, data: r.rest())
+        case (.emule, 0x9B):
+            let h = try hash()
+            let part = try r.u16("AICH part")
+            self = .aichRequest(hash: h, part: part, root: try r.take(20, "AICH root"))
+        case (.emule, 0x9C):
+            let h = try hash()
+            guard !r.isAtEnd else {
+                self = .aichAnswer(hash: h, part: 0, root: [], recovery: [], large: false)
+                return
+            }
+            let part = try r.u16("AICH part")
+            let root = try r.take(20, "AICH root")
+            var recovery: [(ident: UInt32, hash: [UInt8])] = []
+            func entries(_ wide: Bool) throws(EDonkeyError) {
+                let count = Int(try r.u16("AICH hash count"))
+                guard count <= 1_024 else { throw .tooLarge(field: "AICH hashes", size: count, limit: 1_024) }
+                for _ in 0..<count {
+                    let ident = wide ? try r.u32("AICH identifier") : UInt32(try r.u16("AICH identifier"))
+                    recovery.append((ident, try r.take(20, "AICH hash")))
+                }
+            }
+            try entries(false)
+            // 16-bit identifiers, then a zero count; or a zero count, then 32-bit ones.
+            let large = recovery.isEmpty && r.remaining >= 2
+            if large {
+                try entries(true)
+            } else if r.remaining >= 2, try r.u16("AICH 32-bit count") != 0 {
+                throw .invalid(
+                    field: "AICH answer", offset: r.offset - 2, reason: "both 16- and 32-bit hashes")
+            }
+            self = .aichAnswer(hash: h, part: part, root: root, recovery: recovery, large: large)
         default:
             self = .other(protocolByte: packet.proto.rawValue, opcode: packet.opcode, payload: packet.payload)
         }
@@ -200,6 +237,28 @@ public enum ClientMessage: Sendable, Equatable {
             w.u32(start)
             w.u32(length)
             w.raw(data)
+        case .aichRequest(let h, let part, let root):
+            proto = .emule
+            opcode = 0x9B
+            hash(h)
+            w.u16(part)
+            w.raw(Array((root + [UInt8](repeating: 0, count: 20)).prefix(20)))
+        case .aichAnswer(let h, let part, let root, let recovery, let large):
+            proto = .emule
+            opcode = 0x9C
+            hash(h)
+            if !root.isEmpty {
+                w.u16(part)
+                w.raw(Array((root + [UInt8](repeating: 0, count: 20)).prefix(20)))
+                let list = recovery.prefix(1_024)
+                if large { w.u16(0) }
+                w.u16(UInt16(list.count))
+                for entry in list {
+                    if large { w.u32(entry.ident) } else { w.u16(UInt16(truncatingIfNeeded: entry.ident)) }
+                    w.raw(Array((entry.hash + [UInt8](repeating: 0, count: 20)).prefix(20)))
+                }
+                if !large { w.u16(0) }
+            }
         case .other(let protocolByte, let code, let payload):
             proto = EDonkeyPacket.ProtocolByte(rawValue: protocolByte) ?? .edonkey
             opcode = code
@@ -211,14 +270,14 @@ public enum ClientMessage: Sendable, Equatable {
 
 extension ClientMessage {
     /// The tags of our hellos: name, eDonkey version 0x3C, and eMule's extended info (the eMule
-    /// version tag 0xFB and misc options 0xFA), advertising what PeerStack does: unicode names
-    /// and zlib-packed parts (data compression version 1). No multipacket, extended requests,
-    /// source exchange, secure ident, client UDP or AICH: eMule and aMule then use the plain
-    /// messages for those.
+    /// version tag 0xFB and misc options 0xFA), advertising what PeerStack does: AICH version 1
+    /// (recovery data), unicode names and zlib-packed parts (data compression version 1). No
+    /// multipacket, extended requests, source exchange, secure ident or client UDP: eMule and
+    /// aMule then use the plain messages for those.
     public static func helloTags(name: String = "PeerStack") -> [Tag] {
         // Compatible-client byte 0x50 (not eMule, not aMule: shown as its own client), 0.1.0.
         let version: UInt64 = 0x50 << 24 | 0 << 17 | 1 << 10 | 0 << 7
-        let misc: UInt64 = 1 << 28 | 1 << 20
+        let misc: UInt64 = 1 << 29 | 1 << 28 | 1 << 20
         return [
             Tag(.id(Tag.fileName), .string(name)), Tag(.id(Tag.version), .uint(0x3C)),
             Tag(.id(Tag.emuleVersion), .uint(version)), Tag(.id(0xFA), .uint(misc)),
