@@ -206,6 +206,44 @@ struct TransferTests {
         await peer.shutdown()
     }
 
+    @Test("A client flooding part requests (more than 48 ranges waiting) is dropped; others are served")
+    func partRequestFlood() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ed2k-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let bytes = SeededGenerator.bytes(10_000_000, seed: 36)
+        let path = directory.appendingPathComponent("big.bin")
+        try Data(bytes).write(to: path)
+        let shared = try ED2KSharedFile(path: FilePath(path.path))
+        let peer = try await ED2KUploader.start(
+            sharing: [shared], userHash: [UInt8](repeating: 5, count: 16), on: Endpoint("127.0.0.1:0")!,
+            group: group)
+        let address = try #require(peer.localAddress)
+        // 17 requests of three distinct 180 KiB ranges at once: 51 waiting, past the 48 allowed.
+        let closed = Collected()
+        let flooder = try await TCPDialer.connect(to: address, on: group.next()) { channel in
+            try channel.pipeline.syncOperations.addHandler(FirstBytes(into: closed))
+        }.get()
+        var flood = ClientMessage.startUploadRequest(hash: shared.hash).packet().encoded()
+        for request in 0..<17 {
+            let ranges = (0..<3).map { index -> (start: UInt32, end: UInt32) in
+                let start = UInt32((request * 3 + index) * 184_320)
+                return (start, start + 184_320)
+            }
+            flood += ClientMessage.requestParts(hash: shared.hash, ranges: ranges).packet().encoded()
+        }
+        try await flooder.writeAndFlush(ByteBuffer(bytes: flood)).get()
+        let dropped = await eventually(seconds: 10) { !flooder.isActive }
+        #expect(dropped, "the flooding client was not dropped")
+        let target = directory.appendingPathComponent("got.bin")
+        #expect(
+            try await ED2KDownload.fetch(
+                hash: shared.hash, size: shared.size, from: address, to: FilePath(target.path),
+                userHash: [UInt8](repeating: 4, count: 16), ourPort: 0, group: group) == 10_000_000)
+        await peer.shutdown()
+    }
+
     @Test("A source whose part fails its MD4 twice is banned; the file comes whole from another")
     func banBadSource() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
@@ -246,6 +284,30 @@ struct TransferTests {
         #expect(try Data(contentsOf: target) == Data(bytes))
         await liarPeer.shutdown()
         await honestPeer.shutdown()
+    }
+}
+
+/// Whether `condition` holds within `seconds`, checked every 20 ms.
+func eventually(seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
+final class Collected: Sendable {
+    let bytes = Mutex<[UInt8]>([])
+}
+
+final class FirstBytes: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let collected: Collected
+    init(into collected: Collected) { self.collected = collected }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let incoming = Array(unwrapInboundIn(data).readableBytesView)
+        collected.bytes.withLock { $0 += incoming }
     }
 }
 
@@ -304,19 +366,6 @@ struct CallbackTests {
         await server.shutdown()
     }
 
-    final class Collected: Sendable {
-        let bytes = Mutex<[UInt8]>([])
-    }
-
-    final class FirstBytes: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let collected: Collected
-        init(into collected: Collected) { self.collected = collected }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let incoming = Array(unwrapInboundIn(data).readableBytesView)
-            collected.bytes.withLock { $0 += incoming }
-        }
-    }
 }
 
 @Suite("The index server's UDP port", .serialized)

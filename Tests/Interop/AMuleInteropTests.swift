@@ -348,6 +348,10 @@ struct AMuleInteropTests {
         }
         defer { Task { await other.shutdown() } }
         let otherAddress = try #require(other.localAddress)
+        let udpPort = try #require(other.udpAddress?.port)
+        let capture = try await PacketCapture(
+            interface: namespace.hostInterface, filter: "udp port \(udpPort)",
+            file: home.appendingPathComponent("udp.pcapng"), probe: (namespace.peerAddress, 9))
         let session = try await ED2KServerSession.connect(
             to: otherAddress, userHash: [UInt8](repeating: 8, count: 16), port: 1, group: group)
         defer { session.close() }
@@ -374,6 +378,16 @@ struct AMuleInteropTests {
             [0x98, 0x92, 0x90].contains { seen[$0, default: 0] > 0 },
             "no global search answered over UDP: \(seen)")
         _ = try? Self.amulecmd(namespace, "shutdown")
+        // tshark reads aMule's datagrams and the server's answers (0x99 results) as eDonkey,
+        // nothing malformed.
+        try await capture.stop()
+        let values = try capture.fields(
+            ["edonkey.message.type", "_ws.malformed"], displayFilter: "edonkey",
+            decodeAs: ["udp.port==\(udpPort),edonkey"])
+        let types = Set(
+            values["edonkey.message.type", default: []].compactMap { Int($0.dropFirst(2), radix: 16) })
+        #expect(types.contains(0x99), "no search result datagram in the capture: \(types.sorted())")
+        #expect(values["_ws.malformed", default: []].isEmpty, "tshark flagged malformed datagrams")
     }
 
     /// tshark's edonkey dissector, reading the capture's TCP `port` as eDonkey, finds every
