@@ -124,7 +124,17 @@ public struct HandshakeMessage: Sendable, Equatable {
 }
 
 extension StringProtocol {
+    /// Without leading and trailing spaces and tabs, counted as Unicode scalars: as characters, a
+    /// tab or space followed by a combining mark is one grapheme and would stay or go with it
+    /// (the fuzzer found a header that changed on re-encoding that way).
     func trimmingSpaces() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+        let scalars = Array(unicodeScalars)
+        let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = scalars.firstIndex(where: { !isSpace($0) }),
+            let last = scalars.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: scalars[first...last])
+        return String(out)
     }
 }
