@@ -138,12 +138,7 @@ final class UploadConnection: ChannelInboundHandler {
     private var framer = EDonkeyFramer(maxSize: 64 * 1024, maxUnpacked: 256 * 1024, unpackedProtocol: .emule)
     private var context: ChannelHandlerContext?
     private var slot = false
-    /// Ranges asked for and not yet sent: (file, first byte, next byte, end).
-    private var pending: [(file: ED2KSharedFile, start: UInt64, next: UInt64, end: UInt64)] = []
-    /// The newest ranges sent whole: eMule and aMule repeat every range not yet received in each
-    /// request, so a range already on its way must not be sent again (eMule's uploader keeps
-    /// the same list).
-    private var sent: [(hash: [UInt8], start: UInt64, end: UInt64)] = []
+    private var ranges = UploadRanges()
     private var scheduled = false
     private var reader: SystemPackage.FileDescriptor?
     private var readerPath: FilePath?
@@ -254,32 +249,13 @@ final class UploadConnection: ChannelInboundHandler {
                 return send(.queueRank(UInt16(uploader.queue.count)), context: context)
             }
             _ = grant()
-        case .requestParts(let hash, let ranges):
+        case .requestParts(let hash, let asked):
             lastRequest = context.eventLoop.now
             guard slot, let file = uploader.files[hash] else {
                 throw EDonkeyError.invalid(
                     field: "part request", offset: 0, reason: "no slot or no such file")
             }
-            for range in ranges where range.end > range.start {
-                guard UInt64(range.end) <= file.size else {
-                    throw EDonkeyError.invalid(
-                        field: "part request", offset: 16, reason: "past the end of the file")
-                }
-                // eMule and aMule ask again for every range they have not received whole; the
-                // same range twice is sent once. A client with more than 48 ranges waiting
-                // floods: dropped.
-                if pending.contains(where: { $0.file.hash == hash && $0.end == UInt64(range.end) })
-                    || sent.contains(where: {
-                        $0.hash == hash && $0.start == UInt64(range.start) && $0.end == UInt64(range.end)
-                    })
-                {
-                    continue
-                }
-                guard pending.count < 48 else {
-                    throw EDonkeyError.tooLarge(field: "requested ranges", size: pending.count + 1, limit: 48)
-                }
-                pending.append((file, UInt64(range.start), UInt64(range.start), UInt64(range.end)))
-            }
+            try ranges.add(asked, of: file)
             pump(context: context)
         case .aichRequest(let hash, let part, let root):
             // Recovery data for a part, if the asker's root is ours (eMule answers the same way).
@@ -297,8 +273,7 @@ final class UploadConnection: ChannelInboundHandler {
         case .cancelTransfer:
             // The downloader is done with us for now: free the slot (a new session may ask for
             // the same ranges again).
-            pending = []
-            sent = []
+            ranges.reset()
             endSlot()
         default:
             break  // eMule's extensions and anything else: not needed to upload
@@ -333,9 +308,9 @@ final class UploadConnection: ChannelInboundHandler {
             let (connection, context) = bound.value
             guard connection.slot else { return }
             let now = context.eventLoop.now
-            if !connection.pending.isEmpty, now - connection.lastProgress > connection.uploader.stallLimit {
+            if !connection.ranges.isEmpty, now - connection.lastProgress > connection.uploader.stallLimit {
                 context.close(promise: nil)
-            } else if connection.pending.isEmpty,
+            } else if connection.ranges.isEmpty,
                 now - connection.lastRequest > connection.uploader.requestLimit
             {
                 connection.send(.outOfPartRequests, context: context)
@@ -359,21 +334,20 @@ final class UploadConnection: ChannelInboundHandler {
         guard !scheduled else { return }
         var wrote = false
         var budget = Self.blocksPerTick
-        while context.channel.isWritable, budget > 0, let first = pending.first {
+        while context.channel.isWritable, budget > 0, let next = ranges.next(upTo: Self.block) {
             budget -= 1
-            let count = Int(min(UInt64(Self.block), first.end - first.next))
-            var data = [UInt8](repeating: 0, count: count)
+            var data = [UInt8](repeating: 0, count: next.count)
             do {
-                if reader == nil || readerPath != first.file.path {
+                if reader == nil || readerPath != next.file.path {
                     try? reader?.close()
-                    reader = try SystemPackage.FileDescriptor.open(first.file.path, .readOnly)
-                    readerPath = first.file.path
+                    reader = try SystemPackage.FileDescriptor.open(next.file.path, .readOnly)
+                    readerPath = next.file.path
                 }
                 let read = try data.withUnsafeMutableBytes {
-                    try reader!.read(fromAbsoluteOffset: Int64(first.next), into: $0)
+                    try reader!.read(fromAbsoluteOffset: Int64(next.offset), into: $0)
                 }
-                guard read == count else {
-                    throw EDonkeyError.truncated(field: "shared file", offset: Int(first.next))
+                guard read == next.count else {
+                    throw EDonkeyError.truncated(field: "shared file", offset: Int(next.offset))
                 }
             } catch {
                 context.close(promise: nil)
@@ -381,20 +355,14 @@ final class UploadConnection: ChannelInboundHandler {
             }
             send(
                 .sendingPart(
-                    hash: first.file.hash, start: UInt32(first.next), end: UInt32(first.next) + UInt32(count),
-                    data: data),
+                    hash: next.file.hash, start: UInt32(next.offset),
+                    end: UInt32(next.offset) + UInt32(next.count), data: data),
                 context: context, flush: false)
             wrote = true
             lastProgress = context.eventLoop.now
-            pending[0].next += UInt64(count)
-            if pending[0].next >= pending[0].end {
-                let done = pending.removeFirst()
-                sent.append((done.file.hash, done.start, done.end))
-                if sent.count > 32 { sent.removeFirst() }
-            }
         }
         if wrote { context.flush() }
-        if !pending.isEmpty, context.channel.isWritable {
+        if !ranges.isEmpty, context.channel.isWritable {
             scheduled = true
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: Self.tick) {
@@ -411,7 +379,7 @@ final class UploadConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        pending = []
+        ranges.reset()
         uploader.queue.removeAll { $0 === self }
         endSlot()
         try? reader?.close()
@@ -420,4 +388,61 @@ final class UploadConnection: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+/// The ranges one downloader has asked for and not yet been sent, and the newest sent whole
+/// (sans I/O; the connection handler sends what ``next(upTo:)`` gives). eMule and aMule ask
+/// again, in each request, for every range they have not yet received whole: a range waiting or
+/// on its way is not queued twice (eMule's uploader keeps the same done-blocks list). More than
+/// ``maxWaiting`` ranges waiting is a flood.
+struct UploadRanges {
+    static let maxWaiting = 48
+    static let remembered = 32
+
+    private var pending: [(file: ED2KSharedFile, start: UInt64, next: UInt64, end: UInt64)] = []
+    private var sent: [(hash: [UInt8], start: UInt64, end: UInt64)] = []
+
+    var isEmpty: Bool { pending.isEmpty }
+    var waiting: Int { pending.count }
+
+    /// Queues `ranges` of `file` ([start, end) each; empty ones skipped).
+    mutating func add(_ ranges: [(start: UInt32, end: UInt32)], of file: ED2KSharedFile) throws(EDonkeyError)
+    {
+        for range in ranges where range.end > range.start {
+            let start = UInt64(range.start)
+            let end = UInt64(range.end)
+            guard end <= file.size else {
+                throw .invalid(
+                    field: "part request", offset: 16, reason: "\(start)..<\(end) past the end of the file")
+            }
+            if pending.contains(where: { $0.file.hash == file.hash && $0.end == end })
+                || sent.contains(where: { $0.hash == file.hash && $0.start == start && $0.end == end })
+            {
+                continue
+            }
+            guard pending.count < Self.maxWaiting else {
+                throw .tooLarge(field: "requested ranges", size: pending.count + 1, limit: Self.maxWaiting)
+            }
+            pending.append((file, start, start, end))
+        }
+    }
+
+    /// The next block to send, at most `limit` bytes, and the range moved past it.
+    mutating func next(upTo limit: Int) -> (file: ED2KSharedFile, offset: UInt64, count: Int)? {
+        guard let first = pending.first else { return nil }
+        let count = Int(min(UInt64(limit), first.end - first.next))
+        pending[0].next += UInt64(count)
+        if pending[0].next >= pending[0].end {
+            pending.removeFirst()
+            sent.append((first.file.hash, first.start, first.end))
+            if sent.count > Self.remembered { sent.removeFirst() }
+        }
+        return (first.file, first.next, count)
+    }
+
+    /// A new session (the downloader cancelled): nothing waiting, nothing remembered.
+    mutating func reset() {
+        pending = []
+        sent = []
+    }
 }

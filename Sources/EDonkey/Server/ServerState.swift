@@ -81,9 +81,13 @@ public struct ServerState: Sendable {
     private var lowIDs: [UInt32: ServerConnection] = [:]
     private var highIDs: [UInt32: ServerConnection] = [:]
     private var nextLowID: UInt32 = 1
-    /// Clients restored from a snapshot (negative connection numbers) and the next to use.
-    private var remembered = 0
+    /// Clients restored from a snapshot (negative connection numbers) by user hash, the next
+    /// number to use, and when the oldest of them expires: so neither a login nor a message
+    /// scans every client.
+    private var rememberedUsers: [[UInt8]: ServerConnection] = [:]
     private var nextRemembered = -1
+    private var rememberedExpiry: Duration?
+    private var remembered: Int { rememberedUsers.count }
     /// UDP requests per IP address in the current minute (at most 4,096 addresses tracked).
     private var udpRequests: [[UInt8]: (window: Duration, count: Int)] = [:]
     static let maxUDPAddresses = 4_096
@@ -143,7 +147,7 @@ public struct ServerState: Sendable {
     public mutating func received(_ message: ServerMessage, from connection: ServerConnection, now: Duration)
         -> [ServerAction]
     {
-        if remembered > 0 { expireRemembered(now: now) }
+        if let expiry = rememberedExpiry, expiry <= now { expireRemembered(now: now) }
         guard let client = clients[connection] else { return [] }
         guard client.id != nil else {
             // Before the login is done, only a login.
@@ -247,21 +251,28 @@ public struct ServerState: Sendable {
                 files[file.hash] = indexed
                 known.files.insert(file.hash)
             }
+            if let earlier = rememberedUsers[client.userHash] { forget(earlier) }
             clients[connection] = known
-            remembered += 1
+            rememberedUsers[client.userHash] = connection
+            rememberedExpiry = min(rememberedExpiry ?? known.rememberedUntil!, known.rememberedUntil!)
         }
     }
 
     private mutating func forget(_ connection: ServerConnection) {
         guard let client = clients.removeValue(forKey: connection) else { return }
-        remembered -= 1
+        rememberedUsers[client.userHash] = nil
         for hash in client.files { dropSource(connection, of: hash) }
+        if rememberedUsers.isEmpty { rememberedExpiry = nil }
     }
 
+    /// Runs only once the oldest remembered client is due (restored clients share one time).
     private mutating func expireRemembered(now: Duration) {
-        for (connection, client) in clients {
-            if let until = client.rememberedUntil, until <= now { forget(connection) }
+        var next: Duration?
+        for connection in Array(rememberedUsers.values) {
+            guard let until = clients[connection]?.rememberedUntil else { continue }
+            if until <= now { forget(connection) } else { next = min(next ?? until, until) }
         }
+        rememberedExpiry = next
     }
 
     /// A datagram from `address` (IPv4, network order) on the UDP port: the answers to send back
@@ -345,9 +356,7 @@ public struct ServerState: Sendable {
             lowIDs[id] = connection
         }
         // Back after a restart: what the snapshot remembered of it gives way to its new offer.
-        for (other, known) in clients where known.rememberedUntil != nil && known.userHash == login.hash {
-            forget(other)
-        }
+        if let earlier = rememberedUsers[login.hash] { forget(earlier) }
         client.id = id
         client.userHash = login.hash
         client.port = login.port
