@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "BitTorrentTracker", targets: ["BitTorrentTracker"]),
         .library(name: "EDonkey", targets: ["EDonkey"]),
         .library(name: "Gnutella", targets: ["Gnutella"]),
+        .library(name: "Gossip", targets: ["Gossip"]),
         .library(name: "IPFS", targets: ["IPFS"]),
         .library(name: "Kademlia", targets: ["Kademlia"]),
         .library(name: "MainlineDHT", targets: ["MainlineDHT"]),
@@ -89,6 +90,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Gossip: GossipSub on libp2p, SWIM membership as memberlist speaks it
+        .target(
+            name: "Gossip",
+            dependencies: [
+                "Libp2p", "Multiformats", "PeerCrypto", "PeerNet",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Simulation
@@ -182,6 +195,7 @@ let package = Package(
                 "Blockchain",
                 "EDonkey",
                 "Gnutella",
+                "Gossip",
                 "IPFS",
                 "Kademlia",
                 "Libp2p",
