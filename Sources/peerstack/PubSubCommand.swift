@@ -52,7 +52,8 @@ struct PubSubOptions: ParsableArguments {
             key = try PrivateKey.generate(keyType)
         }
         let host = Libp2pHost(identity: key, log: { Terminal.status($0) })
-        let service = GossipSubService(host: host, configuration: try configuration())
+        let service = GossipSubService(
+            host: host, configuration: try configuration(), log: { Terminal.status($0) })
         await service.start()
         for address in listen {
             do {
@@ -103,6 +104,9 @@ struct PubSubSub: AsyncParsableCommand {
     @Flag(help: "Print each message as a JSON line (author, seqno, data as text and base64).")
     var json = false
 
+    @Flag(help: "Also publish each line read from standard input to the topic.")
+    var stdin = false
+
     func run() async throws {
         let (host, service) = try await options.start()
         let messages = await service.subscribe(topic)
@@ -133,6 +137,23 @@ struct PubSubSub: AsyncParsableCommand {
                 if let count, seen >= count { return }
             }
         }
+        let publisher = Task {
+            guard stdin else { return }
+            // Standard input is read on a thread of its own: readLine blocks.
+            let lines = AsyncStream<String> { continuation in
+                Thread {
+                    while let line = readLine() { continuation.yield(line) }
+                    continuation.finish()
+                }.start()
+            }
+            for await line in lines {
+                do {
+                    try await service.publish(Array(line.utf8), topic: topic)
+                } catch {
+                    Terminal.error("publishing '\(line)': \(error)")
+                }
+            }
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { _ = try? await reader.value }
             group.addTask { await stop.value }
@@ -140,6 +161,7 @@ struct PubSubSub: AsyncParsableCommand {
             group.cancelAll()
             reader.cancel()
             stop.cancel()
+            publisher.cancel()
         }
         await service.stop()
         await host.close()

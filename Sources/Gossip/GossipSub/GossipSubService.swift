@@ -128,7 +128,12 @@ public actor GossipSubService {
             message = .anonymous(topic: topic, data: data)
         }
         perform(router.publish(message, now: now))
-        return configuration.messageID(message)
+        let id = configuration.messageID(message)
+        // Local subscribers get the message too, as go-libp2p delivers its own publications.
+        for continuation in subscribers[topic]?.values ?? [:].values {
+            continuation.yield(Delivery(message: message, id: id, receivedFrom: host.peerID))
+        }
+        return id
     }
 
     /// Peers known to subscribe to `topic`.
@@ -176,6 +181,7 @@ public actor GossipSubService {
             stream = try await connection.openStream(offered.map(\.rawValue))
         } catch {
             writers[peer] = nil
+            waiting[peer] = nil
             log("pubsub: \(peer) speaks no pubsub protocol: \(error)")
             return
         }
@@ -183,6 +189,9 @@ public actor GossipSubService {
         let ip = connection.remoteAddress.flatMap { try? $0.tcpEndpoint() }.map { "\($0.ip)" }
         perform(router.addPeer(peer, protocol: proto, outbound: connection.isOutbound, ip: ip, now: now))
         log("pubsub: \(peer) over \(proto.rawValue)")
+        if let subscriptions = waiting.removeValue(forKey: peer) {
+            received(PubSubRPC(subscriptions: subscriptions), from: peer)
+        }
         Task { [weak self] in
             for await bytes in queue {
                 do {
@@ -210,6 +219,7 @@ public actor GossipSubService {
         }
         continuation.finish()
         writers[peer] = nil
+        waiting[peer] = nil
         router.removePeer(peer, now: now)
     }
 
@@ -230,9 +240,19 @@ public actor GossipSubService {
     }
 
     private func received(_ rpc: PubSubRPC, from peer: PeerID) {
+        guard router.protocolOf(peer) != nil else {
+            // The peer's stream can deliver its hello before ours is agreed: its subscriptions
+            // are kept (as many as a peer may have) until the peer is added.
+            let room = configuration.maxTopicsPerPeer - waiting[peer, default: []].count
+            waiting[peer, default: []] += rpc.subscriptions.prefix(max(0, room))
+            return
+        }
         let validate = validator
         perform(router.receive(rpc, from: peer, now: now, validate: validate))
     }
+
+    /// Subscriptions from peers whose outbound stream is still being opened.
+    private var waiting: [PeerID: [PubSubRPC.Subscription]] = [:]
 
     private func heartbeat() {
         perform(router.heartbeat(now: now))
