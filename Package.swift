@@ -256,6 +256,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .testTarget(
+            name: "GossipTests",
+            dependencies: ["Gossip", "Libp2p", "Multiformats", "PeerCrypto", "PeerNet", "TestSupport"]),
+        .testTarget(
             name: "GnutellaTests",
             dependencies: [
                 "Gnutella", "PeerNet", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),

@@ -39,6 +39,10 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "EDonkey", package: "PeerStack")]
         ),
         .executableTarget(
+            name: "FuzzGossip",
+            dependencies: ["FuzzSupport", .product(name: "Gossip", package: "PeerStack")]
+        ),
+        .executableTarget(
             name: "FuzzGnutella",
             dependencies: ["FuzzSupport", .product(name: "Gnutella", package: "PeerStack")]
         ),

@@ -99,3 +99,16 @@ public enum ValidationResult: Sendable, Hashable {
     /// Dropped without penalty.
     case ignore
 }
+
+/// A node named by a number (the simulator's nodes, tests): its wire form is 8 bytes, big-endian.
+public struct NodeNumber: GossipPeer, Comparable, CustomStringConvertible {
+    public let value: Int
+    public init(_ value: Int) { self.value = value }
+    public var wireID: [UInt8] { UInt64(bitPattern: Int64(value)).bigEndianBytes }
+    public init?(wireID: [UInt8]) {
+        guard wireID.count == 8 else { return nil }
+        value = Int(Int64(bitPattern: wireID.reduce(0) { $0 << 8 | UInt64($1) }))
+    }
+    public static func < (lhs: NodeNumber, rhs: NodeNumber) -> Bool { lhs.value < rhs.value }
+    public var description: String { "node \(value)" }
+}
