@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "MainlineDHT",
             dependencies: [
-                "Bencode", "Kademlia", "PeerNet",
+                "Bencode", "Kademlia", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "Gossip",
             dependencies: [
-                "Libp2p", "Multiformats", "PeerCrypto", "PeerNet",
+                "Libp2p", "Multiformats", "PeerCrypto", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -108,8 +108,7 @@ let package = Package(
         .target(
             name: "PeerSim",
             dependencies: [
-                "Kademlia", "MainlineDHT", "PeerNet",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "PeerNet",
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
@@ -270,7 +269,7 @@ let package = Package(
         .testTarget(
             name: "MainlineDHTTests",
             dependencies: [
-                "MainlineDHT", "Kademlia", "Bencode", "PeerNet", "TestSupport",
+                "MainlineDHT", "Kademlia", "Bencode", "PeerNet", "PeerSim", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -290,7 +289,7 @@ let package = Package(
         .testTarget(
             name: "PeerCryptoTests",
             dependencies: ["PeerCrypto", "Multiformats", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "PeerSimTests", dependencies: ["PeerSim", "MainlineDHT", "Kademlia"]),
+        .testTarget(name: "PeerSimTests", dependencies: ["PeerSim"]),
         .testTarget(name: "PeerstackTests", dependencies: ["peerstack", "TestSupport"]),
         .testTarget(
             name: "InteropTests",

@@ -15,11 +15,12 @@ public struct LinkModel: Sendable {
 
 /// A discrete-event network in virtual time: events (packet deliveries, timers) are kept in a
 /// heap ordered by time and then by the order they were scheduled, so a run is a pure function
-/// of its seed. Nodes are numbered; what a node is, and what an event does, is the caller's
-/// (see ``DHTSimulation``).
-public struct SimulatedNetwork: Sendable {
+/// of its seed. Nodes are numbered; a packet is a `Message` (bytes, or a protocol's own message
+/// value when encoding every hop would only cost time); what a node is, and what an event does,
+/// is the caller's (see ``Simulation``).
+public struct SimulatedNetwork<Message: Sendable>: Sendable {
     public enum Payload: Sendable {
-        case packet(from: Int, bytes: [UInt8])
+        case packet(from: Int, message: Message)
         case timer
     }
 
@@ -59,8 +60,8 @@ public struct SimulatedNetwork: Sendable {
     public var nodeCount: Int { accessDelay.count }
     public var pending: Int { queue.count }
 
-    /// Sends `bytes` from one node to another: delivered after the link's latency, unless lost.
-    public mutating func send(_ bytes: [UInt8], from: Int, to: Int) {
+    /// Sends `message` from one node to another: delivered after the link's latency, unless lost.
+    public mutating func send(_ message: Message, from: Int, to: Int) {
         guard accessDelay.indices.contains(to) else { return }
         if links.loss > 0 && random.unit() < links.loss {
             lost += 1
@@ -68,7 +69,8 @@ public struct SimulatedNetwork: Sendable {
         }
         let milliseconds = accessDelay[from] + accessDelay[to] + random.unit() * links.jitter
         schedule(
-            .packet(from: from, bytes: bytes), at: now + .microseconds(Int64(milliseconds * 1_000)), node: to)
+            .packet(from: from, message: message), at: now + .microseconds(Int64(milliseconds * 1_000)),
+            node: to)
     }
 
     /// Wakes `node` at `time`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Gnutella
+import MainlineDHT
 import PeerSim
 
 struct SimCommand: AsyncParsableCommand {

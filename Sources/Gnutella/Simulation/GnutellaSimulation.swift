@@ -82,7 +82,7 @@ public enum GnutellaSimulation {
         _ configuration: GnutellaSimulationConfiguration, progress: (Progress) -> Void = { _ in }
     ) -> GnutellaSimulationReport {
         var random = SplitMix64(seed: configuration.seed)
-        var network = SimulatedNetwork(links: configuration.links, seed: configuration.seed)
+        var network = SimulatedNetwork<[UInt8]>(links: configuration.links, seed: configuration.seed)
         let count = configuration.nodes
         let twoTier = configuration.mode != .flooding
         let ultrapeerCount = twoTier ? max(2, Int(Double(count) * configuration.ultrapeerFraction)) : count

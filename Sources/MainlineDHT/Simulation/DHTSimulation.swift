@@ -1,7 +1,7 @@
 import Crypto
 import Kademlia
-import MainlineDHT
 import PeerNet
+import PeerSim
 
 /// What a DHT simulation runs.
 public struct DHTSimulationConfiguration: Sendable {
@@ -86,32 +86,64 @@ public enum DHTSimulationProgress: Sendable, Hashable {
     case lookups(done: Int, of: Int)
 }
 
+/// One DHT node in the simulator: PeerStack's unchanged ``DHTNode``, with node numbers for
+/// addresses (node i is 10.x.y.z:6881) and the results of its operations kept for the caller.
+public struct SimulatedDHTNode: SimulatedNode, Sendable {
+    public var dht: DHTNode
+    /// Finished operations, by operation number.
+    public var finished: [Int: DHTResult] = [:]
+    private var random: SplitMix64
+
+    public init(_ dht: DHTNode, seed: UInt64) {
+        self.dht = dht
+        random = SplitMix64(seed: seed)
+    }
+
+    public mutating func receive(_ message: [UInt8], from: Int, context: inout SimulationContext<[UInt8]>) {
+        perform(dht.received(message, from: DHTSimulation.address(of: from), now: context.now), &context)
+    }
+
+    public mutating func wake(context: inout SimulationContext<[UInt8]>) {
+        perform(dht.timerFired(now: context.now, random: &random), &context)
+    }
+
+    /// Does what the DHT asked: datagrams out, results kept, the next deadline as a wake-up.
+    public mutating func perform(_ actions: [DHTAction], _ context: inout SimulationContext<[UInt8]>) {
+        for action in actions {
+            switch action {
+            case .send(let bytes, let address):
+                if let target = DHTSimulation.index(of: address) { context.send(bytes, to: target) }
+            case .finished(let id, let result):
+                finished[id.value] = result
+            }
+        }
+        if let deadline = dht.nextDeadline { context.wake(at: deadline) }
+    }
+}
+
 /// The mainline DHT at scale: `nodes` unchanged ``DHTNode`` state machines exchanging real KRPC
-/// datagrams over a ``SimulatedNetwork`` (virtual time, latency, loss), with churn. Same
-/// configuration, same report.
+/// datagrams in PeerSim's ``Simulation`` (virtual time, latency, loss), with churn. Same
+/// configuration, same report. It lives here, not in PeerSim, so that the simulator imports no
+/// protocol.
 public struct DHTSimulation {
     public let configuration: DHTSimulationConfiguration
-    private var network: SimulatedNetwork
-    private var nodes: [DHTNode] = []
-    private var alive: [Bool] = []
-    private var timerAt: [Duration?] = []
-    private var finished: [Int: DHTResult] = [:]
+    private var simulation: Simulation<SimulatedDHTNode>
     private var random: SplitMix64
     private var report = DHTSimulationReport()
 
     public init(_ configuration: DHTSimulationConfiguration) {
         self.configuration = configuration
-        network = SimulatedNetwork(links: configuration.links, seed: configuration.seed)
+        simulation = Simulation(links: configuration.links, seed: configuration.seed)
         random = SplitMix64(seed: configuration.seed)
         report.k = configuration.lookup.k
     }
 
     /// Node `index` lives at 10.x.y.z:6881.
-    static func address(of index: Int) -> Endpoint {
+    public static func address(of index: Int) -> Endpoint {
         Endpoint(ip: IPAddress(v4: 0x0A00_0000 | UInt32(truncatingIfNeeded: index) & 0xFF_FFFF), port: 6881)
     }
 
-    static func index(of address: Endpoint) -> Int? {
+    public static func index(of address: Endpoint) -> Int? {
         guard let ip = address.ip.v4, ip >> 24 == 10, address.port == 6881 else { return nil }
         return Int(ip & 0xFF_FFFF)
     }
@@ -138,48 +170,53 @@ public struct DHTSimulation {
         case .bootstrap:
             join(Array(1..<count), through: Array(0..<1), progress: progress)
         }
-        report.joinPackets = network.delivered
+        report.joinPackets = simulation.network.delivered
 
         // Churn: some nodes vanish without a word, as many new ones arrive.
         let leaving = Int(Double(count) * configuration.churn)
         if leaving > 0 {
             var candidates = Array(0..<count)
             shuffle(&candidates)
-            for index in candidates.prefix(leaving) { alive[index] = false }
+            for index in candidates.prefix(leaving) { simulation.remove(index) }
             report.departed = leaving
             let newcomers = (0..<leaving).map { _ in addNode() }
             progress(.churn(left: leaving))
-            join(newcomers, through: (0..<count).filter { alive[$0] }, progress: progress)
+            join(newcomers, through: (0..<count).filter { simulation.alive[$0] }, progress: progress)
             report.joinedLater = leaving
         }
 
         // The lookups, from random live nodes towards random targets.
-        let live = alive.indices.filter { alive[$0] }
-        let sortedLive = live.map { (nodes[$0].ownID, $0) }.sorted { $0.0 < $1.0 }
+        let live = simulation.alive.indices.filter { simulation.alive[$0] }
+        let sortedLive = live.map { (simulation.nodes[$0].dht.ownID, $0) }.sorted { $0.0 < $1.0 }
         var started = 0
         progress(.lookups(done: 0, of: configuration.lookups))
         var reported = 0
         while started < configuration.lookups {
             let wave = min(configuration.concurrency, configuration.lookups - started)
-            var waiting: [(key: Int, target: NodeID)] = []
+            var waiting: [(node: Int, id: Int, target: NodeID)] = []
             for _ in 0..<wave {
                 let from = live[Int(random.next() % UInt64(live.count))]
                 let target = NodeID.random(using: &random)
-                let (id, actions) = nodes[from].run(.findNode(target), now: network.now)
-                waiting.append((key: Self.key(from, id), target: target))
-                perform(actions, of: from)
+                let id = simulation.act(on: from) { node, context in
+                    let (id, actions) = node.dht.run(.findNode(target), now: context.now)
+                    node.perform(actions, &context)
+                    return id.value
+                }
+                waiting.append((from, id, target))
             }
-            runUntil { simulation in waiting.allSatisfy { simulation.finished[$0.key] != nil } }
+            runUntil { simulation in waiting.allSatisfy { simulation.nodes[$0.node].finished[$0.id] != nil } }
             for entry in waiting {
-                guard let result = finished.removeValue(forKey: entry.key) else { continue }
+                guard let result = simulation.nodes[entry.node].finished.removeValue(forKey: entry.id) else {
+                    continue
+                }
                 report.lookups += 1
                 report.hops.append(result.hops)
                 report.rpcs.append(result.queries)
                 report.times.append(result.elapsed)
                 // The initiator never finds itself: the truth is the closest of the others.
                 var truth = Self.closest(to: entry.target, in: sortedLive)
-                if truth == nodes[entry.key >> 24].ownID {
-                    truth = Self.closest(to: entry.target, in: sortedLive.filter { $0.1 != entry.key >> 24 })
+                if truth == simulation.nodes[entry.node].dht.ownID {
+                    truth = Self.closest(to: entry.target, in: sortedLive.filter { $0.1 != entry.node })
                 }
                 if let found = result.closest.first?.id, found == truth {
                     report.succeeded += 1
@@ -191,17 +228,14 @@ public struct DHTSimulation {
                 progress(.lookups(done: started, of: configuration.lookups))
             }
         }
-        report.packetsDelivered = network.delivered
-        report.packetsLost = network.lost
-        report.virtualTime = network.now
+        report.packetsDelivered = simulation.network.delivered
+        report.packetsLost = simulation.network.lost
+        report.virtualTime = simulation.now
         return report
     }
 
-    private static func key(_ node: Int, _ id: DHTOperationID) -> Int { node << 24 | id.value }
-
     @discardableResult
     private mutating func addNode() -> Int {
-        let index = network.addNode()
         var settings = DHTNode.Settings()
         settings.lookup = configuration.lookup
         settings.maintenance = false
@@ -209,13 +243,10 @@ public struct DHTSimulation {
         dht.routing.k = configuration.lookup.k
         var secret = [UInt8](repeating: 0, count: 32)
         for position in secret.indices { secret[position] = UInt8.random(in: 0...255, using: &random) }
-        nodes.append(
-            DHTNode(
-                ownID: NodeID.random(using: &random), secret: SymmetricKey(data: secret), configuration: dht,
-                settings: settings, now: network.now))
-        alive.append(true)
-        timerAt.append(nil)
-        return index
+        let node = DHTNode(
+            ownID: NodeID.random(using: &random), secret: SymmetricKey(data: secret), configuration: dht,
+            settings: settings, now: simulation.now)
+        return simulation.add(SimulatedDHTNode(node, seed: random.next()))
     }
 
     /// Joins `joiners` in waves, each through a random node of `entry` or of those that joined
@@ -229,15 +260,18 @@ public struct DHTSimulation {
         progress(.joining(done: 0, of: joiners.count))
         while position < joiners.count {
             let wave = Array(joiners[position..<min(joiners.count, position + configuration.concurrency)])
-            var waiting: [Int] = []
+            var waiting: [(node: Int, id: Int)] = []
             for joiner in wave {
                 let via = known[Int(random.next() % UInt64(known.count))]
-                let (id, actions) = nodes[joiner].bootstrap(from: [Self.address(of: via)], now: network.now)
-                waiting.append(Self.key(joiner, id))
-                perform(actions, of: joiner)
+                let id = simulation.act(on: joiner) { node, context in
+                    let (id, actions) = node.dht.bootstrap(from: [Self.address(of: via)], now: context.now)
+                    node.perform(actions, &context)
+                    return id.value
+                }
+                waiting.append((joiner, id))
             }
-            runUntil { simulation in waiting.allSatisfy { simulation.finished[$0] != nil } }
-            for key in waiting { finished[key] = nil }
+            runUntil { simulation in waiting.allSatisfy { simulation.nodes[$0.node].finished[$0.id] != nil } }
+            for entry in waiting { simulation.nodes[entry.node].finished[entry.id] = nil }
             known += wave
             position += wave.count
             if position * 10 / max(1, joiners.count) > reported {
@@ -250,10 +284,12 @@ public struct DHTSimulation {
     /// Ready-made tables: for every bucket depth a few nodes at that distance, and the nodes
     /// nearest in ID order.
     private mutating func fillTables() {
-        let sorted = nodes.indices.map { (nodes[$0].ownID, $0) }.sorted { $0.0 < $1.0 }
+        let sorted = simulation.nodes.indices.map { (simulation.nodes[$0].dht.ownID, $0) }.sorted {
+            $0.0 < $1.0
+        }
         let k = configuration.lookup.k
         var depth = 0
-        while 1 << depth < nodes.count { depth += 1 }
+        while 1 << depth < simulation.nodes.count { depth += 1 }
         for (rank, entry) in sorted.enumerated() {
             let own = entry.0
             var chosen: [Int] = []
@@ -269,8 +305,9 @@ public struct DHTSimulation {
                 }
             }
             for other in chosen {
-                nodes[entry.1].addContact(
-                    NodeInfo(id: nodes[other].ownID, address: Self.address(of: other)), now: network.now)
+                let contact = NodeInfo(
+                    id: simulation.nodes[other].dht.ownID, address: Self.address(of: other))
+                simulation.nodes[entry.1].dht.addContact(contact, now: simulation.now)
             }
         }
     }
@@ -308,43 +345,7 @@ public struct DHTSimulation {
     }
 
     /// Delivers events until `done` holds or nothing is left (bounded by a virtual hour).
-    private mutating func runUntil(_ done: (DHTSimulation) -> Bool) {
-        let limit = network.now + .seconds(3_600)
-        var checked = 0
-        while let event = network.next(until: limit) {
-            process(event)
-            checked += 1
-            if checked % 64 == 0 && done(self) { return }
-        }
-    }
-
-    private mutating func process(_ event: SimulatedNetwork.Event) {
-        let node = event.node
-        guard alive[node] else { return }  // a departed node hears nothing
-        let now = event.time
-        let actions: [DHTAction]
-        switch event.payload {
-        case .packet(let from, let bytes):
-            actions = nodes[node].received(bytes, from: Self.address(of: from), now: now)
-        case .timer:
-            timerAt[node] = nil
-            actions = nodes[node].timerFired(now: now, random: &random)
-        }
-        perform(actions, of: node)
-    }
-
-    private mutating func perform(_ actions: [DHTAction], of node: Int) {
-        for action in actions {
-            switch action {
-            case .send(let bytes, let address):
-                if let target = Self.index(of: address) { network.send(bytes, from: node, to: target) }
-            case .finished(let id, let result):
-                finished[Self.key(node, id)] = result
-            }
-        }
-        if let deadline = nodes[node].nextDeadline, timerAt[node].map({ deadline < $0 }) ?? true {
-            timerAt[node] = deadline
-            network.wake(node, at: deadline)
-        }
+    private mutating func runUntil(_ done: (Simulation<SimulatedDHTNode>) -> Bool) {
+        simulation.run(until: simulation.now + .seconds(3_600), done: done)
     }
 }

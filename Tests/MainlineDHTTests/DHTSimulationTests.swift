@@ -1,4 +1,4 @@
-import PeerSim
+import MainlineDHT
 import Testing
 
 /// The simulator runs PeerStack's own DHT state machines; these check that it is deterministic
