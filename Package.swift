@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "Gossip",
             dependencies: [
-                "Libp2p", "Multiformats", "PeerCrypto", "PeerNet", "PeerSim",
+                "CZlib", "Libp2p", "Multiformats", "PeerCrypto", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
