@@ -395,15 +395,33 @@ public enum MemberlistCodec {
         case needMore
     }
 
+    /// Where an incremental push-pull read stands: bytes already parsed are not parsed again,
+    /// so a stream trickled a byte at a time costs linear, not quadratic, work.
+    public struct PushPullProgress: Sendable {
+        var offset = 1
+        var header: (count: Int, userLength: Int, join: Bool)?
+        var nodes: [PushNodeState] = []
+
+        public init() {}
+    }
+
     /// Reads a push-pull from a stream buffer that starts with its type byte; `.needMore` until
     /// the whole of it (header, every member, the user state) has arrived.
     public static func decodePushPull(_ bytes: [UInt8], limits: MemberlistLimits) throws(MemberlistError)
         -> PushPullResult
     {
+        var progress = PushPullProgress()
+        return try decodePushPull(bytes, limits: limits, progress: &progress)
+    }
+
+    /// As ``decodePushPull(_:limits:)``, resuming from `progress` (the same, growing buffer).
+    public static func decodePushPull(
+        _ bytes: [UInt8], limits: MemberlistLimits, progress: inout PushPullProgress
+    ) throws(MemberlistError) -> PushPullResult {
         guard bytes.first == MemberlistMessageType.pushPull.rawValue else {
             throw .unknownType(bytes.first ?? 0)
         }
-        var offset = 1
+        var offset = progress.offset
         func next() throws(MemberlistError) -> MessagePackValue? {
             do {
                 let (value, end) = try MessagePack.decode(bytes, at: offset, maxLength: limits.streamSize)
@@ -414,19 +432,22 @@ public enum MemberlistCodec {
                 throw .messagePack(.pushPull, error)
             }
         }
-        guard let headerValue = try next() else { return .needMore }
-        let header = Fields(type: .pushPull, value: headerValue, limits: limits)
-        let count = try header.int("Nodes")
-        let userLength = try header.int("UserStateLen")
-        guard count >= 0, count <= limits.pushPullNodes else {
-            throw .tooLarge("push-pull Nodes", count, limit: limits.pushPullNodes)
+        if progress.header == nil {
+            guard let headerValue = try next() else { return .needMore }
+            let header = Fields(type: .pushPull, value: headerValue, limits: limits)
+            let count = try header.int("Nodes")
+            let userLength = try header.int("UserStateLen")
+            guard count >= 0, count <= limits.pushPullNodes else {
+                throw .tooLarge("push-pull Nodes", count, limit: limits.pushPullNodes)
+            }
+            guard userLength >= 0, userLength <= limits.streamSize else {
+                throw .tooLarge("push-pull UserStateLen", userLength, limit: limits.streamSize)
+            }
+            progress.header = (count, userLength, try header.bool("Join"))
+            progress.offset = offset
         }
-        guard userLength >= 0, userLength <= limits.streamSize else {
-            throw .tooLarge("push-pull UserStateLen", userLength, limit: limits.streamSize)
-        }
-        var nodes: [PushNodeState] = []
-        nodes.reserveCapacity(min(count, bytes.count / 8 + 1))
-        for _ in 0..<count {
+        guard let (count, userLength, join) = progress.header else { return .needMore }
+        while progress.nodes.count < count {
             guard let value = try next() else { return .needMore }
             let fields = Fields(type: .pushPull, value: value, limits: limits)
             let stateValue = try fields.int("State")
@@ -438,18 +459,18 @@ public enum MemberlistCodec {
             guard meta.count <= limits.metaSize else {
                 throw .tooLarge("push-pull Meta", meta.count, limit: limits.metaSize)
             }
-            nodes.append(
+            progress.nodes.append(
                 PushNodeState(
                     name: try fields.string("Name"), address: try fields.bytes("Addr"),
                     port: try fields.uint16("Port"),
                     meta: meta, incarnation: try fields.uint32("Incarnation"), state: state,
                     versions: try fields.bytes("Vsn")))
+            progress.offset = offset
         }
         guard bytes.count - offset >= userLength else { return .needMore }
         let user = Array(bytes[offset..<offset + userLength])
         return .complete(
-            PushPull(join: try header.bool("Join"), nodes: nodes, userState: user),
-            consumed: offset + userLength)
+            PushPull(join: join, nodes: progress.nodes, userState: user), consumed: offset + userLength)
     }
 
     /// Go's zero value for a missing field, a typed error for a field of the wrong type.
@@ -508,5 +529,35 @@ public enum MemberlistCodec {
             }
             return String(decoding: raw, as: UTF8.self)
         }
+    }
+}
+
+/// Serf's node tags in memberlist's `Meta`: byte 255, then a msgpack map of strings. Meta
+/// without the magic byte is read as serf's old single `role` tag.
+public enum SerfTags {
+    public static func encode(_ tags: [String: String]) -> [UInt8] {
+        var out: [UInt8] = [0xFF]
+        MessagePack.append(
+            .map(
+                tags.sorted { $0.key < $1.key }.map {
+                    (key: .bytes(Array($0.key.utf8)), value: .bytes(Array($0.value.utf8)))
+                }),
+            to: &out)
+        return out
+    }
+
+    public static func decode(_ meta: [UInt8]) -> [String: String] {
+        guard meta.first == 0xFF else {
+            return meta.isEmpty ? [:] : ["role": String(decoding: meta, as: UTF8.self)]
+        }
+        guard case .map(let entries)? = try? MessagePack.decode(meta, at: 1, maxLength: 512).value else {
+            return [:]
+        }
+        var tags: [String: String] = [:]
+        for entry in entries {
+            guard let key = entry.key.byteString, let value = entry.value.byteString else { continue }
+            tags[String(decoding: key, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+        }
+        return tags
     }
 }

@@ -180,7 +180,7 @@ public struct MemberlistFraming: Sendable {
                 }
             }
         case .compress:
-            try unwrap(try decompress(body), depth: depth + 1, into: &out)
+            try unwrap(try decompress(body, limit: limits.packetSize), depth: depth + 1, into: &out)
         case .pushPull:
             out.append(.failure(.unexpected(.pushPull, where: "packet")))
         default:
@@ -190,7 +190,7 @@ public struct MemberlistFraming: Sendable {
     }
 
     /// Undoes a `compressMsg` (whose first byte is the type): the inner bytes.
-    func decompress(_ body: [UInt8]) throws(MemberlistError) -> [UInt8] {
+    func decompress(_ body: [UInt8], limit: Int) throws(MemberlistError) -> [UInt8] {
         let value: MessagePackValue
         do {
             value = try MessagePack.decode(body, at: 1, maxLength: limits.streamSize).value
@@ -202,7 +202,7 @@ public struct MemberlistFraming: Sendable {
         guard algorithm == 0 else { throw .compression("unknown algorithm \(algorithm)") }
         let compressed = try fields.bytes("Buf")
         do throws(LZW.Failure) {
-            return try LZW.decompress(compressed, limit: limits.streamSize)
+            return try LZW.decompress(compressed, limit: limit)
         } catch {
             throw .compression(error.description)
         }
@@ -220,6 +220,14 @@ public struct MemberlistFraming: Sendable {
     /// encrypted (type, 4-byte length, sealed payload; the 5 header bytes authenticated), then
     /// optionally compressed, then a push-pull, ping or user message.
     public func streamMessage(_ buffer: [UInt8]) throws(MemberlistError) -> StreamResult {
+        var progress = MemberlistCodec.PushPullProgress()
+        return try streamMessage(buffer, progress: &progress)
+    }
+
+    /// As ``streamMessage(_:)`` on a growing buffer, resuming a plain push-pull from `progress`.
+    public func streamMessage(
+        _ buffer: [UInt8], progress: inout MemberlistCodec.PushPullProgress
+    ) throws(MemberlistError) -> StreamResult {
         guard let first = buffer.first else { return .needMore }
         guard buffer.count <= limits.streamSize + 5 else {
             throw .tooLarge("stream", buffer.count, limit: limits.streamSize)
@@ -245,14 +253,25 @@ public struct MemberlistFraming: Sendable {
             guard keyring == nil else {
                 throw .decryption("encryption is on, and the stream is not encrypted")
             }
-            return try inner(buffer, complete: false)
+            return try inner(buffer, complete: false, progress: &progress)
         }
     }
 
     private func inner(_ buffer: [UInt8], complete: Bool) throws(MemberlistError) -> StreamResult {
+        var progress = MemberlistCodec.PushPullProgress()
+        return try inner(buffer, complete: complete, progress: &progress)
+    }
+
+    private func inner(
+        _ buffer: [UInt8], complete: Bool, progress: inout MemberlistCodec.PushPullProgress
+    ) throws(MemberlistError) -> StreamResult {
         guard let first = buffer.first else { throw .empty }
         if first == MemberlistMessageType.compress.rawValue {
-            // One msgpack value: wait until it is whole.
+            // One msgpack value, `{Algo, Buf}`: a fixmap of a few fields, so that re-reading a
+            // growing buffer stays cheap; wait until it is whole.
+            if buffer.count >= 2, !(0x80...0x84).contains(buffer[1]) {
+                throw .compression("the header is not a small map")
+            }
             let end: Int
             do {
                 end = try MessagePack.decode(buffer, at: 1, maxLength: limits.streamSize).end
@@ -260,14 +279,14 @@ public struct MemberlistFraming: Sendable {
                 if case .truncated = error, !complete { return .needMore }
                 throw .messagePack(.compress, error)
             }
-            let plain = try decompress(Array(buffer[..<end]))
+            let plain = try decompress(Array(buffer[..<end]), limit: limits.streamSize)
             guard case .message(let message, _) = try inner(plain, complete: true) else {
                 throw .compression("the decompressed stream message is incomplete")
             }
             return .message(message, consumed: end)
         }
         if first == MemberlistMessageType.pushPull.rawValue {
-            switch try MemberlistCodec.decodePushPull(buffer, limits: limits) {
+            switch try MemberlistCodec.decodePushPull(buffer, limits: limits, progress: &progress) {
             case .complete(let pushPull, let consumed):
                 return .message(.pushPull(pushPull), consumed: consumed)
             case .needMore:
@@ -277,6 +296,9 @@ public struct MemberlistFraming: Sendable {
         }
         guard let type = MemberlistMessageType(rawValue: first) else { throw .unknownType(first) }
         guard [.ping, .user, .error, .ack].contains(type) else { throw .unexpected(type, where: "stream") }
+        guard buffer.count <= limits.packetSize else {
+            throw .tooLarge("\(type) on a stream", buffer.count, limit: limits.packetSize)
+        }
         if type == .user {
             // A user message on a stream carries a length header; serf's are not used here.
             throw .unexpected(.user, where: "stream")
