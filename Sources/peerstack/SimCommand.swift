@@ -285,12 +285,24 @@ struct SimGossip: AsyncParsableCommand {
             rounds until all know are set against log_(f+1)(N) + ln(N)/f (log2 N + ln N for \
             fanout 1). Flooding and GossipSub run over the same random overlay (each node dials \
             --degree others); GossipSub is PeerStack's own router with go-libp2p's parameters. \
-            Links have 5-100 ms access delays and --loss. The same --seed gives the same numbers.
+            Links have 5-100 ms access delays and --loss. The same --seed gives the same numbers. \
+            Then SWIM (memberlist's member, LAN settings) on --swim-nodes members: crashes are \
+            detected (first member, every member) against SWIM's expected time, and live members \
+            wrongly declared failed are counted, at each of --swim-loss.
             """
     )
 
     @Option(help: "Nodes in the network.")
     var nodes = 10_000
+
+    @Option(help: "SWIM: members in the cluster (0: skip SWIM).")
+    var swimNodes = 500
+
+    @Option(help: "SWIM: packet loss rates, one run each (comma-separated fractions).")
+    var swimLoss = "0.01,0.05"
+
+    @Option(help: "SWIM: members crashed one after another in each run.")
+    var swimCrashes = 3
 
     @Option(help: "Push gossip: random nodes each informed node pushes to per round.")
     var fanout = 1
@@ -316,6 +328,23 @@ struct SimGossip: AsyncParsableCommand {
             throw ValidationError("--fanout 1-32, --degree 1-64, --messages 1-100")
         }
         guard (0..<1).contains(loss) else { throw ValidationError("--loss is a fraction in [0, 1)") }
+        guard swimNodes == 0 || (5...5_000).contains(swimNodes), (1...20).contains(swimCrashes) else {
+            throw ValidationError("--swim-nodes 0 or 5-5000, --swim-crashes 1-20")
+        }
+        guard swimLosses != nil else {
+            throw ValidationError("--swim-loss: fractions in [0, 0.5), comma-separated")
+        }
+    }
+
+    var swimLosses: [Double]? {
+        let values = swimLoss.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil && (0..<0.5).contains($0!) }) else { return nil }
+        return values.compactMap { $0 }
+    }
+
+    struct Output: Encodable {
+        var spread: [SpreadReport]
+        var swim: [SWIMReport]
     }
 
     func run() async throws {
@@ -330,8 +359,19 @@ struct SimGossip: AsyncParsableCommand {
         let reports = GossipSimulation.run(configuration) { progress in
             if case .running(let what) = progress { Terminal.status("running \(what) on \(nodes) nodes") }
         }
+        var swim: [SWIMReport] = []
+        if swimNodes > 0 {
+            var swimConfiguration = SWIMSimulationConfiguration()
+            swimConfiguration.nodes = swimNodes
+            swimConfiguration.losses = swimLosses ?? []
+            swimConfiguration.crashes = swimCrashes
+            swimConfiguration.seed = seed
+            swim = SWIMSimulation.run(swimConfiguration) {
+                Terminal.status("running \($0) on \(swimNodes) members")
+            }
+        }
         if json {
-            try printJSON(reports)
+            try printJSON(Output(spread: reports, swim: swim))
             return
         }
         func time(_ value: Double?) -> String { value.map { String(format: "%.2f s", $0) } ?? "-" }
@@ -350,6 +390,19 @@ struct SimGossip: AsyncParsableCommand {
             if let control = report.controlPerNodeSecond {
                 print(String(format: "  control RPCs per node per second: %.2f", control))
             }
+        }
+        for report in swim {
+            print(String(format: "SWIM, %d members, %.0f%% loss", report.nodes, report.loss * 100))
+            print(
+                "  crash detected: first member \(time(report.detectionFirst)), every member \(time(report.detectionAll))"
+                    + String(format: " (predicted first %.2f s)", report.predictedDetection))
+            print("  crashes detected by every member: \(report.detected) of \(report.crashes)")
+            print(
+                "  live members declared failed: \(report.falseFailures)"
+                    + String(format: " (%.4f per member-hour)", report.falsePositivesPerMemberHour)
+                    + ", wrong suspicions refuted: \(report.refutations)"
+                    + String(format: " (seen %.1f times per member)", report.falseSuspicionsPerMember))
+            print(String(format: "  packets per member per second: %.2f", report.packetsPerMemberSecond))
         }
         let wall = ContinuousClock.now - started
         print("wall \(wall.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")

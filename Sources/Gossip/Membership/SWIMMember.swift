@@ -115,6 +115,7 @@ public struct SWIMMember: Sendable {
     var nextProbe: Duration
     var nextGossip: Duration
     var nextPushPull: Duration
+    var nextReap: Duration
     /// The largest Lamport time seen in serf's intents, so our leave intent is newer.
     var serfClock: UInt64 = 0
 
@@ -173,6 +174,7 @@ public struct SWIMMember: Sendable {
         nextProbe = now + configuration.probeInterval
         nextGossip = now + configuration.gossipInterval
         nextPushPull = now + configuration.pushPullInterval
+        nextReap = now + .seconds(1)
         let me = MemberRecord(
             name: configuration.name, endpoint: configuration.advertise, meta: configuration.meta,
             incarnation: incarnation,
@@ -261,9 +263,10 @@ public struct SWIMMember: Sendable {
                 ]),
                 to: &intent)
             broadcasts.enqueue(key: "serf-intent/\(me)", message: intent)
+            // The intent goes out first, as serf sends it before memberlist's leave.
+            actions += gossip(now: now)
         }
         deadNode(MemberAccusation(incarnation: incarnation, node: me, from: me), now: now, actions: &actions)
-        actions += gossip(now: now)
         return actions
     }
 
@@ -533,10 +536,13 @@ public struct SWIMMember: Sendable {
         }
         if now >= nextPushPull && !leaving {
             nextPushPull = now + configuration.pushPullInterval
+            nextReap = now + .seconds(1)
             if let partner = randomMembers(1, where: { $0.state == .alive }).first {
                 actions.append(.pushPull(to: partner.endpoint, join: false))
             }
         }
+        guard now >= nextReap else { return actions }
+        nextReap = now + .seconds(1)
         for (name, record) in members where name != me && (record.state == .dead || record.state == .left) {
             if now - record.stateChange > configuration.keepDeparted {
                 members[name] = nil
@@ -545,6 +551,22 @@ public struct SWIMMember: Sendable {
             }
         }
         return actions
+    }
+
+    /// When ``tick(now:)`` next has work: the driver (or the simulator) wakes the member then.
+    public var nextDeadline: Duration {
+        var next = min(nextGossip, nextReap)
+        if !leaving { next = min(next, nextProbe, nextPushPull) }
+        if let probe {
+            if !probe.acked && !probe.indirectSent { next = min(next, probe.timeoutAt) }
+            next = min(next, probe.deadline)
+        }
+        for suspicion in suspicions.values { next = min(next, suspicion.deadline) }
+        for relay in relays.values {
+            if relay.wantsNack { next = min(next, relay.nackAt) }
+            next = min(next, relay.expiresAt)
+        }
+        return next
     }
 
     /// The next probe target, round robin over a shuffled order, skipping departed members.
