@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "Blockchain",
             dependencies: [
-                "CNettle", "COpenSSLSHA", "Multiformats", "PeerCrypto", "PeerNet",
+                "CNettle", "COpenSSLSHA", "Multiformats", "PeerCrypto", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),

@@ -39,6 +39,13 @@ let package = Package(
             dependencies: ["FuzzSupport", .product(name: "EDonkey", package: "PeerStack")]
         ),
         .executableTarget(
+            name: "FuzzMemberlist",
+            dependencies: [
+                "FuzzSupport", .product(name: "Gossip", package: "PeerStack"),
+                .product(name: "PeerNet", package: "PeerStack"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzGossip",
             dependencies: ["FuzzSupport", .product(name: "Gossip", package: "PeerStack")]
         ),

@@ -60,8 +60,9 @@ public struct SimulatedNetwork<Message: Sendable>: Sendable {
     public var nodeCount: Int { accessDelay.count }
     public var pending: Int { queue.count }
 
-    /// Sends `message` from one node to another: delivered after the link's latency, unless lost.
-    public mutating func send(_ message: Message, from: Int, to: Int) {
+    /// Sends `message` from one node to another: delivered after `after` plus the link's
+    /// latency, unless lost.
+    public mutating func send(_ message: Message, from: Int, to: Int, after: Duration = .zero) {
         guard accessDelay.indices.contains(to) else { return }
         if links.loss > 0 && random.unit() < links.loss {
             lost += 1
@@ -69,7 +70,8 @@ public struct SimulatedNetwork<Message: Sendable>: Sendable {
         }
         let milliseconds = accessDelay[from] + accessDelay[to] + random.unit() * links.jitter
         schedule(
-            .packet(from: from, message: message), at: now + .microseconds(Int64(milliseconds * 1_000)),
+            .packet(from: from, message: message),
+            at: now + after + .microseconds(Int64(milliseconds * 1_000)),
             node: to)
     }
 

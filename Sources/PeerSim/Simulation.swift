@@ -15,7 +15,7 @@ public protocol SimulatedNode {
 public struct SimulationContext<Message: Sendable> {
     public let node: Int
     public let now: Duration
-    var outbox: [(to: Int, message: Message)] = []
+    var outbox: [(to: Int, message: Message, after: Duration)] = []
     var wakeAt: Duration?
 
     init(node: Int, now: Duration) {
@@ -23,8 +23,11 @@ public struct SimulationContext<Message: Sendable> {
         self.now = now
     }
 
-    /// Sends `message` to node `to` over the simulated link.
-    public mutating func send(_ message: Message, to: Int) { outbox.append((to, message)) }
+    /// Sends `message` to node `to` over the simulated link, leaving `after` from now (the
+    /// sender's own queueing or transmission time, which the node models; zero by default).
+    public mutating func send(_ message: Message, to: Int, after: Duration = .zero) {
+        outbox.append((to, message, after))
+    }
 
     /// Asks to be woken at `time` (the earliest request of the event counts).
     public mutating func wake(at time: Duration) { wakeAt = min(wakeAt ?? time, time) }
@@ -115,7 +118,9 @@ public struct Simulation<Node: SimulatedNode>: Sendable where Node: Sendable {
     }
 
     private mutating func apply(_ context: SimulationContext<Node.Message>) {
-        for (to, message) in context.outbox { network.send(message, from: context.node, to: to) }
+        for (to, message, after) in context.outbox {
+            network.send(message, from: context.node, to: to, after: after)
+        }
         if let asked = context.wakeAt, alive[context.node] {
             let time = max(asked, network.now)
             guard timerAt[context.node].map({ time < $0 }) ?? true else { return }

@@ -73,3 +73,32 @@ struct SimulationTests {
         #expect(lossy.network.lost > 0)
     }
 }
+
+/// A node that answers each message once, after a delay of its own (a transmission time).
+struct DelayedEcho: SimulatedNode, Sendable {
+    var heardAt: Duration?
+
+    mutating func receive(_ message: String, from: Int, context: inout SimulationContext<String>) {
+        heardAt = context.now
+        if message == "ping" { context.send("pong", to: from, after: .seconds(2)) }
+    }
+
+    mutating func wake(context: inout SimulationContext<String>) {}
+}
+
+@Suite("PeerSim: send delays")
+struct SendDelayTests {
+    @Test("a send's own delay adds to the link latency")
+    func delayed() throws {
+        var simulation = Simulation<DelayedEcho>(links: LinkModel(), seed: 2)
+        simulation.add(DelayedEcho())
+        simulation.add(DelayedEcho())
+        simulation.act(on: 0) { _, context in context.send("ping", to: 1) }
+        simulation.run(until: .seconds(10))
+        let ping = try #require(simulation.nodes[1].heardAt)
+        let pong = try #require(simulation.nodes[0].heardAt)
+        // Latency at most 210 ms each way, plus the two seconds the answer waited.
+        #expect(pong - ping >= .seconds(2))
+        #expect(pong - ping <= .milliseconds(2_210))
+    }
+}
