@@ -43,7 +43,8 @@ struct PeerStackCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             TorrentCommand.self, TrackerCommand.self, DHTCommand.self, IPFSCommand.self, P2PCommand.self,
-            ChainCommand.self, GnutellaCommand.self, ED2KCommand.self, PubSubCommand.self, MembersCommand.self,
+            ChainCommand.self, GnutellaCommand.self, ED2KCommand.self, PubSubCommand.self,
+            MembersCommand.self,
             SimCommand.self,
             SwarmCommand.self,
         ]

@@ -11,7 +11,9 @@ struct RelaySimulationTests {
         return try RelaySimulation.run(configuration)
     }
 
-    @Test("a transaction and a block reach every node by inv/getdata; the block's size slows it; more upload speeds it")
+    @Test(
+        "a transaction and a block reach every node by inv/getdata; the block's size slows it; more upload speeds it"
+    )
     func relay() throws {
         let slow = try Self.run(nodes: 60, upload: 125_000)
         #expect(slow.transaction.reach == 1)

@@ -42,7 +42,7 @@ struct MemberlistCodecTests {
         #expect(first.versions == [1, 5, 2, 2, 5, 5])
         // Re-encoded, each is serf's bytes again (field order and shortest forms alike).
         let packet = try Self.packet("crc-compound-alive-alive")
-        let reframed = MemberlistFraming(compression: false, checksum: true)
+        let reframed = try MemberlistFraming(compression: false, checksum: true)
             .packet(messages.map { MemberlistCodec.encode($0) })
         #expect(reframed == packet)
     }
@@ -135,7 +135,7 @@ struct MemberlistCodecTests {
         ])
         let other = try MemberlistKeyring(keys: [Array(repeating: 1, count: 16)])
         let framing = MemberlistFraming(compression: true, checksum: true, keyring: keyring)
-        let packet = framing.packet([MemberlistCodec.encode(alive), MemberlistCodec.encode(ping)])
+        let packet = try framing.packet([MemberlistCodec.encode(alive), MemberlistCodec.encode(ping)])
         #expect(try framing.messages(inPacket: packet).map { try $0.get() } == [alive, ping])
         // A member holding only the second key cannot open what the first key sealed.
         #expect(throws: MemberlistError.self) {
@@ -149,7 +149,7 @@ struct MemberlistCodecTests {
                         name: "n", address: [10, 0, 0, 1], port: 1, meta: [1], incarnation: 2,
                         state: .suspect, versions: [1, 5, 2, 0, 0, 0])
                 ], userState: [2, 3]))
-        let stream = framing.stream(MemberlistCodec.encode(push))
+        let stream = try framing.stream(MemberlistCodec.encode(push))
         #expect(try framing.streamMessage(stream) == .message(push, consumed: stream.count))
         #expect(try framing.streamMessage(Array(stream.prefix(20))) == .needMore)
         // Unencrypted framing refuses nothing it wrote itself, and LZW round-trips long input.
@@ -162,7 +162,8 @@ struct MemberlistCodecTests {
     @Test("hostile bytes: typed errors, no traps; bombs and counts bounded")
     func hostile() {
         let framing = MemberlistFraming()
-        #expect(throws: MemberlistError.self) { try framing.messages(inPacket: [12, 0, 0, 0, 0, 0]) }  // bad CRC
+        // A bad CRC.
+        #expect(throws: MemberlistError.self) { try framing.messages(inPacket: [12, 0, 0, 0, 0, 0]) }
         #expect(throws: MemberlistError.self) { try framing.messages(inPacket: [99]) }
         // A compound announcing 255 parts in 3 bytes.
         #expect(throws: MemberlistError.self) { try framing.messages(inPacket: [7, 255, 0]) }

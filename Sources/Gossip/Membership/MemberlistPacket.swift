@@ -27,10 +27,12 @@ public struct MemberlistKeyring: Sendable {
 
     /// Encryption version 1 (no padding; memberlist protocol 2 and later, what serf sends):
     /// version byte, 12-byte random nonce, ciphertext and tag; `data` is authenticated.
-    public func encrypt(_ message: [UInt8], authenticating data: [UInt8]) -> [UInt8] {
+    public func encrypt(_ message: [UInt8], authenticating data: [UInt8]) throws(MemberlistError) -> [UInt8] {
         let nonce = AES.GCM.Nonce()
-        // Sealing with a valid key and nonce cannot fail.
-        let sealed = try! AES.GCM.seal(message, using: keys[0], nonce: nonce, authenticating: data)
+        guard let sealed = try? AES.GCM.seal(message, using: keys[0], nonce: nonce, authenticating: data)
+        else {
+            throw .decryption("AES-GCM refused to seal")
+        }
         var out: [UInt8] = [1]
         out.append(contentsOf: nonce)
         out.append(contentsOf: sealed.ciphertext)
@@ -88,7 +90,9 @@ public struct MemberlistFraming: Sendable {
 
     /// One packet from messages: a compound when there are several (at most 255, each under
     /// 64 KiB), then compression, CRC and encryption as configured. `checksum` is per receiver.
-    public func packet(_ messages: [[UInt8]], checksum withCRC: Bool? = nil) -> [UInt8] {
+    public func packet(_ messages: [[UInt8]], checksum withCRC: Bool? = nil) throws(MemberlistError)
+        -> [UInt8]
+    {
         var body = messages.count == 1 ? messages[0] : Self.compound(messages)
         if compression {
             let compressed = Self.compress(body)
@@ -103,7 +107,7 @@ public struct MemberlistFraming: Sendable {
             framed.append(contentsOf: body)
             body = framed
         }
-        if let keyring { body = keyring.encrypt(body, authenticating: []) }
+        if let keyring { body = try keyring.encrypt(body, authenticating: []) }
         return body
     }
 
@@ -317,7 +321,7 @@ public struct MemberlistFraming: Sendable {
     }
 
     /// A stream message as this member writes it: compressed and encrypted as configured.
-    public func stream(_ message: [UInt8]) -> [UInt8] {
+    public func stream(_ message: [UInt8]) throws(MemberlistError) -> [UInt8] {
         var body = message
         if compression { body = Self.compress(body) }
         guard let keyring else { return body }
@@ -327,7 +331,7 @@ public struct MemberlistFraming: Sendable {
             UInt8(sealedLength >> 24 & 0xFF), UInt8(sealedLength >> 16 & 0xFF),
             UInt8(sealedLength >> 8 & 0xFF), UInt8(sealedLength & 0xFF),
         ])
-        return header + keyring.encrypt(body, authenticating: header)
+        return header + (try keyring.encrypt(body, authenticating: header))
     }
 }
 

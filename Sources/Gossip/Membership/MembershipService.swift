@@ -138,7 +138,7 @@ public actor MembershipService {
         for action in actions {
             switch action {
             case .send(let messages, let to, let checksum):
-                let packet = options.framing.packet(messages, checksum: checksum)
+                guard let packet = try? options.framing.packet(messages, checksum: checksum) else { continue }
                 let envelope = AddressedEnvelope(
                     remoteAddress: to.socketAddress, data: udp.allocator.buffer(bytes: packet))
                 udp.writeAndFlush(envelope, promise: nil)
@@ -157,14 +157,20 @@ public actor MembershipService {
         case .pushPull(let remote):
             let observer = remote.nodes.isEmpty
             let reply = member.localState(join: remote.join, forObserver: observer, now: now)
-            let bytes = options.framing.stream(MemberlistCodec.encode(.pushPull(reply)))
+            guard let bytes = try? options.framing.stream(MemberlistCodec.encode(.pushPull(reply))) else {
+                channel.close(promise: nil)
+                return
+            }
             channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).whenComplete { _ in
                 channel.close(promise: nil)
             }
             if !observer { perform(member.merge(remote, now: now)) }
         case .ping(let ping):
             if let ack = member.streamAck(for: ping) {
-                let bytes = options.framing.stream(MemberlistCodec.encode(ack))
+                guard let bytes = try? options.framing.stream(MemberlistCodec.encode(ack)) else {
+                    channel.close(promise: nil)
+                    return
+                }
                 channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).whenComplete { _ in
                     channel.close(promise: nil)
                 }
@@ -195,7 +201,7 @@ public actor MembershipService {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: Duration = .seconds(10)
     ) async -> PushPull? {
         let promise = group.next().makePromise(of: MemberlistMessage.self)
-        let bytes = framing.stream(MemberlistCodec.encode(.pushPull(state)))
+        guard let bytes = try? framing.stream(MemberlistCodec.encode(.pushPull(state))) else { return nil }
         let seconds = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
         var limits = ConnectionLimits(handshakeTimeout: seconds, idleTimeout: seconds)
         limits.maxQueuedBytes = framing.limits.streamSize + 1024
