@@ -201,12 +201,26 @@ struct SWIMTests {
         }
         _ = member.receive(flood, from: SWIMSimulation.endpoint(9), now: .zero)
         #expect(member.view.count == 50)
+        // Once invented members are found dead, a real newcomer takes the longest-dead one's place.
+        for index in 0..<10 {
+            _ = member.receive(
+                [.dead(MemberAccusation(incarnation: 1, node: "n\(index)", from: "x"))],
+                from: SWIMSimulation.endpoint(9), now: .seconds(Double(index + 1)))
+        }
+        let newcomer = MemberAlive(
+            incarnation: 1, node: "real", address: SWIMSimulation.endpoint(4000).ip.bytes, port: 7946,
+            meta: [],
+            versions: [1, 5, 2, 2, 5, 5])
+        _ = member.receive([.alive(newcomer)], from: SWIMSimulation.endpoint(4000), now: .seconds(20))
+        #expect(member.view.count == 50)
+        #expect(member.view.contains { $0.name == "real" })
+        #expect(!member.view.contains { $0.name == "n0" })
         // A live member's name with another address is refused (memberlist's conflict rule).
         let claim = MemberAlive(
-            incarnation: 9, node: "n0", address: SWIMSimulation.endpoint(999).ip.bytes, port: 7946, meta: [],
+            incarnation: 9, node: "n20", address: SWIMSimulation.endpoint(999).ip.bytes, port: 7946, meta: [],
             versions: [])
         _ = member.receive([.alive(claim)], from: SWIMSimulation.endpoint(999), now: .zero)
-        #expect(member.view.first { $0.name == "n0" }?.endpoint == SWIMSimulation.endpoint(1))
+        #expect(member.view.first { $0.name == "n20" }?.endpoint == SWIMSimulation.endpoint(21))
         // A ping for another name is not answered.
         #expect(
             member.receive(

@@ -368,7 +368,17 @@ public struct SWIMMember: Sendable {
                 addressChanged = true
             }
         } else {
-            guard members.count < configuration.maxMembers else { return }
+            // At the cap, the longest-departed member makes room; with none departed, news of
+            // one more member is dropped (a flood of invented names cannot crowd out the live).
+            if members.count >= configuration.maxMembers {
+                guard
+                    let oldest = members.values.filter({
+                        $0.name != me && ($0.state == .dead || $0.state == .left)
+                    })
+                    .min(by: { $0.stateChange < $1.stateChange })
+                else { return }
+                forget(oldest)
+            }
             // New members start dead, so that the update below reports a join.
             record = MemberRecord(
                 name: alive.node, endpoint: endpoint, meta: alive.meta, incarnation: 0, state: .dead,
@@ -544,13 +554,16 @@ public struct SWIMMember: Sendable {
         guard now >= nextReap else { return actions }
         nextReap = now + .seconds(1)
         for (name, record) in members where name != me && (record.state == .dead || record.state == .left) {
-            if now - record.stateChange > configuration.keepDeparted {
-                members[name] = nil
-                endpoints[record.endpoint] = nil
-                probeOrder.removeAll { $0 == name }
-            }
+            if now - record.stateChange > configuration.keepDeparted { forget(record) }
         }
         return actions
+    }
+
+    mutating func forget(_ record: MemberRecord) {
+        members[record.name] = nil
+        suspicions[record.name] = nil
+        if endpoints[record.endpoint] == record.name { endpoints[record.endpoint] = nil }
+        probeOrder.removeAll { $0 == record.name }
     }
 
     /// When ``tick(now:)`` next has work: the driver (or the simulator) wakes the member then.
