@@ -144,6 +144,16 @@ public actor MembershipService {
                 udp.writeAndFlush(envelope, promise: nil)
             case .pushPull(let to, let join):
                 Task { await self.pushPull(with: to, join: join) }
+            case .streamPing(let ping, let to, let deadline):
+                let timeout = max(.milliseconds(10), deadline - now)
+                Task {
+                    guard
+                        let answer = await Self.request(
+                            .ping(ping), to: to, framing: options.framing, group: group, timeout: timeout),
+                        case .ack(let sequence, _) = answer, sequence == ping.sequence
+                    else { return }
+                    await self.fallbackAcked(answer, from: to)
+                }
             case .event(let event):
                 eventSink.yield(event)
             }
@@ -194,15 +204,35 @@ public actor MembershipService {
         return true
     }
 
+    func fallbackAcked(_ ack: MemberlistMessage, from: Endpoint) {
+        perform(member.receive([ack], from: from, now: now))
+    }
+
     /// One push-pull as a client: send `state`, read the answer. Also what `members list` uses
     /// (with no members: an observer's request).
     public static func exchange(
         _ state: PushPull, with endpoint: Endpoint, framing: MemberlistFraming,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: Duration = .seconds(10)
     ) async -> PushPull? {
+        guard
+            case .pushPull(let remote)? = await request(
+                .pushPull(state), to: endpoint, framing: framing, group: group, timeout: timeout)
+        else { return nil }
+        return remote
+    }
+
+    /// One request over a fresh TCP stream (a push-pull or a ping) and the message that answers
+    /// it, or nil on any failure or past `timeout`.
+    static func request(
+        _ message: MemberlistMessage, to endpoint: Endpoint, framing: MemberlistFraming,
+        group: any EventLoopGroup,
+        timeout: Duration
+    ) async -> MemberlistMessage? {
         let promise = group.next().makePromise(of: MemberlistMessage.self)
-        guard let bytes = try? framing.stream(MemberlistCodec.encode(.pushPull(state))) else { return nil }
-        let seconds = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        guard let bytes = try? framing.stream(MemberlistCodec.encode(message)) else { return nil }
+        let seconds = TimeAmount.nanoseconds(
+            Int64(timeout.components.seconds) * 1_000_000_000
+                + Int64(timeout.components.attoseconds / 1_000_000_000))
         var limits = ConnectionLimits(handshakeTimeout: seconds, idleTimeout: seconds)
         limits.maxQueuedBytes = framing.limits.streamSize + 1024
         do {
@@ -220,8 +250,7 @@ public actor MembershipService {
             try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
             let answer = try await promise.futureResult.get()
             channel.close(promise: nil)
-            if case .pushPull(let remote) = answer { return remote }
-            return nil
+            return answer
         } catch {
             promise.fail(error)
             return nil

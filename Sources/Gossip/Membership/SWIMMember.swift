@@ -38,6 +38,9 @@ public struct SWIMConfiguration: Sendable, Hashable {
     public var keepDeparted: Duration = .seconds(24 * 3600)
     /// Send serf's leave intent before our own `dead`, so serf shows "left", not "failed".
     public var serfLeaveIntent = true
+    /// Probe over TCP too when UDP goes unanswered (memberlist's fallback, for members of
+    /// protocol 3 and later): a member whose UDP is blocked is not declared failed.
+    public var tcpFallback = true
 
     public init(name: String, advertise: Endpoint) {
         self.name = name
@@ -74,6 +77,9 @@ public enum SWIMAction: Sendable, Hashable {
     case send([[UInt8]], to: Endpoint, checksum: Bool)
     /// A TCP push-pull with `to`: send ``SWIMMember/localState(join:for:)``, merge the answer.
     case pushPull(to: Endpoint, join: Bool)
+    /// memberlist's fallback probe: send `ping` over TCP to `to` and, if its ack arrives before
+    /// `deadline`, hand the ack back through ``SWIMMember/receive(_:from:now:)``.
+    case streamPing(MemberPing, to: Endpoint, deadline: Duration)
     case event(MembershipEvent)
 }
 
@@ -616,6 +622,12 @@ public struct SWIMMember: Sendable {
 
     mutating func indirectProbe(now: Duration, actions: inout [SWIMAction]) {
         guard let current = probe, let target = members[current.target] else { return }
+        if configuration.tcpFallback && target.versions.count >= 2 && target.versions[1] >= 3 {
+            let ping = MemberPing(
+                sequence: current.sequence, node: target.name, source: configuration.advertise, sourceNode: me
+            )
+            actions.append(.streamPing(ping, to: target.endpoint, deadline: current.deadline))
+        }
         let helpers = randomMembers(configuration.indirectChecks) {
             $0.name != current.target && $0.state == .alive
         }

@@ -123,7 +123,8 @@ public enum SWIMSimulation {
                     failedAt[record.name] = nil
                 case .event(.suspected(let record)):
                     suspectedAt[record.name, default: []].append(context.now)
-                case .event(.updated):
+                case .event(.updated), .streamPing:
+                    // The simulated network carries datagrams only: no TCP fallback.
                     break
                 }
             }
