@@ -71,6 +71,7 @@ let package = Package(
         .target(
             name: "PeerNet",
             dependencies: [
+                "CZlib",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -96,7 +97,7 @@ let package = Package(
         .target(
             name: "Gossip",
             dependencies: [
-                "CZlib", "Libp2p", "Multiformats", "PeerCrypto", "PeerNet", "PeerSim",
+                "Libp2p", "Multiformats", "PeerCrypto", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -155,7 +156,7 @@ let package = Package(
         .target(
             name: "EDonkey",
             dependencies: [
-                "CNettle", "CZlib", "Multiformats", "PeerNet",
+                "CNettle", "Multiformats", "PeerNet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -165,7 +166,7 @@ let package = Package(
         .target(
             name: "Gnutella",
             dependencies: [
-                "CZlib", "Multiformats", "PeerNet", "PeerSim",
+                "Multiformats", "PeerNet", "PeerSim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Gnutella
+import PeerNet
 import Testing
 
 @Suite("Query Routing Protocol")
@@ -81,7 +82,7 @@ struct QueryRoutingTests {
             try RouteTableUpdate(parsing: [0, 0, 0, 0, 0x40, 7])  // 2^30 slots
         }
         // A compressed patch inflating past the table is a deflate bomb: refused.
-        let bomb = Deflate.compress([UInt8](repeating: 0, count: 1 << 20))
+        let bomb = Zlib.compress([UInt8](repeating: 0, count: 1 << 20))
         try receiver.apply(.reset(tableLength: 1_024, infinity: 7))
         #expect(throws: GnutellaError.self) {
             try receiver.apply(.patch(sequence: 1, count: 1, compressor: 1, entryBits: 4, data: bomb))

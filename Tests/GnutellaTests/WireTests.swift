@@ -147,7 +147,7 @@ struct DescriptorTests {
             }
             _ = try? HandshakeMessage.parse(Array("GNUTELLA/0.6 200 OK\r\n".utf8) + bytes + [13, 10, 13, 10])
             _ = try? COBS.decode(bytes)
-            _ = try? Deflate.decompress(bytes, limit: 1 << 16)
+            _ = try? Zlib.decompress(bytes, limit: 1 << 16)
         }
     }
 }

@@ -1,5 +1,5 @@
-import CZlib
 import NIOCore
+import PeerNet
 
 /// What was wrong with bytes from an eDonkey peer or server, and where.
 public enum EDonkeyError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -128,58 +128,21 @@ public struct EDonkeyPacket: Sendable, Equatable {
     }
 
     static func deflate(_ bytes: [UInt8]) -> [UInt8]? {
-        var length = compressBound(UInt(bytes.count))
-        var out = [UInt8](repeating: 0, count: Int(length))
-        let status = out.withUnsafeMutableBufferPointer { target in
-            bytes.withUnsafeBufferPointer { source in
-                compress2(
-                    target.baseAddress, &length, source.baseAddress, UInt(source.count), Z_BEST_COMPRESSION)
-            }
-        }
-        guard status == Z_OK else { return nil }
-        return Array(out[0..<Int(length)])
+        Zlib.compress(bytes, level: Zlib.bestCompression)
     }
 
     /// Inflates at most `limit` bytes of zlib data.
     static func inflate(_ bytes: [UInt8], limit: Int) throws(EDonkeyError) -> [UInt8] {
-        var stream = z_stream()
-        guard inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw .compression("could not start")
-        }
-        defer { inflateEnd(&stream) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var input = bytes
-        var failure: EDonkeyError?
-        input.withUnsafeMutableBufferPointer { source in
-            stream.next_in = source.baseAddress
-            stream.avail_in = UInt32(source.count)
-            while true {
-                var status: Int32 = Z_OK
-                let produced = chunk.withUnsafeMutableBufferPointer { target -> Int in
-                    stream.next_out = target.baseAddress
-                    stream.avail_out = UInt32(target.count)
-                    status = CZlib.inflate(&stream, Z_NO_FLUSH)
-                    return target.count - Int(stream.avail_out)
-                }
-                guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
-                    failure = .compression("bad data (\(status))")
-                    return
-                }
-                guard out.count + produced <= limit else {
-                    failure = .tooLarge(field: "unpacked payload", size: out.count + produced, limit: limit)
-                    return
-                }
-                out += chunk[0..<produced]
-                if status == Z_STREAM_END { return }
-                if produced == 0 {
-                    failure = .compression("the stream ends early")
-                    return
-                }
+        do {
+            return try Zlib.decompress(bytes, limit: limit)
+        } catch {
+            switch error {
+            case .tooLarge(let size, let limit):
+                throw .tooLarge(field: "unpacked payload", size: size, limit: limit)
+            case .truncated: throw .compression("the stream ends early")
+            default: throw .compression("bad data (\(error))")
             }
         }
-        if let failure { throw failure }
-        return out
     }
 }
 

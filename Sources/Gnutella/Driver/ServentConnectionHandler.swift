@@ -133,7 +133,12 @@ final class ServentConnectionHandler: ChannelInboundHandler, RemovableChannelHan
                 drain()
             }
         case .open(let id):
-            let plain = try inflater?.inflate(bytes, limit: 4 << 20) ?? bytes
+            let plain: [UInt8]
+            do {
+                plain = try inflater?.inflate(bytes, limit: 4 << 20) ?? bytes
+            } catch {
+                throw GnutellaError(error)
+            }
             framer.append(plain)
             while let descriptor = try framer.next() {
                 guard admit(descriptor) else { continue }

@@ -1,6 +1,6 @@
-import CZlib
 import Crypto
 import Foundation
+import PeerNet
 
 /// The keys of memberlist's optional encryption (serf's `-encrypt`, Consul's gossip key):
 /// AES-GCM with 16-, 24- or 32-byte keys. The first key encrypts; every key is tried to decrypt,
@@ -100,7 +100,7 @@ public struct MemberlistFraming: Sendable {
         }
         if withCRC ?? checksum {
             var framed: [UInt8] = [MemberlistMessageType.hasCRC.rawValue]
-            let crc = CRC32.checksum(body)
+            let crc = Zlib.crc32(body)
             framed.append(contentsOf: [
                 UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF),
             ])
@@ -145,7 +145,7 @@ public struct MemberlistFraming: Sendable {
         if body.count >= 5, body[0] == MemberlistMessageType.hasCRC.rawValue {
             let expected =
                 UInt32(body[1]) << 24 | UInt32(body[2]) << 16 | UInt32(body[3]) << 8 | UInt32(body[4])
-            let computed = CRC32.checksum(body[5...])
+            let computed = Zlib.crc32(body[5...])
             guard expected == computed else { throw .badCRC(expected: expected, computed: computed) }
             body = Array(body[5...])
         }
@@ -332,15 +332,5 @@ public struct MemberlistFraming: Sendable {
             UInt8(sealedLength >> 8 & 0xFF), UInt8(sealedLength & 0xFF),
         ])
         return header + (try keyring.encrypt(body, authenticating: header))
-    }
-}
-
-/// CRC-32 (IEEE) from zlib, as Go's `crc32.ChecksumIEEE` (memberlist's packet checksum).
-enum CRC32 {
-    static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
-        let array = Array(bytes)
-        return array.withUnsafeBufferPointer { buffer in
-            UInt32(crc32(0, buffer.baseAddress, uInt(buffer.count)))
-        }
     }
 }
