@@ -344,7 +344,7 @@ struct CallbackTests {
             group: group)
         #expect(asker.clientID >= 1 << 24)
         try await asker.requestCallback(from: sharer.clientID)
-        let asked = try #require(await sharer.nextCallback(timeout: .seconds(10)))
+        let asked = try #require(await sharer.nextCallback(timeout: .seconds(30)))
         #expect(asked == Endpoint(ip: [127, 0, 0, 1], port: try #require(listener.localAddress?.port)))
         uploader.callBack(to: asked)
         var hello: ClientMessage?

@@ -191,7 +191,7 @@ struct HostileTests {
         let channel = try await ClientBootstrap(group: loop).connect(
             to: try address.tcpEndpoint().socketAddress
         ).get()
-        try await withDeadline(.seconds(10)) { try await channel.closeFuture.get() }
+        try await withDeadline(.seconds(30)) { try await channel.closeFuture.get() }
     }
 }
 

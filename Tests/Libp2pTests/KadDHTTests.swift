@@ -13,7 +13,7 @@ struct KadDHTTests {
         let host = Libp2pHost(identity: try PrivateKey.generate(.ed25519), group: group)
         var configuration = KadDHT.Configuration()
         configuration.node.server = server
-        configuration.requestTimeout = .seconds(5)
+        configuration.requestTimeout = .seconds(30)
         let dht = KadDHT(host: host, configuration: configuration)
         await dht.start()
         try await host.listen(try Multiaddr("/ip4/127.0.0.1/tcp/0"))
