@@ -298,7 +298,7 @@ struct AMuleInteropTests {
         let hogs = (0..<4).compactMap { _ in Self.slotHog(uploaderAddress, file: entry) }
         #expect(hogs.count == 4)
         defer { hogs.forEach { close($0) } }
-        _ = try Self.amulecmd(namespace, "add \(entry.link)")
+        try await Self.addDownload(namespace, link: "\(entry.link)", hash: entry.hash)
         let landed = home.appendingPathComponent("incoming").appendingPathComponent(entry.name)
         do {
             try await Self.until(120, "aMule's finished download") {
@@ -506,6 +506,22 @@ struct AMuleInteropTests {
             return nil
         }
         return fd
+    }
+
+    /// Adds `link` to amuled's downloads and waits until `show dl` lists it: an `add` sent just
+    /// after amuled connected to its server was sometimes dropped without a log line (1 run in
+    /// ~10), so it is sent again, at most three times.
+    static func addDownload(_ namespace: Namespace, link: String, hash: [UInt8]) async throws {
+        let hex = hash.map { String(format: "%02X", $0) }.joined()
+        for _ in 0..<3 {
+            _ = try amulecmd(namespace, "add \(link)")
+            do {
+                return try await until(10, "the download in amuled's list") {
+                    try amulecmd(namespace, "show dl").uppercased().contains(hex)
+                }
+            } catch {}
+        }
+        throw Interop.Failure(description: "amuled did not take the link \(link)")
     }
 
     static func until(_ seconds: Double, _ what: String, _ condition: () async throws -> Bool) async throws {
