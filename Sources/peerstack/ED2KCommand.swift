@@ -62,7 +62,7 @@ struct ED2KHash: AsyncParsableCommand {
                 print(link)
                 if parts {
                     for (index, part) in result.parts.enumerated() {
-                        print("  part \(index): \(part.map { String(format: "%02X", $0) }.joined())")
+                        print("  part \(index): \(upperHex(part))")
                     }
                 }
             } catch {
@@ -114,7 +114,7 @@ struct ED2KServe: AsyncParsableCommand {
                 Terminal.status("\(address) sent UDP 0x\(String(opcode, radix: 16)): \(answers) answers")
             case .sources(let address, let hash, let found):
                 Terminal.status(
-                    "\(address) asked for sources of \(hash.map { String(format: "%02X", $0) }.joined()): \(found)"
+                    "\(address) asked for sources of \(upperHex(hash)): \(found)"
                 )
             case .disconnected(let address, let reason): Terminal.status("\(address) left: \(reason)")
             }
@@ -308,7 +308,7 @@ struct ED2KSearch: AsyncParsableCommand {
         for entry in results {
             guard let name = entry.name, let size = entry.size else { continue }
             let result = Result(
-                name: name, size: size, hash: entry.hash.map { String(format: "%02X", $0) }.joined(),
+                name: name, size: size, hash: upperHex(entry.hash),
                 sources: entry.tags.uint(Tag.sources) ?? 0,
                 completeSources: entry.tags.uint(Tag.completeSources) ?? 0,
                 link: ED2KLink.file(name: name, size: size, hash: entry.hash, aich: nil, sources: [])
@@ -393,4 +393,9 @@ struct ED2KGet: AsyncParsableCommand {
         let seconds = bar.finish()
         Terminal.status("\(target) (\(Units.bytes(Int64(size))) in \(Units.duration(seconds)))")
     }
+}
+
+/// Bytes as upper-case hex, as ed2k links and aMule write MD4 hashes.
+private func upperHex(_ bytes: [UInt8]) -> String {
+    String(decoding: Multibase.base16Upper.digits(of: bytes), as: UTF8.self)
 }

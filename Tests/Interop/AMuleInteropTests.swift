@@ -1,5 +1,6 @@
 import EDonkey
 import Foundation
+import Multiformats
 import NIOPosix
 import PeerNet
 import Synchronization
@@ -512,12 +513,12 @@ struct AMuleInteropTests {
     /// after amuled connected to its server was sometimes dropped without a log line (1 run in
     /// ~10), so it is sent again, at most three times.
     static func addDownload(_ namespace: Namespace, link: String, hash: [UInt8]) async throws {
-        let hex = hash.map { String(format: "%02X", $0) }.joined()
+        let hex = String(decoding: Multibase.base16Upper.digits(of: hash), as: UTF8.self)
         for _ in 0..<3 {
             _ = try amulecmd(namespace, "add \(link)")
             do {
                 return try await until(10, "the download in amuled's list") {
-                    try amulecmd(namespace, "show dl").uppercased().contains(hex)
+                    try amulecmd(namespace, "show dl").contains(hex)
                 }
             } catch {}
         }
